@@ -1,0 +1,41 @@
+"""pickllm: route each LLM query to the model that serves its context best, learned online.
+
+>>> from pickllm import Router, LearningAutomaton, Reward
+>>> router = Router(["gpt-4o", "mistral-7b"], policy=LearningAutomaton(0.1), seed=1)
+>>> decision = router.select(context="finance")
+>>> reward = router.feedback(decision, accuracy=1.0, cost=0.002, latency=1.2)
+"""
+
+from pickllm._core import Decision as Decision
+from pickllm._core import __version__ as __version__
+from pickllm.config import LearningAutomaton as LearningAutomaton
+from pickllm.config import Policy as Policy
+from pickllm.config import QLearning as QLearning
+from pickllm.config import Reward as Reward
+from pickllm.errors import ArgumentTypeError as ArgumentTypeError
+from pickllm.errors import ConfigError as ConfigError
+from pickllm.errors import DecisionError as DecisionError
+from pickllm.errors import FeedbackError as FeedbackError
+from pickllm.errors import NoEligibleModelError as NoEligibleModelError
+from pickllm.errors import PickLLMError as PickLLMError
+from pickllm.errors import SnapshotError as SnapshotError
+from pickllm.errors import UnknownModelError as UnknownModelError
+from pickllm.router import Router as Router
+
+__all__ = [
+    "ArgumentTypeError",
+    "ConfigError",
+    "Decision",
+    "DecisionError",
+    "FeedbackError",
+    "LearningAutomaton",
+    "NoEligibleModelError",
+    "PickLLMError",
+    "Policy",
+    "QLearning",
+    "Reward",
+    "Router",
+    "SnapshotError",
+    "UnknownModelError",
+    "__version__",
+]

@@ -1,0 +1,195 @@
+"""Immutable, validated configuration: the reward and the two learning policies.
+
+These are pydantic models, validated once when built; the per-query hot path never touches
+them. The numeric ranges are checked by the Rust core (one definition, shared with snapshot
+loading); pydantic checks types, rejects unknown fields and NaN, and gives a readable ``repr``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from pickllm import _core
+from pickllm.errors import ConfigError
+
+__all__ = ["LearningAutomaton", "Policy", "QLearning", "Reward"]
+
+
+def _describe(owner: str, error: ValidationError) -> str:
+    """One line per problem, naming the field and the value given."""
+    parts = []
+    for problem in error.errors():
+        field = ".".join(str(part) for part in problem["loc"]) or owner
+        parts.append(f"{owner}.{field}: {problem['msg']} (got {problem.get('input')!r})")
+    return "; ".join(parts)
+
+
+class _Config(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True, allow_inf_nan=False)
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as error:
+            raise ConfigError(_describe(type(self).__name__, error)) from None
+
+    def _core_dict(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _check(self, validate: Any, *args: Any) -> None:
+        try:
+            validate(json.dumps(self._core_dict()), *args)
+        except ConfigError as error:
+            raise ConfigError(f"{type(self).__name__}: {error}") from None
+
+
+class Reward(_Config):
+    """How accuracy, cost and latency combine into one reward in [0, 1].
+
+    The default, linear form is
+    ``(accuracy*a - cost*min(c/max_cost, 1) - latency*min(l/max_latency, 1) + cost + latency)
+    / (accuracy + cost + latency)``: weights are relative, ``max_cost`` (USD) and ``max_latency``
+    (seconds) are the points past which a query counts as fully expensive or fully slow.
+
+    ``form="paper"`` uses PickLLM's ``(accuracy*a - cost*c) / (latency*log10(l_ms)/time_scaling)``
+    with its safeguards: latency in milliseconds floored at ``latency_floor_ms``, the numerator
+    clamped at 0, and the result divided by ``max_value`` (by default the largest value possible)
+    and clamped into [0, 1]. See docs/design.md.
+
+    >>> reward = Reward(accuracy=1.0, cost=0.5, latency=0.5, max_cost=0.01, max_latency=10.0)
+    >>> reward.compute(accuracy=1.0, cost=0.0, latency=0.0)
+    1.0
+    >>> reward.compute(accuracy=1.0, cost=0.005, latency=5.0)
+    0.75
+    """
+
+    accuracy: float = 1.0
+    cost: float = 0.5
+    latency: float = 0.5
+    max_cost: float = 0.01
+    max_latency: float = 10.0
+    form: Literal["linear", "paper"] = "linear"
+    time_scaling: float = 1.0
+    latency_floor_ms: float = 10.0
+    max_value: float | None = None
+
+    def model_post_init(self, context: Any, /) -> None:
+        self._check(_core.validate_reward)
+
+    def _core_dict(self) -> dict[str, Any]:
+        form: dict[str, Any] = {"kind": self.form}
+        if self.form == "paper":
+            form |= {
+                "time_scaling": self.time_scaling,
+                "latency_floor_ms": self.latency_floor_ms,
+                "max_value": self.max_value,
+            }
+        weights = ("accuracy", "cost", "latency", "max_cost", "max_latency")
+        return {name: getattr(self, name) for name in weights} | {"form": form}
+
+    @classmethod
+    def _from_core(cls, data: dict[str, Any]) -> Reward:
+        form = dict(data["form"])
+        kind = form.pop("kind")
+        return cls(**{k: v for k, v in data.items() if k != "form"}, form=kind, **form)
+
+    def compute(self, *, accuracy: float, cost: float = 0.0, latency: float = 0.0) -> float:
+        """The reward of one observation (a convenience; routers compute it in the core)."""
+        return _core.compute_reward(json.dumps(self._core_dict()), accuracy, cost, latency)
+
+
+class LearningAutomaton(_Config):
+    """Learning automaton with linear reward-inaction updates.
+
+    After a model earns reward ``r``, its selection probability moves toward 1 by
+    ``learning_rate * r`` and the others shrink in proportion. A context has converged once one
+    model's probability reaches ``threshold``; with ``lock=True`` it then always picks that
+    model and stops learning, with ``lock=False`` it keeps learning.
+
+    >>> LearningAutomaton(0.05)
+    LearningAutomaton(learning_rate=0.05, threshold=0.99, lock=True)
+    """
+
+    kind: Literal["learning_automaton"] = "learning_automaton"
+    learning_rate: float = 0.1
+    threshold: float = 0.99
+    lock: bool = True
+
+    def __init__(
+        self, learning_rate: float = 0.1, threshold: float = 0.99, lock: bool = True
+    ) -> None:
+        super().__init__(learning_rate=learning_rate, threshold=threshold, lock=lock)
+
+    def __repr_args__(self) -> Any:
+        return [(k, v) for k, v in super().__repr_args__() if k != "kind"]
+
+    def model_post_init(self, context: Any, /) -> None:
+        self._check(_core.validate_policy, 0)
+
+    def _core_dict(self) -> dict[str, Any]:
+        return self.model_dump()
+
+
+class QLearning(_Config):
+    """Stateless Q-learning with epsilon-greedy selection.
+
+    ``learning_rate`` is a constant step in (0, 1] or ``"sample_average"`` (step 1/n, so each
+    value is the mean reward of its model). Exploration ``epsilon`` decays by ``epsilon_decay``
+    per applied feedback down to ``epsilon_min``. A context has converged once exploration has
+    reached its floor (or never decays) and the same model has been the unique greedy choice for
+    ``patience`` consecutive feedbacks; ``lock`` then behaves as for the automaton.
+
+    >>> q = QLearning("sample_average", epsilon=0.1, epsilon_decay=1.0, epsilon_min=0.1)
+    >>> q.learning_rate, q.patience, q.lock
+    ('sample_average', 50, True)
+    """
+
+    kind: Literal["q_learning"] = "q_learning"
+    learning_rate: float | Literal["sample_average"] = 0.1
+    epsilon: float = 0.2
+    epsilon_decay: float = 0.99
+    epsilon_min: float = 0.01
+    patience: int = 50
+    lock: bool = True
+
+    def __init__(
+        self,
+        learning_rate: float | Literal["sample_average"] = 0.1,
+        epsilon: float = 0.2,
+        epsilon_decay: float = 0.99,
+        epsilon_min: float = 0.01,
+        patience: int = 50,
+        lock: bool = True,
+    ) -> None:
+        super().__init__(
+            learning_rate=learning_rate,
+            epsilon=epsilon,
+            epsilon_decay=epsilon_decay,
+            epsilon_min=epsilon_min,
+            patience=patience,
+            lock=lock,
+        )
+
+    def __repr_args__(self) -> Any:
+        return [(k, v) for k, v in super().__repr_args__() if k != "kind"]
+
+    def model_post_init(self, context: Any, /) -> None:
+        self._check(_core.validate_policy, 0)
+
+    def _core_dict(self) -> dict[str, Any]:
+        return self.model_dump()
+
+
+#: Either learning policy.
+Policy = LearningAutomaton | QLearning
+
+
+def policy_from_core(data: dict[str, Any]) -> Policy:
+    """Rebuild a policy object from the core's JSON form."""
+    fields = {k: v for k, v in data.items() if k != "kind"}
+    if data["kind"] == "learning_automaton":
+        return LearningAutomaton(**fields)
+    return QLearning(**fields)

@@ -1,0 +1,203 @@
+//! Decisions awaiting feedback, in a ring of `max_pending` slots.
+//!
+//! Decision ids count up from 0, and decision `id` lives in slot `id % max_pending`. A decision
+//! therefore stays redeemable until `max_pending` newer decisions have been issued; then its slot
+//! is reused and it has expired. This bounds memory for decisions that never get feedback with no
+//! timers and no scans, makes every operation O(1), and lets `feedback` tell "already used" from
+//! "expired" exactly: a decision within the window whose slot is empty was used.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{DecisionProblem, Error, Result};
+
+/// A decision as the router recorded it.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pending {
+    pub id: u64,
+    pub context: u32,
+    pub arm: u32,
+    pub probability: f64,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Slot {
+    pending: Pending,
+    live: bool,
+}
+
+/// What a dead slot held is unobservable, so it does not take part in equality.
+impl PartialEq for Slot {
+    fn eq(&self, other: &Self) -> bool {
+        self.live == other.live && (!self.live || self.pending == other.pending)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Ledger {
+    slots: Vec<Slot>,
+    capacity: usize,
+    next_id: u64,
+    live: usize,
+}
+
+impl Ledger {
+    pub fn new(capacity: usize) -> Result<Self> {
+        if capacity == 0 {
+            return Err(Error::parameter("max_pending", capacity, "at least 1"));
+        }
+        Ok(Ledger { slots: Vec::new(), capacity, next_id: 0, live: 0 })
+    }
+
+    fn slot_of(&self, id: u64) -> usize {
+        // The remainder is below `capacity`, a usize.
+        #[allow(clippy::cast_possible_truncation)]
+        let slot = (id % self.capacity as u64) as usize;
+        slot
+    }
+
+    /// Record a new decision and return its id. Expires the decision `capacity` ids older.
+    pub fn issue(&mut self, context: u32, arm: u32, probability: f64) -> u64 {
+        let id = self.next_id;
+        let slot = Slot { pending: Pending { id, context, arm, probability }, live: true };
+        let index = self.slot_of(id);
+        if let Some(old) = self.slots.get_mut(index) {
+            if old.live {
+                self.live -= 1;
+            }
+            *old = slot;
+        } else {
+            self.slots.push(slot);
+        }
+        self.live += 1;
+        self.next_id += 1;
+        id
+    }
+
+    /// The record of a redeemable decision, without consuming it.
+    pub fn get(&self, id: u64) -> Result<Pending> {
+        let problem = if id >= self.next_id {
+            DecisionProblem::NeverIssued
+        } else if self.next_id - id > self.capacity as u64 {
+            DecisionProblem::Expired { max_pending: self.capacity }
+        } else {
+            match self.slots.get(self.slot_of(id)) {
+                Some(slot) if slot.live && slot.pending.id == id => return Ok(slot.pending),
+                _ => DecisionProblem::AlreadyUsed,
+            }
+        };
+        Err(Error::Decision { id, problem })
+    }
+
+    /// Mark a decision as used. Call after `get` succeeded and the feedback was accepted.
+    pub fn consume(&mut self, id: u64) {
+        let index = self.slot_of(id);
+        if let Some(slot) = self.slots.get_mut(index)
+            && slot.live
+            && slot.pending.id == id
+        {
+            slot.live = false;
+            self.live -= 1;
+        }
+    }
+
+    #[must_use]
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    #[must_use]
+    pub fn next_id(&self) -> u64 {
+        self.next_id
+    }
+
+    /// How many decisions are still redeemable.
+    #[must_use]
+    pub fn live(&self) -> usize {
+        self.live
+    }
+
+    /// The redeemable decisions, oldest first.
+    #[must_use]
+    pub fn pending(&self) -> Vec<Pending> {
+        let mut out: Vec<Pending> = self.slots.iter().filter(|s| s.live).map(|s| s.pending).collect();
+        out.sort_by_key(|p| p.id);
+        out
+    }
+
+    /// Rebuild a ledger from a snapshot's parts, checking that they could have come from one.
+    pub fn from_parts(capacity: usize, next_id: u64, pending: &[Pending]) -> Result<Self> {
+        let mut ledger = Ledger::new(capacity).map_err(|e| Error::snapshot(e.to_string()))?;
+        ledger.next_id = next_id;
+        let window_start = next_id.saturating_sub(capacity as u64);
+        // Slots are filled in id order up to min(next_id, capacity); unused ones hold dead records.
+        let filled = usize::try_from(next_id.min(capacity as u64)).map_err(|_| Error::snapshot("next_id too large"))?;
+        let dead = Slot { pending: Pending { id: u64::MAX, context: 0, arm: 0, probability: 0.0 }, live: false };
+        ledger.slots = vec![dead; filled];
+        for p in pending {
+            if p.id >= next_id || p.id < window_start {
+                return Err(Error::snapshot(format!("pending decision {} outside the live window", p.id)));
+            }
+            if !(p.probability > 0.0 && p.probability <= 1.0) {
+                return Err(Error::snapshot(format!("pending decision {} has probability {}", p.id, p.probability)));
+            }
+            let index = ledger.slot_of(p.id);
+            if ledger.slots[index].live {
+                return Err(Error::snapshot(format!("pending decision {} appears twice", p.id)));
+            }
+            ledger.slots[index] = Slot { pending: *p, live: true };
+            ledger.live += 1;
+        }
+        Ok(ledger)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problem(result: Result<Pending>) -> DecisionProblem {
+        match result {
+            Err(Error::Decision { problem, .. }) => problem,
+            other => panic!("expected a decision error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn issue_get_consume() {
+        let mut ledger = Ledger::new(3).unwrap();
+        let a = ledger.issue(0, 1, 0.5);
+        assert_eq!(ledger.get(a).unwrap().arm, 1);
+        ledger.consume(a);
+        assert_eq!(problem(ledger.get(a)), DecisionProblem::AlreadyUsed);
+        assert_eq!(problem(ledger.get(99)), DecisionProblem::NeverIssued);
+        assert_eq!(ledger.live(), 0);
+    }
+
+    #[test]
+    fn old_decisions_expire_and_memory_stays_bounded() {
+        let mut ledger = Ledger::new(3).unwrap();
+        let ids: Vec<u64> = (0..10).map(|i| ledger.issue(0, i, 0.5)).collect();
+        assert_eq!(ledger.live(), 3);
+        assert_eq!(ledger.slots.len(), 3);
+        assert_eq!(problem(ledger.get(ids[6])), DecisionProblem::Expired { max_pending: 3 });
+        for &id in &ids[7..] {
+            assert!(ledger.get(id).is_ok());
+        }
+        assert_eq!(ledger.pending().iter().map(|p| p.id).collect::<Vec<_>>(), vec![7, 8, 9]);
+    }
+
+    #[test]
+    fn round_trip_through_parts() {
+        let mut ledger = Ledger::new(4).unwrap();
+        for i in 0..6 {
+            ledger.issue(i, 0, 0.25);
+        }
+        ledger.consume(3);
+        let rebuilt = Ledger::from_parts(4, ledger.next_id(), &ledger.pending()).unwrap();
+        assert_eq!(rebuilt.pending(), ledger.pending());
+        assert_eq!(problem(rebuilt.get(3)), DecisionProblem::AlreadyUsed);
+        assert!(Ledger::from_parts(4, 6, &[Pending { id: 1, context: 0, arm: 0, probability: 0.5 }]).is_err());
+        assert!(Ledger::from_parts(4, 6, &[Pending { id: 5, context: 0, arm: 0, probability: 0.0 }]).is_err());
+    }
+}

@@ -1,0 +1,49 @@
+//! Core errors become the exception classes of `pickllm.errors`, which are defined in Python so
+//! that each can derive from both `PickLLMError` and `ValueError` (or `TypeError`).
+
+use pyo3::exceptions::PyRuntimeError;
+use pyo3::prelude::*;
+use pyo3::types::PyType;
+
+use crate::error::Error;
+
+fn class_of(error: &Error) -> &'static str {
+    match error {
+        Error::InvalidParameter { .. } => "ConfigError",
+        Error::InvalidObservation { .. } => "FeedbackError",
+        Error::UnknownModel(_) => "UnknownModelError",
+        Error::NoEligibleModel => "NoEligibleModelError",
+        Error::Decision { .. } => "DecisionError",
+        Error::Snapshot(_) => "SnapshotError",
+    }
+}
+
+/// An instance of `pickllm.errors.<class>` with `message`. Must not be called while a router
+/// lock is held: importing may run Python code, which may let another thread in.
+pub fn pickllm_error(py: Python<'_>, class: &str, message: String) -> PyErr {
+    let class = py.import("pickllm.errors").and_then(|module| module.getattr(class));
+    match class.and_then(|class| class.cast_into::<PyType>().map_err(PyErr::from)) {
+        Ok(class) => PyErr::from_type(class, message),
+        Err(import_error) => import_error,
+    }
+}
+
+impl From<Error> for PyErr {
+    fn from(error: Error) -> PyErr {
+        Python::attach(|py| pickllm_error(py, class_of(&error), error.to_string()))
+    }
+}
+
+/// A wrong Python type for an argument: `pickllm.errors.ArgumentTypeError`.
+pub fn wrong_type(py: Python<'_>, argument: &str, expected: &str, got: &Bound<'_, PyAny>) -> PyErr {
+    let got = got.get_type().name().map_or_else(|_| "?".to_owned(), |name| name.to_string());
+    pickllm_error(py, "ArgumentTypeError", format!("{argument} must be {expected}, got {got}"))
+}
+
+/// A panic inside the core, caught before it reaches Python.
+pub fn internal(what: &str) -> PyErr {
+    PyRuntimeError::new_err(format!(
+        "internal error in the pickllm core ({what}); please report it. This router refuses further \
+         calls: restore it from a snapshot"
+    ))
+}

@@ -1,0 +1,29 @@
+//! The only code that knows Python: thin wrappers over the core, and error mapping.
+//! Nothing here decides anything; each method converts arguments, locks, delegates, converts.
+
+mod decision;
+mod errors;
+mod functions;
+mod router;
+
+use pyo3::prelude::*;
+
+#[pymodule]
+mod _core {
+    #[pymodule_export]
+    use super::decision::PyDecision;
+    #[pymodule_export]
+    use super::functions::{compute_reward, validate_policy, validate_reward};
+    #[pymodule_export]
+    use super::router::PyRouterCore;
+
+    use super::{Bound, PyModule, PyModuleMethods, PyResult};
+
+    #[pymodule_init]
+    fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
+        m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+        m.add("SNAPSHOT_FORMAT_VERSION", crate::snapshot::FORMAT_VERSION)?;
+        m.add("GENERATOR", crate::rng::GENERATOR)?;
+        Ok(())
+    }
+}

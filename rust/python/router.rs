@@ -1,0 +1,192 @@
+//! `RouterCore`: the core router behind one lock, for `pickllm.Router` to wrap.
+//!
+//! `frozen` plus a `Mutex` so that concurrent calls from threads (or free-threaded Python) never
+//! hit PyO3's runtime borrow check ("Already borrowed"). Single calls do not detach from the
+//! interpreter: they take well under a microsecond, far less than detaching costs. The lock is
+//! never held while Python code may run, so a thread waiting for it cannot deadlock with one
+//! that holds it.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyString};
+
+use super::decision::PyDecision;
+use super::errors::{internal, wrong_type};
+use crate::error::Error;
+use crate::reward::Observation;
+use crate::router::{Config, Router};
+use crate::subset::Subset;
+
+#[pyclass(name = "RouterCore", module = "pickllm._core", frozen)]
+pub struct PyRouterCore {
+    router: Mutex<Router>,
+    /// Set if the core ever panicked: its state may be half-updated, so it refuses all calls.
+    broken: AtomicBool,
+    /// Model names as Python strings, handed out in every `Decision` without a new allocation.
+    models: Vec<Py<PyString>>,
+    default_context: Py<PyString>,
+}
+
+impl PyRouterCore {
+    fn wrap(py: Python<'_>, router: Router) -> Self {
+        let models = router.config().models.iter().map(|m| PyString::intern(py, m).unbind()).collect();
+        let default_context = PyString::new(py, &router.config().default_context).unbind();
+        PyRouterCore { router: Mutex::new(router), broken: AtomicBool::new(false), models, default_context }
+    }
+
+    /// Run `f` on the router under the lock. Errors are converted after the lock is released;
+    /// a panic marks the router broken and becomes a Python exception, never a `PanicException`.
+    fn with<T>(&self, f: impl FnOnce(&mut Router) -> Result<T, Error>) -> PyResult<T> {
+        if self.broken.load(Ordering::Relaxed) {
+            return Err(internal("an earlier call panicked"));
+        }
+        let outcome = {
+            let mut guard = self.router.lock().map_err(|_| internal("lock poisoned"))?;
+            catch_unwind(AssertUnwindSafe(|| f(&mut guard)))
+        };
+        match outcome {
+            Ok(result) => result.map_err(PyErr::from),
+            Err(_) => {
+                self.broken.store(true, Ordering::Relaxed);
+                Err(internal("panic"))
+            }
+        }
+    }
+
+    /// The mask of models allowed by `allowed` (all when None) minus `exclude`.
+    fn subset_mask(
+        &self,
+        py: Python<'_>,
+        exclude: Option<&Bound<'_, PyAny>>,
+        allowed: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Option<Vec<bool>>> {
+        if exclude.is_none() && allowed.is_none() {
+            return Ok(None);
+        }
+        // (name, allow?) in order: `allowed` first, so that an excluded model stays out.
+        let mut names: Vec<(Bound<'_, PyString>, bool)> = Vec::new();
+        for (argument, value, allow) in [("allowed", allowed, true), ("exclude", exclude, false)] {
+            let Some(value) = value else { continue };
+            if value.is_instance_of::<PyString>() {
+                return Err(wrong_type(py, argument, "a collection of model names, not one string", value));
+            }
+            let items = value.try_iter().map_err(|_| wrong_type(py, argument, "a collection of model names", value))?;
+            for item in items {
+                let item = item?;
+                names.push((as_str(py, argument, &item)?.clone(), allow));
+            }
+        }
+        let mut mask = vec![allowed.is_none(); self.models.len()];
+        for (name, allow) in &names {
+            let name = name.to_str()?;
+            let index = self.with(|router| router.model_index(name))?;
+            if let Some(slot) = mask.get_mut(index) {
+                *slot = *allow;
+            }
+        }
+        Ok(Some(mask))
+    }
+}
+
+fn as_str<'a, 'py>(py: Python<'py>, argument: &str, value: &'a Bound<'py, PyAny>) -> PyResult<&'a Bound<'py, PyString>> {
+    value.cast::<PyString>().map_err(|_| wrong_type(py, argument, "a str", value))
+}
+
+fn as_f64(py: Python<'_>, argument: &str, value: &Bound<'_, PyAny>) -> PyResult<f64> {
+    value.extract::<f64>().map_err(|_| wrong_type(py, argument, "a number", value))
+}
+
+#[pymethods]
+impl PyRouterCore {
+    /// Build from the JSON of a `Config` (models, policy, reward, prior, max_pending,
+    /// default_context) and a seed.
+    #[new]
+    fn new(py: Python<'_>, config_json: &str, seed: u64) -> PyResult<Self> {
+        let config: Config = serde_json::from_str(config_json)
+            .map_err(|e| Error::parameter("config", "the given JSON", format!("a valid router config ({e})")))?;
+        Ok(Self::wrap(py, Router::new(config, seed)?))
+    }
+
+    #[pyo3(signature = (context=None, exclude=None, allowed=None))]
+    fn select(
+        &self,
+        py: Python<'_>,
+        context: Option<&Bound<'_, PyAny>>,
+        exclude: Option<&Bound<'_, PyAny>>,
+        allowed: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyDecision> {
+        let context = match context {
+            Some(value) if !value.is_none() => Some(as_str(py, "context", value)?),
+            _ => None,
+        };
+        let name = context.map(|c| c.to_str()).transpose()?;
+        let mask = self.subset_mask(py, exclude, allowed)?;
+        let selection = self.with(|router| router.select(name, Subset(mask.as_deref())))?;
+        let model = self.models.get(selection.arm).ok_or_else(|| internal("model index out of range"))?;
+        Ok(PyDecision {
+            id: selection.id,
+            model: model.clone_ref(py),
+            probability: selection.probability,
+            context: context.map_or_else(|| self.default_context.clone_ref(py), |c| c.clone().unbind()),
+        })
+    }
+
+    /// Apply an observation to a decision; returns the reward used.
+    fn feedback(
+        &self,
+        py: Python<'_>,
+        decision: &Bound<'_, PyAny>,
+        accuracy: &Bound<'_, PyAny>,
+        cost: &Bound<'_, PyAny>,
+        latency: &Bound<'_, PyAny>,
+    ) -> PyResult<f64> {
+        let decision = decision.cast::<PyDecision>().map_err(|_| wrong_type(py, "decision", "a Decision", decision))?;
+        let decision = decision.get();
+        let observation =
+            Observation::new(as_f64(py, "accuracy", accuracy)?, as_f64(py, "cost", cost)?, as_f64(py, "latency", latency)?)?;
+        let model = decision.model.bind(py).to_str()?;
+        let context = decision.context.bind(py).to_str()?;
+        self.with(|router| router.feedback(decision.id, model, context, observation))
+    }
+
+    fn probabilities(&self, context: &str) -> PyResult<Vec<f64>> {
+        self.with(|router| Ok(router.probabilities(context)))
+    }
+
+    fn converged(&self, py: Python<'_>, context: &str) -> PyResult<Option<Py<PyString>>> {
+        let arm = self.with(|router| Ok(router.converged(context)))?;
+        Ok(arm.and_then(|arm| self.models.get(arm)).map(|m| m.clone_ref(py)))
+    }
+
+    fn feedback_counts(&self, context: &str) -> PyResult<Vec<u64>> {
+        self.with(|router| Ok(router.feedback_counts(context)))
+    }
+
+    fn contexts(&self) -> PyResult<Vec<String>> {
+        self.with(|router| Ok(router.contexts().into_iter().map(str::to_owned).collect()))
+    }
+
+    fn pending(&self) -> PyResult<usize> {
+        self.with(|router| Ok(router.pending()))
+    }
+
+    /// The configuration as JSON, the same shape `__new__` takes.
+    fn config_json(&self) -> PyResult<String> {
+        self.with(|router| {
+            serde_json::to_string(router.config()).map_err(|e| Error::snapshot(format!("cannot encode config: {e}")))
+        })
+    }
+
+    fn snapshot<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        let bytes = self.with(|router| router.snapshot())?;
+        Ok(PyBytes::new(py, &bytes))
+    }
+
+    #[staticmethod]
+    fn restore(py: Python<'_>, blob: &[u8]) -> PyResult<Self> {
+        Ok(Self::wrap(py, Router::restore(blob)?))
+    }
+}

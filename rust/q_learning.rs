@@ -1,0 +1,262 @@
+//! Stateless Q-learning with epsilon-greedy selection: one value per model, a bandit.
+//!
+//! Each feedback with reward `R` for model `j` does `Q_j ← Q_j + α·(R − Q_j)`, with `α` constant
+//! or the sample average `1/n_j`, then decays exploration: `ε ← max(ε_min, ε·decay)` (per applied
+//! feedback, so exploration only shrinks as evidence comes in). Selection explores uniformly with
+//! probability `ε`, otherwise picks the greedy model, ties broken uniformly at random.
+//!
+//! **Convergence rule** (the paper leaves it open): the exploration schedule is finished (`ε` is at
+//! its floor, or never decays) and the same model has been the unique greedy choice after each of
+//! the last `patience` feedbacks. With `lock` the session then stops exploring and learning.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::rng::Rng;
+use crate::subset::Subset;
+
+/// The named schedule of the step size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepSchedule {
+    /// `α = 1/n_j`: `Q_j` is the plain mean of model `j`'s rewards.
+    SampleAverage,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum StepSize {
+    Constant(f64),
+    Schedule(StepSchedule),
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QConfig {
+    pub learning_rate: StepSize,
+    pub epsilon: f64,
+    pub epsilon_decay: f64,
+    pub epsilon_min: f64,
+    pub patience: u32,
+    pub lock: bool,
+}
+
+impl QConfig {
+    pub fn validate(&self) -> Result<()> {
+        if let StepSize::Constant(alpha) = self.learning_rate
+            && !(alpha > 0.0 && alpha <= 1.0)
+        {
+            return Err(Error::parameter("learning_rate", alpha, "in (0, 1] or \"sample_average\""));
+        }
+        if !(0.0..=1.0).contains(&self.epsilon) {
+            return Err(Error::parameter("epsilon", self.epsilon, "in [0, 1]"));
+        }
+        if !(self.epsilon_decay > 0.0 && self.epsilon_decay <= 1.0) {
+            return Err(Error::parameter("epsilon_decay", self.epsilon_decay, "in (0, 1]"));
+        }
+        if !(self.epsilon_min >= 0.0 && self.epsilon_min <= self.epsilon) {
+            return Err(Error::parameter(
+                "epsilon_min",
+                self.epsilon_min,
+                format!("in [0, epsilon={}]", self.epsilon),
+            ));
+        }
+        if self.patience == 0 {
+            return Err(Error::parameter("patience", self.patience, "at least 1"));
+        }
+        Ok(())
+    }
+
+    fn schedule_finished(&self, epsilon: f64) -> bool {
+        epsilon <= self.epsilon_min || self.epsilon_decay >= 1.0
+    }
+}
+
+/// The per-context state: values, current exploration rate, and the greedy streak.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QValues {
+    pub values: Vec<f64>,
+    pub epsilon: f64,
+    /// The unique greedy model after the last feedback, if there was a unique one.
+    pub greedy: Option<u32>,
+    /// For how many consecutive feedbacks `greedy` has been the unique greedy model.
+    pub streak: u32,
+}
+
+impl QValues {
+    #[must_use]
+    pub fn new(config: &QConfig, initial: Vec<f64>) -> Self {
+        QValues { values: initial, epsilon: config.epsilon, greedy: None, streak: 0 }
+    }
+
+    /// Values finite, epsilon within the schedule's range, greedy a real model.
+    pub fn validate(&self, config: &QConfig, models: usize) -> Result<()> {
+        if self.values.len() != models || !self.values.iter().all(|q| q.is_finite()) {
+            return Err(Error::snapshot("Q-values must be one finite number per model"));
+        }
+        if !(self.epsilon >= config.epsilon_min && self.epsilon <= config.epsilon) {
+            return Err(Error::snapshot(format!("epsilon {} outside the configured schedule", self.epsilon)));
+        }
+        if self.greedy.is_some_and(|g| g as usize >= models) {
+            return Err(Error::snapshot("greedy model index out of range"));
+        }
+        Ok(())
+    }
+
+    /// The largest value over the subset and how many allowed models share it.
+    fn greedy_set(&self, subset: Subset<'_>) -> (f64, usize) {
+        let best = (0..self.values.len())
+            .filter(|&arm| subset.contains(arm))
+            .map(|arm| self.values[arm])
+            .fold(f64::NEG_INFINITY, f64::max);
+        let ties = (0..self.values.len()).filter(|&arm| subset.contains(arm) && self.values[arm] == best).count();
+        (best, ties)
+    }
+
+    /// The probability that [`QValues::select`] picks `arm` from `subset`.
+    #[must_use]
+    pub fn probability(&self, arm: usize, subset: Subset<'_>) -> f64 {
+        let (best, ties) = self.greedy_set(subset);
+        #[allow(clippy::cast_precision_loss)]
+        let explore = self.epsilon / subset.count(self.values.len()) as f64;
+        #[allow(clippy::cast_precision_loss)]
+        let exploit = if self.values[arm] == best { (1.0 - self.epsilon) / ties as f64 } else { 0.0 };
+        explore + exploit
+    }
+
+    /// Epsilon-greedy over the subset. Always draws the explore coin first, so the stream of
+    /// random numbers consumed does not depend on the values.
+    pub fn select(&self, subset: Subset<'_>, rng: &mut Rng) -> Result<(usize, f64)> {
+        let n = self.values.len();
+        let allowed = subset.count(n);
+        if allowed == 0 {
+            return Err(Error::NoEligibleModel);
+        }
+        let arm = if rng.next_f64() < self.epsilon {
+            subset.nth(n, rng.below(allowed))
+        } else {
+            let (best, ties) = self.greedy_set(subset);
+            let k = rng.below(ties);
+            (0..n).filter(|&arm| subset.contains(arm) && self.values[arm] == best).nth(k)
+        }
+        .ok_or(Error::NoEligibleModel)?;
+        Ok((arm, self.probability(arm, subset)))
+    }
+
+    /// Learn from reward `reward` of model `arm`, which has now had `count` feedbacks in all.
+    pub fn update(&mut self, config: &QConfig, arm: usize, reward: f64, count: u64) {
+        #[allow(clippy::cast_precision_loss)]
+        let alpha = match config.learning_rate {
+            StepSize::Constant(alpha) => alpha,
+            StepSize::Schedule(StepSchedule::SampleAverage) => 1.0 / count.max(1) as f64,
+        };
+        self.values[arm] += alpha * (reward - self.values[arm]);
+        self.epsilon = (self.epsilon * config.epsilon_decay).max(config.epsilon_min);
+        let (best, ties) = self.greedy_set(Subset::ALL);
+        let greedy = if ties == 1 {
+            self.values.iter().position(|&q| q == best).and_then(|arm| u32::try_from(arm).ok())
+        } else {
+            None
+        };
+        if greedy.is_some() && greedy == self.greedy {
+            self.streak = self.streak.saturating_add(1);
+        } else {
+            self.greedy = greedy;
+            self.streak = u32::from(greedy.is_some());
+        }
+    }
+
+    /// The model this learner has converged to, by the rule in the module docs.
+    #[must_use]
+    pub fn converged(&self, config: &QConfig) -> Option<usize> {
+        if config.schedule_finished(self.epsilon) && self.streak >= config.patience {
+            self.greedy.map(|g| g as usize)
+        } else {
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> QConfig {
+        QConfig {
+            learning_rate: StepSize::Constant(0.5),
+            epsilon: 0.2,
+            epsilon_decay: 0.5,
+            epsilon_min: 0.05,
+            patience: 3,
+            lock: true,
+        }
+    }
+
+    #[test]
+    fn update_moves_toward_the_reward_and_decays_epsilon() {
+        let c = config();
+        let mut q = QValues::new(&c, vec![0.0; 3]);
+        q.update(&c, 1, 1.0, 1);
+        assert_eq!(q.values, vec![0.0, 0.5, 0.0]);
+        assert_eq!(q.epsilon, 0.1);
+        q.update(&c, 1, 1.0, 2);
+        assert_eq!(q.values[1], 0.75);
+        assert_eq!(q.epsilon, 0.05);
+        q.update(&c, 1, 1.0, 3);
+        assert_eq!(q.epsilon, 0.05, "floored");
+    }
+
+    #[test]
+    fn sample_average_is_the_mean() {
+        let c = QConfig { learning_rate: StepSize::Schedule(StepSchedule::SampleAverage), ..config() };
+        let mut q = QValues::new(&c, vec![0.0; 2]);
+        for (n, r) in [1.0, 0.0, 0.5, 0.5].into_iter().enumerate() {
+            q.update(&c, 0, r, n as u64 + 1);
+        }
+        assert!((q.values[0] - 0.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn converges_after_patience_once_the_schedule_is_done() {
+        let c = config();
+        let mut q = QValues::new(&c, vec![0.0; 3]);
+        q.update(&c, 2, 1.0, 1); // streak 1, epsilon 0.1
+        assert_eq!(q.converged(&c), None);
+        q.update(&c, 2, 1.0, 2); // streak 2, epsilon 0.05
+        assert_eq!(q.converged(&c), None);
+        q.update(&c, 2, 1.0, 3); // streak 3, floor reached
+        assert_eq!(q.converged(&c), Some(2));
+        q.update(&c, 0, 1.0, 1); // 0 -> 0.5 < Q_2 = 0.875: still 2
+        assert_eq!(q.converged(&c), Some(2));
+    }
+
+    #[test]
+    fn selection_probability_matches_frequencies() {
+        let q = QValues { values: vec![0.5, 0.9, 0.9, 0.1], epsilon: 0.2, greedy: None, streak: 0 };
+        let mut rng = Rng::seed_from_u64(11);
+        let mut hits = [0u32; 4];
+        for _ in 0..40_000 {
+            let (arm, p) = q.select(Subset::ALL, &mut rng).unwrap();
+            hits[arm] += 1;
+            assert!((p - q.probability(arm, Subset::ALL)).abs() < 1e-15);
+        }
+        // Expected shares 0.05, 0.45, 0.45, 0.05; Binomial sd at 0.45 is ~100 of 40,000.
+        assert!((17_400..=18_600).contains(&hits[1]), "{hits:?}");
+        assert!((1_600..=2_400).contains(&hits[0]), "{hits:?}");
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        let bad = [
+            (QConfig { learning_rate: StepSize::Constant(0.0), ..config() }, "learning_rate"),
+            (QConfig { epsilon: 1.5, ..config() }, "epsilon"),
+            (QConfig { epsilon_decay: 0.0, ..config() }, "epsilon_decay"),
+            (QConfig { epsilon_min: 0.3, ..config() }, "epsilon_min"),
+            (QConfig { patience: 0, ..config() }, "patience"),
+        ];
+        for (c, field) in bad {
+            assert!(c.validate().unwrap_err().to_string().starts_with(field));
+        }
+    }
+}

@@ -1,0 +1,308 @@
+//! The router: a pool of models, one learner per context, decisions awaiting feedback, and the
+//! seeded generator. Everything a routing decision touches, in one value that the bindings put
+//! behind a single lock.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::contexts::Contexts;
+use crate::decisions::Ledger;
+use crate::error::{DecisionProblem, Error, Result};
+use crate::learner::{Learner, Policy, State};
+use crate::reward::{Observation, Reward};
+use crate::rng::Rng;
+use crate::subset::Subset;
+
+/// Everything that defines a router's behaviour; stored verbatim in snapshots.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub models: Vec<String>,
+    pub policy: Policy,
+    pub reward: Reward,
+    /// Starting point of every new context, one value per model (see `Policy::initial_state`).
+    pub prior: Option<Vec<f64>>,
+    /// How many newer decisions may be issued before an unanswered one expires.
+    pub max_pending: usize,
+    /// The context of selections that name none.
+    pub default_context: String,
+}
+
+impl Config {
+    /// Validate every part; returns the state a new context starts from.
+    pub fn validate(&self) -> Result<State> {
+        if self.models.is_empty() {
+            return Err(Error::parameter("models", "[]", "a non-empty list of model names"));
+        }
+        if u32::try_from(self.models.len()).is_err() {
+            return Err(Error::parameter("models", self.models.len(), "fewer than 2^32 models"));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for name in &self.models {
+            if name.is_empty() {
+                return Err(Error::parameter("models", "\"\"", "non-empty model names"));
+            }
+            if !seen.insert(name.as_str()) {
+                return Err(Error::parameter("models", format!("{name:?} twice"), "unique model names"));
+            }
+        }
+        self.policy.validate(self.models.len())?;
+        self.reward.validate()?;
+        if self.max_pending == 0 {
+            return Err(Error::parameter("max_pending", 0, "at least 1"));
+        }
+        self.policy.initial_state(self.models.len(), self.prior.as_deref())
+    }
+}
+
+/// One decision as `select` returns it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Selection {
+    pub id: u64,
+    pub arm: usize,
+    pub probability: f64,
+    /// Index of the decision's context in the router's table.
+    pub context: u32,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Router {
+    pub(crate) config: Config,
+    pub(crate) model_index: HashMap<String, u32>,
+    pub(crate) fresh: State,
+    pub(crate) contexts: Contexts,
+    pub(crate) ledger: Ledger,
+    pub(crate) rng: Rng,
+}
+
+impl Router {
+    /// A router whose every decision is fixed by `config`, `seed` and the feedback it receives.
+    ///
+    /// ```
+    /// use _core::automaton::AutomatonConfig;
+    /// use _core::learner::Policy;
+    /// use _core::reward::{Observation, Reward};
+    /// use _core::router::{Config, Router};
+    /// use _core::subset::Subset;
+    ///
+    /// let config = Config {
+    ///     models: vec!["big".into(), "small".into()],
+    ///     policy: Policy::LearningAutomaton(AutomatonConfig { learning_rate: 0.1, threshold: 0.99, lock: true }),
+    ///     reward: Reward::default(),
+    ///     prior: None,
+    ///     max_pending: 1000,
+    ///     default_context: "default".into(),
+    /// };
+    /// let mut router = Router::new(config, 7).unwrap();
+    /// let decision = router.select(Some("finance"), Subset::ALL).unwrap();
+    /// let model = router.config().models[decision.arm].clone();
+    /// let reward = router.feedback(decision.id, &model, "finance", Observation::new(1.0, 0.002, 1.2).unwrap()).unwrap();
+    /// assert!((0.0..=1.0).contains(&reward));
+    /// ```
+    pub fn new(config: Config, seed: u64) -> Result<Self> {
+        let fresh = config.validate()?;
+        let model_index = config.models.iter().zip(0u32..).map(|(name, i)| (name.clone(), i)).collect();
+        let ledger = Ledger::new(config.max_pending)?;
+        Ok(Router { config, model_index, fresh, contexts: Contexts::default(), ledger, rng: Rng::seed_from_u64(seed) })
+    }
+
+    #[must_use]
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn model_index(&self, name: &str) -> Result<usize> {
+        self.model_index.get(name).map(|&i| i as usize).ok_or_else(|| Error::UnknownModel(name.to_owned()))
+    }
+
+    /// Pick a model for `context` (the default context when `None`) among `subset`.
+    pub fn select(&mut self, context: Option<&str>, subset: Subset<'_>) -> Result<Selection> {
+        // Checked before the context is created, so a rejected call changes nothing.
+        if subset.count(self.config.models.len()) == 0 {
+            return Err(Error::NoEligibleModel);
+        }
+        let name = context.unwrap_or(&self.config.default_context);
+        let fresh = &self.fresh;
+        let index = self
+            .contexts
+            .get_or_insert(name, || Learner::new(fresh.clone()))
+            .ok_or_else(|| Error::parameter("context", name, "one of at most 2^32 contexts"))?;
+        let learner = self.contexts.learner(index).ok_or(Error::NoEligibleModel)?;
+        let (arm, probability) = learner.select(subset, &mut self.rng)?;
+        #[allow(clippy::cast_possible_truncation)] // arm < models.len() < 2^32, checked at construction
+        let id = self.ledger.issue(index, arm as u32, probability);
+        Ok(Selection { id, arm, probability, context: index })
+    }
+
+    /// Apply the outcome of decision `id`, which the caller says chose `model` in `context`.
+    /// Returns the reward used. Everything is checked before anything changes.
+    pub fn feedback(&mut self, id: u64, model: &str, context: &str, observation: Observation) -> Result<f64> {
+        let pending = self.ledger.get(id)?;
+        let mismatch = |field, expected: &str, got: &str| Error::Decision {
+            id,
+            problem: DecisionProblem::Mismatch { field, expected: expected.to_owned(), got: got.to_owned() },
+        };
+        let issued_model = self.config.models.get(pending.arm as usize).map_or("", String::as_str);
+        if issued_model != model {
+            return Err(mismatch("model", issued_model, model));
+        }
+        if self.contexts.index_of(context) != Some(pending.context) {
+            let names = self.contexts.names();
+            return Err(mismatch("context", names.get(pending.context as usize).copied().unwrap_or(""), context));
+        }
+        let reward = self.config.reward.compute(observation);
+        let learner = self.contexts.learner_mut(pending.context).ok_or(Error::Decision {
+            id,
+            problem: DecisionProblem::NeverIssued,
+        })?;
+        self.ledger.consume(id);
+        learner.learn(&self.config.policy, pending.arm as usize, reward);
+        Ok(reward)
+    }
+
+    /// The distribution `select` would draw from in `context` (a fresh learner's if unseen).
+    #[must_use]
+    pub fn probabilities(&self, context: &str) -> Vec<f64> {
+        self.contexts.get(context).map_or_else(|| Learner::new(self.fresh.clone()).probabilities(), Learner::probabilities)
+    }
+
+    /// The model `context` has converged to, if it has.
+    #[must_use]
+    pub fn converged(&self, context: &str) -> Option<usize> {
+        self.contexts.get(context).and_then(|learner| learner.converged(&self.config.policy))
+    }
+
+    /// Applied feedbacks per model in `context` (zeros if unseen).
+    #[must_use]
+    pub fn feedback_counts(&self, context: &str) -> Vec<u64> {
+        self.contexts.get(context).map_or_else(|| vec![0; self.config.models.len()], |l| l.feedbacks.clone())
+    }
+
+    /// Context names, in the order they were first seen.
+    #[must_use]
+    pub fn contexts(&self) -> Vec<&str> {
+        self.contexts.names()
+    }
+
+    /// How many decisions still await feedback.
+    #[must_use]
+    pub fn pending(&self) -> usize {
+        self.ledger.live()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::automaton::AutomatonConfig;
+    use crate::q_learning::{QConfig, StepSize};
+
+    pub(crate) fn config(policy: Policy) -> Config {
+        Config {
+            models: vec!["a".into(), "b".into(), "c".into()],
+            policy,
+            reward: Reward::default(),
+            prior: None,
+            max_pending: 8,
+            default_context: "default".into(),
+        }
+    }
+
+    fn automaton() -> Policy {
+        Policy::LearningAutomaton(AutomatonConfig { learning_rate: 0.2, threshold: 0.95, lock: true })
+    }
+
+    fn q() -> Policy {
+        Policy::QLearning(QConfig {
+            learning_rate: StepSize::Constant(0.2),
+            epsilon: 0.3,
+            epsilon_decay: 0.95,
+            epsilon_min: 0.01,
+            patience: 10,
+            lock: true,
+        })
+    }
+
+    fn good() -> Observation {
+        Observation::new(1.0, 0.0, 0.0).unwrap()
+    }
+
+    #[test]
+    fn select_feedback_cycle_and_rejections_leave_state_intact() {
+        let mut router = Router::new(config(automaton()), 1).unwrap();
+        let d = router.select(Some("x"), Subset::ALL).unwrap();
+        let model = router.config.models[d.arm].clone();
+        let other = router.config.models[(d.arm + 1) % 3].clone();
+        let before = router.clone();
+        assert!(matches!(router.feedback(d.id, &other, "x", good()), Err(Error::Decision { .. })));
+        assert!(matches!(router.feedback(d.id, &model, "y", good()), Err(Error::Decision { .. })));
+        assert!(matches!(router.feedback(d.id + 1, &model, "x", good()), Err(Error::Decision { .. })));
+        assert_eq!(router, before);
+        assert_eq!(router.feedback(d.id, &model, "x", good()).unwrap(), 1.0);
+        let after = router.clone();
+        assert!(matches!(router.feedback(d.id, &model, "x", good()), Err(Error::Decision { .. })));
+        assert_eq!(router, after);
+        assert_eq!(router.feedback_counts("x").iter().sum::<u64>(), 1);
+    }
+
+    #[test]
+    fn empty_subset_changes_nothing() {
+        let mut router = Router::new(config(automaton()), 1).unwrap();
+        let before = router.clone();
+        let mask = [false; 3];
+        assert_eq!(router.select(Some("new"), Subset(Some(&mask))), Err(Error::NoEligibleModel));
+        assert_eq!(router, before);
+    }
+
+    #[test]
+    fn same_seed_same_decisions_for_both_policies() {
+        for policy in [automaton(), q()] {
+            let run = |seed| {
+                let mut router = Router::new(config(policy.clone()), seed).unwrap();
+                (0..300)
+                    .map(|i| {
+                        let d = router.select(Some(if i % 2 == 0 { "p" } else { "q" }), Subset::ALL).unwrap();
+                        let model = router.config.models[d.arm].clone();
+                        let ctx = if i % 2 == 0 { "p" } else { "q" };
+                        let accuracy = if d.arm == 2 { 1.0 } else { 0.2 };
+                        router.feedback(d.id, &model, ctx, Observation::new(accuracy, 0.0, 0.0).unwrap()).unwrap();
+                        d.arm
+                    })
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(run(5), run(5));
+            assert_ne!(run(5), run(6));
+        }
+    }
+
+    #[test]
+    fn converges_to_the_rewarded_model() {
+        for policy in [automaton(), q()] {
+            let mut router = Router::new(config(policy), 3).unwrap();
+            for _ in 0..2000 {
+                let d = router.select(None, Subset::ALL).unwrap();
+                let model = router.config.models[d.arm].clone();
+                let accuracy = if d.arm == 1 { 1.0 } else { 0.0 };
+                router.feedback(d.id, &model, "default", Observation::new(accuracy, 0.0, 10.0).unwrap()).unwrap();
+            }
+            assert_eq!(router.converged("default"), Some(1));
+        }
+    }
+
+    #[test]
+    fn invalid_configs_are_rejected() {
+        let mut c = config(automaton());
+        c.models = vec![];
+        assert!(Router::new(c, 0).is_err());
+        let mut c = config(automaton());
+        c.models = vec!["a".into(), "a".into()];
+        assert!(Router::new(c, 0).unwrap_err().to_string().contains("unique"));
+        let mut c = config(automaton());
+        c.max_pending = 0;
+        assert!(Router::new(c, 0).is_err());
+        let mut c = config(automaton());
+        c.prior = Some(vec![1.0, 2.0]);
+        assert!(Router::new(c, 0).is_err());
+    }
+}

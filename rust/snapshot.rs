@@ -1,0 +1,284 @@
+//! Snapshots: the whole router as versioned, self-describing bytes, validated on load.
+//!
+//! Layout (all integers little-endian):
+//!
+//! | bytes | content |
+//! |---|---|
+//! | 8 | magic `PICKLLM\0` |
+//! | 4 | format version (`FORMAT_VERSION`) |
+//! | 8 | payload length |
+//! | 4 | CRC-32 (IEEE) of the payload |
+//! | n | payload: UTF-8 JSON with the generator's name, the config, the generator state, the next decision id, every context's learner and the pending decisions |
+//!
+//! JSON keeps the snapshot readable by any tool and diffable; the header makes truncation,
+//! corruption and a newer format each a clear error before any JSON is parsed. The checksum
+//! detects accidents, not attacks. After parsing, every value is validated as strictly as a
+//! constructor would, so a restored router is always one that could have been built and run.
+
+use serde::{Deserialize, Serialize};
+
+use crate::contexts::Contexts;
+use crate::decisions::{Ledger, Pending};
+use crate::error::{Error, Result};
+use crate::learner::Learner;
+use crate::rng::{GENERATOR, Rng};
+use crate::router::{Config, Router};
+
+const MAGIC: &[u8; 8] = b"PICKLLM\0";
+/// The format this build writes, and the newest it reads.
+pub const FORMAT_VERSION: u32 = 1;
+const HEADER: usize = 8 + 4 + 8 + 4;
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Payload {
+    generator: String,
+    config: Config,
+    rng: Rng,
+    next_id: u64,
+    contexts: Vec<ContextRecord>,
+    pending: Vec<Pending>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ContextRecord {
+    name: String,
+    learner: Learner,
+}
+
+impl Router {
+    /// The whole router as bytes; [`Router::restore`] gives it back, identical.
+    pub fn snapshot(&self) -> Result<Vec<u8>> {
+        let payload = Payload {
+            generator: GENERATOR.to_owned(),
+            config: self.config.clone(),
+            rng: self.rng.clone(),
+            next_id: self.ledger.next_id(),
+            contexts: self
+                .contexts
+                .iter()
+                .map(|(name, learner)| ContextRecord { name: name.to_owned(), learner: learner.clone() })
+                .collect(),
+            pending: self.ledger.pending(),
+        };
+        let json = serde_json::to_vec(&payload).map_err(|e| Error::snapshot(format!("cannot encode: {e}")))?;
+        let mut out = Vec::with_capacity(HEADER + json.len());
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        out.extend_from_slice(&(json.len() as u64).to_le_bytes());
+        out.extend_from_slice(&crc32fast::hash(&json).to_le_bytes());
+        out.extend_from_slice(&json);
+        Ok(out)
+    }
+
+    /// Rebuild a router from [`Router::snapshot`] bytes, or explain why they are not valid.
+    pub fn restore(bytes: &[u8]) -> Result<Router> {
+        let payload = parse(bytes)?;
+        if payload.generator != GENERATOR {
+            return Err(Error::snapshot(format!(
+                "generator {:?} is not {GENERATOR:?}, the only one this version knows",
+                payload.generator
+            )));
+        }
+        let mut router = Router::new(payload.config, 0).map_err(|e| Error::snapshot(format!("config: {e}")))?;
+        router.rng = payload.rng;
+        let models = router.config.models.len();
+        let mut contexts = Contexts::default();
+        for record in payload.contexts {
+            record.learner.validate(&router.config.policy, models).map_err(|e| in_context(&record.name, e))?;
+            let before = contexts.len();
+            let mut learner = Some(record.learner);
+            contexts.get_or_insert(&record.name, || learner.take().unwrap_or_else(|| Learner::new(router.fresh.clone())));
+            if contexts.len() == before {
+                return Err(Error::snapshot(format!("context {:?} appears twice", record.name)));
+            }
+        }
+        for p in &payload.pending {
+            if p.context as usize >= contexts.len() || p.arm as usize >= models {
+                return Err(Error::snapshot(format!("pending decision {} refers to a missing context or model", p.id)));
+            }
+        }
+        router.contexts = contexts;
+        router.ledger = Ledger::from_parts(router.config.max_pending, payload.next_id, &payload.pending)?;
+        Ok(router)
+    }
+}
+
+fn in_context(name: &str, error: Error) -> Error {
+    match error {
+        Error::Snapshot(message) => Error::snapshot(format!("context {name:?}: {message}")),
+        other => other,
+    }
+}
+
+fn le_u32(bytes: &[u8]) -> u32 {
+    let mut word = [0; 4];
+    word.copy_from_slice(bytes);
+    u32::from_le_bytes(word)
+}
+
+fn parse(bytes: &[u8]) -> Result<Payload> {
+    if bytes.len() < HEADER {
+        if bytes.is_empty() {
+            return Err(Error::snapshot("empty input"));
+        }
+        return Err(Error::snapshot(format!("truncated: {} bytes, shorter than the {HEADER}-byte header", bytes.len())));
+    }
+    let (header, body) = bytes.split_at(HEADER);
+    if &header[..8] != MAGIC {
+        return Err(Error::snapshot("not a pickllm snapshot (bad magic bytes)"));
+    }
+    let version = le_u32(&header[8..12]);
+    if version > FORMAT_VERSION {
+        return Err(Error::snapshot(format!(
+            "format version {version} was written by a newer pickllm; this version reads up to {FORMAT_VERSION}"
+        )));
+    }
+    if version == 0 {
+        return Err(Error::snapshot("format version 0 does not exist"));
+    }
+    let mut length = [0; 8];
+    length.copy_from_slice(&header[12..20]);
+    let length = u64::from_le_bytes(length);
+    if length != body.len() as u64 {
+        return Err(Error::snapshot(format!(
+            "{}: the header announces {length} payload bytes, found {}",
+            if (body.len() as u64) < length { "truncated" } else { "trailing bytes" },
+            body.len()
+        )));
+    }
+    if crc32fast::hash(body) != le_u32(&header[20..24]) {
+        return Err(Error::snapshot("checksum mismatch: the snapshot was altered or corrupted"));
+    }
+    serde_json::from_slice(body).map_err(|e| Error::snapshot(format!("payload: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::automaton::AutomatonConfig;
+    use crate::learner::Policy;
+    use crate::q_learning::{QConfig, StepSchedule, StepSize};
+    use crate::reward::{Observation, Reward};
+    use crate::subset::Subset;
+    use proptest::prelude::*;
+
+    fn trained(policy: Policy) -> Router {
+        let config = Config {
+            models: vec!["a".into(), "b".into(), "c".into()],
+            policy,
+            reward: Reward::default(),
+            prior: None,
+            max_pending: 16,
+            default_context: "default".into(),
+        };
+        let mut router = Router::new(config, 9).unwrap();
+        for i in 0..200 {
+            let ctx = ["x", "y", "z"][i % 3];
+            let d = router.select(Some(ctx), Subset::ALL).unwrap();
+            if i % 4 != 0 {
+                let model = router.config.models[d.arm].clone();
+                let obs = Observation::new(if d.arm == i % 3 { 1.0 } else { 0.3 }, 0.001, 0.5).unwrap();
+                router.feedback(d.id, &model, ctx, obs).unwrap();
+            }
+        }
+        router
+    }
+
+    fn policies() -> Vec<Policy> {
+        vec![
+            Policy::LearningAutomaton(AutomatonConfig { learning_rate: 0.05, threshold: 0.99, lock: true }),
+            Policy::QLearning(QConfig {
+                learning_rate: StepSize::Schedule(StepSchedule::SampleAverage),
+                epsilon: 0.2,
+                epsilon_decay: 0.99,
+                epsilon_min: 0.02,
+                patience: 20,
+                lock: false,
+            }),
+        ]
+    }
+
+    #[test]
+    fn round_trip_is_identical_and_continues_identically() {
+        for policy in policies() {
+            let mut original = trained(policy);
+            let mut restored = Router::restore(&original.snapshot().unwrap()).unwrap();
+            assert_eq!(restored, original);
+            for _ in 0..50 {
+                let a = original.select(Some("x"), Subset::ALL).unwrap();
+                let b = restored.select(Some("x"), Subset::ALL).unwrap();
+                assert_eq!(a, b);
+            }
+        }
+    }
+
+    #[test]
+    fn every_corruption_is_a_clear_error() {
+        let bytes = trained(policies().remove(0)).snapshot().unwrap();
+        let message = |b: &[u8]| Router::restore(b).unwrap_err().to_string();
+        assert!(message(&[]).contains("empty"));
+        assert!(message(&bytes[..10]).contains("truncated"));
+        assert!(message(&bytes[..bytes.len() - 1]).contains("truncated"));
+        let mut extra = bytes.clone();
+        extra.push(b' ');
+        assert!(message(&extra).contains("trailing"));
+        let mut flipped = bytes.clone();
+        let last = flipped.len() - 2;
+        flipped[last] ^= 1;
+        assert!(message(&flipped).contains("checksum"));
+        let mut newer = bytes.clone();
+        newer[8] = 2;
+        assert!(message(&newer).contains("newer"));
+        let mut magic = bytes;
+        magic[0] = b'X';
+        assert!(message(&magic).contains("magic"));
+    }
+
+    #[test]
+    fn semantically_invalid_payloads_are_rejected_even_with_a_valid_checksum() {
+        let bytes = trained(policies().remove(0)).snapshot().unwrap();
+        let json = std::str::from_utf8(&bytes[HEADER..]).unwrap();
+        let reseal = |json: &str| {
+            let mut out = bytes[..12].to_vec();
+            out.extend_from_slice(&(json.len() as u64).to_le_bytes());
+            out.extend_from_slice(&crc32fast::hash(json.as_bytes()).to_le_bytes());
+            out.extend_from_slice(json.as_bytes());
+            out
+        };
+        assert!(Router::restore(&reseal(json)).is_ok());
+        for (from, to) in [
+            ("\"learning_rate\":0.05", "\"learning_rate\":5.0"),
+            ("\"generator\":\"xoshiro256++\"", "\"generator\":\"mt19937\""),
+            ("\"max_pending\":16", "\"max_pending\":0"),
+            ("\"probabilities\":[", "\"probabilities\":[0.5,"),
+            ("\"next_id\":200", "\"next_id\":2"),
+            ("\"rng\":[", "\"rng\":[0,0,0,0],\"x\":["),
+        ] {
+            assert!(json.contains(from), "fixture lacks {from}");
+            let altered = json.replacen(from, to, 1);
+            assert!(Router::restore(&reseal(&altered)).is_err(), "accepted {to}");
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let _ = Router::restore(&bytes);
+        }
+
+        #[test]
+        fn any_single_byte_change_is_rejected_or_harmless(index in 0usize..4096, value in any::<u8>()) {
+            let bytes = trained(policies().remove(1)).snapshot().unwrap();
+            let mut altered = bytes.clone();
+            let i = index % altered.len();
+            altered[i] = value;
+            match Router::restore(&altered) {
+                Ok(router) => prop_assert_eq!(altered, bytes, "accepted a changed snapshot: {:?}", router.config),
+                Err(_) => prop_assert_ne!(altered, bytes),
+            }
+        }
+    }
+}
