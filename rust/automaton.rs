@@ -96,7 +96,10 @@ pub(crate) fn update(probabilities: &mut [f64], arm: usize, step: f64) {
 
 /// The model with the largest probability (the first one on ties) and that probability.
 pub(crate) fn leader(probabilities: &[f64]) -> (usize, f64) {
-    probabilities.iter().copied().enumerate().fold((0, f64::NEG_INFINITY), |best, (i, p)| if p > best.1 { (i, p) } else { best })
+    probabilities.iter().copied().enumerate().fold(
+        (0, f64::NEG_INFINITY),
+        |best, (i, p)| if p > best.1 { (i, p) } else { best },
+    )
 }
 
 #[cfg(test)]
@@ -138,19 +141,41 @@ mod tests {
         let (arm, prob) = draw(&[1.0, 0.0, 0.0], Subset(Some(&[false, true, true])), &mut rng).unwrap();
         assert!(arm == 1 || arm == 2);
         assert_eq!(prob, 0.5);
-        assert_eq!(draw(&[1.0, 0.0], Subset(Some(&[false, false])), &mut rng), Err(Error::NoEligibleModel));
+        assert_eq!(
+            draw(&[1.0, 0.0], Subset(Some(&[false, false])), &mut rng),
+            Err(Error::NoEligibleModel)
+        );
     }
 
     #[test]
     fn config_validation() {
-        let ok = AutomatonConfig { learning_rate: 0.1, threshold: 0.99, lock: true };
+        let ok = AutomatonConfig {
+            learning_rate: 0.1,
+            threshold: 0.99,
+            lock: true,
+        };
         assert!(ok.validate(4).is_ok());
         for bad in [
-            AutomatonConfig { learning_rate: 0.0, ..ok.clone() },
-            AutomatonConfig { learning_rate: 1.5, ..ok.clone() },
-            AutomatonConfig { learning_rate: f64::NAN, ..ok.clone() },
-            AutomatonConfig { threshold: 0.25, ..ok.clone() },
-            AutomatonConfig { threshold: 1.01, ..ok.clone() },
+            AutomatonConfig {
+                learning_rate: 0.0,
+                ..ok.clone()
+            },
+            AutomatonConfig {
+                learning_rate: 1.5,
+                ..ok.clone()
+            },
+            AutomatonConfig {
+                learning_rate: f64::NAN,
+                ..ok.clone()
+            },
+            AutomatonConfig {
+                threshold: 0.25,
+                ..ok.clone()
+            },
+            AutomatonConfig {
+                threshold: 1.01,
+                ..ok.clone()
+            },
         ] {
             assert!(bad.validate(4).is_err(), "{bad:?}");
         }

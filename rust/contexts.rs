@@ -78,7 +78,9 @@ mod tests {
     use crate::learner::State;
 
     fn fresh() -> Learner {
-        Learner::new(State::LearningAutomaton { probabilities: vec![0.5, 0.5] })
+        Learner::new(State::LearningAutomaton {
+            probabilities: vec![0.5, 0.5],
+        })
     }
 
     #[test]

@@ -46,7 +46,12 @@ impl Ledger {
         if capacity == 0 {
             return Err(Error::parameter("max_pending", capacity, "at least 1"));
         }
-        Ok(Ledger { slots: Vec::new(), capacity, next_id: 0, live: 0 })
+        Ok(Ledger {
+            slots: Vec::new(),
+            capacity,
+            next_id: 0,
+            live: 0,
+        })
     }
 
     fn slot_of(&self, id: u64) -> usize {
@@ -59,7 +64,15 @@ impl Ledger {
     /// Record a new decision and return its id. Expires the decision `capacity` ids older.
     pub fn issue(&mut self, context: u32, arm: u32, probability: f64) -> u64 {
         let id = self.next_id;
-        let slot = Slot { pending: Pending { id, context, arm, probability }, live: true };
+        let slot = Slot {
+            pending: Pending {
+                id,
+                context,
+                arm,
+                probability,
+            },
+            live: true,
+        };
         let index = self.slot_of(id);
         if let Some(old) = self.slots.get_mut(index) {
             if old.live {
@@ -79,7 +92,9 @@ impl Ledger {
         let problem = if id >= self.next_id {
             DecisionProblem::NeverIssued
         } else if self.next_id - id > self.capacity as u64 {
-            DecisionProblem::Expired { max_pending: self.capacity }
+            DecisionProblem::Expired {
+                max_pending: self.capacity,
+            }
         } else {
             match self.slots.get(self.slot_of(id)) {
                 Some(slot) if slot.live && slot.pending.id == id => return Ok(slot.pending),
@@ -132,20 +147,37 @@ impl Ledger {
         let window_start = next_id.saturating_sub(capacity as u64);
         // Slots are filled in id order up to min(next_id, capacity); unused ones hold dead records.
         let filled = usize::try_from(next_id.min(capacity as u64)).map_err(|_| Error::snapshot("next_id too large"))?;
-        let dead = Slot { pending: Pending { id: u64::MAX, context: 0, arm: 0, probability: 0.0 }, live: false };
+        let dead = Slot {
+            pending: Pending {
+                id: u64::MAX,
+                context: 0,
+                arm: 0,
+                probability: 0.0,
+            },
+            live: false,
+        };
         ledger.slots = vec![dead; filled];
         for p in pending {
             if p.id >= next_id || p.id < window_start {
-                return Err(Error::snapshot(format!("pending decision {} outside the live window", p.id)));
+                return Err(Error::snapshot(format!(
+                    "pending decision {} outside the live window",
+                    p.id
+                )));
             }
             if !(p.probability > 0.0 && p.probability <= 1.0) {
-                return Err(Error::snapshot(format!("pending decision {} has probability {}", p.id, p.probability)));
+                return Err(Error::snapshot(format!(
+                    "pending decision {} has probability {}",
+                    p.id, p.probability
+                )));
             }
             let index = ledger.slot_of(p.id);
             if ledger.slots[index].live {
                 return Err(Error::snapshot(format!("pending decision {} appears twice", p.id)));
             }
-            ledger.slots[index] = Slot { pending: *p, live: true };
+            ledger.slots[index] = Slot {
+                pending: *p,
+                live: true,
+            };
             ledger.live += 1;
         }
         Ok(ledger)
@@ -197,7 +229,31 @@ mod tests {
         let rebuilt = Ledger::from_parts(4, ledger.next_id(), &ledger.pending()).unwrap();
         assert_eq!(rebuilt.pending(), ledger.pending());
         assert_eq!(problem(rebuilt.get(3)), DecisionProblem::AlreadyUsed);
-        assert!(Ledger::from_parts(4, 6, &[Pending { id: 1, context: 0, arm: 0, probability: 0.5 }]).is_err());
-        assert!(Ledger::from_parts(4, 6, &[Pending { id: 5, context: 0, arm: 0, probability: 0.0 }]).is_err());
+        assert!(
+            Ledger::from_parts(
+                4,
+                6,
+                &[Pending {
+                    id: 1,
+                    context: 0,
+                    arm: 0,
+                    probability: 0.5
+                }]
+            )
+            .is_err()
+        );
+        assert!(
+            Ledger::from_parts(
+                4,
+                6,
+                &[Pending {
+                    id: 5,
+                    context: 0,
+                    arm: 0,
+                    probability: 0.0
+                }]
+            )
+            .is_err()
+        );
     }
 }

@@ -13,15 +13,27 @@ pub enum DecisionProblem {
     /// More than `max_pending` decisions were issued after it, so its record was dropped.
     Expired { max_pending: usize },
     /// The id is pending, but the model or context given with it differ from the record.
-    Mismatch { field: &'static str, expected: String, got: String },
+    Mismatch {
+        field: &'static str,
+        expected: String,
+        got: String,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Error {
     /// A configuration value outside its domain.
-    InvalidParameter { field: String, value: String, expected: String },
+    InvalidParameter {
+        field: String,
+        value: String,
+        expected: String,
+    },
     /// An observation (accuracy, cost, latency, reward) outside its domain.
-    InvalidObservation { field: &'static str, value: f64, expected: &'static str },
+    InvalidObservation {
+        field: &'static str,
+        value: f64,
+        expected: &'static str,
+    },
     /// A model name that is not in the pool.
     UnknownModel(String),
     /// The subset allowed for one selection is empty.
@@ -34,9 +46,18 @@ pub enum Error {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
+/// Numbers as Python prints them, since that is what users read: Rust's `NaN` is `nan` there.
+fn pythonic(value: String) -> String {
+    if value == "NaN" { "nan".to_owned() } else { value }
+}
+
 impl Error {
     pub(crate) fn parameter(field: impl Into<String>, value: impl fmt::Display, expected: impl Into<String>) -> Self {
-        Error::InvalidParameter { field: field.into(), value: value.to_string(), expected: expected.into() }
+        Error::InvalidParameter {
+            field: field.into(),
+            value: pythonic(value.to_string()),
+            expected: expected.into(),
+        }
     }
 
     pub(crate) fn snapshot(message: impl Into<String>) -> Self {
@@ -51,7 +72,7 @@ impl fmt::Display for Error {
                 write!(f, "{field} must be {expected}, got {value}")
             }
             Error::InvalidObservation { field, value, expected } => {
-                write!(f, "{field} must be {expected}, got {value}")
+                write!(f, "{field} must be {expected}, got {}", pythonic(value.to_string()))
             }
             Error::UnknownModel(name) => write!(f, "unknown model {name:?}: not in the router's pool"),
             Error::NoEligibleModel => write!(f, "no model left to select: the allowed subset is empty"),

@@ -39,23 +39,39 @@ impl Policy {
         if let Some(prior) = prior
             && prior.len() != models
         {
-            return Err(Error::parameter("prior", format!("{} values", prior.len()), format!("one value per model ({models})")));
+            return Err(Error::parameter(
+                "prior",
+                format!("{} values", prior.len()),
+                format!("one value per model ({models})"),
+            ));
         }
         Ok(match self {
             Policy::LearningAutomaton(_) => {
                 #[allow(clippy::cast_precision_loss)]
                 let uniform = vec![1.0 / models as f64; models];
-                let Some(prior) = prior else { return Ok(State::LearningAutomaton { probabilities: uniform }) };
+                let Some(prior) = prior else {
+                    return Ok(State::LearningAutomaton { probabilities: uniform });
+                };
                 if let Some(bad) = prior.iter().find(|w| !(w.is_finite() && **w > 0.0)) {
-                    return Err(Error::parameter("prior", bad, "finite, positive weights for the learning automaton"));
+                    return Err(Error::parameter(
+                        "prior",
+                        bad,
+                        "finite, positive weights for the learning automaton",
+                    ));
                 }
                 let total: f64 = prior.iter().sum();
-                State::LearningAutomaton { probabilities: prior.iter().map(|w| w / total).collect() }
+                State::LearningAutomaton {
+                    probabilities: prior.iter().map(|w| w / total).collect(),
+                }
             }
             Policy::QLearning(config) => {
                 let values = prior.map_or_else(|| vec![0.0; models], <[f64]>::to_vec);
                 if let Some(bad) = values.iter().find(|q| !(0.0..=1.0).contains(*q)) {
-                    return Err(Error::parameter("prior", bad, "initial Q-values in [0, 1], the reward's range"));
+                    return Err(Error::parameter(
+                        "prior",
+                        bad,
+                        "initial Q-values in [0, 1], the reward's range",
+                    ));
                 }
                 State::QLearning(QValues::new(config, values))
             }
@@ -88,7 +104,11 @@ impl Learner {
             State::LearningAutomaton { probabilities } => probabilities.len(),
             State::QLearning(q) => q.values.len(),
         };
-        Learner { state, feedbacks: vec![0; models], locked: None }
+        Learner {
+            state,
+            feedbacks: vec![0; models],
+            locked: None,
+        }
     }
 
     /// Pick a model from `subset`; returns it and the probability it was picked with.
@@ -146,7 +166,9 @@ impl Learner {
     pub fn probabilities(&self) -> Vec<f64> {
         let models = self.feedbacks.len();
         if let Some(locked) = self.locked {
-            return (0..models).map(|arm| if arm == locked as usize { 1.0 } else { 0.0 }).collect();
+            return (0..models)
+                .map(|arm| if arm == locked as usize { 1.0 } else { 0.0 })
+                .collect();
         }
         match &self.state {
             State::LearningAutomaton { probabilities } => probabilities.clone(),
@@ -169,7 +191,9 @@ impl Learner {
                     || !probabilities.iter().all(|p| (0.0..=1.0).contains(p))
                     || (sum - 1.0).abs() > 1e-9
                 {
-                    return Err(Error::snapshot("automaton probabilities must be on the simplex, one per model"));
+                    return Err(Error::snapshot(
+                        "automaton probabilities must be on the simplex, one per model",
+                    ));
                 }
                 Ok(())
             }
@@ -184,7 +208,11 @@ mod tests {
     use super::*;
 
     fn automaton(lock: bool) -> Policy {
-        Policy::LearningAutomaton(AutomatonConfig { learning_rate: 0.5, threshold: 0.9, lock })
+        Policy::LearningAutomaton(AutomatonConfig {
+            learning_rate: 0.5,
+            threshold: 0.9,
+            lock,
+        })
     }
 
     #[test]
@@ -204,7 +232,10 @@ mod tests {
         let mut rng = Rng::seed_from_u64(0);
         assert_eq!(learner.select(Subset::ALL, &mut rng).unwrap(), (1, 1.0));
         // With its model excluded it falls back to the learned distribution.
-        assert_eq!(learner.select(Subset(Some(&[true, false])), &mut rng).unwrap(), (0, 1.0));
+        assert_eq!(
+            learner.select(Subset(Some(&[true, false])), &mut rng).unwrap(),
+            (0, 1.0)
+        );
     }
 
     #[test]

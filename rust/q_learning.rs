@@ -46,7 +46,11 @@ impl QConfig {
         if let StepSize::Constant(alpha) = self.learning_rate
             && !(alpha > 0.0 && alpha <= 1.0)
         {
-            return Err(Error::parameter("learning_rate", alpha, "in (0, 1] or \"sample_average\""));
+            return Err(Error::parameter(
+                "learning_rate",
+                alpha,
+                "in (0, 1] or \"sample_average\"",
+            ));
         }
         if !(0.0..=1.0).contains(&self.epsilon) {
             return Err(Error::parameter("epsilon", self.epsilon, "in [0, 1]"));
@@ -87,7 +91,12 @@ pub struct QValues {
 impl QValues {
     #[must_use]
     pub fn new(config: &QConfig, initial: Vec<f64>) -> Self {
-        QValues { values: initial, epsilon: config.epsilon, greedy: None, streak: 0 }
+        QValues {
+            values: initial,
+            epsilon: config.epsilon,
+            greedy: None,
+            streak: 0,
+        }
     }
 
     /// Values finite, epsilon within the schedule's range, greedy a real model.
@@ -96,7 +105,10 @@ impl QValues {
             return Err(Error::snapshot("Q-values must be one finite number per model"));
         }
         if !(self.epsilon >= config.epsilon_min && self.epsilon <= config.epsilon) {
-            return Err(Error::snapshot(format!("epsilon {} outside the configured schedule", self.epsilon)));
+            return Err(Error::snapshot(format!(
+                "epsilon {} outside the configured schedule",
+                self.epsilon
+            )));
         }
         if self.greedy.is_some_and(|g| g as usize >= models) {
             return Err(Error::snapshot("greedy model index out of range"));
@@ -110,7 +122,9 @@ impl QValues {
             .filter(|&arm| subset.contains(arm))
             .map(|arm| self.values[arm])
             .fold(f64::NEG_INFINITY, f64::max);
-        let ties = (0..self.values.len()).filter(|&arm| subset.contains(arm) && self.values[arm] == best).count();
+        let ties = (0..self.values.len())
+            .filter(|&arm| subset.contains(arm) && self.values[arm] == best)
+            .count();
         (best, ties)
     }
 
@@ -121,7 +135,11 @@ impl QValues {
         #[allow(clippy::cast_precision_loss)]
         let explore = self.epsilon / subset.count(self.values.len()) as f64;
         #[allow(clippy::cast_precision_loss)]
-        let exploit = if self.values[arm] == best { (1.0 - self.epsilon) / ties as f64 } else { 0.0 };
+        let exploit = if self.values[arm] == best {
+            (1.0 - self.epsilon) / ties as f64
+        } else {
+            0.0
+        };
         explore + exploit
     }
 
@@ -138,7 +156,9 @@ impl QValues {
         } else {
             let (best, ties) = self.greedy_set(subset);
             let k = rng.below(ties);
-            (0..n).filter(|&arm| subset.contains(arm) && self.values[arm] == best).nth(k)
+            (0..n)
+                .filter(|&arm| subset.contains(arm) && self.values[arm] == best)
+                .nth(k)
         }
         .ok_or(Error::NoEligibleModel)?;
         Ok((arm, self.probability(arm, subset)))
@@ -155,7 +175,10 @@ impl QValues {
         self.epsilon = (self.epsilon * config.epsilon_decay).max(config.epsilon_min);
         let (best, ties) = self.greedy_set(Subset::ALL);
         let greedy = if ties == 1 {
-            self.values.iter().position(|&q| q == best).and_then(|arm| u32::try_from(arm).ok())
+            self.values
+                .iter()
+                .position(|&q| q == best)
+                .and_then(|arm| u32::try_from(arm).ok())
         } else {
             None
         };
@@ -209,7 +232,10 @@ mod tests {
 
     #[test]
     fn sample_average_is_the_mean() {
-        let c = QConfig { learning_rate: StepSize::Schedule(StepSchedule::SampleAverage), ..config() };
+        let c = QConfig {
+            learning_rate: StepSize::Schedule(StepSchedule::SampleAverage),
+            ..config()
+        };
         let mut q = QValues::new(&c, vec![0.0; 2]);
         for (n, r) in [1.0, 0.0, 0.5, 0.5].into_iter().enumerate() {
             q.update(&c, 0, r, n as u64 + 1);
@@ -233,7 +259,12 @@ mod tests {
 
     #[test]
     fn selection_probability_matches_frequencies() {
-        let q = QValues { values: vec![0.5, 0.9, 0.9, 0.1], epsilon: 0.2, greedy: None, streak: 0 };
+        let q = QValues {
+            values: vec![0.5, 0.9, 0.9, 0.1],
+            epsilon: 0.2,
+            greedy: None,
+            streak: 0,
+        };
         let mut rng = Rng::seed_from_u64(11);
         let mut hits = [0u32; 4];
         for _ in 0..40_000 {
@@ -249,11 +280,41 @@ mod tests {
     #[test]
     fn validation_names_the_field() {
         let bad = [
-            (QConfig { learning_rate: StepSize::Constant(0.0), ..config() }, "learning_rate"),
-            (QConfig { epsilon: 1.5, ..config() }, "epsilon"),
-            (QConfig { epsilon_decay: 0.0, ..config() }, "epsilon_decay"),
-            (QConfig { epsilon_min: 0.3, ..config() }, "epsilon_min"),
-            (QConfig { patience: 0, ..config() }, "patience"),
+            (
+                QConfig {
+                    learning_rate: StepSize::Constant(0.0),
+                    ..config()
+                },
+                "learning_rate",
+            ),
+            (
+                QConfig {
+                    epsilon: 1.5,
+                    ..config()
+                },
+                "epsilon",
+            ),
+            (
+                QConfig {
+                    epsilon_decay: 0.0,
+                    ..config()
+                },
+                "epsilon_decay",
+            ),
+            (
+                QConfig {
+                    epsilon_min: 0.3,
+                    ..config()
+                },
+                "epsilon_min",
+            ),
+            (
+                QConfig {
+                    patience: 0,
+                    ..config()
+                },
+                "patience",
+            ),
         ];
         for (c, field) in bad {
             assert!(c.validate().unwrap_err().to_string().starts_with(field));

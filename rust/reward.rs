@@ -27,12 +27,35 @@ impl Observation {
     /// Accuracy in [0, 1]; cost (USD) and latency (seconds) finite and non-negative.
     pub fn new(accuracy: f64, cost: f64, latency: f64) -> Result<Self> {
         let check = |field, value: f64, ok: bool, expected| {
-            if ok { Ok(()) } else { Err(Error::InvalidObservation { field, value, expected }) }
+            if ok {
+                Ok(())
+            } else {
+                Err(Error::InvalidObservation { field, value, expected })
+            }
         };
-        check("accuracy", accuracy, (0.0..=1.0).contains(&accuracy), "a number in [0, 1]")?;
-        check("cost", cost, cost.is_finite() && cost >= 0.0, "a finite, non-negative number")?;
-        check("latency", latency, latency.is_finite() && latency >= 0.0, "a finite, non-negative number")?;
-        Ok(Observation { accuracy, cost, latency })
+        check(
+            "accuracy",
+            accuracy,
+            (0.0..=1.0).contains(&accuracy),
+            "a number in [0, 1]",
+        )?;
+        check(
+            "cost",
+            cost,
+            cost.is_finite() && cost >= 0.0,
+            "a finite, non-negative number",
+        )?;
+        check(
+            "latency",
+            latency,
+            latency.is_finite() && latency >= 0.0,
+            "a finite, non-negative number",
+        )?;
+        Ok(Observation {
+            accuracy,
+            cost,
+            latency,
+        })
     }
 }
 
@@ -66,7 +89,14 @@ impl Default for Reward {
     /// Accuracy counts twice as much as cost and latency together; a query is "expensive" at
     /// 1 cent and "slow" at 10 seconds.
     fn default() -> Self {
-        Reward { accuracy: 1.0, cost: 0.5, latency: 0.5, max_cost: 0.01, max_latency: 10.0, form: RewardForm::Linear }
+        Reward {
+            accuracy: 1.0,
+            cost: 0.5,
+            latency: 0.5,
+            max_cost: 0.01,
+            max_latency: 10.0,
+            form: RewardForm::Linear,
+        }
     }
 }
 
@@ -74,7 +104,11 @@ fn weight(field: &str, value: f64) -> Result<()> {
     if value.is_finite() && value >= 0.0 {
         Ok(())
     } else {
-        Err(Error::parameter(format!("reward.{field}"), value, "a finite, non-negative weight"))
+        Err(Error::parameter(
+            format!("reward.{field}"),
+            value,
+            "a finite, non-negative weight",
+        ))
     }
 }
 
@@ -82,7 +116,11 @@ fn positive(field: &str, value: f64) -> Result<()> {
     if value.is_finite() && value > 0.0 {
         Ok(())
     } else {
-        Err(Error::parameter(format!("reward.{field}"), value, "a finite number > 0"))
+        Err(Error::parameter(
+            format!("reward.{field}"),
+            value,
+            "a finite number > 0",
+        ))
     }
 }
 
@@ -95,8 +133,22 @@ impl Reward {
     /// let perfect = Observation::new(1.0, 0.0, 0.0).unwrap();
     /// assert_eq!(reward.compute(perfect), 1.0);
     /// ```
-    pub fn new(accuracy: f64, cost: f64, latency: f64, max_cost: f64, max_latency: f64, form: RewardForm) -> Result<Self> {
-        let reward = Reward { accuracy, cost, latency, max_cost, max_latency, form };
+    pub fn new(
+        accuracy: f64,
+        cost: f64,
+        latency: f64,
+        max_cost: f64,
+        max_latency: f64,
+        form: RewardForm,
+    ) -> Result<Self> {
+        let reward = Reward {
+            accuracy,
+            cost,
+            latency,
+            max_cost,
+            max_latency,
+            form,
+        };
         reward.validate()?;
         Ok(reward)
     }
@@ -111,7 +163,12 @@ impl Reward {
         }
         positive("max_cost", self.max_cost)?;
         positive("max_latency", self.max_latency)?;
-        if let RewardForm::Paper { time_scaling, latency_floor_ms, max_value } = self.form {
+        if let RewardForm::Paper {
+            time_scaling,
+            latency_floor_ms,
+            max_value,
+        } = self.form
+        {
             if self.latency <= 0.0 {
                 return Err(Error::parameter(
                     "reward.latency",
@@ -153,7 +210,11 @@ impl Reward {
                     + self.latency)
                     / (self.accuracy + self.cost + self.latency)
             }
-            RewardForm::Paper { time_scaling, latency_floor_ms, max_value } => {
+            RewardForm::Paper {
+                time_scaling,
+                latency_floor_ms,
+                max_value,
+            } => {
                 let paper = |accuracy: f64, cost: f64, latency_ms: f64| {
                     let numerator = (self.accuracy * accuracy - self.cost * cost).max(0.0);
                     numerator / (self.latency * latency_ms.max(latency_floor_ms).log10() / time_scaling)
@@ -177,7 +238,11 @@ mod tests {
     }
 
     fn paper(max_value: Option<f64>) -> Reward {
-        let form = RewardForm::Paper { time_scaling: 1.0, latency_floor_ms: 10.0, max_value };
+        let form = RewardForm::Paper {
+            time_scaling: 1.0,
+            latency_floor_ms: 10.0,
+            max_value,
+        };
         Reward::new(1.0, 1.0, 1.0, 1.0, 1.0, form).unwrap()
     }
 
@@ -212,22 +277,62 @@ mod tests {
     #[test]
     fn invalid_configuration_names_the_field() {
         let bad = [
-            (Reward { accuracy: f64::NAN, ..Reward::default() }, "reward.accuracy"),
-            (Reward { cost: -1.0, ..Reward::default() }, "reward.cost"),
-            (Reward { accuracy: 0.0, cost: 0.0, latency: 0.0, ..Reward::default() }, "reward weights"),
-            (Reward { max_cost: 0.0, ..Reward::default() }, "reward.max_cost"),
-            (Reward { max_latency: f64::INFINITY, ..Reward::default() }, "reward.max_latency"),
+            (
+                Reward {
+                    accuracy: f64::NAN,
+                    ..Reward::default()
+                },
+                "reward.accuracy",
+            ),
+            (
+                Reward {
+                    cost: -1.0,
+                    ..Reward::default()
+                },
+                "reward.cost",
+            ),
+            (
+                Reward {
+                    accuracy: 0.0,
+                    cost: 0.0,
+                    latency: 0.0,
+                    ..Reward::default()
+                },
+                "reward weights",
+            ),
+            (
+                Reward {
+                    max_cost: 0.0,
+                    ..Reward::default()
+                },
+                "reward.max_cost",
+            ),
+            (
+                Reward {
+                    max_latency: f64::INFINITY,
+                    ..Reward::default()
+                },
+                "reward.max_latency",
+            ),
             (
                 Reward {
                     latency: 0.0,
-                    form: RewardForm::Paper { time_scaling: 1.0, latency_floor_ms: 10.0, max_value: None },
+                    form: RewardForm::Paper {
+                        time_scaling: 1.0,
+                        latency_floor_ms: 10.0,
+                        max_value: None,
+                    },
                     ..Reward::default()
                 },
                 "reward.latency",
             ),
             (
                 Reward {
-                    form: RewardForm::Paper { time_scaling: 1.0, latency_floor_ms: 1.0, max_value: None },
+                    form: RewardForm::Paper {
+                        time_scaling: 1.0,
+                        latency_floor_ms: 1.0,
+                        max_value: None,
+                    },
                     ..Reward::default()
                 },
                 "reward.latency_floor_ms",
@@ -241,7 +346,13 @@ mod tests {
 
     #[test]
     fn invalid_observations_are_rejected() {
-        for (a, c, l) in [(f64::NAN, 0.0, 0.0), (1.5, 0.0, 0.0), (-0.1, 0.0, 0.0), (1.0, -1.0, 0.0), (1.0, 0.0, f64::INFINITY)] {
+        for (a, c, l) in [
+            (f64::NAN, 0.0, 0.0),
+            (1.5, 0.0, 0.0),
+            (-0.1, 0.0, 0.0),
+            (1.0, -1.0, 0.0),
+            (1.0, 0.0, f64::INFINITY),
+        ] {
             assert!(Observation::new(a, c, l).is_err());
         }
     }

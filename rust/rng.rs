@@ -38,7 +38,14 @@ impl Rng {
     pub fn seed_from_u64(seed: u64) -> Self {
         let mut sm = seed;
         // SplitMix64 never yields four zero words in a row, so the state is valid.
-        Rng { s: [splitmix64(&mut sm), splitmix64(&mut sm), splitmix64(&mut sm), splitmix64(&mut sm)] }
+        Rng {
+            s: [
+                splitmix64(&mut sm),
+                splitmix64(&mut sm),
+                splitmix64(&mut sm),
+                splitmix64(&mut sm),
+            ],
+        }
     }
 
     pub fn next_u64(&mut self) -> u64 {
@@ -81,7 +88,9 @@ impl TryFrom<[u64; 4]> for Rng {
 
     fn try_from(s: [u64; 4]) -> Result<Self> {
         if s == [0; 4] {
-            return Err(Error::snapshot("generator state is all zeros, which xoshiro256++ never reaches"));
+            return Err(Error::snapshot(
+                "generator state is all zeros, which xoshiro256++ never reaches",
+            ));
         }
         Ok(Rng { s })
     }

@@ -44,7 +44,11 @@ impl Config {
                 return Err(Error::parameter("models", "\"\"", "non-empty model names"));
             }
             if !seen.insert(name.as_str()) {
-                return Err(Error::parameter("models", format!("{name:?} twice"), "unique model names"));
+                return Err(Error::parameter(
+                    "models",
+                    format!("{name:?} twice"),
+                    "unique model names",
+                ));
             }
         }
         self.policy.validate(self.models.len())?;
@@ -102,9 +106,21 @@ impl Router {
     /// ```
     pub fn new(config: Config, seed: u64) -> Result<Self> {
         let fresh = config.validate()?;
-        let model_index = config.models.iter().zip(0u32..).map(|(name, i)| (name.clone(), i)).collect();
+        let model_index = config
+            .models
+            .iter()
+            .zip(0u32..)
+            .map(|(name, i)| (name.clone(), i))
+            .collect();
         let ledger = Ledger::new(config.max_pending)?;
-        Ok(Router { config, model_index, fresh, contexts: Contexts::default(), ledger, rng: Rng::seed_from_u64(seed) })
+        Ok(Router {
+            config,
+            model_index,
+            fresh,
+            contexts: Contexts::default(),
+            ledger,
+            rng: Rng::seed_from_u64(seed),
+        })
     }
 
     #[must_use]
@@ -113,7 +129,10 @@ impl Router {
     }
 
     pub fn model_index(&self, name: &str) -> Result<usize> {
-        self.model_index.get(name).map(|&i| i as usize).ok_or_else(|| Error::UnknownModel(name.to_owned()))
+        self.model_index
+            .get(name)
+            .map(|&i| i as usize)
+            .ok_or_else(|| Error::UnknownModel(name.to_owned()))
     }
 
     /// Pick a model for `context` (the default context when `None`) among `subset`.
@@ -132,7 +151,12 @@ impl Router {
         let (arm, probability) = learner.select(subset, &mut self.rng)?;
         #[allow(clippy::cast_possible_truncation)] // arm < models.len() < 2^32, checked at construction
         let id = self.ledger.issue(index, arm as u32, probability);
-        Ok(Selection { id, arm, probability, context: index })
+        Ok(Selection {
+            id,
+            arm,
+            probability,
+            context: index,
+        })
     }
 
     /// Apply the outcome of decision `id`, which the caller says chose `model` in `context`.
@@ -141,7 +165,11 @@ impl Router {
         let pending = self.ledger.get(id)?;
         let mismatch = |field, expected: &str, got: &str| Error::Decision {
             id,
-            problem: DecisionProblem::Mismatch { field, expected: expected.to_owned(), got: got.to_owned() },
+            problem: DecisionProblem::Mismatch {
+                field,
+                expected: expected.to_owned(),
+                got: got.to_owned(),
+            },
         };
         let issued_model = self.config.models.get(pending.arm as usize).map_or("", String::as_str);
         if issued_model != model {
@@ -149,7 +177,11 @@ impl Router {
         }
         if self.contexts.index_of(context) != Some(pending.context) {
             let names = self.contexts.names();
-            return Err(mismatch("context", names.get(pending.context as usize).copied().unwrap_or(""), context));
+            return Err(mismatch(
+                "context",
+                names.get(pending.context as usize).copied().unwrap_or(""),
+                context,
+            ));
         }
         let reward = self.config.reward.compute(observation);
         let learner = self.contexts.learner_mut(pending.context).ok_or(Error::Decision {
@@ -164,19 +196,26 @@ impl Router {
     /// The distribution `select` would draw from in `context` (a fresh learner's if unseen).
     #[must_use]
     pub fn probabilities(&self, context: &str) -> Vec<f64> {
-        self.contexts.get(context).map_or_else(|| Learner::new(self.fresh.clone()).probabilities(), Learner::probabilities)
+        self.contexts.get(context).map_or_else(
+            || Learner::new(self.fresh.clone()).probabilities(),
+            Learner::probabilities,
+        )
     }
 
     /// The model `context` has converged to, if it has.
     #[must_use]
     pub fn converged(&self, context: &str) -> Option<usize> {
-        self.contexts.get(context).and_then(|learner| learner.converged(&self.config.policy))
+        self.contexts
+            .get(context)
+            .and_then(|learner| learner.converged(&self.config.policy))
     }
 
     /// Applied feedbacks per model in `context` (zeros if unseen).
     #[must_use]
     pub fn feedback_counts(&self, context: &str) -> Vec<u64> {
-        self.contexts.get(context).map_or_else(|| vec![0; self.config.models.len()], |l| l.feedbacks.clone())
+        self.contexts
+            .get(context)
+            .map_or_else(|| vec![0; self.config.models.len()], |l| l.feedbacks.clone())
     }
 
     /// Context names, in the order they were first seen.
@@ -210,7 +249,11 @@ mod tests {
     }
 
     fn automaton() -> Policy {
-        Policy::LearningAutomaton(AutomatonConfig { learning_rate: 0.2, threshold: 0.95, lock: true })
+        Policy::LearningAutomaton(AutomatonConfig {
+            learning_rate: 0.2,
+            threshold: 0.95,
+            lock: true,
+        })
     }
 
     fn q() -> Policy {
@@ -235,13 +278,25 @@ mod tests {
         let model = router.config.models[d.arm].clone();
         let other = router.config.models[(d.arm + 1) % 3].clone();
         let before = router.clone();
-        assert!(matches!(router.feedback(d.id, &other, "x", good()), Err(Error::Decision { .. })));
-        assert!(matches!(router.feedback(d.id, &model, "y", good()), Err(Error::Decision { .. })));
-        assert!(matches!(router.feedback(d.id + 1, &model, "x", good()), Err(Error::Decision { .. })));
+        assert!(matches!(
+            router.feedback(d.id, &other, "x", good()),
+            Err(Error::Decision { .. })
+        ));
+        assert!(matches!(
+            router.feedback(d.id, &model, "y", good()),
+            Err(Error::Decision { .. })
+        ));
+        assert!(matches!(
+            router.feedback(d.id + 1, &model, "x", good()),
+            Err(Error::Decision { .. })
+        ));
         assert_eq!(router, before);
         assert_eq!(router.feedback(d.id, &model, "x", good()).unwrap(), 1.0);
         let after = router.clone();
-        assert!(matches!(router.feedback(d.id, &model, "x", good()), Err(Error::Decision { .. })));
+        assert!(matches!(
+            router.feedback(d.id, &model, "x", good()),
+            Err(Error::Decision { .. })
+        ));
         assert_eq!(router, after);
         assert_eq!(router.feedback_counts("x").iter().sum::<u64>(), 1);
     }
@@ -251,7 +306,10 @@ mod tests {
         let mut router = Router::new(config(automaton()), 1).unwrap();
         let before = router.clone();
         let mask = [false; 3];
-        assert_eq!(router.select(Some("new"), Subset(Some(&mask))), Err(Error::NoEligibleModel));
+        assert_eq!(
+            router.select(Some("new"), Subset(Some(&mask))),
+            Err(Error::NoEligibleModel)
+        );
         assert_eq!(router, before);
     }
 
@@ -262,11 +320,15 @@ mod tests {
                 let mut router = Router::new(config(policy.clone()), seed).unwrap();
                 (0..300)
                     .map(|i| {
-                        let d = router.select(Some(if i % 2 == 0 { "p" } else { "q" }), Subset::ALL).unwrap();
+                        let d = router
+                            .select(Some(if i % 2 == 0 { "p" } else { "q" }), Subset::ALL)
+                            .unwrap();
                         let model = router.config.models[d.arm].clone();
                         let ctx = if i % 2 == 0 { "p" } else { "q" };
                         let accuracy = if d.arm == 2 { 1.0 } else { 0.2 };
-                        router.feedback(d.id, &model, ctx, Observation::new(accuracy, 0.0, 0.0).unwrap()).unwrap();
+                        router
+                            .feedback(d.id, &model, ctx, Observation::new(accuracy, 0.0, 0.0).unwrap())
+                            .unwrap();
                         d.arm
                     })
                     .collect::<Vec<_>>()
@@ -284,7 +346,9 @@ mod tests {
                 let d = router.select(None, Subset::ALL).unwrap();
                 let model = router.config.models[d.arm].clone();
                 let accuracy = if d.arm == 1 { 1.0 } else { 0.0 };
-                router.feedback(d.id, &model, "default", Observation::new(accuracy, 0.0, 10.0).unwrap()).unwrap();
+                router
+                    .feedback(d.id, &model, "default", Observation::new(accuracy, 0.0, 10.0).unwrap())
+                    .unwrap();
             }
             assert_eq!(router.converged("default"), Some(1));
         }

@@ -58,7 +58,10 @@ impl Router {
             contexts: self
                 .contexts
                 .iter()
-                .map(|(name, learner)| ContextRecord { name: name.to_owned(), learner: learner.clone() })
+                .map(|(name, learner)| ContextRecord {
+                    name: name.to_owned(),
+                    learner: learner.clone(),
+                })
                 .collect(),
             pending: self.ledger.pending(),
         };
@@ -86,17 +89,25 @@ impl Router {
         let models = router.config.models.len();
         let mut contexts = Contexts::default();
         for record in payload.contexts {
-            record.learner.validate(&router.config.policy, models).map_err(|e| in_context(&record.name, e))?;
+            record
+                .learner
+                .validate(&router.config.policy, models)
+                .map_err(|e| in_context(&record.name, e))?;
             let before = contexts.len();
             let mut learner = Some(record.learner);
-            contexts.get_or_insert(&record.name, || learner.take().unwrap_or_else(|| Learner::new(router.fresh.clone())));
+            contexts.get_or_insert(&record.name, || {
+                learner.take().unwrap_or_else(|| Learner::new(router.fresh.clone()))
+            });
             if contexts.len() == before {
                 return Err(Error::snapshot(format!("context {:?} appears twice", record.name)));
             }
         }
         for p in &payload.pending {
             if p.context as usize >= contexts.len() || p.arm as usize >= models {
-                return Err(Error::snapshot(format!("pending decision {} refers to a missing context or model", p.id)));
+                return Err(Error::snapshot(format!(
+                    "pending decision {} refers to a missing context or model",
+                    p.id
+                )));
             }
         }
         router.contexts = contexts;
@@ -123,7 +134,10 @@ fn parse(bytes: &[u8]) -> Result<Payload> {
         if bytes.is_empty() {
             return Err(Error::snapshot("empty input"));
         }
-        return Err(Error::snapshot(format!("truncated: {} bytes, shorter than the {HEADER}-byte header", bytes.len())));
+        return Err(Error::snapshot(format!(
+            "truncated: {} bytes, shorter than the {HEADER}-byte header",
+            bytes.len()
+        )));
     }
     let (header, body) = bytes.split_at(HEADER);
     if &header[..8] != MAGIC {
@@ -144,12 +158,18 @@ fn parse(bytes: &[u8]) -> Result<Payload> {
     if length != body.len() as u64 {
         return Err(Error::snapshot(format!(
             "{}: the header announces {length} payload bytes, found {}",
-            if (body.len() as u64) < length { "truncated" } else { "trailing bytes" },
+            if (body.len() as u64) < length {
+                "truncated"
+            } else {
+                "trailing bytes"
+            },
             body.len()
         )));
     }
     if crc32fast::hash(body) != le_u32(&header[20..24]) {
-        return Err(Error::snapshot("checksum mismatch: the snapshot was altered or corrupted"));
+        return Err(Error::snapshot(
+            "checksum mismatch: the snapshot was altered or corrupted",
+        ));
     }
     serde_json::from_slice(body).map_err(|e| Error::snapshot(format!("payload: {e}")))
 }
@@ -188,7 +208,11 @@ mod tests {
 
     fn policies() -> Vec<Policy> {
         vec![
-            Policy::LearningAutomaton(AutomatonConfig { learning_rate: 0.05, threshold: 0.99, lock: true }),
+            Policy::LearningAutomaton(AutomatonConfig {
+                learning_rate: 0.05,
+                threshold: 0.99,
+                lock: true,
+            }),
             Policy::QLearning(QConfig {
                 learning_rate: StepSize::Schedule(StepSchedule::SampleAverage),
                 epsilon: 0.2,

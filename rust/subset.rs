@@ -19,7 +19,8 @@ impl Subset<'_> {
     /// How many of `n` models are allowed.
     #[must_use]
     pub fn count(self, n: usize) -> usize {
-        self.0.map_or(n, |mask| mask.iter().take(n).filter(|&&allowed| allowed).count())
+        self.0
+            .map_or(n, |mask| mask.iter().take(n).filter(|&&allowed| allowed).count())
     }
 
     /// The `k`-th allowed model (0-based) among the first `n`.

@@ -37,7 +37,12 @@ impl PyDecision {
     #[new]
     #[pyo3(signature = (id, model, probability, context))]
     fn new(id: u64, model: Bound<'_, PyString>, probability: f64, context: Bound<'_, PyString>) -> Self {
-        PyDecision { id, model: model.unbind(), probability, context: context.unbind() }
+        PyDecision {
+            id,
+            model: model.unbind(),
+            probability,
+            context: context.unbind(),
+        }
     }
 
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {

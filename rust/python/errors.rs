@@ -36,8 +36,15 @@ impl From<Error> for PyErr {
 
 /// A wrong Python type for an argument: `pickllm.errors.ArgumentTypeError`.
 pub fn wrong_type(py: Python<'_>, argument: &str, expected: &str, got: &Bound<'_, PyAny>) -> PyErr {
-    let got = got.get_type().name().map_or_else(|_| "?".to_owned(), |name| name.to_string());
-    pickllm_error(py, "ArgumentTypeError", format!("{argument} must be {expected}, got {got}"))
+    let got = got
+        .get_type()
+        .name()
+        .map_or_else(|_| "?".to_owned(), |name| name.to_string());
+    pickllm_error(
+        py,
+        "ArgumentTypeError",
+        format!("{argument} must be {expected}, got {got}"),
+    )
 }
 
 /// A panic inside the core, caught before it reaches Python.

@@ -32,9 +32,19 @@ pub struct PyRouterCore {
 
 impl PyRouterCore {
     fn wrap(py: Python<'_>, router: Router) -> Self {
-        let models = router.config().models.iter().map(|m| PyString::intern(py, m).unbind()).collect();
+        let models = router
+            .config()
+            .models
+            .iter()
+            .map(|m| PyString::intern(py, m).unbind())
+            .collect();
         let default_context = PyString::new(py, &router.config().default_context).unbind();
-        PyRouterCore { router: Mutex::new(router), broken: AtomicBool::new(false), models, default_context }
+        PyRouterCore {
+            router: Mutex::new(router),
+            broken: AtomicBool::new(false),
+            models,
+            default_context,
+        }
     }
 
     /// Run `f` on the router under the lock. Errors are converted after the lock is released;
@@ -71,9 +81,16 @@ impl PyRouterCore {
         for (argument, value, allow) in [("allowed", allowed, true), ("exclude", exclude, false)] {
             let Some(value) = value else { continue };
             if value.is_instance_of::<PyString>() {
-                return Err(wrong_type(py, argument, "a collection of model names, not one string", value));
+                return Err(wrong_type(
+                    py,
+                    argument,
+                    "a collection of model names, not one string",
+                    value,
+                ));
             }
-            let items = value.try_iter().map_err(|_| wrong_type(py, argument, "a collection of model names", value))?;
+            let items = value
+                .try_iter()
+                .map_err(|_| wrong_type(py, argument, "a collection of model names", value))?;
             for item in items {
                 let item = item?;
                 names.push((as_str(py, argument, &item)?.clone(), allow));
@@ -91,12 +108,20 @@ impl PyRouterCore {
     }
 }
 
-fn as_str<'a, 'py>(py: Python<'py>, argument: &str, value: &'a Bound<'py, PyAny>) -> PyResult<&'a Bound<'py, PyString>> {
-    value.cast::<PyString>().map_err(|_| wrong_type(py, argument, "a str", value))
+fn as_str<'a, 'py>(
+    py: Python<'py>,
+    argument: &str,
+    value: &'a Bound<'py, PyAny>,
+) -> PyResult<&'a Bound<'py, PyString>> {
+    value
+        .cast::<PyString>()
+        .map_err(|_| wrong_type(py, argument, "a str", value))
 }
 
 fn as_f64(py: Python<'_>, argument: &str, value: &Bound<'_, PyAny>) -> PyResult<f64> {
-    value.extract::<f64>().map_err(|_| wrong_type(py, argument, "a number", value))
+    value
+        .extract::<f64>()
+        .map_err(|_| wrong_type(py, argument, "a number", value))
 }
 
 #[pymethods]
@@ -125,7 +150,10 @@ impl PyRouterCore {
         let name = context.map(|c| c.to_str()).transpose()?;
         let mask = self.subset_mask(py, exclude, allowed)?;
         let selection = self.with(|router| router.select(name, Subset(mask.as_deref())))?;
-        let model = self.models.get(selection.arm).ok_or_else(|| internal("model index out of range"))?;
+        let model = self
+            .models
+            .get(selection.arm)
+            .ok_or_else(|| internal("model index out of range"))?;
         Ok(PyDecision {
             id: selection.id,
             model: model.clone_ref(py),
@@ -143,10 +171,15 @@ impl PyRouterCore {
         cost: &Bound<'_, PyAny>,
         latency: &Bound<'_, PyAny>,
     ) -> PyResult<f64> {
-        let decision = decision.cast::<PyDecision>().map_err(|_| wrong_type(py, "decision", "a Decision", decision))?;
+        let decision = decision
+            .cast::<PyDecision>()
+            .map_err(|_| wrong_type(py, "decision", "a Decision", decision))?;
         let decision = decision.get();
-        let observation =
-            Observation::new(as_f64(py, "accuracy", accuracy)?, as_f64(py, "cost", cost)?, as_f64(py, "latency", latency)?)?;
+        let observation = Observation::new(
+            as_f64(py, "accuracy", accuracy)?,
+            as_f64(py, "cost", cost)?,
+            as_f64(py, "latency", latency)?,
+        )?;
         let model = decision.model.bind(py).to_str()?;
         let context = decision.context.bind(py).to_str()?;
         self.with(|router| router.feedback(decision.id, model, context, observation))
