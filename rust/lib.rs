@@ -36,6 +36,7 @@ pub mod decisions;
 pub mod error;
 pub mod learner;
 pub mod q_learning;
+pub mod replay;
 pub mod reward;
 pub mod rng;
 pub mod router;

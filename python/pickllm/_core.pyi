@@ -1,6 +1,6 @@
 """Type stub of the compiled core (rust/python/). Checked against the binary by mypy.stubtest."""
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import final
 
 __all__ = [
@@ -10,6 +10,8 @@ __all__ = [
     "RouterCore",
     "__version__",
     "compute_reward",
+    "replay_sessions",
+    "table_means",
     "validate_policy",
     "validate_reward",
 ]
@@ -61,3 +63,29 @@ class RouterCore:
 def validate_policy(policy_json: str, models: int) -> None: ...
 def validate_reward(reward_json: str) -> None: ...
 def compute_reward(reward_json: str, accuracy: float, cost: float, latency: float) -> float: ...
+
+#: One table per context: (accuracy, cost, latency), each row-major query x model.
+_Columns = tuple[Sequence[float], Sequence[float], Sequence[float]]
+
+def replay_sessions(
+    models: int,
+    columns: list[_Columns],
+    reward_json: str,
+    strategy_json: str,
+    queries: int,
+    seeds: list[int],
+    trace: bool = False,
+) -> list[
+    tuple[
+        float,
+        float,
+        float,
+        float,
+        float,
+        float,
+        list[int],
+        list[tuple[int, int] | None],
+        list[float],
+    ]
+]: ...
+def table_means(models: int, columns: _Columns, reward_json: str) -> list[list[float]]: ...
