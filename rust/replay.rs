@@ -47,7 +47,17 @@ impl Table {
             ));
         }
         for cell in 0..cells {
-            Observation::new(accuracy[cell], cost[cell], latency[cell])?;
+            Observation::new(accuracy[cell], cost[cell], latency[cell]).map_err(|e| match e {
+                Error::InvalidObservation { field, value, expected } => {
+                    let (query, model) = (cell / models, cell % models);
+                    Error::parameter(
+                        format!("table cell (query {query}, model {model}): {field}"),
+                        value,
+                        expected,
+                    )
+                }
+                other => other,
+            })?;
         }
         Ok(Table {
             models,
