@@ -178,6 +178,15 @@ def _learners(args: argparse.Namespace) -> list[Strategy]:
     return learners
 
 
+def _mixed(learners: list[Strategy]) -> list[Strategy]:
+    """For the mixed run: the automaton with the learning rate nearest 0.1 and the last
+    Q-learning setting, each compared per-context against global."""
+    automata = [s for s in learners if s.spec["policy"]["kind"] == "learning_automaton"]
+    q = [s for s in learners if s.spec["policy"]["kind"] == "q_learning"]
+    nearest = [min(automata, key=lambda s: abs(s.spec["policy"]["learning_rate"] - 0.1))]
+    return (nearest if automata else []) + q[-1:]
+
+
 class _ProgressBar:
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
@@ -216,10 +225,12 @@ def replay(args: argparse.Namespace) -> int:
         f"replaying {source}: " + ", ".join(f"{t.name} ({t.rows} queries)" for t in contexts),
         file=sys.stderr,
     )
+    learners = _learners(args)
     experiment: Experiment = run_experiment(
         contexts,
         reward,
-        learners=_learners(args),
+        learners=learners,
+        mixed=_mixed(learners),
         sessions=args.sessions,
         queries=args.queries,
         seed=args.seed,

@@ -4,7 +4,8 @@ For each context, every strategy runs the same ``sessions`` sessions (seeds ``se
 ``seed + sessions - 1``) of ``queries`` queries. Baselines: random, round-robin, the cheapest
 model, the most expensive model, the best fixed model in hindsight (by the reward's own weights)
 and the per-query oracle. Optionally a *mixed* run draws each query's context at random from all
-contexts, to compare per-context learners with one global learner.
+contexts, to compare per-context learners with one global learner; its sessions are as many times
+longer as there are contexts, so that each context gets ``queries`` queries on average.
 
 Every metric is reported as a mean with a 95% confidence interval over sessions (normal
 approximation, ``1.96 * sd / sqrt(n)``).
@@ -181,19 +182,26 @@ def default_mixed() -> list[Strategy]:
 
 
 def _session_metrics(session: Session, best: int) -> dict[str, float]:
-    converged = session.converged[0] if session.converged else None
-    learns = bool(session.converged)
-    return {
+    """Per-session values. With several learners (a per-context learner in the mixed run), the
+    convergence metrics average over learners; ``best < 0`` means no single best model."""
+    base = {
         "cost": session.cost,
         "mean_latency": session.mean_latency,
         "mean_accuracy": session.mean_accuracy,
         "mean_reward": session.mean_reward,
         "regret": session.regret,
         "gap_closed": session.gap_closed,
-        "converged": float(converged is not None) if learns else math.nan,
-        "queries_to_convergence": float(converged[0]) if converged else math.nan,
-        "converged_to_best": float(converged is not None and converged[1] == best)
-        if learns
+    }
+    if not session.converged:  # a baseline: nothing converges
+        return base | dict.fromkeys(
+            ("converged", "queries_to_convergence", "converged_to_best"), math.nan
+        )
+    done = [c for c in session.converged if c is not None]
+    return base | {
+        "converged": len(done) / len(session.converged),
+        "queries_to_convergence": statistics.fmean(q for q, _ in done) if done else math.nan,
+        "converged_to_best": sum(model == best for _, model in done) / len(session.converged)
+        if best >= 0
         else math.nan,
     }
 
@@ -258,7 +266,9 @@ def run_experiment(
         plans.append((MIXED, list(tables), Strategy.random(), -1))
     results = []
     for done, (scope, group, strategy, best) in enumerate(plans):
-        ran = run_sessions(group, reward, strategy, queries, seeds)
+        # Mixed sessions are len(group) times longer, so that each context gets as many
+        # queries on average as in its own session.
+        ran = run_sessions(group, reward, strategy, queries * len(group), seeds)
         results.append(_result(strategy.label, scope, strategy.learns, ran, best, models))
         if progress is not None:
             progress(done + 1, len(plans))

@@ -81,7 +81,7 @@ def _cost_latency(plt: Any, experiment: Experiment, path: Path) -> Path:
             color=colors,
         )
         ax.set_title(title)
-        ax.invert_yaxis()
+    axes[0].invert_yaxis()  # shared: first policy on top; inverting both would undo it
     fig.suptitle(
         f"{experiment.sessions} sessions of {experiment.queries} queries per context, "
         "pooled over contexts (blue: learners)"
