@@ -9,7 +9,7 @@ set -euo pipefail
 PYTHON="${PYTHON:-python3}"
 LLAMA_VERSION="0.3.36"
 CACHE="${PICKLLM_WHEEL_CACHE:-$HOME/.cache/pickllm/wheels}"
-pip_install() { "$PYTHON" -m pip install --quiet --disable-pip-version-check "$@"; }
+pip_install() { "$PYTHON" -m pip install --quiet --root-user-action=ignore "$@"; }
 
 # 1. llama-cpp-python with the server extras (uvicorn, fastapi, sse-starlette, ...).
 if "$PYTHON" - "$LLAMA_VERSION" <<'PY' 2>/dev/null; then

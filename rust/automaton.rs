@@ -26,12 +26,13 @@ pub struct AutomatonConfig {
 
 impl AutomatonConfig {
     /// `learning_rate` in (0, 1]; `threshold` in (1/models, 1] so that a fresh, uniform learner
-    /// has not converged before its first query. `models == 0` checks without knowing the pool.
+    /// has not converged before its first query. `models == 0` checks without knowing the pool;
+    /// with one model there is nothing to learn, and any threshold in (0, 1] will do.
     pub fn validate(&self, models: usize) -> Result<()> {
         if !(self.learning_rate > 0.0 && self.learning_rate <= 1.0) {
             return Err(Error::parameter("learning_rate", self.learning_rate, "in (0, 1]"));
         }
-        if models == 0 {
+        if models <= 1 {
             return if self.threshold > 0.0 && self.threshold <= 1.0 {
                 Ok(())
             } else {

@@ -8,6 +8,9 @@
 
 from pickllm._core import Decision as Decision
 from pickllm._core import __version__ as __version__
+from pickllm.backends import Anthropic as Anthropic
+from pickllm.backends import BackendError as BackendError
+from pickllm.backends import OpenAICompatible as OpenAICompatible
 from pickllm.config import LearningAutomaton as LearningAutomaton
 from pickllm.config import Policy as Policy
 from pickllm.config import QLearning as QLearning
@@ -20,20 +23,29 @@ from pickllm.errors import NoEligibleModelError as NoEligibleModelError
 from pickllm.errors import PickLLMError as PickLLMError
 from pickllm.errors import SnapshotError as SnapshotError
 from pickllm.errors import UnknownModelError as UnknownModelError
+from pickllm.models import Model as Model
 from pickllm.router import Router as Router
+from pickllm.routing import AllModelsFailedError as AllModelsFailedError
+from pickllm.routing import RouteResult as RouteResult
 
 __all__ = [
+    "AllModelsFailedError",
+    "Anthropic",
     "ArgumentTypeError",
+    "BackendError",
     "ConfigError",
     "Decision",
     "DecisionError",
     "FeedbackError",
     "LearningAutomaton",
+    "Model",
     "NoEligibleModelError",
+    "OpenAICompatible",
     "PickLLMError",
     "Policy",
     "QLearning",
     "Reward",
+    "RouteResult",
     "Router",
     "SnapshotError",
     "UnknownModelError",

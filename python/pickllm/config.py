@@ -18,7 +18,7 @@ from pickllm.errors import ConfigError
 __all__ = ["LearningAutomaton", "Policy", "QLearning", "Reward"]
 
 
-def _describe(owner: str, error: ValidationError) -> str:
+def describe_validation_error(owner: str, error: ValidationError) -> str:
     """One line per problem, naming the field and the value given."""
     parts = []
     for problem in error.errors():
@@ -34,7 +34,7 @@ class _Config(BaseModel):
         try:
             super().__init__(**data)
         except ValidationError as error:
-            raise ConfigError(_describe(type(self).__name__, error)) from None
+            raise ConfigError(describe_validation_error(type(self).__name__, error)) from None
 
     def _core_dict(self) -> dict[str, Any]:
         raise NotImplementedError

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import secrets
+import tempfile
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from pickllm import _core
 from pickllm._core import Decision
 from pickllm.config import LearningAutomaton, Policy, QLearning, Reward, policy_from_core
 from pickllm.errors import ArgumentTypeError, ConfigError, UnknownModelError
+from pickllm.models import Model
+from pickllm.routing import Prompt, RouteLoop, RouteResult
+from pickllm.scorers.base import ScorerLike, as_scorer
 
 __all__ = ["Router"]
 
@@ -31,8 +37,12 @@ class Router:
     query cost, how long it took and how good the answer was. Each context (a topic, a tenant,
     a task type) has its own learner, created on first use.
 
+    Built with :class:`Model` entries (a name, a backend and prices), it also runs the whole
+    loop: :meth:`route` and :meth:`aroute` pick a model, call it, time it, price it, score the
+    answer and feed the reward back, falling back to other models when a call fails.
+
     Args:
-        models: the pool, as unique model names.
+        models: the pool: unique model names, or :class:`Model` specs with backends.
         policy: the learner every context runs (default: ``LearningAutomaton()``).
         reward: how accuracy, cost and latency combine (default: ``Reward()``).
         seed: fixes every random choice; the same seed and the same feedback give the same
@@ -42,6 +52,11 @@ class Router:
         max_pending: a decision can still receive feedback until this many newer decisions
             have been issued; older ones expire, so unanswered decisions cost bounded memory.
         default_context: the context of selections that name none.
+        scorer: grades routed answers in [0, 1] (see :mod:`pickllm.scorers`); without one,
+            :meth:`route` leaves each decision for :meth:`feedback` to complete later.
+        max_attempts: calls :meth:`route` makes for one query before giving up.
+        temperature: sampling temperature of routed calls (None: the server's default).
+        stream: stream routed calls, which records the time to the first token.
 
     >>> router = Router(["gpt-4o", "mistral-7b"], seed=7)
     >>> d = router.select(context="finance")
@@ -51,11 +66,11 @@ class Router:
     True
     """
 
-    __slots__ = ("_core", "_default_context", "_models", "_policy", "_reward")
+    __slots__ = ("_core", "_default_context", "_loop", "_models", "_policy", "_reward")
 
     def __init__(
         self,
-        models: Sequence[str],
+        models: Sequence[str | Model],
         *,
         policy: Policy | None = None,
         reward: Reward | None = None,
@@ -63,8 +78,12 @@ class Router:
         prior: Mapping[str, float] | None = None,
         max_pending: int = 100_000,
         default_context: str = "default",
+        scorer: ScorerLike | None = None,
+        max_attempts: int = 3,
+        temperature: float | None = None,
+        stream: bool = False,
     ) -> None:
-        names = _model_names(models)
+        names, specs = _pool(models)
         policy = LearningAutomaton() if policy is None else policy
         reward = Reward() if reward is None else reward
         if not isinstance(policy, LearningAutomaton | QLearning):
@@ -94,6 +113,33 @@ class Router:
         self._default_context = default_context
         self._policy: Policy = policy
         self._reward = reward
+        self._loop = self._route_loop(specs, scorer, max_attempts, temperature, stream)
+
+    def _route_loop(
+        self,
+        specs: dict[str, Model],
+        scorer: ScorerLike | None,
+        max_attempts: int,
+        temperature: float | None,
+        stream: bool,
+    ) -> RouteLoop | None:
+        if not specs:
+            if scorer is not None:
+                raise ConfigError("scorer is only used by route(): give models with backends")
+            return None
+        missing = [name for name in self._models if name not in specs]
+        if missing:
+            raise ConfigError(f"give every model a backend (Model(...)) or none; missing {missing}")
+        if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
+            raise ConfigError(f"max_attempts must be an integer >= 1, got {max_attempts!r}")
+        if temperature is not None and not (
+            isinstance(temperature, int | float) and math.isfinite(temperature) and temperature >= 0
+        ):
+            raise ConfigError(f"temperature must be a finite number >= 0, got {temperature!r}")
+        adapted = None if scorer is None else as_scorer(scorer)
+        return RouteLoop(
+            self, specs, adapted, max_attempts=max_attempts, temperature=temperature, stream=stream
+        )
 
     # ==================== Routing ====================
 
@@ -122,6 +168,56 @@ class Router:
         call changes nothing.
         """
         return self._core.feedback(decision, accuracy, cost, latency)
+
+    def route(
+        self, prompt: Prompt, *, context: str | None = None, reference: str | None = None
+    ) -> RouteResult:
+        """Answer one query with the model the learner picks, and learn from the outcome.
+
+        ``prompt`` is text or chat messages; ``reference`` is what reference-based scorers
+        compare against. Failed calls are fed back as zero accuracy and the query goes to the
+        next model by the learner's ranking; if all ``max_attempts`` fail,
+        :class:`~pickllm.routing.AllModelsFailedError` lists every attempt.
+        """
+        return self._route_loop_or_raise().route(prompt, context, reference)
+
+    async def aroute(
+        self, prompt: Prompt, *, context: str | None = None, reference: str | None = None
+    ) -> RouteResult:
+        """The async twin of :meth:`route`; safe to run many at once."""
+        return await self._route_loop_or_raise().aroute(prompt, context, reference)
+
+    def _route_loop_or_raise(self) -> RouteLoop:
+        if self._loop is None:
+            raise ConfigError(
+                "route() needs models with backends: Router([Model(name, backend=...), ...])"
+            )
+        return self._loop
+
+    def close(self) -> None:
+        """Close every model's backend (their connection pools)."""
+        for spec in self._specs().values():
+            spec.backend.close()
+
+    async def aclose(self) -> None:
+        """Close every model's backend, async resources included."""
+        for spec in self._specs().values():
+            await spec.backend.aclose()
+
+    def _specs(self) -> dict[str, Model]:
+        return {} if self._loop is None else self._loop.specs
+
+    def __enter__(self) -> Router:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Router:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
 
     # ==================== Inspection ====================
 
@@ -177,15 +273,32 @@ class Router:
         return self._core.snapshot()
 
     @classmethod
-    def restore(cls, blob: bytes | bytearray | memoryview) -> Router:
+    def restore(
+        cls,
+        blob: bytes | bytearray | memoryview,
+        *,
+        models: Sequence[Model] | None = None,
+        scorer: ScorerLike | None = None,
+        max_attempts: int = 3,
+        temperature: float | None = None,
+        stream: bool = False,
+    ) -> Router:
         """The router :meth:`snapshot` saved, identical in every future decision.
 
-        Raises SnapshotError when the bytes are truncated, altered, of a newer format or
-        otherwise invalid; nothing half-restored is ever returned.
+        Snapshots hold no backends (nor their API keys): give ``models`` (specs with the same
+        names) and a ``scorer`` to route again. Raises SnapshotError when the bytes are
+        truncated, altered, of a newer format or otherwise invalid; nothing half-restored is
+        ever returned.
         """
         if not isinstance(blob, bytes | bytearray | memoryview):
             raise ArgumentTypeError(f"blob must be bytes, got {type(blob).__name__}")
-        return cls._from_core(_core.RouterCore.restore(bytes(blob)))
+        router = cls._from_core(_core.RouterCore.restore(bytes(blob)))
+        specs = {m.name: m for m in models or ()}
+        unknown = sorted(set(specs) - set(router._models))
+        if unknown:
+            raise UnknownModelError(f"models not in the snapshot's pool: {unknown}")
+        router._loop = router._route_loop(specs, scorer, max_attempts, temperature, stream)
+        return router
 
     @classmethod
     def _from_core(cls, core: _core.RouterCore) -> Router:
@@ -196,7 +309,52 @@ class Router:
         router._default_context = config["default_context"]
         router._policy = policy_from_core(config["policy"])
         router._reward = Reward._from_core(config["reward"])
+        router._loop = None
         return router
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write :meth:`snapshot` to ``path`` atomically: a temporary file in the same folder,
+        flushed and fsynced, then renamed over ``path`` (and the folder fsynced), so a crash
+        leaves either the old file or the new one, never half of one."""
+        target = Path(path)
+        blob = self.snapshot()
+        fd, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or ".")
+        try:
+            with os.fdopen(fd, "wb") as file:
+                file.write(blob)
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(temporary, target)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+        directory = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+
+    @classmethod
+    def load(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        models: Sequence[Model] | None = None,
+        scorer: ScorerLike | None = None,
+        max_attempts: int = 3,
+        temperature: float | None = None,
+        stream: bool = False,
+    ) -> Router:
+        """The router :meth:`save` wrote to ``path`` (see :meth:`restore` for the arguments).
+        A truncated, altered, empty or newer-version file raises SnapshotError."""
+        return cls.restore(
+            Path(path).read_bytes(),
+            models=models,
+            scorer=scorer,
+            max_attempts=max_attempts,
+            temperature=temperature,
+            stream=stream,
+        )
 
     def __reduce__(self) -> tuple[Any, tuple[bytes]]:
         return (_restore, (self.snapshot(),))
@@ -208,13 +366,21 @@ class Router:
         )
 
 
-def _model_names(models: Sequence[str]) -> list[str]:
+def _pool(models: Sequence[str | Model]) -> tuple[list[str], dict[str, Model]]:
+    """Model names in order, and the specs of those given as :class:`Model`."""
     if isinstance(models, str) or not isinstance(models, Sequence):
-        raise ConfigError(f"models must be a list of model names, got {models!r}")
-    for name in models:
-        if not isinstance(name, str):
-            raise ConfigError(f"models must hold model names (str), got {name!r}")
-    return list(models)
+        raise ConfigError(f"models must be a list of model names or Model specs, got {models!r}")
+    names: list[str] = []
+    specs: dict[str, Model] = {}
+    for model in models:
+        if isinstance(model, Model):
+            specs[model.name] = model
+            names.append(model.name)
+        elif isinstance(model, str):
+            names.append(model)
+        else:
+            raise ConfigError(f"models must hold model names (str) or Model specs, got {model!r}")
+    return names, specs
 
 
 def _prior_values(prior: Mapping[str, float] | None, names: list[str]) -> list[float] | None:
