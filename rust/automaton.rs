@@ -83,16 +83,29 @@ pub(crate) fn draw(weights: &[f64], subset: Subset<'_>, rng: &mut Rng) -> Result
 /// Linear reward-inaction step with `step = β·r` in [0, 1]. The other models are scaled by
 /// `1 − step` and the chosen one takes exactly the remainder, so the sum stays 1 up to the
 /// rounding of one subtraction instead of drifting over millions of updates.
-pub(crate) fn update(probabilities: &mut [f64], arm: usize, step: f64) {
+///
+/// Returns the leader afterwards, as [`leader`] would find it (the first index on ties), found
+/// in the same pass: the convergence check needs it after every update.
+pub(crate) fn update(probabilities: &mut [f64], arm: usize, step: f64) -> (usize, f64) {
     let keep = 1.0 - step;
     let mut others = 0.0;
+    let mut best = (usize::MAX, f64::NEG_INFINITY);
     for (i, p) in probabilities.iter_mut().enumerate() {
         if i != arm {
             *p *= keep;
             others += *p;
+            if *p > best.1 {
+                best = (i, *p);
+            }
         }
     }
-    probabilities[arm] = (1.0 - others).max(0.0);
+    let chosen = (1.0 - others).max(0.0);
+    probabilities[arm] = chosen;
+    if chosen > best.1 || (chosen == best.1 && arm < best.0) {
+        (arm, chosen)
+    } else {
+        best
+    }
 }
 
 /// The model with the largest probability (the first one on ties) and that probability.
@@ -187,7 +200,8 @@ mod tests {
         fn updates_stay_on_the_simplex(steps in proptest::collection::vec((0usize..5, 0.0..=1.0f64), 0..300)) {
             let mut p = vec![0.2; 5];
             for (arm, step) in steps {
-                update(&mut p, arm, step);
+                let returned = update(&mut p, arm, step);
+                prop_assert_eq!(returned, leader(&p), "the fused leader is the leader");
                 let sum: f64 = p.iter().sum();
                 prop_assert!((sum - 1.0).abs() < 1e-9, "sum {}", sum);
                 prop_assert!(p.iter().all(|x| (0.0..=1.0).contains(x)));

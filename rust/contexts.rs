@@ -3,33 +3,82 @@
 //! Learners sit in a `Vec` and the map holds indices, so pending decisions refer to their context
 //! by a 4-byte index instead of a copy of its name. Contexts are never removed, so an index stays
 //! valid for the router's life.
+//!
+//! Each name is stored once, in `names`; the hash table holds only indices into it (4 bytes a
+//! slot), hashed by name with foldhash, which is several times faster than std's SipHash on short
+//! names and seeded at random per table. Iteration never follows the table, so its order (and the
+//! seed) can never show in snapshots or decisions. Because names are kept by index, `feedback`
+//! checks a decision's context by comparing one name, without hashing.
 
-use std::collections::HashMap;
+use std::fmt;
+use std::hash::BuildHasher;
+
+use hashbrown::{DefaultHashBuilder, HashTable};
 
 use crate::learner::Learner;
 
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Default)]
 pub struct Contexts {
-    index: HashMap<Box<str>, u32>,
+    /// Context names in index (creation) order.
+    names: Vec<Box<str>>,
     learners: Vec<Learner>,
+    /// Indices into `names`, hashed by name with `hasher`.
+    table: HashTable<u32>,
+    hasher: DefaultHashBuilder,
+}
+
+/// The table and its hasher are derived from `names`, so they take no part in equality.
+impl PartialEq for Contexts {
+    fn eq(&self, other: &Self) -> bool {
+        self.names == other.names && self.learners == other.learners
+    }
+}
+
+impl fmt::Debug for Contexts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Contexts")
+            .field("names", &self.names)
+            .field("learners", &self.learners)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Contexts {
     #[must_use]
     pub fn index_of(&self, name: &str) -> Option<u32> {
-        self.index.get(name).copied()
+        let hash = self.hasher.hash_one(name);
+        let names = &self.names;
+        self.table
+            .find(hash, |&i| names.get(i as usize).is_some_and(|n| **n == *name))
+            .copied()
     }
 
     /// The index of `name`, inserting `fresh()` first if the context is new.
     /// `None` only if the table already holds `u32::MAX` contexts.
     pub fn get_or_insert(&mut self, name: &str, fresh: impl FnOnce() -> Learner) -> Option<u32> {
-        if let Some(&index) = self.index.get(name) {
+        let hash = self.hasher.hash_one(name);
+        let Contexts {
+            names,
+            learners,
+            table,
+            hasher,
+        } = self;
+        if let Some(&index) = table.find(hash, |&i| names.get(i as usize).is_some_and(|n| **n == *name)) {
             return Some(index);
         }
-        let index = u32::try_from(self.learners.len()).ok()?;
-        self.learners.push(fresh());
-        self.index.insert(name.into(), index);
+        let index = u32::try_from(learners.len()).ok()?;
+        learners.push(fresh());
+        names.push(name.into());
+        table.insert_unique(hash, index, |&i| {
+            hasher.hash_one(names.get(i as usize).map_or("", |n| &**n))
+        });
         Some(index)
+    }
+
+    /// The name of context `index`.
+    #[must_use]
+    pub fn name(&self, index: u32) -> Option<&str> {
+        self.names.get(index as usize).map(|n| &**n)
     }
 
     #[must_use]
@@ -59,16 +108,12 @@ impl Contexts {
     /// Context names in index order (creation order).
     #[must_use]
     pub fn names(&self) -> Vec<&str> {
-        let mut names = vec![""; self.learners.len()];
-        for (name, &index) in &self.index {
-            names[index as usize] = name;
-        }
-        names
+        self.names.iter().map(|n| &**n).collect()
     }
 
     /// `(name, learner)` pairs in creation order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Learner)> {
-        self.names().into_iter().zip(&self.learners)
+        self.names.iter().map(|n| &**n).zip(&self.learners)
     }
 }
 
@@ -92,5 +137,28 @@ mod tests {
         assert_eq!(table.names(), vec!["b", "a"]);
         assert!(table.get("c").is_none());
         assert_eq!(table.len(), 2);
+        assert_eq!(
+            (table.name(0), table.name(1), table.name(2)),
+            (Some("b"), Some("a"), None)
+        );
+        assert_eq!((table.index_of("a"), table.index_of("")), (Some(1), None));
+    }
+
+    #[test]
+    fn many_names_stay_distinct_and_equality_ignores_the_hasher() {
+        let mut table = Contexts::default();
+        let mut other = Contexts::default();
+        for i in 0..10_000u32 {
+            assert_eq!(table.get_or_insert(&format!("tenant-{i}"), fresh), Some(i));
+            other.get_or_insert(&format!("tenant-{i}"), fresh);
+        }
+        for i in (0..10_000u32).rev() {
+            assert_eq!(table.index_of(&format!("tenant-{i}")), Some(i));
+        }
+        assert_eq!(table.get_or_insert("", fresh), Some(10_000));
+        assert_eq!(table.index_of(""), Some(10_000));
+        other.get_or_insert("", fresh);
+        // Two tables with different random seeds but the same contexts are equal.
+        assert_eq!(table, other.clone());
     }
 }

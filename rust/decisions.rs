@@ -5,10 +5,24 @@
 //! is reused and it has expired. This bounds memory for decisions that never get feedback with no
 //! timers and no scans, makes every operation O(1), and lets `feedback` tell "already used" from
 //! "expired" exactly: a decision within the window whose slot is empty was used.
+//!
+//! The ring keeps a cursor on `next_id % max_pending` and finds the slot of a decision inside
+//! the window from its distance to `next_id`, so no operation on the decision path divides (a
+//! 64-bit division costs as much as the rest of `issue`).
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{DecisionProblem, Error, Result};
+
+/// The largest ring: 10 million decisions, 320 MB. The ring is allocated as decisions are
+/// issued, but a restored snapshot allocates it up to `min(next_id, max_pending)` at once, so the
+/// bound also keeps a hostile snapshot from asking for unbounded memory.
+pub const MAX_PENDING: usize = 10_000_000;
+
+/// The most decisions one router issues: more than any router reaches (2^63 at a billion a
+/// second takes 292 years), and far enough from `u64::MAX` that ids never overflow. The router
+/// refuses to select past it, and snapshots beyond it are refused.
+pub const MAX_NEXT_ID: u64 = 1 << 63;
 
 /// A decision as the router recorded it.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -38,18 +52,25 @@ pub struct Ledger {
     slots: Vec<Slot>,
     capacity: usize,
     next_id: u64,
+    /// `next_id % capacity`: the slot the next decision takes.
+    cursor: usize,
     live: usize,
 }
 
 impl Ledger {
     pub fn new(capacity: usize) -> Result<Self> {
-        if capacity == 0 {
-            return Err(Error::parameter("max_pending", capacity, "at least 1"));
+        if !(1..=MAX_PENDING).contains(&capacity) {
+            return Err(Error::parameter(
+                "max_pending",
+                capacity,
+                format!("in [1, {MAX_PENDING}]"),
+            ));
         }
         Ok(Ledger {
             slots: Vec::new(),
             capacity,
             next_id: 0,
+            cursor: 0,
             live: 0,
         })
     }
@@ -59,6 +80,19 @@ impl Ledger {
         #[allow(clippy::cast_possible_truncation)]
         let slot = (id % self.capacity as u64) as usize;
         slot
+    }
+
+    /// The slot of decision `id` if it lies in the live window (the last `capacity` ids issued),
+    /// which is `id % capacity`, found from the cursor without dividing.
+    fn window_slot(&self, id: u64) -> Option<usize> {
+        let back = self.next_id.checked_sub(id).filter(|&back| back >= 1)?;
+        // 1 <= back <= capacity, so it fits a usize.
+        let back = usize::try_from(back).ok().filter(|&back| back <= self.capacity)?;
+        Some(if back <= self.cursor {
+            self.cursor - back
+        } else {
+            self.cursor + self.capacity - back
+        })
     }
 
     /// Record a new decision and return its id. Expires the decision `capacity` ids older.
@@ -73,8 +107,7 @@ impl Ledger {
             },
             live: true,
         };
-        let index = self.slot_of(id);
-        if let Some(old) = self.slots.get_mut(index) {
+        if let Some(old) = self.slots.get_mut(self.cursor) {
             if old.live {
                 self.live -= 1;
             }
@@ -84,11 +117,21 @@ impl Ledger {
         }
         self.live += 1;
         self.next_id += 1;
+        self.cursor += 1;
+        if self.cursor == self.capacity {
+            self.cursor = 0;
+        }
         id
     }
 
     /// The record of a redeemable decision, without consuming it.
     pub fn get(&self, id: u64) -> Result<Pending> {
+        self.find(id).map(|(_, pending)| pending)
+    }
+
+    /// The slot and record of a redeemable decision, without consuming it; the slot is for
+    /// [`Ledger::consume_slot`].
+    pub fn find(&self, id: u64) -> Result<(usize, Pending)> {
         let problem = if id >= self.next_id {
             DecisionProblem::NeverIssued
         } else if self.next_id - id > self.capacity as u64 {
@@ -96,8 +139,11 @@ impl Ledger {
                 max_pending: self.capacity,
             }
         } else {
-            match self.slots.get(self.slot_of(id)) {
-                Some(slot) if slot.live && slot.pending.id == id => return Ok(slot.pending),
+            match self
+                .window_slot(id)
+                .and_then(|index| Some((index, self.slots.get(index)?)))
+            {
+                Some((index, slot)) if slot.live && slot.pending.id == id => return Ok((index, slot.pending)),
                 _ => DecisionProblem::AlreadyUsed,
             }
         };
@@ -106,7 +152,13 @@ impl Ledger {
 
     /// Mark a decision as used. Call after `get` succeeded and the feedback was accepted.
     pub fn consume(&mut self, id: u64) {
-        let index = self.slot_of(id);
+        if let Some(index) = self.window_slot(id) {
+            self.consume_slot(index, id);
+        }
+    }
+
+    /// [`Ledger::consume`] for the slot that [`Ledger::find`] returned with decision `id`.
+    pub fn consume_slot(&mut self, index: usize, id: u64) {
         if let Some(slot) = self.slots.get_mut(index)
             && slot.live
             && slot.pending.id == id
@@ -144,6 +196,7 @@ impl Ledger {
     pub fn from_parts(capacity: usize, next_id: u64, pending: &[Pending]) -> Result<Self> {
         let mut ledger = Ledger::new(capacity).map_err(|e| Error::snapshot(e.to_string()))?;
         ledger.next_id = next_id;
+        ledger.cursor = ledger.slot_of(next_id);
         let window_start = next_id.saturating_sub(capacity as u64);
         // Slots are filled in id order up to min(next_id, capacity); unused ones hold dead records.
         let filled = usize::try_from(next_id.min(capacity as u64)).map_err(|_| Error::snapshot("next_id too large"))?;
@@ -196,6 +249,14 @@ mod tests {
     }
 
     #[test]
+    fn capacity_is_bounded() {
+        assert!(Ledger::new(0).is_err());
+        assert!(Ledger::new(MAX_PENDING).is_ok());
+        assert!(Ledger::new(MAX_PENDING + 1).is_err());
+        assert!(Ledger::from_parts(usize::MAX, u64::MAX, &[]).is_err());
+    }
+
+    #[test]
     fn issue_get_consume() {
         let mut ledger = Ledger::new(3).unwrap();
         let a = ledger.issue(0, 1, 0.5);
@@ -217,6 +278,25 @@ mod tests {
             assert!(ledger.get(id).is_ok());
         }
         assert_eq!(ledger.pending().iter().map(|p| p.id).collect::<Vec<_>>(), vec![7, 8, 9]);
+    }
+
+    #[test]
+    fn window_slot_is_the_remainder_inside_the_window() {
+        for capacity in 1..6usize {
+            let mut ledger = Ledger::new(capacity).unwrap();
+            for _ in 0..20 {
+                ledger.issue(0, 0, 0.5);
+                let next = ledger.next_id();
+                for id in 0..next + 3 {
+                    let inside = id < next && next - id <= capacity as u64;
+                    assert_eq!(ledger.window_slot(id), inside.then(|| ledger.slot_of(id)));
+                }
+                assert_eq!(ledger.cursor, ledger.slot_of(next));
+                let rebuilt = Ledger::from_parts(capacity, next, &ledger.pending()).unwrap();
+                assert_eq!(rebuilt, ledger);
+                assert_eq!(rebuilt.cursor, ledger.cursor);
+            }
+        }
     }
 
     #[test]

@@ -132,16 +132,20 @@ impl Learner {
         if self.locked.is_some() {
             return;
         }
-        match (&mut self.state, policy) {
+        let converged = match (&mut self.state, policy) {
             (State::LearningAutomaton { probabilities }, Policy::LearningAutomaton(config)) => {
-                automaton::update(probabilities, arm, config.learning_rate * reward);
+                let (leader, p) = automaton::update(probabilities, arm, config.learning_rate * reward);
+                (p >= config.threshold).then_some(leader)
             }
-            (State::QLearning(q), Policy::QLearning(config)) => q.update(config, arm, reward, self.feedbacks[arm]),
+            (State::QLearning(q), Policy::QLearning(config)) => {
+                q.update(config, arm, reward, self.feedbacks[arm]);
+                q.converged(config)
+            }
             // The router builds every state from its own policy, so the kinds always agree.
             _ => return,
-        }
+        };
         if policy.lock() {
-            self.locked = self.converged(policy).and_then(|arm| u32::try_from(arm).ok());
+            self.locked = converged.and_then(|arm| u32::try_from(arm).ok());
         }
     }
 
@@ -184,6 +188,24 @@ impl Learner {
         if self.locked.is_some_and(|arm| arm as usize >= models) {
             return Err(Error::snapshot("locked model index out of range"));
         }
+        self.validate_state(policy, models)?;
+        // A learner locks only under a locking policy, onto the model its state converged to,
+        // and its state no longer changes afterwards.
+        if let Some(arm) = self.locked {
+            let unlocked = Learner {
+                locked: None,
+                ..self.clone()
+            };
+            if !policy.lock() || unlocked.converged(policy) != Some(arm as usize) {
+                return Err(Error::snapshot(format!(
+                    "locked onto model {arm}, but the policy does not lock or the state has not converged to it"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_state(&self, policy: &Policy, models: usize) -> Result<()> {
         match (&self.state, policy) {
             (State::LearningAutomaton { probabilities }, Policy::LearningAutomaton(_)) => {
                 let sum: f64 = probabilities.iter().sum();

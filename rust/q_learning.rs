@@ -99,10 +99,12 @@ impl QValues {
         }
     }
 
-    /// Values finite, epsilon within the schedule's range, greedy a real model.
+    /// Values in [0, 1], epsilon within the schedule's range, greedy a real model.
     pub fn validate(&self, config: &QConfig, models: usize) -> Result<()> {
-        if self.values.len() != models || !self.values.iter().all(|q| q.is_finite()) {
-            return Err(Error::snapshot("Q-values must be one finite number per model"));
+        // Values start in [0, 1] (the prior's range) and move toward rewards in [0, 1]; the slack
+        // absorbs rounding, so a value far outside can only come from an edited snapshot.
+        if self.values.len() != models || !self.values.iter().all(|q| (-1e-9..=1.0 + 1e-9).contains(q)) {
+            return Err(Error::snapshot("Q-values must be one number in [0, 1] per model"));
         }
         if !(self.epsilon >= config.epsilon_min && self.epsilon <= config.epsilon) {
             return Err(Error::snapshot(format!(
@@ -132,8 +134,13 @@ impl QValues {
     #[must_use]
     pub fn probability(&self, arm: usize, subset: Subset<'_>) -> f64 {
         let (best, ties) = self.greedy_set(subset);
+        self.probability_given(arm, best, ties, subset.count(self.values.len()))
+    }
+
+    /// [`QValues::probability`] with the greedy set and the subset's size already known.
+    fn probability_given(&self, arm: usize, best: f64, ties: usize, allowed: usize) -> f64 {
         #[allow(clippy::cast_precision_loss)]
-        let explore = self.epsilon / subset.count(self.values.len()) as f64;
+        let explore = self.epsilon / allowed as f64;
         #[allow(clippy::cast_precision_loss)]
         let exploit = if self.values[arm] == best {
             (1.0 - self.epsilon) / ties as f64
@@ -151,17 +158,17 @@ impl QValues {
         if allowed == 0 {
             return Err(Error::NoEligibleModel);
         }
+        let (best, ties) = self.greedy_set(subset);
         let arm = if rng.next_f64() < self.epsilon {
             subset.nth(n, rng.below(allowed))
         } else {
-            let (best, ties) = self.greedy_set(subset);
             let k = rng.below(ties);
             (0..n)
                 .filter(|&arm| subset.contains(arm) && self.values[arm] == best)
                 .nth(k)
         }
         .ok_or(Error::NoEligibleModel)?;
-        Ok((arm, self.probability(arm, subset)))
+        Ok((arm, self.probability_given(arm, best, ties, allowed)))
     }
 
     /// Learn from reward `reward` of model `arm`, which has now had `count` feedbacks in all.

@@ -158,8 +158,13 @@ impl Reward {
         weight("accuracy", self.accuracy)?;
         weight("cost", self.cost)?;
         weight("latency", self.latency)?;
-        if self.accuracy + self.cost + self.latency <= 0.0 {
+        let total = self.accuracy + self.cost + self.latency;
+        if total <= 0.0 {
             return Err(Error::parameter("reward weights", "all zero", "not all zero"));
+        }
+        if !total.is_finite() {
+            // Each weight finite but their sum overflowing would make every reward NaN.
+            return Err(Error::parameter("reward weights", "a sum beyond f64", "a finite sum"));
         }
         positive("max_cost", self.max_cost)?;
         positive("max_latency", self.max_latency)?;
@@ -193,6 +198,16 @@ impl Reward {
             }
             if let Some(max_value) = max_value {
                 positive("max_value", max_value)?;
+            }
+            // The default top of the range, R at a = 1, c = 0 and the floor latency, must be
+            // a usable divisor too.
+            let top = self.accuracy / (self.latency * latency_floor_ms.log10() / time_scaling);
+            if !(top.is_finite() && top > 0.0) {
+                return Err(Error::parameter(
+                    "reward weights",
+                    "extreme values",
+                    "weights and scales whose paper-form maximum is a finite, positive number",
+                ));
             }
         }
         Ok(())

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::contexts::Contexts;
-use crate::decisions::Ledger;
+use crate::decisions::{Ledger, MAX_NEXT_ID};
 use crate::error::{DecisionProblem, Error, Result};
 use crate::learner::{Learner, Policy, State};
 use crate::reward::{Observation, Reward};
@@ -53,9 +53,7 @@ impl Config {
         }
         self.policy.validate(self.models.len())?;
         self.reward.validate()?;
-        if self.max_pending == 0 {
-            return Err(Error::parameter("max_pending", 0, "at least 1"));
-        }
+        Ledger::new(self.max_pending)?;
         self.policy.initial_state(self.models.len(), self.prior.as_deref())
     }
 }
@@ -141,13 +139,23 @@ impl Router {
         if subset.count(self.config.models.len()) == 0 {
             return Err(Error::NoEligibleModel);
         }
+        if self.ledger.next_id() >= MAX_NEXT_ID {
+            return Err(Error::parameter(
+                "decision ids",
+                self.ledger.next_id(),
+                "below 2^63: this router has issued every id it can; start a new one",
+            ));
+        }
         let name = context.unwrap_or(&self.config.default_context);
         let fresh = &self.fresh;
         let index = self
             .contexts
             .get_or_insert(name, || Learner::new(fresh.clone()))
             .ok_or_else(|| Error::parameter("context", name, "one of at most 2^32 contexts"))?;
-        let learner = self.contexts.learner(index).ok_or(Error::NoEligibleModel)?;
+        // `let else` rather than `ok_or`: an eagerly built error costs a drop on every call.
+        let Some(learner) = self.contexts.learner(index) else {
+            return Err(Error::NoEligibleModel);
+        };
         let (arm, probability) = learner.select(subset, &mut self.rng)?;
         #[allow(clippy::cast_possible_truncation)] // arm < models.len() < 2^32, checked at construction
         let id = self.ledger.issue(index, arm as u32, probability);
@@ -162,7 +170,7 @@ impl Router {
     /// Apply the outcome of decision `id`, which the caller says chose `model` in `context`.
     /// Returns the reward used. Everything is checked before anything changes.
     pub fn feedback(&mut self, id: u64, model: &str, context: &str, observation: Observation) -> Result<f64> {
-        let pending = self.ledger.get(id)?;
+        let (slot, pending) = self.ledger.find(id)?;
         let mismatch = |field, expected: &str, got: &str| Error::Decision {
             id,
             problem: DecisionProblem::Mismatch {
@@ -175,20 +183,28 @@ impl Router {
         if issued_model != model {
             return Err(mismatch("model", issued_model, model));
         }
-        if self.contexts.index_of(context) != Some(pending.context) {
-            let names = self.contexts.names();
-            return Err(mismatch(
-                "context",
-                names.get(pending.context as usize).copied().unwrap_or(""),
-                context,
-            ));
+        // Names are unique, so comparing with the decision's context name is the same check as
+        // looking `context` up, without hashing it.
+        let issued_context = self.contexts.name(pending.context).unwrap_or("");
+        if issued_context != context {
+            return Err(mismatch("context", issued_context, context));
         }
         let reward = self.config.reward.compute(observation);
-        let learner = self.contexts.learner_mut(pending.context).ok_or(Error::Decision {
-            id,
-            problem: DecisionProblem::NeverIssued,
-        })?;
-        self.ledger.consume(id);
+        if !reward.is_finite() {
+            // Validation makes this unreachable; a NaN would corrupt the learner for good.
+            return Err(Error::InvalidObservation {
+                field: "reward",
+                value: reward,
+                expected: "a finite number",
+            });
+        }
+        let Some(learner) = self.contexts.learner_mut(pending.context) else {
+            return Err(Error::Decision {
+                id,
+                problem: DecisionProblem::NeverIssued,
+            });
+        };
+        self.ledger.consume_slot(slot, id);
         learner.learn(&self.config.policy, pending.arm as usize, reward);
         Ok(reward)
     }
@@ -299,6 +315,17 @@ mod tests {
         ));
         assert_eq!(router, after);
         assert_eq!(router.feedback_counts("x").iter().sum::<u64>(), 1);
+    }
+
+    #[test]
+    fn decision_ids_never_overflow() {
+        let mut router = Router::new(config(automaton()), 1).unwrap();
+        router.ledger = Ledger::from_parts(8, MAX_NEXT_ID - 1, &[]).unwrap();
+        assert!(router.select(Some("x"), Subset::ALL).is_ok());
+        let before = router.clone();
+        let error = router.select(Some("y"), Subset::ALL).unwrap_err().to_string();
+        assert!(error.contains("every id"), "{error}");
+        assert_eq!(router, before, "a refused select changes nothing");
     }
 
     #[test]

@@ -18,7 +18,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::contexts::Contexts;
-use crate::decisions::{Ledger, Pending};
+use crate::decisions::{Ledger, MAX_NEXT_ID, Pending};
 use crate::error::{Error, Result};
 use crate::learner::Learner;
 use crate::rng::{GENERATOR, Rng};
@@ -101,6 +101,29 @@ impl Router {
             if contexts.len() == before {
                 return Err(Error::snapshot(format!("context {:?} appears twice", record.name)));
             }
+        }
+        if payload.next_id > MAX_NEXT_ID {
+            return Err(Error::snapshot(format!(
+                "next_id {} is beyond any router's reach (at most 2^63)",
+                payload.next_id
+            )));
+        }
+        // Each applied feedback redeemed one decision, and each pending decision is another one:
+        // together they cannot outnumber the decisions issued. This also keeps every count far
+        // from overflowing when it is incremented.
+        let mut redeemed: u64 = 0;
+        for (_, learner) in contexts.iter() {
+            for &count in &learner.feedbacks {
+                redeemed = redeemed.saturating_add(count);
+            }
+        }
+        let accounted = redeemed.saturating_add(payload.pending.len() as u64);
+        if accounted > payload.next_id {
+            return Err(Error::snapshot(format!(
+                "{redeemed} applied feedbacks and {} pending decisions, more than the {} decisions issued",
+                payload.pending.len(),
+                payload.next_id
+            )));
         }
         for p in &payload.pending {
             if p.context as usize >= contexts.len() || p.arm as usize >= models {
@@ -283,6 +306,43 @@ mod tests {
             assert!(json.contains(from), "fixture lacks {from}");
             let altered = json.replacen(from, to, 1);
             assert!(Router::restore(&reseal(&altered)).is_err(), "accepted {to}");
+        }
+    }
+
+    #[test]
+    fn states_no_run_could_reach_are_rejected() {
+        let reseal = |doc: &serde_json::Value| {
+            let json = serde_json::to_vec(doc).unwrap();
+            let mut out = MAGIC.to_vec();
+            out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+            out.extend_from_slice(&(json.len() as u64).to_le_bytes());
+            out.extend_from_slice(&crc32fast::hash(&json).to_le_bytes());
+            out.extend_from_slice(&json);
+            out
+        };
+        for policy in policies() {
+            let bytes = trained(policy).snapshot().unwrap();
+            let doc: serde_json::Value = serde_json::from_slice(&bytes[HEADER..]).unwrap();
+            assert!(Router::restore(&reseal(&doc)).is_ok());
+            let q = doc["config"]["policy"]["kind"] == "q_learning";
+            let edits: Vec<(&str, serde_json::Value, &str)> = vec![
+                // More feedbacks than decisions issued (and a count that would overflow).
+                ("/contexts/0/learner/feedbacks/0", u64::MAX.into(), "decisions issued"),
+                ("/next_id", (1u64 << 63).saturating_add(1).into(), "beyond"),
+                // Locked onto a model the state has not converged to.
+                ("/contexts/0/learner/locked", 2.into(), "locked"),
+                if q {
+                    ("/contexts/0/learner/state/values/0", 5.0.into(), "[0, 1]")
+                } else {
+                    ("/contexts/0/learner/locked", 7.into(), "out of range")
+                },
+            ];
+            for (pointer, value, words) in edits {
+                let mut altered = doc.clone();
+                *altered.pointer_mut(pointer).unwrap() = value;
+                let error = Router::restore(&reseal(&altered)).unwrap_err().to_string();
+                assert!(error.contains(words), "{pointer}: {error}");
+            }
         }
     }
 

@@ -11,6 +11,8 @@ from pickllm._core import __version__ as __version__
 from pickllm.backends import Anthropic as Anthropic
 from pickllm.backends import BackendError as BackendError
 from pickllm.backends import OpenAICompatible as OpenAICompatible
+from pickllm.budget import Budget as Budget
+from pickllm.budget import BudgetExceeded as BudgetExceeded
 from pickllm.config import LearningAutomaton as LearningAutomaton
 from pickllm.config import Policy as Policy
 from pickllm.config import QLearning as QLearning
@@ -23,6 +25,7 @@ from pickllm.errors import NoEligibleModelError as NoEligibleModelError
 from pickllm.errors import PickLLMError as PickLLMError
 from pickllm.errors import SnapshotError as SnapshotError
 from pickllm.errors import UnknownModelError as UnknownModelError
+from pickllm.health import CircuitBreaker as CircuitBreaker
 from pickllm.models import Model as Model
 from pickllm.router import Router as Router
 from pickllm.routing import AllModelsFailedError as AllModelsFailedError
@@ -33,6 +36,9 @@ __all__ = [
     "Anthropic",
     "ArgumentTypeError",
     "BackendError",
+    "Budget",
+    "BudgetExceeded",
+    "CircuitBreaker",
     "ConfigError",
     "Decision",
     "DecisionError",

@@ -44,11 +44,12 @@ class RouterCore:
     def select(
         self,
         context: str | None = None,
+        *,
         exclude: Iterable[str] | None = None,
         allowed: Iterable[str] | None = None,
     ) -> Decision: ...
     def feedback(
-        self, decision: Decision, accuracy: float, cost: float, latency: float
+        self, decision: Decision, *, accuracy: float, cost: float = 0.0, latency: float = 0.0
     ) -> float: ...
     def probabilities(self, context: str) -> list[float]: ...
     def converged(self, context: str) -> str | None: ...

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
@@ -23,7 +21,9 @@ from typing import TYPE_CHECKING, cast
 from pickllm._core import Decision
 from pickllm.backends.base import Completion, Message, validate_call
 from pickllm.backends.errors import BackendError, RateLimitError
+from pickllm.budget import BudgetExceeded, Reservation, Spending, cost_bound
 from pickllm.errors import ArgumentTypeError, PickLLMError
+from pickllm.health import Health
 from pickllm.models import Model
 from pickllm.scorers.base import ScorerAdapter
 from pickllm.scorers.errors import ScorerError
@@ -57,7 +57,12 @@ class AllModelsFailedError(PickLLMError):
     def __init__(self, message: str, attempts: Sequence[Attempt]) -> None:
         lines = [f"  {i}. {a.model}: {a.error}" for i, a in enumerate(attempts, 1)]
         super().__init__("\n".join([message, *lines]))
+        self.message = message
         self.attempts = tuple(attempts)
+
+    def __reduce__(self) -> tuple[type[AllModelsFailedError], tuple[str, tuple[Attempt, ...]]]:
+        # Exceptions pickle as cls(*args), which would lose `attempts`.
+        return (type(self), (self.message, self.attempts))
 
 
 @dataclass(frozen=True)
@@ -105,27 +110,8 @@ def _prompt_text(messages: Sequence[Message]) -> str:
     return str(messages[-1].get("content", "")) if messages else ""
 
 
-class _Cooldowns:
-    """Models a 429 told us to leave alone, and until when (monotonic seconds). Thread-safe."""
-
-    def __init__(self) -> None:
-        self._until: dict[str, float] = {}
-        self._lock = threading.Lock()
-
-    def hold(self, model: str, seconds: float) -> None:
-        with self._lock:
-            until = time.monotonic() + seconds
-            self._until[model] = max(until, self._until.get(model, 0.0))
-
-    def active(self) -> dict[str, float]:
-        """Models still cooling down, with the seconds left."""
-        now = time.monotonic()
-        with self._lock:
-            return {m: t - now for m, t in self._until.items() if t > now}
-
-
 class RouteLoop:
-    """The route loop of one router: its models' specs, scorer, retry bound and cooldowns.
+    """The route loop of one router: its models' specs, scorer, retry bound, health and budget.
     The sync and async paths share every step but the call and the grading."""
 
     def __init__(
@@ -137,6 +123,8 @@ class RouteLoop:
         max_attempts: int,
         temperature: float | None,
         stream: bool,
+        health: Health,
+        spending: Spending | None,
     ) -> None:
         self.router = router
         self.specs = specs
@@ -144,7 +132,8 @@ class RouteLoop:
         self.max_attempts = max_attempts
         self.temperature = temperature
         self.stream = stream
-        self.cooldowns = _Cooldowns()
+        self.health = health
+        self.spending = spending
 
     # ==================== Sync and async entry points ====================
 
@@ -152,17 +141,20 @@ class RouteLoop:
         messages = self._messages(prompt)
         attempts: list[Attempt] = []
         while True:
-            decision = self._next(context, attempts)
+            decision, reservation = self._next(context, messages, attempts)
             spec = self.specs[decision.model]
             try:
                 completion = spec.complete(
                     messages, temperature=self.temperature, stream=self.stream
                 )
             except BackendError as error:
-                self._failed(decision, error, attempts)
+                self._failed(decision, reservation, error, attempts)
                 continue
+            except BaseException:
+                self._abandoned(decision, reservation)
+                raise
             accuracy = self._grade(messages, completion.text, reference)
-            return self._finish(decision, completion, accuracy, attempts)
+            return self._finish(decision, reservation, completion, accuracy, attempts)
 
     async def aroute(
         self, prompt: Prompt, context: str | None, reference: str | None
@@ -170,17 +162,20 @@ class RouteLoop:
         messages = self._messages(prompt)
         attempts: list[Attempt] = []
         while True:
-            decision = self._next(context, attempts)
+            decision, reservation = self._next(context, messages, attempts)
             spec = self.specs[decision.model]
             try:
                 completion = await spec.acomplete(
                     messages, temperature=self.temperature, stream=self.stream
                 )
             except BackendError as error:
-                self._failed(decision, error, attempts)
+                self._failed(decision, reservation, error, attempts)
                 continue
+            except BaseException:  # cancelled, or a bug in a custom backend
+                self._abandoned(decision, reservation)
+                raise
             accuracy = await self._agrade(messages, completion.text, reference)
-            return self._finish(decision, completion, accuracy, attempts)
+            return self._finish(decision, reservation, completion, accuracy, attempts)
 
     # ==================== Shared steps ====================
 
@@ -191,43 +186,97 @@ class RouteLoop:
         validate_call(messages, "any", None, self.temperature)
         return messages
 
-    def _next(self, context: str | None, attempts: list[Attempt]) -> Decision:
-        """The first attempt is the learner's own choice; each fallback is the remaining model
-        the learner ranks highest, selected with ``allowed=[it]`` so that the decision is
-        recorded and its feedback counted like any other. Models cooling down are skipped."""
-        cooling = self.cooldowns.active()
-        excluded = {a.model for a in attempts} | set(cooling)
+    def _next(
+        self, context: str | None, messages: Sequence[Message], attempts: list[Attempt]
+    ) -> tuple[Decision, Reservation | None]:
+        """The next call: the learner's own choice first, then, for each fallback, the remaining
+        model the learner ranks highest (selected with ``allowed=[it]``, so that the decision is
+        recorded and its feedback counted like any other). Models already tried, with an open
+        circuit, or whose worst-case cost does not fit the budget are left out."""
+        if self.spending is None:
+            return self._choose(context, messages, attempts), None
+        with self.spending.transaction():  # what fits, select, reserve: one atomic step
+            decision = self._choose(context, messages, attempts)
+            bound = cost_bound(self.specs[decision.model], messages)
+            reservation = self.spending.reserve(decision.context, bound)
+        assert reservation is not None, "chosen among the models that fit, under the same lock"
+        return decision, reservation
+
+    def _choose(
+        self, context: str | None, messages: Sequence[Message], attempts: list[Attempt]
+    ) -> Decision:
+        blocked = self.health.blocked()
+        unaffordable = self._unaffordable(context, messages)
+        excluded = {a.model for a in attempts} | set(blocked) | set(unaffordable)
         remaining = [m for m in self.router.models if m not in excluded]
         if not remaining or len(attempts) >= self.max_attempts:
-            why = [f"{m} is cooling down for {s:.1f} s after a 429" for m, s in cooling.items()]
-            raise AllModelsFailedError(
+            reasons = {**unaffordable, **blocked}
+            why = "; ".join(f"{m}: {r}" for m, r in reasons.items())
+            message = (
                 f"no model answered in {len(attempts)} attempt(s) (max_attempts="
-                f"{self.max_attempts})" + (f"; {'; '.join(why)}" if why else ""),
-                attempts,
+                f"{self.max_attempts})" + (f"; unavailable: {why}" if why else "")
             )
+            if unaffordable and not remaining and len(attempts) < self.max_attempts:
+                raise BudgetExceeded(message)
+            raise AllModelsFailedError(message, attempts)
         if not attempts:
-            return self.router.select(context, exclude=sorted(excluded) or None)
-        ranking = self.router.probabilities(context)
-        return self.router.select(context, allowed=[max(remaining, key=ranking.__getitem__)])
+            decision = self.router.select(context, exclude=sorted(excluded) or None)
+        else:
+            ranking = self.router.probabilities(context)
+            best = max(remaining, key=ranking.__getitem__)
+            decision = self.router.select(context, allowed=[best])
+        self.health.started(decision.model)
+        return decision
 
-    def _failed(self, decision: Decision, error: BackendError, attempts: list[Attempt]) -> None:
+    def _unaffordable(self, context: str | None, messages: Sequence[Message]) -> dict[str, str]:
+        if self.spending is None:
+            return {}
+        left = self.spending.remaining(self.router._context(context))
+        bounds = {m: cost_bound(self.specs[m], messages) for m in self.router.models}
+        return {
+            m: f"worst-case cost {b:.6f} USD exceeds the {left:.6f} USD left"
+            for m, b in bounds.items()
+            if b > left
+        }
+
+    def _failed(
+        self,
+        decision: Decision,
+        reservation: Reservation | None,
+        error: BackendError,
+        attempts: list[Attempt],
+    ) -> None:
         """Feed a failed call back as zero accuracy with its real latency; remember it."""
         latency = error.latency if math.isfinite(error.latency) and error.latency >= 0 else 0.0
         self.router.feedback(decision, accuracy=0.0, cost=0.0, latency=latency)
+        if reservation is not None and self.spending is not None:
+            self.spending.settle(reservation, 0.0)
+        self.health.failed(decision.model)
         if isinstance(error, RateLimitError) and error.retry_after:
-            self.cooldowns.hold(decision.model, error.retry_after)
+            self.health.hold(decision.model, error.retry_after)
         logger.warning("pickllm: %s failed: %s", decision.model, error)
         attempts.append(Attempt(decision, str(error)))
+
+    def _abandoned(self, decision: Decision, reservation: Reservation | None) -> None:
+        """A call ended by something other than a backend error (cancellation): release its
+        reservation and close its decision without judging the model."""
+        if reservation is not None and self.spending is not None:
+            self.spending.settle(reservation, 0.0)
+        self.health.released(decision.model)
 
     def _finish(
         self,
         decision: Decision,
+        reservation: Reservation | None,
         completion: Completion,
         accuracy: float | None,
         attempts: list[Attempt],
     ) -> RouteResult:
-        """Price the call, apply the feedback when graded, and build the result."""
+        """Price the call, settle the budget, apply the feedback when graded, build the result."""
         cost = self.specs[decision.model].cost(completion.usage)
+        if reservation is not None and self.spending is not None:
+            self.spending.settle(reservation, cost)
+        self.health.succeeded(decision.model)
         reward = None
         if accuracy is not None:
             reward = self.router.feedback(

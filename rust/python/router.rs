@@ -124,6 +124,31 @@ fn as_f64(py: Python<'_>, argument: &str, value: &Bound<'_, PyAny>) -> PyResult<
         .map_err(|_| wrong_type(py, argument, "a number", value))
 }
 
+/// An optional argument: absent (its default applies) or given, whatever it is. Unlike
+/// `Option`, an explicit `None` counts as given, so it is rejected with `ArgumentTypeError` like
+/// any other non-number, exactly as when the argument is required.
+enum Optional<'py> {
+    Absent,
+    Given(Bound<'py, PyAny>),
+}
+
+impl<'a, 'py> FromPyObject<'a, 'py> for Optional<'py> {
+    type Error = PyErr;
+
+    fn extract(value: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        Ok(Optional::Given(value.to_owned()))
+    }
+}
+
+impl Optional<'_> {
+    fn as_f64_or(&self, py: Python<'_>, argument: &str, default: f64) -> PyResult<f64> {
+        match self {
+            Optional::Absent => Ok(default),
+            Optional::Given(value) => as_f64(py, argument, value),
+        }
+    }
+}
+
 #[pymethods]
 impl PyRouterCore {
     /// Build from the JSON of a `Config` (models, policy, reward, prior, max_pending,
@@ -135,7 +160,9 @@ impl PyRouterCore {
         Ok(Self::wrap(py, Router::new(config, seed)?))
     }
 
-    #[pyo3(signature = (context=None, exclude=None, allowed=None))]
+    /// The same signature as `pickllm.Router.select`, which binds this method directly on its
+    /// instances so that the hot path crosses no Python frame.
+    #[pyo3(signature = (context=None, *, exclude=None, allowed=None))]
     fn select(
         &self,
         py: Python<'_>,
@@ -162,14 +189,19 @@ impl PyRouterCore {
         })
     }
 
-    /// Apply an observation to a decision; returns the reward used.
+    /// Apply an observation to a decision; returns the reward used. The same signature as
+    /// `pickllm.Router.feedback` (see `select`).
+    #[pyo3(
+        signature = (decision, *, accuracy, cost = Optional::Absent, latency = Optional::Absent),
+        text_signature = "($self, decision, *, accuracy, cost=0.0, latency=0.0)"
+    )]
     fn feedback(
         &self,
         py: Python<'_>,
         decision: &Bound<'_, PyAny>,
         accuracy: &Bound<'_, PyAny>,
-        cost: &Bound<'_, PyAny>,
-        latency: &Bound<'_, PyAny>,
+        cost: Optional<'_>,
+        latency: Optional<'_>,
     ) -> PyResult<f64> {
         let decision = decision
             .cast::<PyDecision>()
@@ -177,8 +209,8 @@ impl PyRouterCore {
         let decision = decision.get();
         let observation = Observation::new(
             as_f64(py, "accuracy", accuracy)?,
-            as_f64(py, "cost", cost)?,
-            as_f64(py, "latency", latency)?,
+            cost.as_f64_or(py, "cost", 0.0)?,
+            latency.as_f64_or(py, "latency", 0.0)?,
         )?;
         let model = decision.model.bind(py).to_str()?;
         let context = decision.context.bind(py).to_str()?;
