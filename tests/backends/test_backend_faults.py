@@ -396,7 +396,8 @@ async def test_slow_server_times_out(server: Any, provider: Provider, mode: str)
     assert type(error) is BackendTimeoutError
     assert isinstance(error, TimeoutError)
     assert "waiting for a response" in str(error)
-    assert 0.2 <= error.latency < 1.5
+    # Causal: the 0.2 s timeout fired, and before the server's answer 2 s in.
+    assert 0.2 <= error.latency < 2.0
 
 
 async def test_stream_stalling_mid_way_times_out(

@@ -147,7 +147,7 @@ async def test_plain_completion_request_and_response(
     assert (result.usage.input_tokens, result.usage.output_tokens) == (19, 10)
     assert result.usage.estimated is False
     assert result.time_to_first_token is None
-    assert 0 < result.latency < 5
+    assert result.latency > 0
 
 
 @MODES
@@ -193,8 +193,13 @@ async def test_time_to_first_token_waits_for_the_first_non_empty_delta(
     server.queue(server.sse(blocks))
     result = await call(backend, mode, stream=True)
     assert result.time_to_first_token is not None
-    assert 0.3 <= result.time_to_first_token < 0.5
-    assert result.latency >= result.time_to_first_token + 0.2
+    # The server paused 0.3 s before the first text and 0.2 s after it. Lower bounds are causal;
+    # the gap between TTFT and latency is checked at half the second pause, so that a loaded
+    # machine's scheduling delays (milliseconds) cannot break it while a TTFT taken at the end
+    # of the stream would.
+    assert result.time_to_first_token >= 0.3
+    assert result.latency >= 0.5
+    assert result.latency - result.time_to_first_token >= 0.1
     assert result.text == "Hello! How"
 
 

@@ -6,7 +6,7 @@ OpenAICompatible(base_url='http://127.0.0.1:8080/v1', api_key='***')
 """
 
 from pickllm.backends.anthropic import Anthropic
-from pickllm.backends.base import Backend, Completion, Message
+from pickllm.backends.base import Backend, Completer, Completion, Message
 from pickllm.backends.errors import (
     BackendConnectionError,
     BackendError,
@@ -30,6 +30,7 @@ __all__ = [
     "BackendStatusError",
     "BackendTimeoutError",
     "ClientError",
+    "Completer",
     "Completion",
     "InvalidRequestError",
     "MalformedResponseError",

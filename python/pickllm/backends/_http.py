@@ -26,11 +26,11 @@ import threading
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
 from time import perf_counter
-from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Any, Protocol
 
 import httpx
 
+from pickllm._closing import Closing
 from pickllm.backends.base import Completion, Message, validate_call
 from pickllm.backends.errors import (
     BackendConnectionError,
@@ -271,7 +271,7 @@ class _Call:
     first_token: float | None = None
 
 
-class HTTPBackend:
+class HTTPBackend(Closing):
     """Base of the HTTP backends; subclasses implement the ``_payload``/``_parse*`` hooks."""
 
     #: Path appended to the base URL for a completion request.
@@ -434,28 +434,6 @@ class HTTPBackend:
                 await closer.aclose()  # runs its finally: closes the client
             else:
                 await client.aclose()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     # ----------------------------------------------------------------- calls
 

@@ -34,7 +34,7 @@ from typing import Protocol, TypedDict, runtime_checkable
 from pickllm.backends.errors import InvalidRequestError
 from pickllm.backends.usage import Usage
 
-__all__ = ["Backend", "Completion", "Message", "Usage", "validate_call"]
+__all__ = ["Backend", "Completer", "Completion", "Message", "Usage", "validate_call"]
 
 
 class Message(TypedDict):
@@ -70,15 +70,8 @@ class Completion:
 
 
 @runtime_checkable
-class Backend(Protocol):
-    """The interface a model's backend implements (structural: no base class needed).
-
-    ``model`` is the provider's model name. ``max_tokens`` and ``temperature`` left at None use
-    the backend's or the server's default. With ``stream=True`` the backend streams the answer
-    and records ``Completion.time_to_first_token``; the result is the same complete answer.
-    Failures raise :class:`~pickllm.backends.errors.BackendError` subclasses; backends do not
-    retry.
-    """
+class Completer(Protocol):
+    """The two calls of a backend, all an LLM judge needs (see :class:`Backend`)."""
 
     def complete(
         self,
@@ -103,6 +96,18 @@ class Backend(Protocol):
     ) -> Completion:
         """The async twin of :meth:`complete`."""
         ...
+
+
+@runtime_checkable
+class Backend(Completer, Protocol):
+    """The interface a model's backend implements (structural: no base class needed).
+
+    ``model`` is the provider's model name. ``max_tokens`` and ``temperature`` left at None use
+    the backend's or the server's default. With ``stream=True`` the backend streams the answer
+    and records ``Completion.time_to_first_token``; the result is the same complete answer.
+    Failures raise :class:`~pickllm.backends.errors.BackendError` subclasses; backends do not
+    retry.
+    """
 
     def close(self) -> None:
         """Release the backend's sync resources (connection pool)."""

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Sequence
-from types import TracebackType
-from typing import Literal, Self
+from typing import Literal
 
 import httpx
 
+from pickllm._closing import Closing
 from pickllm.errors import ConfigError
 from pickllm.scorers.base import require_reference
 from pickllm.scorers.errors import EmbeddingError
@@ -38,7 +38,7 @@ def cosine_similarity(a: Sequence[float], b: Sequence[float]) -> float:
     return max(-1.0, min(1.0, dot / (norm_a * norm_b)))
 
 
-class EmbeddingSimilarity:
+class EmbeddingSimilarity(Closing):
     """Cosine similarity between the embeddings of the response and of the reference.
 
     One POST to ``{base_url}/embeddings`` per score embeds both texts (``{"model": model,
@@ -149,28 +149,6 @@ class EmbeddingSimilarity:
             await self._async_client.aclose()
             self._async_client = None
         self.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     # -- internals ---------------------------------------------------------------------------
 

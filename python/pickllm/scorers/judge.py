@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from typing import Protocol
 
-from pickllm.backends import Completion, Message
+from pickllm.backends import Completer, Message
 from pickllm.errors import ConfigError
 from pickllm.scorers.errors import VerdictParseError
 
@@ -31,32 +29,8 @@ _YES = frozenset({"yes", "correct", "pass", "true", "right"})
 _NO = frozenset({"no", "incorrect", "wrong", "fail", "false"})
 
 
-class JudgeBackend(Protocol):
-    """What the judge needs of a backend: the two calls of :class:`pickllm.backends.Backend`."""
-
-    def complete(
-        self,
-        messages: Sequence[Message],
-        *,
-        model: str,
-        max_tokens: int | None = None,
-        temperature: float | None = None,
-        stream: bool = False,
-    ) -> Completion:
-        """Send ``messages`` to ``model`` and return its answer."""
-        ...
-
-    async def acomplete(
-        self,
-        messages: Sequence[Message],
-        *,
-        model: str,
-        max_tokens: int | None = None,
-        temperature: float | None = None,
-        stream: bool = False,
-    ) -> Completion:
-        """The async twin of :meth:`complete`."""
-        ...
+#: What the judge needs of a backend: the two calls of :class:`pickllm.backends.Backend`.
+JudgeBackend = Completer
 
 
 def _fail(verdict: str, why: str) -> VerdictParseError:
