@@ -1,7 +1,6 @@
 //! Core errors become the exception classes of `pickllm.errors`, which are defined in Python so
 //! that each can derive from both `PickLLMError` and `ValueError` (or `TypeError`).
 
-use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::PyType;
 
@@ -47,10 +46,17 @@ pub fn wrong_type(py: Python<'_>, argument: &str, expected: &str, got: &Bound<'_
     )
 }
 
-/// A panic inside the core, caught before it reaches Python.
+/// A panic inside the core, caught before it reaches Python: a plain `pickllm.PickLLMError`
+/// (an `Exception`, never a `BaseException`). Never called with a router lock held.
 pub fn internal(what: &str) -> PyErr {
-    PyRuntimeError::new_err(format!(
-        "internal error in the pickllm core ({what}); please report it. This router refuses further \
-         calls: restore it from a snapshot"
-    ))
+    Python::attach(|py| {
+        pickllm_error(
+            py,
+            "PickLLMError",
+            format!(
+                "internal error in the pickllm core ({what}); please report it. This router \
+                 refuses further calls: restore it from a snapshot"
+            ),
+        )
+    })
 }
