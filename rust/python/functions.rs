@@ -7,7 +7,8 @@ use crate::error::Error;
 use crate::learner::Policy;
 use crate::reward::{Observation, Reward};
 
-fn parse<T: serde::de::DeserializeOwned>(what: &str, json: &str) -> Result<T, Error> {
+/// Deserialize a configuration value handed over as JSON; a bad one is a `ConfigError`.
+pub(super) fn parse<T: serde::de::DeserializeOwned>(what: &str, json: &str) -> Result<T, Error> {
     serde_json::from_str(json).map_err(|e| Error::parameter(what, json, format!("a valid {what} ({e})")))
 }
 

@@ -2,6 +2,7 @@
 
 use pyo3::prelude::*;
 
+use super::functions::parse;
 use crate::error::Error;
 use crate::replay::{self, Strategy, Table};
 use crate::reward::Reward;
@@ -22,10 +23,6 @@ type Session = (
     Vec<Option<(u32, u32)>>,
     Vec<f64>,
 );
-
-fn parse<T: serde::de::DeserializeOwned>(what: &str, json: &str) -> Result<T, Error> {
-    serde_json::from_str(json).map_err(|e| Error::parameter(what, json, format!("a valid {what} ({e})")))
-}
 
 fn tables(models: usize, columns: Vec<Columns>) -> Result<Vec<Table>, Error> {
     columns
