@@ -38,6 +38,15 @@ struct Payload {
     next_id: u64,
     contexts: Vec<ContextRecord>,
     pending: Vec<Pending>,
+    /// Feedbacks learned without a local decision (`Router::observe`); absent when none, so
+    /// snapshots of routers that never observed are unchanged.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    observed: u64,
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[derive(Serialize, Deserialize)]
@@ -64,6 +73,7 @@ impl Router {
                 })
                 .collect(),
             pending: self.ledger.pending(),
+            observed: self.observed,
         };
         let json = serde_json::to_vec(&payload).map_err(|e| Error::snapshot(format!("cannot encode: {e}")))?;
         let mut out = Vec::with_capacity(HEADER + json.len());
@@ -108,9 +118,9 @@ impl Router {
                 payload.next_id
             )));
         }
-        // Each applied feedback redeemed one decision, and each pending decision is another one:
-        // together they cannot outnumber the decisions issued. This also keeps every count far
-        // from overflowing when it is incremented.
+        // Each applied feedback redeemed one decision or was observed, and each pending decision
+        // is another one: together they cannot outnumber the decisions issued plus the
+        // observations. This also keeps every count far from overflowing when it is incremented.
         let mut redeemed: u64 = 0;
         for (_, learner) in contexts.iter() {
             for &count in &learner.feedbacks {
@@ -118,7 +128,7 @@ impl Router {
             }
         }
         let accounted = redeemed.saturating_add(payload.pending.len() as u64);
-        if accounted > payload.next_id {
+        if accounted > payload.next_id.saturating_add(payload.observed) {
             return Err(Error::snapshot(format!(
                 "{redeemed} applied feedbacks and {} pending decisions, more than the {} decisions issued",
                 payload.pending.len(),
@@ -134,6 +144,7 @@ impl Router {
             }
         }
         router.contexts = contexts;
+        router.observed = payload.observed;
         router.ledger = Ledger::from_parts(router.config.max_pending, payload.next_id, &payload.pending)?;
         Ok(router)
     }

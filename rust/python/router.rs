@@ -217,6 +217,54 @@ impl PyRouterCore {
         self.with(|router| router.feedback(decision.id, model, context, observation))
     }
 
+    /// Settle a decision like `feedback` without learning from it (a shared-state replica
+    /// learns from the event when it reads it back from the shared log); returns the reward.
+    #[pyo3(signature = (decision, *, accuracy, cost = 0.0, latency = 0.0))]
+    fn settle(
+        &self,
+        py: Python<'_>,
+        decision: &Bound<'_, PyAny>,
+        accuracy: f64,
+        cost: f64,
+        latency: f64,
+    ) -> PyResult<f64> {
+        let decision = decision
+            .cast::<PyDecision>()
+            .map_err(|_| wrong_type(py, "decision", "a Decision", decision))?;
+        let decision = decision.get();
+        let observation = Observation::new(accuracy, cost, latency)?;
+        let model = decision.model.bind(py).to_str()?;
+        let context = decision.context.bind(py).to_str()?;
+        self.with(|router| router.settle(decision.id, model, context, observation))
+    }
+
+    /// Learn from an outcome without a pending decision (a shared-log event, an imported log
+    /// line); returns the reward used.
+    #[pyo3(signature = (context, model, *, accuracy, cost = 0.0, latency = 0.0, probability = None))]
+    #[allow(clippy::too_many_arguments)] // the Python signature, keyword arguments included
+    fn observe(
+        &self,
+        context: &str,
+        model: &str,
+        accuracy: f64,
+        cost: f64,
+        latency: f64,
+        probability: Option<f64>,
+    ) -> PyResult<f64> {
+        let observation = Observation::new(accuracy, cost, latency)?;
+        self.with(|router| router.observe(context, model, observation, probability))
+    }
+
+    /// The learned part alone as JSON bytes (see `learned.rs`).
+    fn learned<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        let bytes = self.with(|router| router.learned())?;
+        Ok(PyBytes::new(py, &bytes))
+    }
+
+    fn restore_learned(&self, blob: &[u8]) -> PyResult<()> {
+        self.with(|router| router.restore_learned(blob))
+    }
+
     fn probabilities(&self, context: &str) -> PyResult<Vec<f64>> {
         self.with(|router| Ok(router.probabilities(context)))
     }
