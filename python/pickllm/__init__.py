@@ -30,6 +30,7 @@ from pickllm.models import Model as Model
 from pickllm.router import Router as Router
 from pickllm.routing import AllModelsFailedError as AllModelsFailedError
 from pickllm.routing import RouteResult as RouteResult
+from pickllm.state import RedisState as RedisState
 
 __all__ = [
     "AllModelsFailedError",
@@ -50,6 +51,7 @@ __all__ = [
     "PickLLMError",
     "Policy",
     "QLearning",
+    "RedisState",
     "Reward",
     "RouteResult",
     "Router",

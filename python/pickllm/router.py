@@ -9,7 +9,7 @@ import secrets
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pickllm import _core
 from pickllm._core import Decision
@@ -20,6 +20,11 @@ from pickllm.health import CircuitBreaker, Health, State
 from pickllm.models import Model
 from pickllm.routing import Prompt, RouteLoop, RouteResult
 from pickllm.scorers.base import ScorerLike, as_scorer
+from pickllm.state.config import RedisState
+from pickllm.state.status import SharedStatus
+
+if TYPE_CHECKING:
+    from pickllm.state.replica import Replica
 
 __all__ = ["Router"]
 
@@ -66,6 +71,9 @@ class Router:
             :class:`CircuitBreaker`); None disables it (Retry-After is honoured regardless).
         budget: spending caps for routed calls, per context and per router (see
             :class:`Budget`); every model then needs ``max_tokens``, which bounds its cost.
+        shared: learn as one with every router sharing this :class:`RedisState` (and hold
+            budgets across them): feedback goes through a replicated log on Redis, applied by
+            every router in the same order (see :meth:`sync` and :meth:`shared_status`).
 
     >>> router = Router(["gpt-4o", "mistral-7b"], seed=7)
     >>> d = router.select(context="finance")
@@ -76,7 +84,16 @@ class Router:
     """
 
     # "__dict__" only holds the hot path bound by _bind_hot_path.
-    __slots__ = ("__dict__", "_core", "_default_context", "_loop", "_models", "_policy", "_reward")
+    __slots__ = (
+        "__dict__",
+        "_core",
+        "_default_context",
+        "_loop",
+        "_models",
+        "_policy",
+        "_reward",
+        "_shared",
+    )
 
     def __init__(
         self,
@@ -94,8 +111,11 @@ class Router:
         stream: bool = False,
         breaker: CircuitBreaker | None = _DEFAULT_BREAKER,
         budget: Budget | None = None,
+        shared: RedisState | None = None,
     ) -> None:
         names, specs = _pool(models)
+        if shared is not None and not isinstance(shared, RedisState):
+            raise ArgumentTypeError(f"shared must be a RedisState or None, got {shared!r}")
         policy = LearningAutomaton() if policy is None else policy
         reward = Reward() if reward is None else reward
         if not isinstance(policy, LearningAutomaton | QLearning):
@@ -121,6 +141,7 @@ class Router:
             "default_context": default_context,
         }
         self._core = _core.RouterCore(json.dumps(config), seed)
+        self._shared: Replica | None = None if shared is None else shared._attach(self._core)
         self._bind_hot_path()
         self._models = tuple(names)
         self._default_context = default_context
@@ -188,7 +209,8 @@ class Router:
         if cls.select is Router.select:
             self.__dict__["select"] = self._core.select
         if cls.feedback is Router.feedback:
-            self.__dict__["feedback"] = self._core.feedback
+            shared = getattr(self, "_shared", None)
+            self.__dict__["feedback"] = self._core.feedback if shared is None else shared.feedback
 
     # ==================== Routing ====================
 
@@ -216,7 +238,53 @@ class Router:
         seconds, both finite and non-negative. Each decision takes feedback once; a rejected
         call changes nothing.
         """
+        if self._shared is not None:
+            return self._shared.feedback(decision, accuracy=accuracy, cost=cost, latency=latency)
         return self._core.feedback(decision, accuracy=accuracy, cost=cost, latency=latency)
+
+    def observe(
+        self,
+        context: str,
+        model: str,
+        *,
+        accuracy: float,
+        cost: float = 0.0,
+        latency: float = 0.0,
+        probability: float | None = None,
+    ) -> float:
+        """Learn from an outcome that no decision of this router stands for (an imported log
+        line, say): ``model`` answered in ``context`` with ``probability`` of being chosen (its
+        propensity, if known). Returns the reward used. With ``shared=`` the observation is
+        published like feedback and learned from the shared log.
+
+        >>> router = Router(["gpt-4o", "mistral-7b"], seed=7)
+        >>> router.observe("finance", "gpt-4o", accuracy=1.0, probability=0.5)
+        1.0
+        >>> router.feedback_counts("finance")
+        {'gpt-4o': 1, 'mistral-7b': 0}
+        """
+        if self._shared is not None:
+            context = self._context(context)
+            return self._shared.observe(context, model, accuracy, cost, latency, probability)
+        return self._core.observe(
+            context, model, accuracy=accuracy, cost=cost, latency=latency, probability=probability
+        )
+
+    def sync(self, timeout: float = 10.0) -> None:
+        """Return once every event published to the shared state before the call (this
+        router's own feedback included) has been learned here; for tests and graceful shutdown.
+        Raises :class:`~pickllm.state.SyncTimeoutError` after ``timeout`` seconds."""
+        self._shared_or_raise().sync(timeout)
+
+    def shared_status(self) -> SharedStatus:
+        """Connected, lag, buffered and dropped events of the shared state (see
+        :class:`~pickllm.state.SharedStatus`)."""
+        return self._shared_or_raise().status()
+
+    def _shared_or_raise(self) -> Replica:
+        if self._shared is None:
+            raise ConfigError("needs Router(..., shared=RedisState(...))")
+        return self._shared
 
     def route(
         self, prompt: Prompt, *, context: str | None = None, reference: str | None = None
@@ -257,14 +325,19 @@ class Router:
         return float(loop.spending.spent(context))
 
     def close(self) -> None:
-        """Close every model's backend (their connection pools)."""
+        """Close every model's backend (their connection pools) and, with ``shared=``, publish
+        the feedback still queued and stop the threads that exchange events with Redis."""
         for spec in self._specs().values():
             spec.backend.close()
+        if self._shared is not None:
+            self._shared.close()
 
     async def aclose(self) -> None:
         """Close every model's backend, async resources included."""
         for spec in self._specs().values():
             await spec.backend.aclose()
+        if self._shared is not None:
+            self._shared.close()
 
     def _specs(self) -> dict[str, Model]:
         return {} if self._loop is None else self._loop.specs
@@ -371,6 +444,7 @@ class Router:
         config = json.loads(core.config_json())
         router = cls.__new__(cls)
         router._core = core
+        router._shared = None
         router._bind_hot_path()
         router._models = tuple(config["models"])
         router._default_context = config["default_context"]

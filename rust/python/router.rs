@@ -124,6 +124,19 @@ fn as_f64(py: Python<'_>, argument: &str, value: &Bound<'_, PyAny>) -> PyResult<
         .map_err(|_| wrong_type(py, argument, "a number", value))
 }
 
+fn observation(
+    py: Python<'_>,
+    accuracy: &Bound<'_, PyAny>,
+    cost: &Optional<'_>,
+    latency: &Optional<'_>,
+) -> PyResult<Observation> {
+    Ok(Observation::new(
+        as_f64(py, "accuracy", accuracy)?,
+        cost.as_f64_or(py, "cost", 0.0)?,
+        latency.as_f64_or(py, "latency", 0.0)?,
+    )?)
+}
+
 /// An optional argument: absent (its default applies) or given, whatever it is. Unlike
 /// `Option`, an explicit `None` counts as given, so it is rejected with `ArgumentTypeError` like
 /// any other non-number, exactly as when the argument is required.
@@ -207,11 +220,7 @@ impl PyRouterCore {
             .cast::<PyDecision>()
             .map_err(|_| wrong_type(py, "decision", "a Decision", decision))?;
         let decision = decision.get();
-        let observation = Observation::new(
-            as_f64(py, "accuracy", accuracy)?,
-            cost.as_f64_or(py, "cost", 0.0)?,
-            latency.as_f64_or(py, "latency", 0.0)?,
-        )?;
+        let observation = observation(py, accuracy, &cost, &latency)?;
         let model = decision.model.bind(py).to_str()?;
         let context = decision.context.bind(py).to_str()?;
         self.with(|router| router.feedback(decision.id, model, context, observation))
@@ -219,20 +228,23 @@ impl PyRouterCore {
 
     /// Settle a decision like `feedback` without learning from it (a shared-state replica
     /// learns from the event when it reads it back from the shared log); returns the reward.
-    #[pyo3(signature = (decision, *, accuracy, cost = 0.0, latency = 0.0))]
+    #[pyo3(
+        signature = (decision, *, accuracy, cost = Optional::Absent, latency = Optional::Absent),
+        text_signature = "($self, decision, *, accuracy, cost=0.0, latency=0.0)"
+    )]
     fn settle(
         &self,
         py: Python<'_>,
         decision: &Bound<'_, PyAny>,
-        accuracy: f64,
-        cost: f64,
-        latency: f64,
+        accuracy: &Bound<'_, PyAny>,
+        cost: Optional<'_>,
+        latency: Optional<'_>,
     ) -> PyResult<f64> {
         let decision = decision
             .cast::<PyDecision>()
             .map_err(|_| wrong_type(py, "decision", "a Decision", decision))?;
         let decision = decision.get();
-        let observation = Observation::new(accuracy, cost, latency)?;
+        let observation = observation(py, accuracy, &cost, &latency)?;
         let model = decision.model.bind(py).to_str()?;
         let context = decision.context.bind(py).to_str()?;
         self.with(|router| router.settle(decision.id, model, context, observation))
@@ -240,18 +252,28 @@ impl PyRouterCore {
 
     /// Learn from an outcome without a pending decision (a shared-log event, an imported log
     /// line); returns the reward used.
-    #[pyo3(signature = (context, model, *, accuracy, cost = 0.0, latency = 0.0, probability = None))]
+    #[pyo3(
+        signature = (context, model, *, accuracy, cost = Optional::Absent, latency = Optional::Absent, probability = None),
+        text_signature = "($self, context, model, *, accuracy, cost=0.0, latency=0.0, probability=None)"
+    )]
     #[allow(clippy::too_many_arguments)] // the Python signature, keyword arguments included
     fn observe(
         &self,
-        context: &str,
-        model: &str,
-        accuracy: f64,
-        cost: f64,
-        latency: f64,
-        probability: Option<f64>,
+        py: Python<'_>,
+        context: &Bound<'_, PyAny>,
+        model: &Bound<'_, PyAny>,
+        accuracy: &Bound<'_, PyAny>,
+        cost: Optional<'_>,
+        latency: Optional<'_>,
+        probability: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<f64> {
-        let observation = Observation::new(accuracy, cost, latency)?;
+        let context = as_str(py, "context", context)?.to_str()?;
+        let model = as_str(py, "model", model)?.to_str()?;
+        let observation = observation(py, accuracy, &cost, &latency)?;
+        let probability = match probability {
+            Some(value) if !value.is_none() => Some(as_f64(py, "probability", value)?),
+            _ => None,
+        };
         self.with(|router| router.observe(context, model, observation, probability))
     }
 

@@ -1,0 +1,49 @@
+"""The event format: versioned JSON, round-trips exactly, refuses anything else."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pickllm.state import SharedStateError
+from pickllm.state.events import Event, decode, encode
+
+events = st.builds(
+    Event,
+    replica=st.text(),
+    seq=st.integers(1, 2**63),
+    context=st.text(),
+    model=st.text(min_size=1),
+    accuracy=st.floats(0, 1),
+    cost=st.floats(0, 1e6),
+    latency=st.floats(0, 1e6),
+    reward=st.floats(0, 1),
+    probability=st.one_of(st.none(), st.floats(0, 1, exclude_min=True)),
+)
+
+
+@given(events)
+def test_round_trip(event: Event) -> None:
+    assert decode(encode(event)) == event
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"",
+        b"not json",
+        b"[]",
+        b'{"v": 2, "r": "a", "s": 1}',
+        b'{"v": 1, "r": "a"}',
+        b'{"v":1,"r":"a","s":0,"c":"x","m":"a","a":1,"k":0,"l":0,"w":1,"p":null}',
+        b'{"v":1,"r":"a","s":1,"c":"x","m":"a","a":"1","k":0,"l":0,"w":1,"p":null}',
+        b'{"v":1,"r":"a","s":1,"c":"x","m":"a","a":NaN,"k":0,"l":0,"w":1,"p":null}',
+        pickle.dumps({"v": 1}),
+    ],
+)
+def test_refuses_what_is_not_an_event(raw: bytes) -> None:
+    with pytest.raises(SharedStateError):
+        decode(raw)
