@@ -80,17 +80,23 @@ class RedisServer:
         else:
             raise RuntimeError(f"redis-server exited with {self.process.wait()}")
         # Keep draining its log so that the pipe never fills and blocks the server.
-        threading.Thread(target=self.process.stdout.read, daemon=True).start()
+        self._drain = threading.Thread(target=self.process.stdout.read, daemon=True)
+        self._drain.start()
 
     def kill(self) -> None:
         """Stop the server the hard way (SIGKILL): only what it had written survives."""
         assert self.process is not None
         self.process.send_signal(signal.SIGKILL)
-        self.process.wait()
-        self.process = None
+        self._reap()
 
     def stop(self) -> None:
         if self.process is not None:
             self.process.terminate()
-            self.process.wait()
-            self.process = None
+            self._reap()
+
+    def _reap(self) -> None:
+        assert self.process is not None and self.process.stdout is not None
+        self.process.wait()
+        self._drain.join()
+        self.process.stdout.close()
+        self.process = None

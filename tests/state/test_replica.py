@@ -1,0 +1,144 @@
+"""Shared state between routers in one process, against a real redis-server."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+import redis
+from redis_servers import RedisServer
+
+import pickllm
+from pickllm import ConfigError, FeedbackError, RedisState, Router, UnknownModelError
+from pickllm.state import SharedStateError
+from pickllm.state.events import Event, encode
+
+MODELS = ["a", "b", "c"]
+#: Accuracy per (context, model): fixed, so every run feeds back the same outcomes.
+ACCURACY = {("x", "a"): 0.9, ("x", "b"): 0.2, ("x", "c"): 0.5, ("y", "a"): 0.1}
+
+
+def drive(router: Router, n: int, contexts: tuple[str, ...] = ("x", "y")) -> None:
+    for i in range(n):
+        decision = router.select(contexts[i % len(contexts)])
+        router.feedback(decision, accuracy=ACCURACY.get((decision.context, decision.model), 0.3))
+
+
+def total(router: Router) -> int:
+    return sum(sum(router.feedback_counts(c).values()) for c in router.contexts())
+
+
+@pytest.fixture
+def state(redis_server: RedisServer) -> RedisState:
+    return RedisState(url=redis_server.url, name="test")
+
+
+@pytest.fixture
+def pair(state: RedisState) -> Iterator[tuple[Router, Router]]:
+    one = Router(MODELS, seed=1, shared=state)
+    two = Router(MODELS, seed=2, shared=state)
+    yield one, two
+    one.close()
+    two.close()
+
+
+def test_routers_learn_as_one(pair: tuple[Router, Router]) -> None:
+    one, two = pair
+    drive(one, 500)
+    drive(two, 300, ("y", "z"))
+    one.sync(timeout=30)
+    two.sync(timeout=30)
+    assert one._core.learned() == two._core.learned()
+    assert total(one) == total(two) == 800
+    status = one.shared_status()
+    assert (status.connected, status.lag, status.buffered, status.dropped) == (True, 0, 0, 0)
+    assert (status.published, status.applied, status.rejected) == (500, 800, 0)
+
+
+def test_observe_is_published_and_learned_everywhere(pair: tuple[Router, Router]) -> None:
+    one, two = pair
+    assert one.observe("imported", "b", accuracy=1.0, probability=0.25) == 1.0
+    one.sync(timeout=30)
+    two.sync(timeout=30)
+    assert two.feedback_counts("imported") == {"a": 0, "b": 1, "c": 0}
+    with pytest.raises(UnknownModelError):
+        one.observe("imported", "nope", accuracy=1.0)
+    with pytest.raises(FeedbackError):
+        one.observe("imported", "a", accuracy=1.0, probability=0.0)
+    with pytest.raises(FeedbackError):
+        one.observe("imported", "a", accuracy=2.0)
+    assert one.shared_status().published == 1, "rejected observations publish nothing"
+
+
+def test_bad_feedback_publishes_nothing(pair: tuple[Router, Router]) -> None:
+    one, _ = pair
+    decision = one.select("x")
+    with pytest.raises(FeedbackError):
+        one.feedback(decision, accuracy=float("nan"))
+    one.feedback(decision, accuracy=1.0)
+    with pytest.raises(pickllm.DecisionError):
+        one.feedback(decision, accuracy=1.0)
+    one.sync(timeout=30)
+    assert one.shared_status().published == 1
+    assert total(one) == 1
+
+
+def test_copies_are_applied_once_and_invalid_events_skipped_by_all(
+    redis_server: RedisServer, pair: tuple[Router, Router]
+) -> None:
+    one, two = pair
+    client = redis.Redis.from_url(redis_server.url)
+    key = "pickllm:test:events"
+    event = Event("elsewhere", 1, "x", "a", 1.0, 0.0, 0.0, 1.0, None)
+    client.xadd(key, {"e": encode(event)})
+    client.xadd(key, {"e": encode(event)})  # published again after a lost reply
+    client.xadd(key, {"e": b'{"v": 99}'})  # a newer format
+    client.xadd(key, {"e": encode(Event("elsewhere", 2, "x", "nope", 1.0, 0.0, 0.0, 1.0, None))})
+    client.xadd(key, {"e": encode(Event("elsewhere", 3, "x", "b", 1.0, 0.0, 0.0, 1.0, None))})
+    for router in pair:
+        router.sync(timeout=30)
+        assert router.feedback_counts("x") == {"a": 1, "b": 1, "c": 0}
+        status = router.shared_status()
+        assert (status.applied, status.rejected) == (2, 2)
+    assert one._core.learned() == two._core.learned()
+    client.close()
+
+
+def test_another_configuration_cannot_join(state: RedisState) -> None:
+    with Router(MODELS, seed=1, shared=state):
+        pass
+    with pytest.raises(SharedStateError, match="another configuration"):
+        Router([*MODELS, "d"], seed=1, shared=state)
+    with pytest.raises(SharedStateError):
+        Router(MODELS, seed=1, shared=state, policy=pickllm.QLearning())
+
+
+def test_checkpoints_bound_the_stream_and_new_routers_start_from_them(
+    redis_server: RedisServer,
+) -> None:
+    state = RedisState(url=redis_server.url, name="test", checkpoint_every=1000)
+    with Router(MODELS, seed=1, shared=state) as one:
+        drive(one, 10_000)
+        one.sync(timeout=60)
+        client = redis.Redis.from_url(redis_server.url)
+        checkpoint = json.loads(client.get("pickllm:test:checkpoint") or b"{}")
+        assert checkpoint["v"] == 1 and checkpoint["offset"] >= 9000
+        # Trimmed behind the previous checkpoint: at most two intervals (and a batch) remain.
+        assert client.xlen("pickllm:test:events") <= 3000
+        with Router(MODELS, seed=5, shared=state) as late:
+            late.sync(timeout=60)
+            assert late._core.learned() == one._core.learned()
+            assert total(late) == 10_000
+            assert late.shared_status().applied < 3000, "started from the checkpoint"
+        client.close()
+
+
+def test_needs_shared_state() -> None:
+    router = Router(MODELS, seed=1)
+    with pytest.raises(ConfigError):
+        router.sync()
+    with pytest.raises(ConfigError):
+        router.shared_status()
+    with pytest.raises(pickllm.ArgumentTypeError):
+        Router(MODELS, shared="redis://127.0.0.1")  # type: ignore[arg-type]
