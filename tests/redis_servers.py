@@ -95,7 +95,8 @@ class RedisServer:
             self._reap()
 
     def _reap(self) -> None:
-        assert self.process is not None and self.process.stdout is not None
+        assert self.process is not None
+        assert self.process.stdout is not None
         self.process.wait()
         self._drain.join()
         self.process.stdout.close()

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from redis_servers import RedisServer
-
 from pickllm import RedisState, Router
+from redis_servers import RedisServer
 
 MODELS = ["a", "b", "c"]
 
@@ -41,7 +40,9 @@ def test_routing_goes_on_and_buffered_events_arrive_once(tmp_path: Path) -> None
         status = tiny.shared_status()
         assert (status.buffered, status.dropped) == (10, 90), "overflow is counted, not silent"
         server.start()
-        for router in (one, two, tiny):
+        # Twice round: the first puts every router's buffer in Redis, the second applies it all
+        # everywhere (sync waits only for events published before it is called).
+        for router in (one, two, tiny, one, two, tiny):
             router.sync(timeout=60)
         expected = 2 * 500 + 10 + 2 * 1000 + 10
         for router in (one, two, tiny):

@@ -7,12 +7,12 @@ from collections.abc import Iterator
 
 import pytest
 import redis
-from redis_servers import RedisServer
 
 import pickllm
 from pickllm import ConfigError, FeedbackError, RedisState, Router, UnknownModelError
 from pickllm.state import SharedStateError
 from pickllm.state.events import Event, encode
+from redis_servers import RedisServer
 
 MODELS = ["a", "b", "c"]
 #: Accuracy per (context, model): fixed, so every run feeds back the same outcomes.
@@ -23,6 +23,13 @@ def drive(router: Router, n: int, contexts: tuple[str, ...] = ("x", "y")) -> Non
     for i in range(n):
         decision = router.select(contexts[i % len(contexts)])
         router.feedback(decision, accuracy=ACCURACY.get((decision.context, decision.model), 0.3))
+
+
+def sync_all(*routers: Router) -> None:
+    """The first round puts every router's feedback in Redis, the second applies it everywhere
+    (sync waits only for events published before it is called)."""
+    for router in (*routers, *routers):
+        router.sync(timeout=60)
 
 
 def total(router: Router) -> int:
@@ -47,8 +54,7 @@ def test_routers_learn_as_one(pair: tuple[Router, Router]) -> None:
     one, two = pair
     drive(one, 500)
     drive(two, 300, ("y", "z"))
-    one.sync(timeout=30)
-    two.sync(timeout=30)
+    sync_all(one, two)
     assert one._core.learned() == two._core.learned()
     assert total(one) == total(two) == 800
     status = one.shared_status()
@@ -59,8 +65,7 @@ def test_routers_learn_as_one(pair: tuple[Router, Router]) -> None:
 def test_observe_is_published_and_learned_everywhere(pair: tuple[Router, Router]) -> None:
     one, two = pair
     assert one.observe("imported", "b", accuracy=1.0, probability=0.25) == 1.0
-    one.sync(timeout=30)
-    two.sync(timeout=30)
+    sync_all(one, two)
     assert two.feedback_counts("imported") == {"a": 0, "b": 1, "c": 0}
     with pytest.raises(UnknownModelError):
         one.observe("imported", "nope", accuracy=1.0)
@@ -123,7 +128,8 @@ def test_checkpoints_bound_the_stream_and_new_routers_start_from_them(
         one.sync(timeout=60)
         client = redis.Redis.from_url(redis_server.url)
         checkpoint = json.loads(client.get("pickllm:test:checkpoint") or b"{}")
-        assert checkpoint["v"] == 1 and checkpoint["offset"] >= 9000
+        assert checkpoint["v"] == 1
+        assert checkpoint["offset"] >= 9000
         # Trimmed behind the previous checkpoint: at most two intervals (and a batch) remain.
         assert client.xlen("pickllm:test:events") <= 3000
         with Router(MODELS, seed=5, shared=state) as late:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import redis
+
 from redis_servers import RedisServer
 
 WORKER = Path(__file__).with_name("replica_worker.py")
