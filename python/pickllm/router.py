@@ -24,6 +24,7 @@ from pickllm.state.config import RedisState
 from pickllm.state.status import SharedStatus
 
 if TYPE_CHECKING:
+    from pickllm.state.budget import SharedSpending
     from pickllm.state.replica import Replica
 
 __all__ = ["Router"]
@@ -196,8 +197,15 @@ class Router:
             temperature=temperature,
             stream=stream,
             health=Health(breaker, self._models),
-            spending=None if budget is None else Spending(budget),
+            spending=self._spending(budget),
         )
+
+    def _spending(self, budget: Budget | None) -> Spending | SharedSpending | None:
+        """Spending kept here, or in Redis for every router sharing state."""
+        if budget is None:
+            return None
+        shared = getattr(self, "_shared", None)
+        return Spending(budget) if shared is None else shared.spending(budget)
 
     def _bind_hot_path(self) -> None:
         """Bind the core's ``select`` and ``feedback`` on this instance, shadowing the methods

@@ -30,6 +30,7 @@ from pickllm.scorers.errors import ScorerError
 
 if TYPE_CHECKING:
     from pickllm.router import Router
+    from pickllm.state.budget import SharedSpending
 
 __all__ = ["AllModelsFailedError", "Attempt", "Prompt", "RouteLoop", "RouteResult", "to_messages"]
 
@@ -124,7 +125,7 @@ class RouteLoop:
         temperature: float | None,
         stream: bool,
         health: Health,
-        spending: Spending | None,
+        spending: Spending | SharedSpending | None,
     ) -> None:
         self.router = router
         self.specs = specs
@@ -195,12 +196,16 @@ class RouteLoop:
         circuit, or whose worst-case cost does not fit the budget are left out."""
         if self.spending is None:
             return self._choose(context, messages, attempts), None
-        with self.spending.transaction():  # what fits, select, reserve: one atomic step
-            decision = self._choose(context, messages, attempts)
-            bound = cost_bound(self.specs[decision.model], messages)
-            reservation = self.spending.reserve(decision.context, bound)
-        assert reservation is not None, "chosen among the models that fit, under the same lock"
-        return decision, reservation
+        while True:
+            with self.spending.transaction():  # what fits, select, reserve: one atomic step
+                decision = self._choose(context, messages, attempts)
+                bound = cost_bound(self.specs[decision.model], messages)
+                reservation = self.spending.reserve(decision.context, bound)
+            if reservation is not None:
+                return decision, reservation
+            # Only with a budget shared across replicas: another one took the money between
+            # "what fits" and "reserve". Close the decision unjudged and choose again.
+            self.health.released(decision.model)
 
     def _choose(
         self, context: str | None, messages: Sequence[Message], attempts: list[Attempt]

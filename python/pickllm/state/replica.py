@@ -24,7 +24,9 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from pickllm._core import Decision, RouterCore, compute_reward
+from pickllm.budget import Budget
 from pickllm.errors import PickLLMError
+from pickllm.state.budget import SharedSpending
 from pickllm.state.errors import SharedStateError, SyncTimeoutError
 from pickllm.state.events import Event, decode, encode
 from pickllm.state.status import SharedStatus
@@ -108,6 +110,7 @@ class Replica:
                 "checkpoint-position",
                 "trimmed",
                 "lease",
+                "budget",
             )
         }
         # One client per thread that talks to Redis (the applier blocks in XREAD); no hidden
@@ -157,6 +160,10 @@ class Replica:
             socket_timeout=10.0,
             retry=Retry(NoBackoff(), 0),
         )
+
+    def spending(self, budget: Budget) -> SharedSpending:
+        """The budget ``budget`` held in Redis for every router sharing this state."""
+        return SharedSpending(budget, self.client, self.keys["budget"])
 
     # ==================== The hot path ====================
 
