@@ -11,7 +11,7 @@ import redis
 import pickllm
 from pickllm import ConfigError, FeedbackError, RedisState, Router, UnknownModelError
 from pickllm.state import SharedStateError
-from pickllm.state.events import Event, encode
+from pickllm.state.events import encode
 from redis_servers import RedisServer
 
 MODELS = ["a", "b", "c"]
@@ -95,17 +95,24 @@ def test_copies_are_applied_once_and_invalid_events_skipped_by_all(
     one, two = pair
     client = redis.Redis.from_url(redis_server.url)
     key = "pickllm:test:events"
-    event = Event("elsewhere", 1, "x", "a", 1.0, 0.0, 0.0, 1.0, None)
-    client.xadd(key, {"e": encode(event)})
-    client.xadd(key, {"e": encode(event)})  # published again after a lost reply
-    client.xadd(key, {"e": b'{"v": 99}'})  # a newer format
-    client.xadd(key, {"e": encode(Event("elsewhere", 2, "x", "nope", 1.0, 0.0, 0.0, 1.0, None))})
-    client.xadd(key, {"e": encode(Event("elsewhere", 3, "x", "b", 1.0, 0.0, 0.0, 1.0, None))})
+    first = (1, "x", "a", 1.0, 0.0, 0.0, 1.0, None)
+    client.xadd(key, {"e": encode("elsewhere", [first])})
+    client.xadd(key, {"e": encode("elsewhere", [first])})  # sent again after a lost reply
+    client.xadd(key, {"e": b'{"v": 99}'})  # a newer format: the whole entry is skipped
+    bad = [
+        (2, "x", "nope", 1.0, 0.0, 0.0, 1.0, None),  # unknown model
+        (3, "x", "a", 2.0, 0.0, 0.0, 1.0, None),  # accuracy out of range
+        ["4", "x", "a", 1.0, 0.0, 0.0, 1.0, None],  # not a sequence number
+        [5, "x"],  # not an event
+        (6, "x", "b", 1.0, 0.0, 0.0, 1.0, None),
+        (6, "x", "b", 1.0, 0.0, 0.0, 1.0, None),  # a copy within one entry
+    ]
+    client.xadd(key, {"e": encode("elsewhere", bad)})  # type: ignore[arg-type]
     for router in pair:
         router.sync(timeout=30)
         assert router.feedback_counts("x") == {"a": 1, "b": 1, "c": 0}
         status = router.shared_status()
-        assert (status.applied, status.rejected) == (2, 2)
+        assert (status.applied, status.rejected) == (2, 5)
     assert one._core.learned() == two._core.learned()
     client.close()
 
@@ -124,19 +131,21 @@ def test_checkpoints_bound_the_stream_and_new_routers_start_from_them(
 ) -> None:
     state = RedisState(url=redis_server.url, name="test", checkpoint_every=1000)
     with Router(MODELS, seed=1, shared=state) as one:
-        drive(one, 10_000)
-        one.sync(timeout=60)
+        for _ in range(10):  # a checkpoint after each round, before the next round is read
+            drive(one, 1000)
+            one.sync(timeout=60)
         client = redis.Redis.from_url(redis_server.url)
         checkpoint = json.loads(client.get("pickllm:test:checkpoint") or b"{}")
         assert checkpoint["v"] == 1
-        assert checkpoint["offset"] >= 9000
-        # Trimmed behind the previous checkpoint: at most two intervals (and a batch) remain.
-        assert client.xlen("pickllm:test:events") <= 3000
+        assert sum(checkpoint["seen"].values()) >= 9000
+        # Trimmed behind the previous checkpoint: the stream lost its beginning.
+        first = client.xrange("pickllm:test:events", count=1)[0][1][b"e"]
+        assert json.loads(first)["e"][0][0] > 1
         with Router(MODELS, seed=5, shared=state) as late:
             late.sync(timeout=60)
             assert late._core.learned() == one._core.learned()
             assert total(late) == 10_000
-            assert late.shared_status().applied < 3000, "started from the checkpoint"
+            assert late.shared_status().applied < 10_000, "started from the checkpoint"
         client.close()
 
 

@@ -83,7 +83,8 @@ def stream_events(server: RedisServer) -> list[tuple[str, int]]:
     client = redis.Redis.from_url(server.url)
     entries = client.xrange("pickllm:fleet:events")
     client.close()
-    return [(e["r"], e["s"]) for e in (json.loads(f[b"e"]) for _, f in entries)]
+    documents = [json.loads(fields[b"e"]) for _, fields in entries]
+    return [(d["r"], event[0]) for d in documents for event in d["e"]]
 
 
 def test_a_killed_worker_loses_nothing_acknowledged_and_a_new_one_catches_up(

@@ -28,7 +28,7 @@ from pickllm.budget import Budget
 from pickllm.errors import PickLLMError
 from pickllm.state.budget import SharedSpending
 from pickllm.state.errors import SharedStateError, SyncTimeoutError
-from pickllm.state.events import Event, decode, encode
+from pickllm.state.events import Event, Fields, decode, encode
 from pickllm.state.status import SharedStatus
 
 if TYPE_CHECKING:
@@ -38,8 +38,9 @@ __all__ = ["Replica", "stream_id"]
 
 #: Checkpoint documents this version writes and reads.
 CHECKPOINT_VERSION = 1
-#: Events per XADD pipeline and per XREAD.
+#: Events per stream entry, entries per XADD pipeline and per XREAD.
 BATCH = 1000
+ENTRIES = 10
 #: How long one XREAD blocks before the applier checks whether it should stop (milliseconds).
 BLOCK_MS = 200
 
@@ -119,9 +120,9 @@ class Replica:
         self._checkpoint_script = self._applier_client.register_script(_CHECKPOINT)
         self._lease_script = self._applier_client.register_script(_LEASE)
 
-        # Publishing: the queue holds (seq, encoded event) not yet acknowledged by Redis.
+        # Publishing: the queue holds the events Redis has not acknowledged yet, in order.
         self._outbox = threading.Condition()
-        self._queue: deque[tuple[int, bytes]] = deque()
+        self._queue: deque[Fields] = deque()
         self._seq = 0
         self._acknowledged = 0  # the highest seq Redis has acknowledged
         self._published = 0
@@ -218,18 +219,9 @@ class Replica:
                 self._dropped += 1
                 return
             self._seq += 1
-            event = Event(
-                self.id,
-                self._seq,
-                context,
-                model,
-                float(accuracy),
-                float(cost),
-                float(latency),
-                reward,
-                probability,
-            )
-            self._queue.append((self._seq, encode(event)))
+            # float(): the core accepted any real number; the stream carries plain floats.
+            event = (self._seq, context, model, float(accuracy), float(cost), float(latency))
+            self._queue.append((*event, reward, probability))
             self._outbox.notify()
 
     # ==================== Publishing ====================
@@ -246,11 +238,12 @@ class Replica:
                     self._outbox.wait()
                 if not self._queue:
                     return
-                batch = list(itertools.islice(self._queue, BATCH))
+                batch = list(itertools.islice(self._queue, BATCH * ENTRIES))
             try:
                 pipe = client.pipeline(transaction=False)
-                for _, payload in batch:
-                    pipe.xadd(self.keys["events"], {"e": payload})
+                for start in range(0, len(batch), BATCH):
+                    entry = encode(self.id, batch[start : start + BATCH])
+                    pipe.xadd(self.keys["events"], {"e": entry})
                 pipe.execute()
             except _UNREACHABLE:
                 # Some of the batch may have gone through: sent again, readers drop the copies.
@@ -332,40 +325,51 @@ class Replica:
         self._ready.set()
 
     def _apply(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
-        core = self._core
+        observe = self._core.observe
         seen = self._seen
         hook = self.on_applied
         applied = rejected = 0
         for _, fields in entries:
             try:
-                event = decode(fields.get(b"e", b""))
+                replica, items = decode(fields.get(b"e", b""))
             except SharedStateError:
                 rejected += 1
                 continue
-            if event.seq <= seen.get(event.replica, 0):
-                continue  # a copy of an event already applied (published again after a lost reply)
-            seen[event.replica] = event.seq
-            try:
-                core.observe(
-                    event.context,
-                    event.model,
-                    accuracy=event.accuracy,
-                    cost=event.cost,
-                    latency=event.latency,
-                    probability=event.probability,
-                )
-            except PickLLMError:
-                rejected += 1  # every replica rejects the same event, so they still agree
-                continue
-            applied += 1
-            if hook is not None:
-                hook(event)
+            last = seen.get(replica, 0)
+            for item in items:
+                try:
+                    seq, context, model, accuracy, cost, latency, _, probability = item
+                except (TypeError, ValueError):
+                    rejected += 1
+                    continue
+                if type(seq) is not int:
+                    rejected += 1
+                    continue
+                if seq <= last:
+                    continue  # a copy of an event already applied (sent again after a lost reply)
+                last = seq
+                try:
+                    observe(
+                        context,
+                        model,
+                        accuracy=accuracy,
+                        cost=cost,
+                        latency=latency,
+                        probability=probability,
+                    )
+                except PickLLMError:
+                    rejected += 1  # every replica rejects the same event, so they still agree
+                    continue
+                applied += 1
+                if hook is not None:
+                    hook(Event(replica, *item))
+            seen[replica] = last
         with self._applied_cond:
             self._position = stream_id(entries[-1][0])
             self._offset += len(entries)
             self._applied += applied
             self._rejected += rejected
-            self._since_checkpoint += len(entries)
+            self._since_checkpoint += applied + rejected
             self._applied_cond.notify_all()
 
     def _maybe_checkpoint(self, client: redis.Redis) -> None:
