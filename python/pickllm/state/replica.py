@@ -121,12 +121,18 @@ class Replica:
         self._lease_script = self._applier_client.register_script(_LEASE)
 
         # Publishing: the queue holds the events Redis has not acknowledged yet, in order.
-        self._outbox = threading.Condition()
+        # The hot path takes only a plain lock (a Condition costs Python frames per call) and
+        # wakes the publisher only when it waits, announced by `_idle`.
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._idle = False
+        self._acked = threading.Condition()  # Redis acknowledged more (or gave up for good)
         self._queue: deque[Fields] = deque()
         self._seq = 0
         self._acknowledged = 0  # the highest seq Redis has acknowledged
         self._published = 0
         self._dropped = 0
+        self._buffer = config.buffer
 
         # Applying: the stream position read, and per issuing replica the highest seq applied.
         self._applied_cond = threading.Condition()
@@ -173,15 +179,27 @@ class Replica:
     ) -> float:
         """``Router.feedback`` with shared state: settle locally, learn from the stream."""
         reward = self._core.settle(decision, accuracy=accuracy, cost=cost, latency=latency)
-        self._enqueue(
-            decision.context,
-            decision.model,
-            accuracy,
-            cost,
-            latency,
-            reward,
-            decision.probability,
-        )
+        # _enqueue inlined: this is the hot path.
+        with self._lock:
+            if len(self._queue) >= self._buffer:
+                self._dropped += 1
+            else:
+                self._seq += 1
+                # float(): the core accepted any real number; the stream carries plain floats.
+                self._queue.append(
+                    (
+                        self._seq,
+                        decision.context,
+                        decision.model,
+                        float(accuracy),
+                        float(cost),
+                        float(latency),
+                        reward,
+                        decision.probability,
+                    )
+                )
+        if self._idle:
+            self._wake.set()
         return reward
 
     def observe(
@@ -214,15 +232,15 @@ class Replica:
         reward: float,
         probability: float | None,
     ) -> None:
-        with self._outbox:
-            if len(self._queue) >= self.config.buffer:
+        with self._lock:
+            if len(self._queue) >= self._buffer:
                 self._dropped += 1
                 return
             self._seq += 1
-            # float(): the core accepted any real number; the stream carries plain floats.
             event = (self._seq, context, model, float(accuracy), float(cost), float(latency))
             self._queue.append((*event, reward, probability))
-            self._outbox.notify()
+        if self._idle:
+            self._wake.set()
 
     # ==================== Publishing ====================
 
@@ -233,12 +251,21 @@ class Replica:
                 return
         client = self._publisher_client
         while True:
-            with self._outbox:
-                while not self._queue and not self._closing.is_set():
-                    self._outbox.wait()
-                if not self._queue:
-                    return
+            with self._lock:
                 batch = list(itertools.islice(self._queue, BATCH * ENTRIES))
+            if not batch:
+                if self._closing.is_set():
+                    return
+                # Announce the wait, then look again: an event queued before the announcement
+                # is seen here, one queued after it sets `_wake`.
+                self._wake.clear()
+                self._idle = True
+                with self._lock:
+                    empty = not self._queue
+                if empty:
+                    self._wake.wait()
+                self._idle = False
+                continue
             try:
                 pipe = client.pipeline(transaction=False)
                 for start in range(0, len(batch), BATCH):
@@ -252,12 +279,13 @@ class Replica:
                     return
                 continue
             self._connected = True
-            with self._outbox:
+            with self._lock:
                 for _ in batch:
                     self._queue.popleft()
+            with self._acked:
                 self._published += len(batch)
                 self._acknowledged = batch[-1][0]
-                self._outbox.notify_all()
+                self._acked.notify_all()
 
     # ==================== Applying ====================
 
@@ -288,8 +316,8 @@ class Replica:
                 with self._applied_cond:
                     self._fatal = error
                     self._applied_cond.notify_all()
-                with self._outbox:
-                    self._outbox.notify_all()
+                with self._acked:
+                    self._acked.notify_all()
                 return
 
     def _check_config(self, client: redis.Redis) -> None:
@@ -402,9 +430,10 @@ class Replica:
         def left() -> float:
             return max(0.0, deadline - time.monotonic())
 
-        with self._outbox:
+        with self._lock:
             target = self._seq
-            if not self._outbox.wait_for(
+        with self._acked:
+            if not self._acked.wait_for(
                 lambda: self._acknowledged >= target or self._fatal is not None, left()
             ):
                 raise SyncTimeoutError(
@@ -443,8 +472,10 @@ class Replica:
             lag = 0  # no stream yet: nothing to apply
         except _UNREACHABLE:
             self._connected = False
-        with self._outbox:
-            buffered, dropped, published = len(self._queue), self._dropped, self._published
+        with self._lock:
+            buffered, dropped = len(self._queue), self._dropped
+        with self._acked:
+            published = self._published
         with self._applied_cond:
             return SharedStatus(
                 connected=self._connected and lag is not None,
@@ -460,8 +491,7 @@ class Replica:
     def close(self, timeout: float = 5.0) -> None:
         """Publish what is queued (within ``timeout``) and stop both threads."""
         self._closing.set()
-        with self._outbox:
-            self._outbox.notify_all()
+        self._wake.set()
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
