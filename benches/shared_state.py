@@ -27,7 +27,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from pickllm import RedisState, Router
-from pickllm.state.events import Event
 from redis_servers import RedisServer
 
 MODELS = ["a", "b", "c", "d"]
@@ -94,8 +93,14 @@ def lag(url: str, rate: int, seconds: float) -> dict[str, float]:
     sent: dict[int, float] = {}
     lags: list[float] = []
 
-    def applied(event: Event) -> None:
-        lags.append(time.perf_counter() - sent[event.seq])
+    done = 0
+
+    def applied(seen: dict[str, int]) -> None:
+        nonlocal done
+        now = time.perf_counter()
+        last = seen.get(replica.id, 0)
+        lags.extend(now - sent[seq] for seq in range(done + 1, last + 1))
+        done = last
 
     replica.on_applied = applied
     total = int(rate * seconds)

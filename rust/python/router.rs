@@ -11,11 +11,12 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyString};
+use pyo3::types::{PyBytes, PyDict, PyString};
 
 use super::decision::PyDecision;
 use super::errors::{internal, wrong_type};
 use crate::error::Error;
+use crate::events::Entry;
 use crate::reward::Observation;
 use crate::router::{Config, Router};
 use crate::subset::Subset;
@@ -275,6 +276,20 @@ impl PyRouterCore {
             _ => None,
         };
         self.with(|router| router.observe(context, model, observation, probability))
+    }
+
+    /// Learn from one shared-state stream entry (see `events.rs`). `seen` maps each replica to
+    /// the highest sequence number applied; it is read and updated here. Returns (applied,
+    /// rejected); an entry of another format raises.
+    fn apply_entry(&self, blob: &[u8], seen: &Bound<'_, PyDict>) -> PyResult<(u64, u64)> {
+        let entry = Entry::decode(blob)?;
+        let after = match seen.get_item(&entry.replica)? {
+            Some(value) => value.extract::<u64>()?,
+            None => 0,
+        };
+        let done = self.with(|router| Ok(router.apply_entry(&entry, after)))?;
+        seen.set_item(&entry.replica, done.last)?;
+        Ok((done.applied, done.rejected))
     }
 
     /// The learned part alone as JSON bytes (see `learned.rs`).

@@ -28,7 +28,7 @@ from pickllm.budget import Budget
 from pickllm.errors import PickLLMError
 from pickllm.state.budget import SharedSpending
 from pickllm.state.errors import SharedStateError, SyncTimeoutError
-from pickllm.state.events import Event, Fields, decode, encode
+from pickllm.state.events import Fields, encode
 from pickllm.state.status import SharedStatus
 
 if TYPE_CHECKING:
@@ -143,8 +143,9 @@ class Replica:
         self._rejected = 0
         self._since_checkpoint = 0
         self._loaded = False
-        #: Called on the applier thread after each applied event (benchmarks measure lag).
-        self.on_applied: Callable[[Event], None] | None = None
+        #: Called on the applier thread after each applied entry with the highest sequence
+        #: number applied per replica (benchmarks measure lag with it).
+        self.on_applied: Callable[[dict[str, int]], None] | None = None
 
         self._connected = False
         self._fatal: SharedStateError | None = None
@@ -161,12 +162,17 @@ class Replica:
             thread.start()
 
     def _connect(self) -> redis.Redis:
-        return redis.Redis.from_url(
+        # A blocking pool: many threads (route calls reserving budget) wait for a free
+        # connection instead of failing when all are taken.
+        pool = redis.BlockingConnectionPool.from_url(
             self.config.url,
+            max_connections=64,
+            timeout=None,
             socket_connect_timeout=2.0,
             socket_timeout=10.0,
             retry=Retry(NoBackoff(), 0),
         )
+        return redis.Redis(connection_pool=pool)
 
     def spending(self, budget: Budget) -> SharedSpending:
         """The budget ``budget`` held in Redis for every router sharing this state."""
@@ -353,45 +359,22 @@ class Replica:
         self._ready.set()
 
     def _apply(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
-        observe = self._core.observe
+        apply_entry = self._core.apply_entry
         seen = self._seen
         hook = self.on_applied
         applied = rejected = 0
         for _, fields in entries:
             try:
-                replica, items = decode(fields.get(b"e", b""))
-            except SharedStateError:
-                rejected += 1
+                # Decoded and learned from in the core; copies (at or below seen[replica]) are
+                # skipped, invalid events counted, by every replica alike.
+                done, refused = apply_entry(fields.get(b"e", b""), seen)
+            except PickLLMError:
+                rejected += 1  # not an entry of this format: skipped whole
                 continue
-            last = seen.get(replica, 0)
-            for item in items:
-                try:
-                    seq, context, model, accuracy, cost, latency, _, probability = item
-                except (TypeError, ValueError):
-                    rejected += 1
-                    continue
-                if type(seq) is not int:
-                    rejected += 1
-                    continue
-                if seq <= last:
-                    continue  # a copy of an event already applied (sent again after a lost reply)
-                last = seq
-                try:
-                    observe(
-                        context,
-                        model,
-                        accuracy=accuracy,
-                        cost=cost,
-                        latency=latency,
-                        probability=probability,
-                    )
-                except PickLLMError:
-                    rejected += 1  # every replica rejects the same event, so they still agree
-                    continue
-                applied += 1
-                if hook is not None:
-                    hook(Event(replica, *item))
-            seen[replica] = last
+            applied += done
+            rejected += refused
+            if hook is not None:
+                hook(seen)
         with self._applied_cond:
             self._position = stream_id(entries[-1][0])
             self._offset += len(entries)
@@ -497,3 +480,4 @@ class Replica:
             thread.join(max(0.0, deadline - time.monotonic()))
         for client in (self.client, self._publisher_client, self._applier_client):
             client.close()
+            client.connection_pool.disconnect()  # a pool given to Redis() is not closed by it
