@@ -73,6 +73,8 @@ def test_observe_is_published_and_learned_everywhere(pair: tuple[Router, Router]
         one.observe("imported", "a", accuracy=1.0, probability=0.0)
     with pytest.raises(FeedbackError):
         one.observe("imported", "a", accuracy=2.0)
+    with pytest.raises(pickllm.ArgumentTypeError):
+        one.observe("imported", "a", accuracy=1.0, probability="high")  # type: ignore[arg-type]
     assert one.shared_status().published == 1, "rejected observations publish nothing"
 
 

@@ -25,7 +25,7 @@ from redis.retry import Retry
 
 from pickllm._core import Decision, RouterCore, compute_reward
 from pickllm.budget import Budget
-from pickllm.errors import PickLLMError
+from pickllm.errors import ArgumentTypeError, FeedbackError, PickLLMError, UnknownModelError
 from pickllm.state.budget import SharedSpending
 from pickllm.state.errors import SharedStateError, SyncTimeoutError
 from pickllm.state.events import Fields, encode
@@ -219,11 +219,12 @@ class Replica:
     ) -> float:
         """``Router.observe`` with shared state: checked here, learned from the stream."""
         if model not in self._models:
-            self._core.observe(context, model, accuracy=accuracy)  # raises UnknownModelError
-        if probability is not None and not 0.0 < probability <= 1.0:
-            from pickllm.errors import FeedbackError
-
-            raise FeedbackError(f"probability must be in (0, 1], got {probability!r}")
+            raise UnknownModelError(f"model {model!r} is not in the pool")
+        if probability is not None:
+            if isinstance(probability, bool) or not isinstance(probability, int | float):
+                raise ArgumentTypeError(f"probability must be a number, got {probability!r}")
+            if not 0.0 < probability <= 1.0:
+                raise FeedbackError(f"probability must be in (0, 1], got {probability!r}")
         reward = compute_reward(self._reward_json, accuracy, cost, latency)
         self._enqueue(context, model, accuracy, cost, latency, reward, probability)
         return reward
