@@ -17,6 +17,8 @@ from pathlib import Path
 from pickllm import __version__
 from pickllm.config import LearningAutomaton, QLearning, Reward
 from pickllm.errors import PickLLMError
+from pickllm.evaluate.command import add_parser as add_evaluate_parser
+from pickllm.evaluate.command import run as run_evaluate
 from pickllm.replay.engine import Strategy, tables
 from pickllm.replay.experiment import Experiment, run_experiment
 from pickllm.replay.outcomes import Outcomes
@@ -122,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     output.add_argument("--no-figures", action="store_true")
     output.add_argument("--no-progress", action="store_true")
+    add_evaluate_parser(commands)
     return parser
 
 
@@ -262,6 +265,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
+        if args.command == "evaluate":
+            return run_evaluate(args)
         return replay(args)
     except (PickLLMError, FileNotFoundError) as error:
         print(f"pickllm {args.command}: error: {error}", file=sys.stderr)
