@@ -127,6 +127,10 @@ def evaluate(
     defaults to the one the log was collected with. The logging policy itself is listed first,
     with its on-policy means.
     """
+    if horizon is not None and (
+        isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1
+    ):
+        raise ConfigError(f"horizon must be an integer >= 1, got {horizon!r}")
     loaded = log if isinstance(log, LoadedLog) else read_log(log)
     records = loaded.records
     if not records:
