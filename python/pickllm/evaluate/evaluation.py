@@ -203,14 +203,16 @@ def _learner(
         )
     except ConfigError as error:
         return PolicyEstimate(name, "learner", warning=f"replay does not apply: {error}")
-    estimates = {metric: {"replay": e} for metric, e in result.estimates.items()}
     warning = None
     if result.sessions < 2:
         warning = (
-            f"only {result.sessions} session(s) of {result.horizon} accepted decisions "
-            f"({result.accepted} of {result.records} records accepted): lower --horizon "
-            "or log more"
+            f"only {result.sessions} session(s) of {result.horizon} accepted decisions: "
+            f"{result.accepted} of {result.records} records accepted (the logger's smallest "
+            f"probability is {result.acceptance:.2g}); lower --horizon or log more"
         )
+    if result.sessions == 0:
+        return PolicyEstimate(name, "learner", warning=warning)
+    estimates = {metric: {"replay": e} for metric, e in result.estimates.items()}
     return PolicyEstimate(
         name,
         "learner",

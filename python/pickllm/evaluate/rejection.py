@@ -54,13 +54,15 @@ def t975(df: int) -> float:
 @dataclass(frozen=True)
 class ReplayResult:
     """Per metric, the mean over sessions with its t interval; ``sessions`` of ``horizon``
-    accepted records each, ``accepted`` of ``records`` used."""
+    accepted records each, ``accepted`` of ``records`` used, each with probability
+    ``acceptance``."""
 
     estimates: dict[str, Estimate]
     sessions: int
     horizon: int
     accepted: int
     records: int
+    acceptance: float
 
 
 def acceptance_constant(records: Sequence[DecisionRecord]) -> float:
@@ -127,6 +129,7 @@ def replay_learner(
         horizon,
         accepted,
         len(records),
+        c,
     )
 
 
