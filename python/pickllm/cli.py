@@ -211,8 +211,11 @@ def _load(args: argparse.Namespace) -> tuple[Outcomes, str]:
 
 
 def _sniff(path: Path) -> str:
-    """long for .jsonl and for a CSV whose header lacks RouterBench's eval_name column."""
-    if path.suffix == ".jsonl":
+    """long for .jsonl, a decision log, and a CSV whose header lacks RouterBench's eval_name
+    column."""
+    from pickllm.replay.longformat import is_decision_log
+
+    if path.suffix == ".jsonl" or is_decision_log(path):
         return "long"
     if path.suffix == ".csv" and path.is_file():
         with path.open("rb") as file:  # bytes: the loader reports what is not UTF-8

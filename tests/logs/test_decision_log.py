@@ -22,7 +22,7 @@ from pickllm import (
     Router,
 )
 from pickllm.logs import SCHEMA_VERSION, DecisionLog, export_parquet, read_log
-from pickllm.replay import DataError
+from pickllm.replay import DataError, load_long
 from pickllm.scorers import MultipleChoice
 
 POOL = ["big", "mid", "small"]
@@ -268,3 +268,22 @@ def test_parquet_export_round_trips(tmp_path: Path) -> None:
     assert [row["accuracy"] for row in table] == [r.accuracy for r in records]
     assert table[0]["probabilities"] == list(records[0].probabilities)
     assert table[0]["prompt"] is None
+
+
+def test_the_long_format_loader_reads_a_log_directly(tmp_path: Path) -> None:
+    with Router(POOL, seed=3, decision_log=tmp_path) as router:
+        for i in range(12):
+            router.feedback(router.select(f"c{i % 3}"), accuracy=1.0, cost=0.25, latency=0.5)
+    records = read_log(tmp_path).records
+    outcomes, report = load_long(tmp_path)
+    assert report.rows_used == 12
+    assert outcomes.context_names == ("c0", "c1", "c2")
+    assert outcomes.n_queries == 12, "one query per decision, one model's cell each"
+    block = outcomes.context("c0")
+    first = next(r for r in records if r.context == "c0")
+    assert block.query_ids[0] == f"{first.router}:{first.id}"
+    cell = block.cell(0, outcomes.model_index(first.model))
+    assert cell is not None
+    assert (cell.accuracy, cell.cost, cell.latency) == (1.0, 0.25, 0.5)
+    (file,) = tmp_path.glob("decisions-*.jsonl")
+    assert load_long(file).outcomes == outcomes
