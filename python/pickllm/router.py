@@ -202,7 +202,7 @@ class Router:
         without one, nothing is added."""
         select, feedback = self._core.select, self._core.feedback
         if self._log is not None:
-            select, feedback = _logged(self._core, self._log)
+            select, feedback = self._log.wrap(self._core)
         self.__dict__["_select"] = select
         self.__dict__["_feedback"] = feedback
         cls = type(self)
@@ -542,31 +542,3 @@ def _open_log(
         )
     decision_log.start(router.models, router.policy.model_dump(), router.reward.model_dump())
     return decision_log
-
-
-def _logged(core: _core.RouterCore, log: DecisionLog) -> tuple[Any, Any]:
-    """``select`` and ``feedback`` that also queue a log record. The learner's distribution is
-    read right after the draw: feedback from another thread may land in between, so
-    ``probabilities`` is as of just after the decision, while ``probability`` is exact."""
-
-    def select(
-        context: str | None = None,
-        *,
-        exclude: Iterable[str] | None = None,
-        allowed: Iterable[str] | None = None,
-    ) -> Decision:
-        # Materialized first: the core consumes iterators, and the log needs them again.
-        exclude = None if exclude is None or isinstance(exclude, str) else tuple(exclude)
-        allowed = None if allowed is None or isinstance(allowed, str) else tuple(allowed)
-        decision = core.select(context, exclude=exclude, allowed=allowed)
-        log.decision(decision, core.probabilities(decision.context), exclude, allowed)
-        return decision
-
-    def feedback(
-        decision: Decision, *, accuracy: float, cost: float = 0.0, latency: float = 0.0
-    ) -> float:
-        reward = core.feedback(decision, accuracy=accuracy, cost=cost, latency=latency)
-        log.feedback(decision, accuracy, cost, latency, reward)
-        return reward
-
-    return select, feedback

@@ -115,13 +115,13 @@ def test_files_rotate_by_size_and_each_names_its_router(tmp_path: Path) -> None:
 
 def test_a_full_queue_drops_and_counts_never_blocks(tmp_path: Path) -> None:
     log = DecisionLog(tmp_path, max_queue=2)
-    decision = Router(POOL, seed=1).select("x")
-    for _ in range(5):  # before start(): nothing drains the queue
-        log.feedback(decision, 1.0, 0.0, 0.0, 1.0)
+    select, _ = log.wrap(Router(POOL, seed=1)._core)
+    for _ in range(5):  # before start(): no writer drains the queue
+        select("x")
     assert log.dropped == 3
     router = Router(POOL, seed=1, decision_log=log)
     router.close()
-    assert sum(r["type"] == "feedback" for r in lines(tmp_path)) == 2
+    assert sum(r["type"] == "decision" for r in lines(tmp_path)) == 2
     router.select("x")  # after close: still routes, the record is counted as dropped
     assert log.dropped == 4
 

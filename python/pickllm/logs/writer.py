@@ -19,12 +19,12 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from contextvars import ContextVar
 from pathlib import Path
 from typing import IO, Any, Final
 
-from pickllm._core import Decision
+from pickllm._core import Decision, RouterCore
 from pickllm.errors import ConfigError
 from pickllm.logs.schema import SCHEMA_VERSION
 
@@ -103,6 +103,8 @@ class DecisionLog:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._closed = False
+        #: max_queue while open, 0 once closed (so records after close are dropped).
+        self._bound = max_queue
         self._drain_lock = threading.Lock()
 
     # ==================== Called by the router ====================
@@ -128,31 +130,55 @@ class DecisionLog:
         self._thread.start()
         _OPEN.add(self)
 
-    def decision(
-        self,
-        decision: Decision,
-        probabilities: list[float],
-        exclude: tuple[str, ...] | None,
-        allowed: tuple[str, ...] | None,
-    ) -> None:
-        """Queue one decision record (the hot path: an append, or a counted drop)."""
-        prompt = current_prompt.get() if self.prompts else None
-        self._put(("d", time.time(), decision, probabilities, exclude, allowed, prompt))
+    def wrap(self, core: RouterCore) -> tuple[Any, Any]:
+        """``select`` and ``feedback`` of ``core`` that also queue a record: the hot path of a
+        logging router. Everything is bound to locals once, so a call costs the core's call, a
+        read of the learner's distribution (select only), a clock read and a deque append.
 
-    def feedback(
-        self, decision: Decision, accuracy: float, cost: float, latency: float, reward: float
-    ) -> None:
-        """Queue one feedback record."""
-        self._put(("f", time.time(), decision.id, accuracy, cost, latency, reward))
+        The distribution is read right after the draw: feedback from another thread may land
+        in between, so ``probabilities`` is as of just after the decision; ``probability`` is
+        always the draw's own."""
+        queue, now, drop = self._queue, time.time, self._drop
+        core_select, core_feedback, probabilities = core.select, core.feedback, core.probabilities
+        log = self
 
-    def _put(self, item: tuple[Any, ...]) -> None:
+        def select(
+            context: str | None = None,
+            *,
+            exclude: Iterable[str] | None = None,
+            allowed: Iterable[str] | None = None,
+        ) -> Decision:
+            # Materialized first: the core consumes iterators, and the record needs them again.
+            if exclude is not None and not isinstance(exclude, str):
+                exclude = tuple(exclude)
+            if allowed is not None and not isinstance(allowed, str):
+                allowed = tuple(allowed)
+            decision = core_select(context, exclude=exclude, allowed=allowed)
+            if len(queue) < log._bound:
+                prompt = current_prompt.get() if log.prompts else None
+                distribution = probabilities(decision.context)
+                queue.append(("d", now(), decision, distribution, exclude, allowed, prompt))
+            else:
+                drop()
+            return decision
+
+        def feedback(
+            decision: Decision, *, accuracy: float, cost: float = 0.0, latency: float = 0.0
+        ) -> float:
+            reward = core_feedback(decision, accuracy=accuracy, cost=cost, latency=latency)
+            if len(queue) < log._bound:
+                queue.append(("f", now(), decision.id, accuracy, cost, latency, reward))
+            else:
+                drop()
+            return reward
+
+        return select, feedback
+
+    def _drop(self) -> None:
         # len + append is not one atomic step, so concurrent threads may overshoot the bound by
         # a few records; the bound exists to cap memory, which that does not threaten.
-        if len(self._queue) < self.max_queue and not self._closed:
-            self._queue.append(item)
-        else:
-            with self._dropped_lock:
-                self._dropped += 1
+        with self._dropped_lock:
+            self._dropped += 1
 
     # ==================== Inspection and shutdown ====================
 
@@ -171,6 +197,7 @@ class DecisionLog:
         if self._closed:
             return
         self._closed = True
+        self._bound = 0
         _OPEN.discard(self)
         self._stop.set()
         if self._thread is not None and self._thread is not threading.current_thread():
