@@ -3,7 +3,7 @@
 >>> import tempfile
 >>> from pickllm import QLearning, Router
 >>> folder = tempfile.mkdtemp()
->>> uniform = QLearning(epsilon=1.0, epsilon_decay=1.0, epsilon_min=1.0)  # logs uniformly
+>>> uniform = QLearning(epsilon=1.0, epsilon_decay=1.0, epsilon_min=1.0, lock=False)
 >>> with Router(["big", "small"], policy=uniform, seed=5, decision_log=folder) as router:
 ...     for i in range(400):
 ...         d = router.select(context="math")
@@ -11,7 +11,7 @@
 ...         _ = router.feedback(d, accuracy=float(good), cost=0.0, latency=0.0)
 >>> result = evaluate(folder, ["big", "small"])
 >>> logger, big, small = result.policies
->>> round(big.estimates["accuracy"]["dr"].value, 4)
+>>> big.estimates["accuracy"]["snips"].value
 1.0
 >>> 0.4 < small.estimates["accuracy"]["snips"].value < 0.6
 True
