@@ -156,6 +156,8 @@ def test_bad_decision_log_arguments(tmp_path: Path) -> None:
         Router(POOL, decision_log=file)
     with pytest.raises(ConfigError, match="max_queue"):
         DecisionLog(tmp_path, max_queue=0)
+    with pytest.raises(ConfigError, match="cannot write a decision log"):
+        Router(POOL, decision_log=file / "below-a-file")
     log = DecisionLog(tmp_path / "one")
     with Router(POOL, decision_log=log), pytest.raises(ConfigError, match="one router"):
         Router(POOL, decision_log=log)

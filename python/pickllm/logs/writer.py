@@ -113,7 +113,6 @@ class DecisionLog:
         """Open the first file and start the writer (once; a log belongs to one router)."""
         if self._thread is not None or self._closed:
             raise ConfigError("a DecisionLog belongs to one router: give each router its own")
-        self.path.mkdir(parents=True, exist_ok=True)
         self._models = tuple(models)
         self._header = {
             "schema": SCHEMA_VERSION,
@@ -123,7 +122,13 @@ class DecisionLog:
             "policy": policy,
             "reward": reward,
         }
-        self._rotate()
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            self._rotate()
+        except OSError as error:
+            raise ConfigError(
+                f"cannot write a decision log in {str(self.path)!r}: {error}"
+            ) from None
         self._thread = threading.Thread(
             target=self._run, name=f"pickllm-decision-log-{self.router_id}", daemon=True
         )
