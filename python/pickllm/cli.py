@@ -62,6 +62,17 @@ def _profile(text: str) -> tuple[str, str]:
     return model, profile
 
 
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows an option's default where it has one (not None, an empty list or a flag's False)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        default = action.default
+        # Identity, not ==: a default of 0 is a default to show, False a flag's absence.
+        if default is None or default is False or default is argparse.SUPPRESS or default == []:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pickllm",
@@ -77,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
             "each context, every policy on the same sessions. Without --data, runs the built-in "
             "scenario (figures from RouterBench and llmperf)."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_Help,
     )
     data = replay.add_argument_group("data")
     data.add_argument(
@@ -186,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     output.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
     output.add_argument("--no-progress", action="store_true", help="no progress bar")
-    add_evaluate_parser(commands)
+    add_evaluate_parser(commands, _Help)
     return parser
 
 

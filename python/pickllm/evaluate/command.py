@@ -24,18 +24,21 @@ def _weights(text: str) -> list[float]:
     return values
 
 
-def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_parser(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    formatter_class: type[argparse.HelpFormatter] = argparse.HelpFormatter,
+) -> None:
     parser = commands.add_parser(
         "evaluate",
         help="estimate how other policies would have done on a decision log",
         description=(
             "Off-policy evaluation of a decision log written by Router(..., decision_log=DIR): "
-            "each candidate's mean reward, accuracy, cost and latency with 95%% intervals. "
+            "each candidate's mean reward, accuracy, cost and latency with 95% intervals. "
             "Fixed models by IPS, self-normalized IPS and doubly robust estimators; learners by "
             "rejection-sampling replay. Without --policy: every model of the pool and each "
             "built-in learner at its default settings."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=formatter_class,
     )
     parser.add_argument(
         "--log", type=Path, required=True, metavar="PATH", help="decision log folder or file"
@@ -55,10 +58,16 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="reward weights accuracy,cost,latency to judge by; default: the log's reward",
     )
     parser.add_argument(
-        "--max-cost", type=float, default=None, help="USD per query; default: the log's"
+        "--max-cost",
+        type=float,
+        default=None,
+        help="USD per query counted as fully expensive; default: the log's",
     )
     parser.add_argument(
-        "--max-latency", type=float, default=None, help="seconds; default: the log's"
+        "--max-latency",
+        type=float,
+        default=None,
+        help="seconds counted as fully slow; default: the log's",
     )
     parser.add_argument(
         "--horizon",
