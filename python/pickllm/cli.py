@@ -204,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _load(args: argparse.Namespace) -> tuple[Outcomes, str]:
     """The data the options name, restricted to --models and --contexts, with latencies."""
     from pickllm.replay import load_long, load_routerbench
+    from pickllm.replay.longformat import is_decision_log
     from pickllm.replay.scenario import Scenario
 
     if not args.data:
@@ -211,6 +212,12 @@ def _load(args: argparse.Namespace) -> tuple[Outcomes, str]:
         outcomes = scenario.outcomes(rows=1000, seed=args.seed)
         return _select(outcomes, args), "built-in scenario (default.json)"
     paths = list(args.data)
+    logs = [str(p) for p in paths if is_decision_log(p)]
+    if logs:
+        raise PickLLMError(
+            f"{', '.join(logs)}: a decision log holds one model's outcome per query, which "
+            "replay cannot compare policies on; use pickllm evaluate --log PATH"
+        )
     kind = _sniff(paths[0]) if args.format == "auto" else args.format
     loader = load_routerbench if kind == "routerbench" else load_long
     outcomes, report = loader(paths if len(paths) > 1 else paths[0])
@@ -222,11 +229,8 @@ def _load(args: argparse.Namespace) -> tuple[Outcomes, str]:
 
 
 def _sniff(path: Path) -> str:
-    """long for .jsonl, a decision log, and a CSV whose header lacks RouterBench's eval_name
-    column."""
-    from pickllm.replay.longformat import is_decision_log
-
-    if path.suffix == ".jsonl" or is_decision_log(path):
+    """long for .jsonl and for a CSV whose header lacks RouterBench's eval_name column."""
+    if path.suffix == ".jsonl":
         return "long"
     if path.suffix == ".csv" and path.is_file():
         with path.open("rb") as file:  # bytes: the loader reports what is not UTF-8

@@ -191,3 +191,10 @@ def test_bad_weights_are_an_argument_error(routed_log: Path) -> None:
     with pytest.raises(SystemExit) as exit_:
         main(["evaluate", "--log", str(routed_log), "--weights", "1,2"])
     assert exit_.value.code == 2
+
+
+def test_replay_points_a_decision_log_to_evaluate(
+    routed_log: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["replay", "--data", str(routed_log), "--no-figures"]) == 2
+    assert "use pickllm evaluate --log PATH" in capsys.readouterr().err
