@@ -14,10 +14,9 @@ from pickllm.evaluate.estimators import (
 from pickllm.evaluate.reward_model import RewardModel
 from pickllm.logs.reader import DecisionRecord
 
-__all__ = ["METRICS", "Metric", "fixed_model_estimates", "unsupported_contexts"]
+__all__ = ["Metric", "fixed_model_estimates", "unsupported_contexts"]
 
-#: What is estimated per policy: the reward, and its three ingredients.
-METRICS = ("reward", "accuracy", "cost", "latency")
+#: One estimated quantity of a record (see ``pickllm.evaluate.evaluation.metrics_for``).
 Metric = Callable[[DecisionRecord], float]
 
 
