@@ -45,6 +45,7 @@ from pickllm.backends._parsing import (
 )
 from pickllm.backends._pools import ClientPools
 from pickllm.backends._redact import Secrets, check_headers, excerpt
+from pickllm.backends._url import checked_base_url
 from pickllm.backends.base import Completion, Message, validate_call
 from pickllm.backends.errors import (
     BackendError,
@@ -107,20 +108,7 @@ class HTTPBackend(Closing):
         http_client: httpx.Client | None = None,
         async_http_client: httpx.AsyncClient | None = None,
     ) -> None:
-        try:
-            url = httpx.URL(base_url)
-        except (TypeError, httpx.InvalidURL):
-            url = None
-        if url is None or url.scheme not in ("http", "https") or not url.host:
-            # A URL with "@" may carry credentials: do not echo it.
-            shown = "" if isinstance(base_url, str) and "@" in base_url else f", got {base_url!r}"
-            raise ConfigError(f"base_url must be an http:// or https:// URL{shown}")
-        if url.userinfo:
-            # Credentials in the URL would show up in repr, logs and every error message.
-            raise ConfigError(
-                "base_url must not contain credentials (user:password@); pass the key as "
-                "api_key or in headers"
-            )
+        self._base_url = checked_base_url(base_url)
         if isinstance(timeout, int | float) and not isinstance(timeout, bool):
             if not timeout > 0:
                 raise ConfigError(f"timeout must be > 0 seconds, got {timeout!r}")
@@ -131,7 +119,6 @@ class HTTPBackend(Closing):
             )
         all_headers = {**dict(headers or {}), **dict(auth_headers)}
         check_headers(all_headers)
-        self._base_url = str(url).rstrip("/")
         self._url = self._base_url + self._path
         self._timeout = timeout
         self._header_names = tuple(sorted(headers or {}))
