@@ -187,19 +187,18 @@ class Model(BaseModel):
 
 
 def _limits(method: Any, deadline: float | None, max_response_bytes: int | None) -> Any:
-    """The limit keywords ``method`` takes (user-written backends may take none)."""
+    """The limit keywords ``method`` names (user-written backends may name none)."""
     takes = _takes_limits(getattr(method, "__func__", method))
     limits = {"deadline": deadline, "max_response_bytes": max_response_bytes}
-    return {k: v for k, v in limits.items() if k in takes or "**" in takes}
+    return {k: v for k, v in limits.items() if k in takes}
 
 
 @functools.lru_cache(maxsize=256)
 def _takes_limits(function: Any) -> frozenset[str]:
+    """Which of the limit keywords ``function`` names as parameters. ``**kwargs`` does not
+    count: a wrapper often forwards them to a method that takes none of them."""
     try:
-        parameters = inspect.signature(function).parameters.values()
+        parameters = inspect.signature(function).parameters
     except (TypeError, ValueError):
         return frozenset()
-    names = {p.name for p in parameters if p.kind is not inspect.Parameter.VAR_KEYWORD}
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
-        names.add("**")
-    return frozenset(names & {"deadline", "max_response_bytes", "**"})
+    return frozenset(parameters.keys() & {"deadline", "max_response_bytes"})

@@ -25,10 +25,10 @@ True
 
 Limits. The router also bounds each call: ``deadline`` (an absolute ``time.monotonic()``, or None)
 and ``max_response_bytes`` (or None). It passes them as keyword arguments to ``complete`` and
-``acomplete`` when their signatures take them (by name, or through ``**kwargs``); a backend
-written without them keeps working, and then the router bounds only its async calls (it cancels
-``acomplete`` at the deadline) while its sync calls and response sizes are the backend's own
-business. The built-in backends take both: past the deadline they raise
+``acomplete`` when their signatures name them (``**kwargs`` does not count: wrappers often
+forward it to methods that take neither). A backend written without them keeps working; the
+router then cancels its ``acomplete`` at the deadline, while its sync calls and response sizes
+are its own business. The built-in backends take both: past the deadline they raise
 :class:`~pickllm.backends.errors.DeadlineExceededError`, past the cap
 :class:`~pickllm.backends.errors.ResponseTooLargeError`.
 """
