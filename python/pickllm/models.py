@@ -188,9 +188,18 @@ class Model(BaseModel):
 
 def _limits(method: Any, deadline: float | None, max_response_bytes: int | None) -> Any:
     """The limit keywords ``method`` names (user-written backends may name none)."""
-    takes = _takes_limits(getattr(method, "__func__", method))
+    takes = limits_taken(method)
     limits = {"deadline": deadline, "max_response_bytes": max_response_bytes}
     return {k: v for k, v in limits.items() if k in takes}
+
+
+def limits_taken(method: Any) -> frozenset[str]:
+    """Which of ``deadline`` and ``max_response_bytes`` a backend method names."""
+    function = getattr(method, "__func__", method)
+    try:
+        return _takes_limits(function)
+    except TypeError:  # an unhashable callable object: inspect it every time
+        return _takes_limits.__wrapped__(function)
 
 
 @functools.lru_cache(maxsize=256)

@@ -38,7 +38,7 @@ from pickllm.backends.errors import (
 from pickllm.budget import Budget, BudgetExceeded, Reservation, Spending, cost_bound
 from pickllm.errors import ArgumentTypeError, ConfigError, PickLLMError
 from pickllm.health import CircuitBreaker, Health
-from pickllm.models import Model, _takes_limits
+from pickllm.models import Model, limits_taken
 from pickllm.scorers.base import ScorerAdapter, ScorerLike, as_scorer
 
 __all__ = [
@@ -338,9 +338,7 @@ class RouteLoop:
         spec: Model, deadline: float | None
     ) -> contextlib.AbstractContextManager[object]:
         """A backend that takes no ``deadline`` is cancelled at it (async calls only)."""
-        if deadline is None or "deadline" in _takes_limits(
-            getattr(spec.backend.acomplete, "__func__", spec.backend.acomplete)
-        ):
+        if deadline is None or "deadline" in limits_taken(spec.backend.acomplete):
             return contextlib.nullcontext()
         return anyio.fail_after(max(deadline - time.monotonic(), 0.0))
 
@@ -352,13 +350,14 @@ class RouteLoop:
         if isinstance(exc, InvalidRequestError):
             raise exc  # the request itself is wrong: no other model would do better
         model = ticket.decision.model
-        if isinstance(exc, TimeoutError):
+        label = type(self.specs[model].backend).__name__
+        if isinstance(exc, TimeoutError):  # our cancel scope around a backend without deadline
             return DeadlineExceededError(
-                "the call's deadline passed", backend=model, model=model, latency=0.0
+                "the call's deadline passed", backend=label, model=model, latency=0.0
             )
         return BackendError(
             f"the call or its answer raised {type(exc).__name__}: {exc}",
-            backend=type(self.specs[model].backend).__name__,
+            backend=label,
             model=model,
             latency=0.0,
         )
