@@ -19,7 +19,16 @@ from pickllm.config import LearningAutomaton, Policy, QLearning, Reward, policy_
 from pickllm.errors import ArgumentTypeError, ConfigError, UnknownModelError
 from pickllm.health import CircuitBreaker, State
 from pickllm.models import Model
-from pickllm.routing import DEFAULT_BREAKER, Prompt, RouteLoop, RouteOptions, RouteResult
+from pickllm.routing import (
+    DEFAULT_BREAKER,
+    DEFAULT_DEADLINE,
+    DEFAULT_MAX_RESPONSE_BYTES,
+    DEFAULT_MAX_RETRY_AFTER,
+    Prompt,
+    RouteLoop,
+    RouteOptions,
+    RouteResult,
+)
 from pickllm.scorers.base import ScorerLike
 
 __all__ = ["Router"]
@@ -125,10 +134,10 @@ class Router(Closing):
         stream: bool = False,
         breaker: CircuitBreaker | None = DEFAULT_BREAKER,
         budget: Budget | None = None,
-        deadline: float | None = 30.0,
+        deadline: float | None = DEFAULT_DEADLINE,
         attempt_deadline: float | None = None,
-        max_response_bytes: int | None = 8 * 1024 * 1024,
-        max_retry_after: float = 300.0,
+        max_response_bytes: int | None = DEFAULT_MAX_RESPONSE_BYTES,
+        max_retry_after: float = DEFAULT_MAX_RETRY_AFTER,
     ) -> None:
         names, specs = _pool(models)
         options = RouteOptions(

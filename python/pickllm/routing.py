@@ -113,6 +113,13 @@ class RouteResult:
 #: Routers get a circuit breaker unless told otherwise (the config is immutable, so one
 #: shared default is safe).
 DEFAULT_BREAKER = CircuitBreaker()
+#: Seconds for one route()/aroute() call: well under the minute after which callers and
+#: gateways in front of them give up anyway.
+DEFAULT_DEADLINE = 30.0
+#: Bytes read at most from one answer: far above any chat answer, far below what hurts memory.
+DEFAULT_MAX_RESPONSE_BYTES = 8 * 1024 * 1024
+#: The longest a Retry-After holds a model out, in seconds.
+DEFAULT_MAX_RETRY_AFTER = 300.0
 
 
 def _seconds(name: str, value: object, *, allow_none: bool = True) -> None:
@@ -134,13 +141,13 @@ class RouteOptions:
     breaker: CircuitBreaker | None = DEFAULT_BREAKER
     budget: Budget | None = None
     #: Seconds for one route()/aroute() call, every attempt included (None: unbounded).
-    deadline: float | None = 30.0
+    deadline: float | None = DEFAULT_DEADLINE
     #: Seconds for one attempt, within ``deadline`` (None: whatever is left of it).
     attempt_deadline: float | None = None
     #: Bytes read at most from one response, body or stream (None: unbounded).
-    max_response_bytes: int | None = 8 * 1024 * 1024
+    max_response_bytes: int | None = DEFAULT_MAX_RESPONSE_BYTES
     #: The longest a Retry-After holds a model out, in seconds.
-    max_retry_after: float = 300.0
+    max_retry_after: float = DEFAULT_MAX_RETRY_AFTER
 
     def __post_init__(self) -> None:
         attempts = self.max_attempts
@@ -449,12 +456,14 @@ class RouteLoop:
             self._abandon(ticket)
             return
         self._settle(ticket, 0.0)
-        latency = error.latency if math.isfinite(error.latency) and error.latency >= 0 else 0.0
-        self.selector.feedback(decision, accuracy=0.0, cost=0.0, latency=latency)
         self.health.failed(decision.model)
         if isinstance(error, RateLimitError) and error.retry_after:
             self.health.hold(decision.model, error.retry_after)
         logger.warning("pickllm: %s failed: %s", decision.model, error)
+        # Last: should the core refuse it (the decision expired under load), nothing else is
+        # left unsettled.
+        latency = error.latency if math.isfinite(error.latency) and error.latency >= 0 else 0.0
+        self.selector.feedback(decision, accuracy=0.0, cost=0.0, latency=latency)
 
     def _abandon(self, ticket: _Ticket) -> None:
         """A call ended by something other than a verdict on the model (a cancellation, our own
