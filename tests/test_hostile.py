@@ -480,3 +480,28 @@ def test_injected_clients_are_used_and_left_open() -> None:
         assert not client.is_closed
         assert json.loads(json.dumps(server.requests[0]))["model"] == "good"
         client.close()
+
+
+def test_an_injected_transport_without_tracing_still_blames_a_slow_model() -> None:
+    """A transport that reports no httpcore trace events (aiohttp's, a mock) cannot tell our
+    queue from the server's time: a deadline then counts against the model, as before."""
+
+    async def slow(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(3600)
+        raise AssertionError("cancelled at the deadline")
+
+    async def main() -> DeadlineExceededError:
+        client = httpx.AsyncClient(transport=httpx.MockTransport(slow))
+        b = OpenAICompatible(base_url="http://127.0.0.1:9/v1", async_http_client=client)
+        try:
+            with pytest.raises(DeadlineExceededError) as caught:
+                await b.acomplete(
+                    [{"role": "user", "content": "hi"}], model="m", deadline=time.monotonic() + 0.1
+                )
+        finally:
+            await client.aclose()
+        return caught.value
+
+    error = asyncio.run(main())
+    assert type(error) is DeadlineExceededError
+    assert error.blames_model

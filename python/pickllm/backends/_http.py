@@ -207,6 +207,7 @@ class HTTPBackend(Closing):
             messages, model, max_tokens, temperature, stream, deadline, max_response_bytes
         )
         client = self._pools.sync()
+        call.limits.acquired = not self._pools.traced_sync  # untraced: blame as before
         entry = None
         try:
             request = client.build_request(
@@ -255,6 +256,7 @@ class HTTPBackend(Closing):
             messages, model, max_tokens, temperature, stream, deadline, max_response_bytes
         )
         client = await self._pools.async_()
+        call.limits.acquired = not self._pools.traced_async  # untraced: blame as before
         try:
             left = call.limits.remaining()
             scope = contextlib.nullcontext() if left is None else anyio.fail_after(max(left, 0))

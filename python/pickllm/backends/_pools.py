@@ -53,6 +53,11 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
         return None
 
 
+def _httpcore_transport(client: httpx.Client | httpx.AsyncClient) -> bool:
+    transport = getattr(client, "_transport", None)
+    return isinstance(transport, httpx.HTTPTransport | httpx.AsyncHTTPTransport)
+
+
 class ClientPools:
     """The clients of one backend (see the module docs). Thread-safe."""
 
@@ -76,6 +81,11 @@ class ClientPools:
         self._limits = limits if limits is not None else httpx.Limits()
         self._injected = http_client
         self._async_injected = async_http_client
+        #: Whether calls on the sync / async client report httpcore's trace events (see
+        #: CallLimits.trace): only httpx's own transports do; another transport (aiohttp's,
+        #: a mock) gives no way to tell our pool's queue from the server's time.
+        self.traced_sync = http_client is None or _httpcore_transport(http_client)
+        self.traced_async = async_http_client is None or _httpcore_transport(async_http_client)
         self._lock = threading.Lock()
         self._client: httpx.Client | None = None
         self._aclients: dict[object, tuple[httpx.AsyncClient, AsyncGenerator[None, None] | None]]
