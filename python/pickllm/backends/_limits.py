@@ -21,6 +21,7 @@ import contextlib
 import heapq
 import itertools
 import math
+import os
 import socket
 import threading
 import time
@@ -149,9 +150,15 @@ def _shut_down(stream: Any) -> None:
 
 class Watchdog:
     """One daemon thread that expires sync calls at their deadlines: a heap of deadlines whose
-    entries are disarmed in place, so arming and disarming cost a lock and a heap push."""
+    entries are disarmed in place, so arming and disarming cost a lock and a heap push (a
+    disarmed entry, a few dozen bytes, leaves the heap when its deadline comes)."""
 
     def __init__(self) -> None:
+        self._reset()
+        # A forked child has none of the parent's threads: it starts its own on first use.
+        os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
         self._cond = threading.Condition()
         self._heap: list[list[Any]] = []
         self._order = itertools.count()
