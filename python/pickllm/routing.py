@@ -248,7 +248,15 @@ class RouteLoop:
     health and spending state they need. The sync and async paths share every step but the
     call and the grading."""
 
-    def __init__(self, selector: Selector, specs: dict[str, Model], options: RouteOptions) -> None:
+    def __init__(
+        self,
+        selector: Selector,
+        specs: dict[str, Model],
+        options: RouteOptions,
+        *,
+        spending: Spending | None = None,
+    ) -> None:
+        """``spending`` keeps the budget's accounts (default: in this process's memory)."""
         missing = [name for name in selector.models if name not in specs]
         if missing:
             raise ConfigError(f"give every model a backend (Model(...)) or none; missing {missing}")
@@ -266,7 +274,11 @@ class RouteLoop:
             None if options.scorer is None else as_scorer(options.scorer)
         )
         self.health = Health(options.breaker, selector.models, max_hold=options.max_retry_after)
-        self.spending = None if options.budget is None else Spending(options.budget)
+        if options.budget is None:
+            spending = None
+        elif spending is None:
+            spending = Spending(options.budget)
+        self.spending = spending
 
     # ==================== Sync and async entry points ====================
 
