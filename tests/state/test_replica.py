@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
@@ -159,3 +160,13 @@ def test_needs_shared_state() -> None:
         router.shared_status()
     with pytest.raises(pickllm.ArgumentTypeError):
         Router(MODELS, shared="redis://127.0.0.1")  # type: ignore[arg-type]
+
+
+def test_a_logging_router_settles_locally_and_learns_from_the_log(
+    state: RedisState, tmp_path: Path
+) -> None:
+    with Router(MODELS, seed=1, shared=state, decision_log=tmp_path / "log") as router:
+        drive(router, 50)
+        router.sync(timeout=30)
+        assert total(router) == 50
+        assert router.shared_status().published == 50
