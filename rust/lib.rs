@@ -34,6 +34,7 @@ pub mod automaton;
 pub mod contexts;
 pub mod decisions;
 pub mod error;
+pub mod identity;
 pub mod learner;
 pub mod q_learning;
 pub mod replay;

@@ -6,12 +6,11 @@ import json
 import math
 import os
 import secrets
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pickllm import _core
+from pickllm import _core, _savefile
 from pickllm._core import Decision
 from pickllm.budget import Budget, Spending
 from pickllm.config import LearningAutomaton, Policy, QLearning, Reward, policy_from_core
@@ -316,6 +315,13 @@ class Router:
         return self._core.contexts()
 
     @property
+    def identity(self) -> int:
+        """This router's random id, written on its decisions as ``Decision.router``; feedback
+        refuses decisions of other routers. A restored router gets a new id and still accepts
+        the decisions issued before its snapshot was taken."""
+        return self._core.identity
+
+    @property
     def pending(self) -> int:
         """How many decisions still await feedback."""
         return self._core.pending()
@@ -382,24 +388,11 @@ class Router:
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write :meth:`snapshot` to ``path`` atomically: a temporary file in the same folder,
         flushed and fsynced, then renamed over ``path`` (and the folder fsynced), so a crash
-        leaves either the old file or the new one, never half of one."""
-        target = Path(path)
-        blob = self.snapshot()
-        fd, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or ".")
-        try:
-            with os.fdopen(fd, "wb") as file:
-                file.write(blob)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(temporary, target)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
-        directory = os.open(target.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
+        leaves either the old file or the new one, never half of one. A symlink is written
+        through (its target is replaced, the link kept); a folder, FIFO or device is refused
+        with SnapshotError. Temporary files of killed saves are removed by the next save or
+        load of the same path."""
+        _savefile.write_atomically(path, self.snapshot())
 
     @classmethod
     def load(
@@ -416,6 +409,7 @@ class Router:
     ) -> Router:
         """The router :meth:`save` wrote to ``path`` (see :meth:`restore` for the arguments).
         A truncated, altered, empty or newer-version file raises SnapshotError."""
+        _savefile.remove_stale_temporaries(path)
         return cls.restore(
             Path(path).read_bytes(),
             models=models,
