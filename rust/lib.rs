@@ -31,6 +31,7 @@
 //! ```
 
 pub mod automaton;
+pub mod chunked;
 pub mod contexts;
 pub mod decisions;
 pub mod error;

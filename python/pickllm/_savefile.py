@@ -19,6 +19,7 @@ import contextlib
 import os
 import stat
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from pickllm.errors import SnapshotError
@@ -28,20 +29,26 @@ __all__ = ["remove_stale_temporaries", "write_atomically"]
 _MARK = "pickllm-tmp"
 
 
-def write_atomically(path: str | os.PathLike[str], blob: bytes) -> None:
-    """Replace the regular file at ``path`` (or behind the symlink at ``path``) with ``blob``."""
+def write_atomically(path: str | os.PathLike[str], write: Callable[[str], None]) -> None:
+    """Replace the regular file at ``path`` (or behind the symlink at ``path``) with what
+    ``write`` writes into the (existing, empty) temporary file whose path it is given."""
     target, mode = _target(Path(path))
     remove_stale_temporaries(target)
     fd, temporary = tempfile.mkstemp(
         prefix=f".{target.name}.{_MARK}.{os.getpid()}.", dir=target.parent
     )
     try:
-        with os.fdopen(fd, "wb") as file:
+        try:
             if mode is not None:
-                os.fchmod(file.fileno(), mode)
-            file.write(blob)
-            file.flush()
-            os.fsync(file.fileno())
+                os.fchmod(fd, mode)
+        finally:
+            os.close(fd)
+        write(temporary)
+        fd = os.open(temporary, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(temporary, target)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

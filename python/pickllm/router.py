@@ -317,8 +317,8 @@ class Router:
     @property
     def identity(self) -> int:
         """This router's random id, written on its decisions as ``Decision.router``; feedback
-        refuses decisions of other routers. A restored router gets a new id and still accepts
-        the decisions issued before its snapshot was taken."""
+        refuses decisions of other routers. Snapshots keep it: a restored or unpickled router is
+        the same router and accepts the decisions pending in its snapshot."""
         return self._core.identity
 
     @property
@@ -392,7 +392,8 @@ class Router:
         through (its target is replaced, the link kept); a folder, FIFO or device is refused
         with SnapshotError. Temporary files of killed saves are removed by the next save or
         load of the same path."""
-        _savefile.write_atomically(path, self.snapshot())
+        # The core writes the temporary file itself, without the GIL (see docs/performance.md).
+        _savefile.write_atomically(path, self._core.write_snapshot)
 
     @classmethod
     def load(

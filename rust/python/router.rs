@@ -278,7 +278,26 @@ impl PyRouterCore {
         let capture = self.with(|router| Ok(router.capture()))?;
         let encoded = py.detach(|| catch_unwind(AssertUnwindSafe(|| capture.encode())));
         let bytes = self.settle(encoded)?;
-        Ok(PyBytes::new(py, &bytes))
+        // Copying tens of megabytes into the new object is detached too: no other thread can
+        // see the object before it is returned.
+        PyBytes::new_with(py, bytes.len(), |buffer| {
+            py.detach(|| buffer.copy_from_slice(&bytes));
+            Ok(())
+        })
+    }
+
+    /// Write the snapshot bytes to the existing file `path` (truncating it), all detached from
+    /// the interpreter: `Router.save` calls this on its temporary file, so saving never holds
+    /// the interpreter for longer than the copy of the state, not even to build a `bytes`.
+    fn write_snapshot(&self, py: Python<'_>, path: std::path::PathBuf) -> PyResult<()> {
+        let capture = self.with(|router| Ok(router.capture()))?;
+        let encoded = py.detach(|| catch_unwind(AssertUnwindSafe(|| capture.encode())));
+        let bytes = self.settle(encoded)?;
+        py.detach(|| {
+            let mut file = std::fs::OpenOptions::new().write(true).truncate(true).open(&path)?;
+            std::io::Write::write_all(&mut file, &bytes)
+        })?;
+        Ok(())
     }
 
     /// Parsing and validating a large snapshot runs detached from the interpreter too.
