@@ -194,7 +194,7 @@ impl Router {
             return Err(Error::NoEligibleModel);
         };
         let (arm, probability) = learner.select(subset, &mut self.rng)?;
-        #[allow(clippy::cast_possible_truncation)] // arm < models.len() < 2^32, checked at construction
+        // arm < models.len() < 2^32 (checked at construction), so the cast cannot truncate.
         let id = self.ledger.issue(index, arm as u32, probability);
         Ok(Selection {
             id,
