@@ -1,12 +1,12 @@
 """The pause other threads see while a large router is snapshotted (docs/performance.md).
 
-One thread takes ``snapshot()`` (then, in a second phase, ``save()``) of a router with N contexts,
-repeatedly; the main thread keeps
-routing (``select`` + ``feedback`` on the same router) and records the longest gap between two of
-its decisions. Two baselines in the same run: the time one ``snapshot()`` takes (the pause every
-thread saw when the whole snapshot held the GIL and the router's lock), and the longest gap of the
-same loop over the same time without snapshots (what the machine's scheduler alone costs, large
-on a busy machine). Prints one JSON object.
+One thread takes ``snapshot()`` (then, in a second phase, ``save()``) of a router with N
+contexts, repeatedly; the main thread keeps routing (``select`` + ``feedback`` on the same
+router) and records the longest gap between two of its decisions and its rate. Two baselines in
+the same run: the time one ``snapshot()`` takes (the pause every thread saw when the whole
+snapshot held the GIL and the router's lock), and the longest gap and the rate of the same loop
+over the same time without snapshots (what the machine alone costs; large on a busy machine).
+Prints one JSON object.
 
     python benches/snapshot_pause.py [--contexts 500000] [--rounds 5]
 """
@@ -51,6 +51,9 @@ def main() -> None:
             decisions += 1
         return longest, decisions
 
+    def rate(decisions: int, seconds: float) -> float:
+        return round(decisions / seconds)
+
     def pause_during(operation: str) -> tuple[float, int, float]:
         """Longest gap and decisions while another thread repeats `operation`, and its time."""
         done = threading.Event()
@@ -73,11 +76,13 @@ def main() -> None:
         return longest, decisions, time.perf_counter() - started
 
     longest, decisions, elapsed = pause_during("snapshot")
-    save_longest, _, _ = pause_during("save")
+    save_longest, save_decisions, save_elapsed = pause_during("save")
 
     quiet = threading.Event()
     threading.Timer(elapsed, quiet.set).start()
-    quiet_longest, _ = route_until(quiet)
+    quiet_started = time.perf_counter()
+    quiet_longest, quiet_decisions = route_until(quiet)
+    quiet_elapsed = time.perf_counter() - quiet_started
     print(
         json.dumps(
             {
@@ -89,7 +94,9 @@ def main() -> None:
                 "longest_pause_during_save_ms": round(save_longest * 1e3, 1),
                 "save_pause_over_snapshot": round(save_longest / snapshot_seconds, 3),
                 "longest_gap_without_snapshots_ms": round(quiet_longest * 1e3, 1),
-                "decisions_during_snapshots": decisions,
+                "decisions_per_s_during_snapshots": rate(decisions, elapsed),
+                "decisions_per_s_during_saves": rate(save_decisions, save_elapsed),
+                "decisions_per_s_without_snapshots": rate(quiet_decisions, quiet_elapsed),
                 "rounds": args.rounds,
             }
         )
