@@ -16,6 +16,7 @@ from pickllm.budget import Budget, Spending
 from pickllm.config import LearningAutomaton, Policy, QLearning, Reward, policy_from_core
 from pickllm.errors import ArgumentTypeError, ConfigError, UnknownModelError
 from pickllm.health import CircuitBreaker, Health, State
+from pickllm.logs.writer import DecisionLog, current_prompt
 from pickllm.models import Model
 from pickllm.routing import Prompt, RouteLoop, RouteResult
 from pickllm.scorers.base import ScorerLike, as_scorer
@@ -65,6 +66,9 @@ class Router:
             :class:`CircuitBreaker`); None disables it (Retry-After is honoured regardless).
         budget: spending caps for routed calls, per context and per router (see
             :class:`Budget`); every model then needs ``max_tokens``, which bounds its cost.
+        decision_log: a folder (or a :class:`~pickllm.logs.DecisionLog` for its options) where
+            every decision, with its probabilities, and every feedback is logged off the hot
+            path, for ``pickllm evaluate``; closed by :meth:`close`/:meth:`aclose`.
 
     >>> router = Router(["gpt-4o", "mistral-7b"], seed=7)
     >>> d = router.select(context="finance")
@@ -75,7 +79,16 @@ class Router:
     """
 
     # "__dict__" only holds the hot path bound by _bind_hot_path.
-    __slots__ = ("__dict__", "_core", "_default_context", "_loop", "_models", "_policy", "_reward")
+    __slots__ = (
+        "__dict__",
+        "_core",
+        "_default_context",
+        "_log",
+        "_loop",
+        "_models",
+        "_policy",
+        "_reward",
+    )
 
     def __init__(
         self,
@@ -93,6 +106,7 @@ class Router:
         stream: bool = False,
         breaker: CircuitBreaker | None = _DEFAULT_BREAKER,
         budget: Budget | None = None,
+        decision_log: str | os.PathLike[str] | DecisionLog | None = None,
     ) -> None:
         names, specs = _pool(models)
         policy = LearningAutomaton() if policy is None else policy
@@ -120,7 +134,6 @@ class Router:
             "default_context": default_context,
         }
         self._core = _core.RouterCore(json.dumps(config), seed)
-        self._bind_hot_path()
         self._models = tuple(names)
         self._default_context = default_context
         self._policy: Policy = policy
@@ -128,6 +141,8 @@ class Router:
         self._loop = self._route_loop(
             specs, scorer, max_attempts, temperature, stream, breaker, budget
         )
+        self._log = _open_log(decision_log, self)
+        self._bind_hot_path()
 
     def _route_loop(
         self,
@@ -182,12 +197,18 @@ class Router:
         below: the core's take the same arguments and do the same thing, and calling them
         directly skips one Python frame per call, about a quarter of a decision's cost. The
         methods stay on the class for their documentation and for subclasses that override
-        them (those are left alone)."""
+        them (those are left alone). With a decision log, both are wrapped to queue a record;
+        without one, nothing is added."""
+        select, feedback = self._core.select, self._core.feedback
+        if self._log is not None:
+            select, feedback = self._log.wrap(self._core)
+        self.__dict__["_select"] = select
+        self.__dict__["_feedback"] = feedback
         cls = type(self)
         if cls.select is Router.select:
-            self.__dict__["select"] = self._core.select
+            self.__dict__["select"] = select
         if cls.feedback is Router.feedback:
-            self.__dict__["feedback"] = self._core.feedback
+            self.__dict__["feedback"] = feedback
 
     # ==================== Routing ====================
 
@@ -204,7 +225,7 @@ class Router:
         given); the learner's probabilities are renormalized over what remains. The returned
         decision records the model, the probability it was chosen with, an id and the context.
         """
-        return self._core.select(context, exclude=exclude, allowed=allowed)
+        return self.__dict__["_select"](context, exclude=exclude, allowed=allowed)  # type: ignore[no-any-return]
 
     def feedback(
         self, decision: Decision, *, accuracy: float, cost: float = 0.0, latency: float = 0.0
@@ -215,7 +236,9 @@ class Router:
         seconds, both finite and non-negative. Each decision takes feedback once; a rejected
         call changes nothing.
         """
-        return self._core.feedback(decision, accuracy=accuracy, cost=cost, latency=latency)
+        return self.__dict__["_feedback"](  # type: ignore[no-any-return]
+            decision, accuracy=accuracy, cost=cost, latency=latency
+        )
 
     def route(
         self, prompt: Prompt, *, context: str | None = None, reference: str | None = None
@@ -227,13 +250,27 @@ class Router:
         next model by the learner's ranking; if all ``max_attempts`` fail,
         :class:`~pickllm.routing.AllModelsFailedError` lists every attempt.
         """
-        return self._route_loop_or_raise().route(prompt, context, reference)
+        loop = self._route_loop_or_raise()
+        if self._log is None or not self._log.prompts:
+            return loop.route(prompt, context, reference)
+        token = current_prompt.set(prompt)
+        try:
+            return loop.route(prompt, context, reference)
+        finally:
+            current_prompt.reset(token)
 
     async def aroute(
         self, prompt: Prompt, *, context: str | None = None, reference: str | None = None
     ) -> RouteResult:
         """The async twin of :meth:`route`; safe to run many at once."""
-        return await self._route_loop_or_raise().aroute(prompt, context, reference)
+        loop = self._route_loop_or_raise()
+        if self._log is None or not self._log.prompts:
+            return await loop.aroute(prompt, context, reference)
+        token = current_prompt.set(prompt)
+        try:
+            return await loop.aroute(prompt, context, reference)
+        finally:
+            current_prompt.reset(token)
 
     def _route_loop_or_raise(self) -> RouteLoop:
         if self._loop is None:
@@ -256,14 +293,22 @@ class Router:
         return float(loop.spending.spent(context))
 
     def close(self) -> None:
-        """Close every model's backend (their connection pools)."""
-        for spec in self._specs().values():
-            spec.backend.close()
+        """Close every model's backend (their connection pools) and the decision log."""
+        try:
+            for spec in self._specs().values():
+                spec.backend.close()
+        finally:
+            if self._log is not None:
+                self._log.close()
 
     async def aclose(self) -> None:
-        """Close every model's backend, async resources included."""
-        for spec in self._specs().values():
-            await spec.backend.aclose()
+        """Close every model's backend, async resources included, and the decision log."""
+        try:
+            for spec in self._specs().values():
+                await spec.backend.aclose()
+        finally:
+            if self._log is not None:
+                self._log.close()
 
     def _specs(self) -> dict[str, Model]:
         return {} if self._loop is None else self._loop.specs
@@ -290,6 +335,11 @@ class Router:
     @property
     def policy(self) -> Policy:
         return self._policy
+
+    @property
+    def decision_log(self) -> DecisionLog | None:
+        """The decision log, or None."""
+        return self._log
 
     @property
     def reward(self) -> Reward:
@@ -377,12 +427,13 @@ class Router:
         config = json.loads(core.config_json())
         router = cls.__new__(cls)
         router._core = core
-        router._bind_hot_path()
         router._models = tuple(config["models"])
         router._default_context = config["default_context"]
         router._policy = policy_from_core(config["policy"])
         router._reward = Reward._from_core(config["reward"])
         router._loop = None
+        router._log = None
+        router._bind_hot_path()
         return router
 
     def save(self, path: str | os.PathLike[str]) -> None:
@@ -471,3 +522,18 @@ def _prior_values(prior: Mapping[str, float] | None, names: list[str]) -> list[f
             raise ConfigError(f"prior[{name!r}] must be a finite number, got {value!r}")
         values.append(float(value))
     return values
+
+
+def _open_log(
+    decision_log: str | os.PathLike[str] | DecisionLog | None, router: Router
+) -> DecisionLog | None:
+    if decision_log is None:
+        return None
+    if isinstance(decision_log, str | os.PathLike):
+        decision_log = DecisionLog(decision_log)
+    if not isinstance(decision_log, DecisionLog):
+        raise ArgumentTypeError(
+            f"decision_log must be a folder path or a DecisionLog, got {decision_log!r}"
+        )
+    decision_log.start(router.models, router.policy.model_dump(), router.reward.model_dump())
+    return decision_log
