@@ -1,9 +1,11 @@
-"""Issue 9, item 6, in the core: decisions know their router, bad decisions and names are clear
-errors, extreme priors stay valid. Every refusal leaves the snapshot bytes unchanged."""
+"""Issue 9 in the core: decisions know their router, bad decisions and names are clear errors,
+extreme priors stay valid (every refusal leaves the snapshot bytes unchanged), and snapshots
+taken while other threads learn are consistent."""
 
 from __future__ import annotations
 
 import pickle
+import threading
 
 import pytest
 
@@ -130,3 +132,32 @@ def test_huge_priors_stay_on_the_simplex_and_snapshot() -> None:
     with pytest.raises(ConfigError, match=r"\[0, 1\]"):
         Router(["a", "b"], policy=QLearning(), prior={"a": 1e308, "b": 1e308})
     assert LearningAutomaton() == router.policy
+
+
+def test_snapshots_taken_while_other_threads_learn_are_each_one_consistent_moment() -> None:
+    """snapshot() and save() run without the lock or the GIL while another thread routes: every
+    snapshot restores, and the feedback it counts only grows from one snapshot to the next."""
+    router = Router(MODELS, seed=5, max_pending=1_000)
+    for i in range(5_000):
+        router.feedback(router.select(f"tenant-{i}"), accuracy=0.5)
+    done = threading.Event()
+    applied: list[int] = []
+
+    def learn() -> None:
+        for i in range(20_000):
+            router.feedback(router.select(f"tenant-{i % 6_000}"), accuracy=float(i % 2))
+        applied.append(20_000)
+        done.set()
+
+    worker = threading.Thread(target=learn)
+    worker.start()
+    counts = []
+    while not done.is_set() or len(counts) < 3:
+        restored = Router.restore(router.snapshot())
+        counts.append(sum(sum(restored.feedback_counts(c).values()) for c in restored.contexts()))
+    worker.join()
+    assert applied == [20_000]
+    assert counts == sorted(counts)
+    assert 5_000 <= counts[0] <= counts[-1] <= 25_000
+    final = Router.restore(router.snapshot())
+    assert sum(sum(final.feedback_counts(c).values()) for c in final.contexts()) == 25_000
