@@ -31,10 +31,12 @@
 //! ```
 
 pub mod automaton;
+pub mod chunked;
 pub mod contexts;
 pub mod decisions;
 pub mod error;
 pub mod events;
+pub mod identity;
 pub mod learned;
 pub mod learner;
 pub mod q_learning;
