@@ -39,6 +39,7 @@ pub mod events;
 pub mod identity;
 pub mod learned;
 pub mod learner;
+pub mod outbox;
 pub mod q_learning;
 pub mod replay;
 pub mod reward;

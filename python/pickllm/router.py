@@ -229,12 +229,11 @@ class Router(Closing):
         directly skips one Python frame per call, about a quarter of a decision's cost. The
         methods stay on the class for their documentation and for subclasses that override
         them (those are left alone). With a decision log, both are wrapped to queue a record;
-        without one, nothing is added. With shared state, feedback is the replica's."""
+        without one, nothing is added. With shared state, the core's feedback settles and
+        queues the event for the shared log (see :mod:`pickllm.state.replica`)."""
         select, feedback = self._core.select, self._core.feedback
-        if self._shared is not None:  # settle here, learn from the shared log
-            feedback = self._shared.feedback
         if self._log is not None:
-            select, feedback = self._log.wrap(self._core, feedback)
+            select, feedback = self._log.wrap(self._core)
         self.__dict__["_select"] = select
         self.__dict__["_feedback"] = feedback
         cls = type(self)
@@ -294,9 +293,6 @@ class Router(Closing):
         >>> router.feedback_counts("finance")
         {'gpt-4o': 1, 'mistral-7b': 0}
         """
-        if self._shared is not None:
-            context = self._context(context)
-            return self._shared.observe(context, model, accuracy, cost, latency, probability)
         return self._core.observe(
             context, model, accuracy=accuracy, cost=cost, latency=latency, probability=probability
         )

@@ -4,6 +4,7 @@
 mod decision;
 mod errors;
 mod functions;
+mod outbox;
 mod replay;
 mod router;
 
@@ -15,6 +16,8 @@ mod _core {
     use super::decision::PyDecision;
     #[pymodule_export]
     use super::functions::{compute_reward, validate_policy, validate_reward};
+    #[pymodule_export]
+    use super::outbox::PyOutbox;
     #[pymodule_export]
     use super::replay::{replay_sessions, table_means};
     #[pymodule_export]
