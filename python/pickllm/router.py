@@ -467,6 +467,7 @@ class Router(Closing):
         blob: bytes | bytearray | memoryview,
         *,
         models: Sequence[Model] | None = None,
+        shared: RedisState | None = None,
         **options: Unpack[RouteKeywords],
     ) -> Router:
         """The router :meth:`snapshot` saved, identical in every future decision.
@@ -476,15 +477,30 @@ class Router(Closing):
         :class:`Router`'s route options. Raises SnapshotError when the bytes are
         truncated, altered, of a newer format or otherwise invalid; nothing half-restored is
         ever returned.
+
+        Snapshots (and pickles) hold no connection either: give ``shared`` to join a shared
+        state again, as a worker restarted from its snapshot does. The snapshot then brings the
+        configuration, the identity with its pending decisions and the generator, while the
+        learned state is the shared one: it is replaced by the latest checkpoint and the events
+        after it, exactly as for a new router, so the replicas still agree.
         """
         if not isinstance(blob, bytes | bytearray | memoryview):
             raise ArgumentTypeError(f"blob must be bytes, got {type(blob).__name__}")
+        if shared is not None and not isinstance(shared, RedisState):
+            raise ArgumentTypeError(f"shared must be a RedisState or None, got {shared!r}")
         router = cls._from_core(_core.RouterCore.restore(bytes(blob)))
         specs = {m.name: m for m in models or ()}
         unknown = sorted(set(specs) - set(router._models))
         if unknown:
             raise UnknownModelError(f"models not in the snapshot's pool: {unknown}")
-        router._route_loop = router._build_route_loop(specs, RouteOptions(**options))
+        route_options = RouteOptions(**options)
+        router._shared = None if shared is None else shared._attach(router._core)
+        try:
+            router._route_loop = router._build_route_loop(specs, route_options)
+        except BaseException:
+            if router._shared is not None:  # a refused router leaves no threads behind
+                router._shared.close()
+            raise
         return router
 
     @classmethod
@@ -518,12 +534,14 @@ class Router(Closing):
         path: str | os.PathLike[str],
         *,
         models: Sequence[Model] | None = None,
+        shared: RedisState | None = None,
         **options: Unpack[RouteKeywords],
     ) -> Router:
-        """The router :meth:`save` wrote to ``path`` (see :meth:`restore` for the arguments).
-        A truncated, altered, empty or newer-version file raises SnapshotError."""
+        """The router :meth:`save` wrote to ``path`` (see :meth:`restore` for the arguments,
+        ``shared`` included). A truncated, altered, empty or newer-version file raises
+        SnapshotError."""
         _savefile.remove_stale_temporaries(path)
-        return cls.restore(Path(path).read_bytes(), models=models, **options)
+        return cls.restore(Path(path).read_bytes(), models=models, shared=shared, **options)
 
     def __reduce__(self) -> tuple[Any, tuple[bytes]]:
         return (_restore, (self.snapshot(),))

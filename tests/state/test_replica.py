@@ -158,6 +158,45 @@ def test_checkpoints_bound_the_stream_and_new_routers_start_from_them(
         client.close()
 
 
+@pytest.mark.parametrize("checkpoint_every", [100, 50_000])
+def test_a_restored_or_loaded_router_rejoins_with_the_shared_state(
+    redis_server: RedisServer, tmp_path: Path, checkpoint_every: int
+) -> None:
+    state = RedisState(url=redis_server.url, name="test", checkpoint_every=checkpoint_every)
+    one = Router(MODELS, seed=1, shared=state)
+    drive(one, 300)
+    one.sync(timeout=60)
+    drive(one, 1)  # applied after the checkpoint of the first 300 (if any) is stored
+    one.sync(timeout=60)
+    client = redis.Redis.from_url(redis_server.url)
+    assert client.exists("pickllm:test:checkpoint") == (checkpoint_every == 100)
+    client.close()
+    worker = Router(MODELS, seed=3)
+    drive(worker, 200, ("x", "elsewhere"))  # learned alone, before joining: not shared
+    pending = worker.select("x")
+    worker.save(tmp_path / "worker.bin")
+    with (
+        Router.restore(worker.snapshot(), shared=state) as restored,
+        Router.load(tmp_path / "worker.bin", shared=state) as loaded,
+    ):
+        for router in (restored, loaded):
+            router.sync(timeout=60)
+            assert router._core.learned() == one._core.learned(), "the fleet's state, not its own"
+            assert total(router) == 301
+            assert router.identity == worker.identity
+        # The identity came back with the snapshot: its pending decision is settled here and
+        # learned everywhere through the log.
+        restored.feedback(pending, accuracy=1.0)
+        with pytest.raises(pickllm.DecisionError):
+            restored.feedback(pending, accuracy=1.0)
+        sync_all(one, restored, loaded)
+        assert one._core.learned() == restored._core.learned() == loaded._core.learned()
+        assert total(loaded) == 302
+    one.close()
+    with pytest.raises(pickllm.ArgumentTypeError):
+        Router.restore(worker.snapshot(), shared="redis://127.0.0.1")  # type: ignore[arg-type]
+
+
 def test_needs_shared_state() -> None:
     router = Router(MODELS, seed=1)
     with pytest.raises(ConfigError):

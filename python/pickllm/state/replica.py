@@ -46,6 +46,8 @@ BLOCK_MS = 200
 TAKE_SECONDS = 1.0
 
 _UNREACHABLE = (redis.ConnectionError, redis.TimeoutError)
+#: The learned part of a router that has learned nothing (see rust/learned.rs).
+_NOTHING_LEARNED = b'{"contexts": {}}'
 
 #: Store a checkpoint only if it is newer than the stored one, then trim the stream behind the
 #: previous checkpoint: a replica still reading between the two finds the trim mark and reloads.
@@ -265,6 +267,11 @@ class Replica:
                 self._position = stream_id(document["position"])
                 self._offset = document["offset"]
                 self._seen = dict(document["seen"])
+            else:
+                # No checkpoint: the shared state is the whole stream, read from its start. A
+                # router restored from a snapshot forgets what it learned elsewhere.
+                self._core.restore_learned(_NOTHING_LEARNED)
+                self._position, self._offset, self._seen = (0, 0), 0, {}
             self._loaded = True
             self._applied_cond.notify_all()
         self._connected = True
