@@ -122,6 +122,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     output.add_argument("--no-figures", action="store_true")
     output.add_argument("--no-progress", action="store_true")
+    serve = commands.add_parser(
+        "serve",
+        help="run the OpenAI-compatible gateway (needs pickllm[server])",
+        description="Serve routers and models of a TOML config over an OpenAI-compatible API.",
+    )
+    serve.add_argument("--config", type=Path, required=True, metavar="PATH", help="pickllm.toml")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=4000)
+    serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     return parser
 
 
@@ -262,6 +271,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
+        if args.command == "serve":
+            from pickllm.gateway.serve import serve  # the server extra, imported only here
+
+            return serve(args.config, host=args.host, port=args.port, workers=args.workers)
         return replay(args)
     except (PickLLMError, FileNotFoundError) as error:
         print(f"pickllm {args.command}: error: {error}", file=sys.stderr)
