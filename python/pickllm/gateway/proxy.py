@@ -297,9 +297,9 @@ def _event(stream: Stream, payload: bytes) -> bytes | None:
 
 
 def _usage(usage: Any, prompt_chars: int, answer: dict[str, Any] | None) -> Usage:
-    reported = usage if isinstance(usage, dict) else {}
-    prompt: int = reported.get("prompt_tokens")  # checked by _count below
-    completion: int = reported.get("completion_tokens")
+    reported: dict[str, Any] = usage if isinstance(usage, dict) else {}
+    prompt: int = reported.get("prompt_tokens", -1)  # checked by _count below
+    completion: int = reported.get("completion_tokens", -1)
     estimated = False
     if not _count(prompt):
         prompt, estimated = -(-prompt_chars // CHARS_PER_TOKEN), True
