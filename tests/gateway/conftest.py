@@ -3,6 +3,7 @@ stopped after use (see tests/gateway_servers.py)."""
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +12,9 @@ import pytest
 
 from gateway_servers import KEY, UPSTREAM, Process, Serve, start
 from servers import free_port
+
+# LiteLLM fetches its model price map from the internet at import unless told to use its copy.
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 
 @pytest.fixture

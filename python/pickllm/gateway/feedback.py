@@ -95,6 +95,10 @@ class FeedbackStore:
         """Pending decisions of ``router``."""
         return sum(1 for p in self._pending.values() if p.router == router)
 
+    def get(self, gid: str) -> Pending | None:
+        """The pending decision ``gid``, or None once settled (or never issued)."""
+        return self._pending.get(gid)
+
     def open(self, gid: str, router: str, decision: Decision) -> None:
         """A decision's request is sent upstream."""
         self._pending[gid] = Pending(router, decision)
@@ -131,7 +135,7 @@ class FeedbackStore:
 
     def expire(self) -> int:
         """Settle every waiting decision past its deadline with its default accuracy; returns
-        how many. Also returns how soon the next one is due through :meth:`next_deadline`."""
+        how many (:meth:`next_deadline` says when the next one is due)."""
         now = self._clock()
         expired = 0
         while self._deadlines and self._deadlines[0][0] <= now:
