@@ -397,3 +397,39 @@ def test_metrics_exposition(gateway: Process) -> None:
     ):
         assert name in text
     assert metric(gateway, "pickllm_pending_feedback", router="auto") == 1
+
+
+def test_several_workers_share_metrics_and_take_feedback_anywhere(
+    serve: Serve, upstream: str
+) -> None:
+    """Two workers: each request and each feedback goes to whichever worker accepts the
+    connection; feedback that reaches the other worker is handed on, so every one is applied
+    exactly once, and /metrics adds up both workers."""
+    gateway = serve(base_config(upstream), workers=2)
+    ids = []
+    for _ in range(12):
+        with httpx.Client() as fresh:  # a new connection each time, as many clients would
+            response = fresh.post(
+                f"{gateway.url}/v1/chat/completions",
+                json=chat(),
+                headers={"Authorization": f"Bearer {KEY}"},
+            )
+        assert response.status_code == 200
+        ids.append(response.headers["x-pickllm-decision"])
+    for gid in ids:
+        with httpx.Client() as fresh:
+            accepted = fresh.post(
+                f"{gateway.url}/v1/feedback",
+                json={"decision": gid, "accuracy": 1.0},
+                headers={"Authorization": f"Bearer {KEY}"},
+            )
+        assert accepted.status_code == 200, accepted.text
+    repeated = post(gateway, "/v1/feedback", {"decision": ids[0], "accuracy": 1.0})
+    assert repeated.status_code == 409
+    assert (
+        metric(gateway, "pickllm_decisions_total", router="auto", model="good")
+        + metric(gateway, "pickllm_decisions_total", router="auto", model="bad")
+        == 12
+    )
+    assert metric(gateway, "pickllm_feedback_settled_total", outcome="feedback") == 12
+    assert "each worker learns alone" in gateway.stop()

@@ -17,6 +17,7 @@ import os
 import secrets
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -32,7 +33,7 @@ from pickllm._core import Decision
 from pickllm.budget import Reservation
 from pickllm.errors import DecisionError
 from pickllm.gateway.config import GatewayConfig, load_config, resolve_secret
-from pickllm.gateway.errors import APIError
+from pickllm.gateway.errors import APIError, UnknownDecisionError
 from pickllm.gateway.feedback import FeedbackStore, Outcome, Pending
 from pickllm.gateway.metrics import BREAKER_VALUES, CONTENT_TYPE_LATEST, Metrics
 from pickllm.gateway.proxy import Answer, Stream, Upstream, UpstreamError
@@ -44,6 +45,9 @@ logger = logging.getLogger("pickllm.gateway")
 
 #: Where ``pickllm serve`` tells its workers the config file is.
 CONFIG_ENV = "PICKLLM_GATEWAY_CONFIG"
+#: With several workers: the folder where each worker listens (a Unix socket named by its
+#: token) for feedback on its decisions that reached another worker.
+PEERS_ENV = "PICKLLM_GATEWAY_PEERS"
 #: The request header, and the body field, that name a request's context.
 CONTEXT_HEADER = "x-pickllm-context"
 CONTEXT_FIELD = "pickllm_context"
@@ -71,6 +75,8 @@ class Gateway:
         self._count = 0
         self._sweeper: asyncio.Task[None] | None = None
         self._session: aiohttp.ClientSession | None = None
+        self._peers: Path | None = None
+        self._peer_server: asyncio.Server | None = None
         self.ready = False
 
     # ==================== Life cycle ====================
@@ -83,6 +89,12 @@ class Gateway:
             for name, m in self.config.models.items()
         }
         self._sweeper = asyncio.create_task(self._sweep())
+        peers = os.environ.get(PEERS_ENV)
+        if peers:
+            self._peers = Path(peers)
+            self._peer_server = await asyncio.start_unix_server(
+                self._peer_feedback, path=str(self._peers / f"{self._token}.sock")
+            )
         self.ready = True
         alone = [name for name, r in self.routers.items() if not r.shared]
         if alone and os.environ.get("PICKLLM_GATEWAY_WORKERS", "1") != "1":
@@ -93,6 +105,9 @@ class Gateway:
 
     async def stop(self) -> None:
         self.ready = False
+        if self._peer_server is not None:
+            self._peer_server.close()
+            await self._peer_server.wait_closed()
         if self._sweeper is not None:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -371,8 +386,45 @@ class Gateway:
             raise APIError(
                 f"'accuracy' must be a number in [0, 1], got {accuracy!r}", param="accuracy"
             )
+        owner = gid.split("-")[1] if gid.count("-") == 2 else self._token
+        if owner != self._token and self._peers is not None:
+            status, answer = await self._forward_feedback(owner, gid, float(accuracy))
+            return JSONResponse(answer, status_code=status)
         self.store.feedback(gid, float(accuracy))
         return JSONResponse({"decision": gid, "accepted": True})
+
+    async def _forward_feedback(
+        self, owner: str, gid: str, accuracy: float
+    ) -> tuple[int, dict[str, Any]]:
+        """Hand feedback to the worker that made the decision (same machine, Unix socket)."""
+        assert self._peers is not None
+        try:
+            reader, writer = await asyncio.open_unix_connection(self._peers / f"{owner}.sock")
+        except OSError:  # no such worker (any more): its decisions are gone with it
+            error = UnknownDecisionError(f"unknown decision {gid!r}")
+            return error.status, error.body()
+        try:
+            writer.write(json.dumps({"decision": gid, "accuracy": accuracy}).encode() + b"\n")
+            await writer.drain()
+            reply = json.loads(await reader.readline())
+        finally:
+            writer.close()
+        return int(reply["status"]), dict(reply["body"])
+
+    async def _peer_feedback(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        try:
+            request = json.loads(await reader.readline())
+            try:
+                self.store.feedback(str(request["decision"]), float(request["accuracy"]))
+                reply = {"status": 200, "body": {"decision": request["decision"], "accepted": True}}
+            except APIError as error:
+                reply = {"status": error.status, "body": error.body()}
+            writer.write(json.dumps(reply).encode() + b"\n")
+            await writer.drain()
+        finally:
+            writer.close()
 
     async def models(self, request: Request) -> Response:
         self.authorize(request)

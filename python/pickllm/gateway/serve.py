@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 from pickllm.errors import ConfigError
+from pickllm.gateway.app import PEERS_ENV
 from pickllm.gateway.config import load_config
 
 __all__ = ["serve"]
@@ -29,6 +30,8 @@ def serve(config_path: Path, *, host: str, port: int, workers: int) -> int:
         os.environ.setdefault(
             "PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="pickllm-metrics-")
         )
+        # Feedback may reach another worker than the one that decided: workers hand it on.
+        os.environ[PEERS_ENV] = tempfile.mkdtemp(prefix="pickllm-workers-")
         alone = [name for name, r in config.routers.items() if r.shared is None]
         if alone:
             print(
