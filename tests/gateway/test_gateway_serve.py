@@ -87,8 +87,18 @@ async def test_async_client(gateway: Process) -> None:
         completion = await async_client.chat.completions.create(
             model="good", messages=[{"role": "user", "content": "x"}]
         )
+        stream = await async_client.chat.completions.create(
+            model="auto",
+            messages=[{"role": "user", "content": "y"}],
+            stream=True,
+            extra_body={"pickllm_context": "async"},
+        )
+        chunks = [chunk async for chunk in stream]
     assert completion.model == "good"
     assert completion.choices[0].message.content == "good-model: x"
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text in ("good-model: y ", "bad: y ")
+    assert metric(gateway, "pickllm_decisions_total", context="async") == 1
 
 
 def test_streaming_passes_events_through_and_measures_ttft(gateway: Process) -> None:
