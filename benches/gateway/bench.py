@@ -121,7 +121,17 @@ general_settings:
     )
     port = free_port()
     process = start(
-        [litellm, "--config", str(config), "--port", str(port), "--num_workers", "1"],
+        [
+            litellm,
+            "--config",
+            str(config),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--num_workers",
+            "1",
+        ],
         f"http://127.0.0.1:{port}/health/liveliness",
         folder / "litellm.log",
         {"LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_LOG": "ERROR"},
@@ -136,8 +146,13 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     parser.add_argument("--litellm-proxy", metavar="PATH", help="the `litellm` proxy command")
     parser.add_argument("--out", type=Path, default=ROOT / "target" / "bench" / "gateway.json")
     parser.add_argument("--figure", type=Path)
+    parser.add_argument("--replot", type=Path, metavar="JSON", help="only redraw from a report")
     args = parser.parse_args(argv)
     levels = [int(x) for x in args.levels.split(",")]
+    if args.replot:
+        report = json.loads(args.replot.read_text())
+        figure(report, levels, args.figure)
+        return dict(report)
     folder = Path(tempfile.mkdtemp(prefix="pickllm-gateway-bench-"))
     port = free_port()
     upstream_process = start(
@@ -206,7 +221,11 @@ def summarize(
                 f"{name:32} {level:>3} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} "
                 f"{added50:>10.2f} {added99:>10.2f} {r['rate']:>8.0f} {r['failures']:>5.0f}"
             )
-    return {"rows": rows, "cpus": os.cpu_count()}
+    best = {name: max(r["rate"] for r in by_level.values()) for name, by_level in results.items()}
+    print("\nhighest sustained rate (req/s, best of the concurrencies):")
+    for name, rate in best.items():
+        print(f"  {name:32} {rate:>8.0f}")
+    return {"rows": rows, "best_rate": best, "cpus": os.cpu_count()}
 
 
 def figure(report: dict[str, object], levels: list[int], path: Path) -> None:
@@ -218,18 +237,19 @@ def figure(report: dict[str, object], levels: list[int], path: Path) -> None:
     rows = report["rows"]
     assert isinstance(rows, list)
     fig, ax = plt.subplots(figsize=(6, 4))
-    for name in dict.fromkeys(r["target"] for r in rows if r["target"] != "upstream (direct)"):
+    names = dict.fromkeys(r["target"] for r in rows if r["target"] != "upstream (direct)")
+    for colour, name in enumerate(names):
         mine = [r for r in rows if r["target"] == name]
-        ax.plot(
-            levels, [max(r["added_p50_ms"], 0.01) for r in mine], marker="o", label=f"{name} p50"
-        )
-        ax.plot(
-            levels,
-            [max(r["added_p99_ms"], 0.01) for r in mine],
-            marker="x",
-            linestyle="--",
-            label=f"{name} p99",
-        )
+        # p99 differences can be negative at low load (noise): the plot floors them at 0.01 ms
+        for key, style in (("added_p50_ms", "-"), ("added_p99_ms", "--")):
+            ax.plot(
+                levels,
+                [max(r[key], 0.01) for r in mine],
+                marker="o" if style == "-" else "x",
+                linestyle=style,
+                color=f"C{colour}",
+                label=f"{name} {key[6:9]}",
+            )
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xlabel("concurrent clients")
