@@ -36,7 +36,7 @@ from pickllm.gateway.config import GatewayConfig, load_config, resolve_secret
 from pickllm.gateway.errors import APIError, UnknownDecisionError
 from pickllm.gateway.feedback import FeedbackStore, Outcome, Pending
 from pickllm.gateway.metrics import BREAKER_VALUES, CONTENT_TYPE_LATEST, Metrics
-from pickllm.gateway.proxy import Answer, Stream, Upstream, UpstreamError
+from pickllm.gateway.proxy import DONE, Answer, Stream, Upstream, UpstreamError
 from pickllm.gateway.routes import Attempt, RoutedModels
 
 __all__ = ["CONFIG_ENV", "Gateway", "app_from_environment", "create_app"]
@@ -481,8 +481,10 @@ class Gateway:
 class _StreamResponse(Response):
     """Streams an upstream's events to the client while watching for the client leaving.
 
-    On disconnect the stream is cancelled and the upstream connection closed (which cancels the
-    upstream call); ``ended`` is called exactly once with "done", "broken" or "left"."""
+    ``ended`` is called exactly once, with "done", "broken" or "left", and before the client
+    sees the end of the stream (``[DONE]`` is held back until then), so that whatever the
+    client does next (feedback, a metrics scrape) finds the decision settled. On disconnect the
+    stream is cancelled and the upstream connection closed, which cancels the upstream call."""
 
     def __init__(self, stream: Stream, headers: dict[str, str], ended: Any) -> None:
         # Not Response.__init__: it would declare a Content-Length of 0.
@@ -493,19 +495,29 @@ class _StreamResponse(Response):
         self.raw_headers.append((b"cache-control", b"no-cache"))
         self.stream = stream
         self.ended = ended
+        self.settled = False
+
+    def _settle(self, outcome: str, failure: UpstreamError | None) -> None:
+        if not self.settled:
+            self.settled = True
+            self.ended(outcome, failure)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        outcome, failure = "left", None
         try:
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
             async with anyio.create_task_group() as group:
                 group.start_soon(_watch_disconnect, receive, group.cancel_scope)
+                tail = b""
                 try:
                     async for chunk in self.stream.events():
+                        if chunk == DONE:
+                            tail = chunk
+                            continue
                         await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                    outcome = "done"
+                    self.stream.release()
+                    self._settle("done", None)
                 except UpstreamError as error:
-                    outcome, failure = "broken", error
+                    self._settle("broken", error)
                     event = {
                         "error": {
                             "message": str(error),
@@ -513,20 +525,14 @@ class _StreamResponse(Response):
                             "code": "upstream_stream_broken",
                         }
                     }
-                    await send(
-                        {
-                            "type": "http.response.body",
-                            "body": b"data: " + json.dumps(event).encode() + b"\n\n",
-                            "more_body": True,
-                        }
-                    )
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                    tail = b"data: " + json.dumps(event).encode() + b"\n\n"
+                await send({"type": "http.response.body", "body": tail, "more_body": False})
                 group.cancel_scope.cancel()
         except OSError:
-            outcome = "left"
+            pass  # the client left
         finally:
             self.stream.close()
-            self.ended(outcome, failure)
+            self._settle("left", None)
 
 
 async def _watch_disconnect(receive: Receive, scope: anyio.CancelScope) -> None:

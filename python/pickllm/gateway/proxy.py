@@ -20,7 +20,10 @@ import aiohttp
 
 from pickllm.gateway.config import ModelConfig
 
-__all__ = ["Answer", "Stream", "Upstream", "UpstreamError"]
+__all__ = ["DONE", "Answer", "Stream", "Upstream", "UpstreamError"]
+
+#: The last event of an OpenAI stream.
+DONE = b"data: [DONE]\n\n"
 
 #: Upper bound on an upstream answer (non-streamed) or error body kept in memory.
 MAX_ANSWER_BYTES = 32 * 1024 * 1024
@@ -114,8 +117,12 @@ class Stream:
             estimated=True,
         )
 
+    def release(self) -> None:
+        """The answer is complete: give the connection back to the pool for reuse."""
+        self.response.release()
+
     def close(self) -> None:
-        """Drop the connection (cancels the upstream call if still running)."""
+        """Drop the connection unless released (cancels the upstream call if still running)."""
         self.response.close()
 
 
@@ -260,7 +267,7 @@ def _event(stream: Stream, payload: bytes) -> bytes | None:
     """One event's bytes to forward (None to drop it), recording TTFT, usage and text size."""
     if payload == b"[DONE]":
         stream.done = True
-        return b"data: [DONE]\n\n"
+        return DONE
     try:
         chunk = json.loads(payload)
     except ValueError:
