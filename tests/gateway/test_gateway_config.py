@@ -81,6 +81,10 @@ def test_unknown_policy_kind() -> None:
         ('[routers.auto]\nmodels = ["small"]\nbudget = { total = 1.0 }\n', "max_tokens"),
         ('[routers.auto]\nmodels = ["small"]\ncolour = "blue"\n', "colour"),
         ('[routers.auto]\nmodels = ["small"]\ndefault_accuracy = 1.5\n', "default_accuracy"),
+        (
+            '[routers.auto]\nmodels = ["small"]\njudge = { model = "nope" }\n',
+            "unknown model 'nope'",
+        ),
     ],
 )
 def test_bad_routers(extra: str, message: str) -> None:

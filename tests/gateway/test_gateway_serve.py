@@ -220,6 +220,26 @@ def test_feedback_timeout_applies_the_default_accuracy(serve: Serve, upstream: s
     assert metric(gateway, "pickllm_reward_count", router="auto") == 1
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_judge_grades_what_got_no_feedback(serve: Serve, upstream: str, stream: bool) -> None:
+    """With a judge, a decision without feedback by its deadline gets the judge's grade (the
+    local judge always says 7/10): the reward, with accuracy the only weight, is 0.7."""
+    gateway = serve(
+        base_config(upstream, "feedback_timeout = 0.05\njudge = { model = 'judge' }")
+        + '\n[models.judge]\nbase_url = "'
+        + upstream
+        + '"\nmodel_id = "judge-7"\n'
+    )
+    gid = post(gateway, "/v1/chat/completions", chat(stream=stream)).headers["x-pickllm-decision"]
+    wait_for(
+        lambda: metric(gateway, "pickllm_feedback_settled_total", outcome="expired") == 1,
+        "the judge's grade",
+    )
+    assert metric(gateway, "pickllm_reward_sum", router="auto") == pytest.approx(0.7)
+    late = post(gateway, "/v1/feedback", {"decision": gid, "accuracy": 1.0})
+    assert late.status_code == 410
+
+
 def test_auth(gateway: Process, upstream: str) -> None:
     before = upstream_stats(upstream)["requests"]
     for key in (None, "wrong-key"):

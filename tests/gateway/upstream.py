@@ -7,6 +7,7 @@ Run as ``python tests/gateway/upstream.py PORT``. Model ids:
 * ``fail-500`` / ``fail-429``: that status (429 with ``Retry-After: 30``);
 * ``bad-request``: 400 with an OpenAI error body (the request's fault, not the model's);
 * ``no-usage``: answers without ``usage`` (the gateway estimates tokens);
+* ``judge-N``: answers ``Score: N/10`` (an LLM judge's verdict);
 * ``hang-stream``: streams one chunk, then waits until the client goes away;
 * ``broken-stream``: streams one chunk, then drops the connection.
 
@@ -59,7 +60,8 @@ async def completions(request: web.Request) -> web.StreamResponse:
         }
         return web.json_response({"error": error}, status=400)
     prompt = next((m["content"] for m in reversed(body["messages"]) if m.get("role") == "user"), "")
-    text = f"{model}: {prompt}"
+    # judge-N: a judge whose verdict is always N out of 10
+    text = f"Score: {model[6:]}/10" if model.startswith("judge-") else f"{model}: {prompt}"
     usage = {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
     if not body.get("stream"):
         answer: dict[str, Any] = {

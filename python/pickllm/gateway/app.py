@@ -30,14 +30,16 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from pickllm._core import Decision
+from pickllm.backends.openai import OpenAICompatible
 from pickllm.budget import Reservation
-from pickllm.errors import DecisionError
-from pickllm.gateway.config import GatewayConfig, load_config, resolve_secret
+from pickllm.errors import DecisionError, PickLLMError
+from pickllm.gateway.config import GatewayConfig, JudgeConfig, load_config, resolve_secret
 from pickllm.gateway.errors import APIError, UnknownDecisionError
 from pickllm.gateway.feedback import FeedbackStore, Outcome, Pending
 from pickllm.gateway.metrics import BREAKER_VALUES, CONTENT_TYPE_LATEST, Metrics
 from pickllm.gateway.proxy import DONE, Answer, Stream, Upstream, UpstreamError
 from pickllm.gateway.routes import Attempt, RoutedModels
+from pickllm.scorers.judge import DEFAULT_RUBRIC, LLMJudge
 
 __all__ = ["CONFIG_ENV", "Gateway", "app_from_environment", "create_app"]
 
@@ -68,6 +70,11 @@ class Gateway:
             for name, m in config.models.items()
         }
         self.routers = {name: RoutedModels(name, r, config) for name, r in config.routers.items()}
+        self._judge_backends: list[OpenAICompatible] = []
+        self.judges = {
+            name: self._judge_of(r.judge) for name, r in config.routers.items() if r.judge
+        }
+        self._judging: set[asyncio.Task[None]] = set()
         self.metrics = Metrics(config.server.metrics_contexts)
         self.store = FeedbackStore(self._settled)
         self.upstreams: dict[str, Upstream] = {}
@@ -78,6 +85,15 @@ class Gateway:
         self._peers: Path | None = None
         self._peer_server: asyncio.Server | None = None
         self.ready = False
+
+    def _judge_of(self, judge: JudgeConfig) -> LLMJudge:
+        model = self.config.models[judge.model]
+        backend = OpenAICompatible(
+            model.base_url, self.api_keys[judge.model], timeout=judge.timeout, api_key_env=None
+        )
+        self._judge_backends.append(backend)
+        rubric = judge.rubric or DEFAULT_RUBRIC
+        return LLMJudge(backend, self.config.model_id(judge.model), rubric, scale=judge.scale)
 
     # ==================== Life cycle ====================
 
@@ -112,18 +128,41 @@ class Gateway:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
+        for task in list(self._judging):
+            task.cancel()
         self.store.settle_all()
         if self._session is not None:
             await self._session.close()
+        for backend in self._judge_backends:
+            await backend.aclose()
 
     async def _sweep(self) -> None:
         """Settle expired decisions when due; refresh the state gauges about once a second."""
         while True:
-            self.store.expire()
+            self._expire()
             self.refresh_gauges()
             due = self.store.next_deadline()
             delay = 1.0 if due is None else min(1.0, max(0.005, due - time.monotonic()))
             await asyncio.sleep(delay)
+
+    def _expire(self) -> None:
+        """Settle due decisions: by their router's judge when it has one, else by default."""
+        for gid, pending in self.store.due():
+            judge = self.judges.get(pending.router)
+            if judge is None or pending.answer is None:
+                self.store.expire_with(gid, pending.default_accuracy)
+                continue
+            task = asyncio.create_task(self._judged(gid, pending, judge))
+            self._judging.add(task)
+            task.add_done_callback(self._judging.discard)
+
+    async def _judged(self, gid: str, pending: Pending, judge: LLMJudge) -> None:
+        accuracy = pending.default_accuracy
+        try:
+            accuracy = await judge.ascore(pending.prompt or "", pending.answer or "")
+        except PickLLMError as error:  # the judge failed: the default applies
+            logger.warning("pickllm gateway: the judge failed on %s: %s", gid, error)
+        self.store.expire_with(gid, accuracy)
 
     def refresh_gauges(self) -> None:
         m = self.metrics
@@ -189,13 +228,17 @@ class Gateway:
             decision, reservation = routed.next(context, prompt_bytes, messages, attempts)
             gid = self._decision_id()
             self.store.open(gid, routed.name, decision)
+            if routed.name in self.judges:
+                self._keep_prompt(gid, body)
             self.metrics.decisions.labels(
                 routed.name, self.metrics.context(decision.context), decision.model
             ).inc()
             upstream = self.upstreams[decision.model]
             try:
                 if stream:
-                    opened = await upstream.stream(body, prompt_chars)
+                    opened = await upstream.stream(
+                        body, prompt_chars, keep_text=routed.name in self.judges
+                    )
                 else:
                     answer = await upstream.complete(body, prompt_chars)
             except UpstreamError as error:
@@ -223,6 +266,7 @@ class Gateway:
                 answer.latency,
                 None,
                 self._cost(decision.model, answer),
+                answer.text(),
             )
             return _json_response(answer.body, headers)
 
@@ -256,6 +300,14 @@ class Gateway:
 
     # ==================== Settling decisions ====================
 
+    def _keep_prompt(self, gid: str, body: dict[str, Any]) -> None:
+        """What the judge grades against: the last user message."""
+        pending = self.store.get(gid)
+        users = [m for m in body["messages"] if m.get("role") == "user"]
+        content = users[-1].get("content") if users else None
+        if pending is not None:
+            pending.prompt = content if isinstance(content, str) else json.dumps(content)
+
     def _decision_id(self) -> str:
         self._count += 1
         return f"dec-{self._token}-{self._count}"
@@ -281,10 +333,14 @@ class Gateway:
         latency: float,
         ttft: float | None,
         cost: float,
+        text: str | None,
     ) -> None:
         routed.settle_budget(reservation, cost)
         routed.health.succeeded(decision.model)
         self._measured(decision.model, latency, ttft)
+        pending = self.store.get(gid)
+        if pending is not None and pending.prompt is not None:
+            pending.answer = text  # for the judge
         self.store.answered(
             gid,
             cost=cost,
@@ -337,7 +393,16 @@ class Gateway:
     ) -> None:
         cost = self._cost(decision.model, stream)
         if outcome == "done":
-            self._answered(routed, gid, decision, reservation, stream.latency, stream.ttft, cost)
+            self._answered(
+                routed,
+                gid,
+                decision,
+                reservation,
+                stream.latency,
+                stream.ttft,
+                cost,
+                stream.text(),
+            )
         elif outcome == "broken" and error is not None:
             self.metrics.failures.labels(decision.model, error.kind).inc()
             self._failed(routed, gid, decision, reservation, error, cost)

@@ -37,6 +37,7 @@ from pickllm.health import CircuitBreaker
 
 __all__ = [
     "GatewayConfig",
+    "JudgeConfig",
     "ModelConfig",
     "PolicyConfig",
     "RouterConfig",
@@ -154,6 +155,16 @@ class PolicyConfig(_Section):
         return policy
 
 
+class JudgeConfig(_Section):
+    """``judge = {model = ..., ...}``: grade answers that got no feedback in time with an LLM
+    judge (:class:`pickllm.scorers.LLMJudge`) served by a configured model."""
+
+    model: str
+    rubric: str | None = None
+    scale: int = Field(default=10, ge=1)
+    timeout: float = Field(default=60.0, gt=0.0)
+
+
 class RouterConfig(_Section):
     """``[routers.NAME]``: a learned choice among configured models."""
 
@@ -166,6 +177,8 @@ class RouterConfig(_Section):
     default_accuracy: float = Field(default=0.5, ge=0.0, le=1.0)
     #: Seconds a decision waits for ``POST /v1/feedback`` after its answer ended.
     feedback_timeout: float = Field(default=300.0, gt=0.0)
+    #: Grades a decision that got no feedback by its deadline (instead of default_accuracy).
+    judge: JudgeConfig | None = None
     #: Calls made for one request before giving up (fallbacks happen before the first byte).
     max_attempts: int = Field(default=3, ge=1)
     #: Circuit breaker (``CircuitBreaker`` fields); ``false`` disables it.
@@ -213,6 +226,10 @@ class GatewayConfig(_Section):
             unknown = [m for m in router.models if m not in self.models]
             if unknown:
                 raise ValueError(f"routers.{name}.models names unknown models {unknown}")
+            if router.judge is not None and router.judge.model not in self.models:
+                raise ValueError(
+                    f"routers.{name}.judge.model names an unknown model {router.judge.model!r}"
+                )
             if router.budget is not None:
                 unbounded = [m for m in router.models if self.models[m].max_tokens is None]
                 if unbounded:

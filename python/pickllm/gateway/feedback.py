@@ -49,6 +49,10 @@ class Pending:
     #: Given by ``POST /v1/feedback`` while the answer was still in flight.
     accuracy: float | None = None
     deadline: float = float("inf")
+    default_accuracy: float = 0.0
+    #: The question and the answer, kept only for routers with a judge.
+    prompt: str | None = None
+    answer: str | None = None
 
 
 #: Applies a settled decision: (pending, accuracy or None when cancelled, outcome).
@@ -84,7 +88,6 @@ class FeedbackStore:
         self._clock = clock
         self._remember = remember
         self._pending: dict[str, Pending] = {}
-        self._defaults: dict[str, float] = {}
         self._deadlines: list[tuple[float, str]] = []
         self._settled: OrderedDict[str, Outcome] = OrderedDict()
 
@@ -113,7 +116,7 @@ class FeedbackStore:
             self._finish(gid, pending.accuracy, "feedback")
             return
         pending.deadline = self._clock() + timeout
-        self._defaults[gid] = default_accuracy
+        pending.default_accuracy = default_accuracy
         heapq.heappush(self._deadlines, (pending.deadline, gid))
 
     def cancel(self, gid: str) -> None:
@@ -136,14 +139,27 @@ class FeedbackStore:
     def expire(self) -> int:
         """Settle every waiting decision past its deadline with its default accuracy; returns
         how many (:meth:`next_deadline` says when the next one is due)."""
+        due = self.due()
+        for gid, pending in due:
+            self._finish(gid, pending.default_accuracy, "expired")
+        return len(due)
+
+    def due(self) -> list[tuple[str, Pending]]:
+        """Waiting decisions past their deadline, each returned once and still pending: settle
+        them with :meth:`expire_with` (feedback that comes first wins)."""
         now = self._clock()
-        expired = 0
+        out = []
         while self._deadlines and self._deadlines[0][0] <= now:
             _, gid = heapq.heappop(self._deadlines)
-            if gid in self._pending:  # else settled by feedback in the meantime
-                self._finish(gid, self._defaults[gid], "expired")
-                expired += 1
-        return expired
+            pending = self._pending.get(gid)
+            if pending is not None:  # else settled by feedback in the meantime
+                out.append((gid, pending))
+        return out
+
+    def expire_with(self, gid: str, accuracy: float) -> None:
+        """Settle a due decision with ``accuracy`` (a judge's grade), unless settled already."""
+        if gid in self._pending:
+            self._finish(gid, accuracy, "expired")
 
     def next_deadline(self) -> float | None:
         return self._deadlines[0][0] if self._deadlines else None
@@ -154,11 +170,10 @@ class FeedbackStore:
             if pending.cost is None:
                 self._finish(gid, None, "cancelled")
             else:
-                self._finish(gid, self._defaults[gid], "expired")
+                self._finish(gid, pending.default_accuracy, "expired")
 
     def _finish(self, gid: str, accuracy: float | None, outcome: Outcome) -> None:
         pending = self._pending.pop(gid)
-        self._defaults.pop(gid, None)
         self._settled[gid] = outcome
         if len(self._settled) > self._remember:
             self._settled.popitem(last=False)

@@ -73,6 +73,12 @@ class Answer:
     latency: float
     usage: Usage
 
+    def text(self) -> str:
+        try:
+            return str(self.body["choices"][0]["message"]["content"] or "")
+        except (KeyError, IndexError, TypeError):
+            return ""
+
 
 @dataclass
 class Stream:
@@ -87,6 +93,8 @@ class Stream:
     ttft: float | None = None
     usage: Usage | None = None
     output_chars: int = 0
+    #: The answer's text, kept only when asked (for a judge).
+    parts: list[str] | None = None
     done: bool = False
     finished: bool = False
     #: Seconds from the request to the last event.
@@ -107,6 +115,9 @@ class Stream:
                 "the upstream stream ended before its answer was complete",
                 latency=self.latency,
             )
+
+    def text(self) -> str | None:
+        return None if self.parts is None else "".join(self.parts)
 
     def final_usage(self) -> Usage:
         if self.usage is not None:
@@ -207,7 +218,9 @@ class Upstream:
         answer["model"] = self.name
         return Answer(answer, latency, _usage(answer.get("usage"), prompt_chars, answer))
 
-    async def stream(self, body: dict[str, Any], prompt_chars: int) -> Stream:
+    async def stream(
+        self, body: dict[str, Any], prompt_chars: int, *, keep_text: bool = False
+    ) -> Stream:
         """Open a streamed answer and read up to its first event (so that a failure before
         any byte reached the client can still fall back)."""
         started = time.perf_counter()
@@ -219,6 +232,7 @@ class Upstream:
             rename=None if self.model_id == self.name else self.name,
             strip_usage=not wants_usage,
             prompt_chars=prompt_chars,
+            parts=[] if keep_text else None,
         )
         try:
             async for chunk in _events(stream):
@@ -290,6 +304,8 @@ def _event(stream: Stream, payload: bytes) -> bytes | None:
             if stream.ttft is None:
                 stream.ttft = time.perf_counter() - stream.started
             stream.output_chars += len(text)
+            if stream.parts is not None:
+                stream.parts.append(text)
         if isinstance(choice, dict) and choice.get("finish_reason"):
             stream.finished = True
     usage = chunk.get("usage")
