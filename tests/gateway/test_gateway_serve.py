@@ -7,12 +7,14 @@ import json
 import re
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import openai
 import pytest
 
 from gateway_servers import KEY, Process, Serve, base_config, upstream_last, upstream_stats
+from pickllm.logs import read_log
 
 #: Bound on waiting for something the gateway does in the background (a deadline passing, a
 #: disconnect noticed); the condition is what is asserted, never the time it took.
@@ -238,6 +240,21 @@ def test_judge_grades_what_got_no_feedback(serve: Serve, upstream: str, stream: 
     assert metric(gateway, "pickllm_reward_sum", router="auto") == pytest.approx(0.7)
     late = post(gateway, "/v1/feedback", {"decision": gid, "accuracy": 1.0})
     assert late.status_code == 410
+
+
+def test_decision_log(serve: Serve, upstream: str, tmp_path: Path) -> None:
+    """decision_log = folder: every decision and its feedback land in the router's log,
+    readable by pickllm evaluate once the gateway has stopped (and closed the log)."""
+    folder = tmp_path / "decisions"
+    gateway = serve(base_config(upstream, f'decision_log = "{folder}"'))
+    for accuracy in (1.0, 0.0, 0.5):
+        response = post(gateway, "/v1/chat/completions", chat())
+        gid = response.headers["x-pickllm-decision"]
+        assert post(gateway, "/v1/feedback", {"decision": gid, "accuracy": accuracy}).is_success
+    gateway.stop()
+    log = read_log(folder)
+    assert [r.accuracy for r in log.records] == [1.0, 0.0, 0.5]
+    assert log.unanswered == 0
 
 
 def test_auth(gateway: Process, upstream: str) -> None:

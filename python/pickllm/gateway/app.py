@@ -135,6 +135,8 @@ class Gateway:
             await self._session.close()
         for backend in self._judge_backends:
             await backend.aclose()
+        for routed in self.routers.values():
+            await routed.router.aclose()  # flushes and closes a decision log
 
     async def _sweep(self) -> None:
         """Settle expired decisions when due; refresh the state gauges about once a second."""
