@@ -480,3 +480,41 @@ def test_several_workers_share_metrics_and_take_feedback_anywhere(
     )
     assert metric(gateway, "pickllm_feedback_settled_total", outcome="feedback") == 12
     assert "each worker learns alone" in gateway.stop()
+
+
+def test_workers_learn_as_one_through_shared_state(
+    serve: Serve, upstream: str, tmp_path: Path
+) -> None:
+    """shared = {url, name}: two workers publish every feedback to one Redis stream; a third
+    router with the same configuration and state, in this process, learns all of it."""
+    from pickllm import QLearning, RedisState, Reward, Router
+    from redis_servers import RedisServer
+
+    redis = RedisServer(tmp_path, persistent=False)
+    try:
+        shared = f'shared = {{ url = "{redis.url}", name = "gateway-test" }}'
+        gateway = serve(base_config(upstream, shared), workers=2)
+        for accuracy in (1.0, 0.0, 1.0, 0.0, 1.0, 1.0):
+            with httpx.Client() as fresh:
+                response = fresh.post(
+                    f"{gateway.url}/v1/chat/completions",
+                    json=chat(),
+                    headers={"Authorization": f"Bearer {KEY}"},
+                )
+            gid = response.headers["x-pickllm-decision"]
+            assert post(gateway, "/v1/feedback", {"decision": gid, "accuracy": accuracy}).is_success
+        policy = QLearning("sample_average", epsilon=0.1, epsilon_decay=1.0, epsilon_min=0.1)
+        observer = Router(
+            ["good", "bad"],
+            policy=policy,
+            reward=Reward(accuracy=1.0, cost=0.0, latency=0.0),
+            shared=RedisState(url=redis.url, name="gateway-test"),
+        )
+        try:
+            observer.sync(timeout=30.0)
+            assert sum(observer.feedback_counts().values()) == 6
+        finally:
+            observer.close()
+        assert "learns alone" not in gateway.stop()
+    finally:
+        redis.stop()
