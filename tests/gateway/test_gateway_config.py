@@ -117,17 +117,14 @@ def test_missing_environment_variable(monkeypatch: pytest.MonkeyPatch) -> None:
         resolve_secret("env:PICKLLM_ABSENT", "models.x.api_key")
 
 
-def test_shared_state_is_refused_when_this_pickllm_lacks_it() -> None:
-    import pickllm
-
-    if hasattr(pickllm, "RedisState"):
-        pytest.skip("this pickllm has RedisState: covered by the shared-state tests")
+def test_bad_shared_state_is_refused() -> None:
     from pickllm.gateway.routes import RoutedModels
 
     config = GatewayConfig.from_toml(
-        MODELS + '[routers.auto]\nmodels = ["small"]\nshared = { url = "redis://x" }\n'
+        MODELS
+        + '[routers.auto]\nmodels = ["small"]\nshared = { url = "redis://x", name = "a b" }\n'
     )
-    with pytest.raises(ConfigError, match=r"routers.auto.shared needs pickllm.RedisState"):
+    with pytest.raises(ConfigError, match=r"RedisState\.name"):
         RoutedModels("auto", config.routers["auto"], config)
 
 

@@ -8,11 +8,9 @@ tried, with an open circuit, or whose worst-case cost does not fit the budget ar
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass
 from typing import Any
 
-import pickllm
 from pickllm._core import Decision
 from pickllm.budget import BudgetExceeded, Reservation, Spending
 from pickllm.errors import ConfigError
@@ -20,6 +18,7 @@ from pickllm.gateway.config import GatewayConfig, RouterConfig
 from pickllm.gateway.errors import APIError
 from pickllm.health import Health
 from pickllm.router import Router
+from pickllm.state import RedisState
 
 __all__ = ["RoutedModels", "cost_bound"]
 
@@ -56,7 +55,7 @@ class RoutedModels:
             seed=config.seed,
             max_pending=config.max_pending,
             default_context=config.default_context,
-            **_optional_arguments(name, config),
+            **_optional_arguments(config),
         )
         self.health = Health(config.build_breaker(), config.models)
         budget = config.build_budget()
@@ -147,23 +146,11 @@ class RoutedModels:
             self.spending.settle(reservation, cost)
 
 
-def _optional_arguments(name: str, config: RouterConfig) -> dict[str, Any]:
-    """``shared`` and ``decision_log`` go to Router when this pickllm has them."""
-    accepted = inspect.signature(Router).parameters
+def _optional_arguments(config: RouterConfig) -> dict[str, Any]:
+    """``shared`` (learning across workers and replicas) and ``decision_log``, when given."""
     arguments: dict[str, Any] = {}
     if config.shared is not None:
-        state = getattr(pickllm, "RedisState", None)
-        if state is None or "shared" not in accepted:
-            raise ConfigError(
-                f"routers.{name}.shared needs pickllm.RedisState and Router(shared=...), "
-                "which this pickllm does not have"
-            )
-        arguments["shared"] = state(**config.shared)
+        arguments["shared"] = RedisState(**config.shared)
     if config.decision_log is not None:
-        if "decision_log" not in accepted:
-            raise ConfigError(
-                f"routers.{name}.decision_log needs Router(decision_log=...), which this "
-                "pickllm does not have"
-            )
         arguments["decision_log"] = config.decision_log
     return arguments
