@@ -198,6 +198,15 @@ def build_parser() -> argparse.ArgumentParser:
     output.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
     output.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_evaluate_parser(commands, _Help)
+    serve = commands.add_parser(
+        "serve",
+        help="run the OpenAI-compatible gateway (needs pickllm[server])",
+        description="Serve routers and models of a TOML config over an OpenAI-compatible API.",
+    )
+    serve.add_argument("--config", type=Path, required=True, metavar="PATH", help="pickllm.toml")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=4000)
+    serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     return parser
 
 
@@ -412,6 +421,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
+        if args.command == "serve":
+            from pickllm.gateway.serve import serve  # the server extra, imported only here
+
+            return serve(args.config, host=args.host, port=args.port, workers=args.workers)
         if args.command == "evaluate":
             return run_evaluate(args)
         return replay(args)
