@@ -30,18 +30,20 @@
 //! assert_eq!(router.feedback_counts("finance").iter().sum::<u64>(), 1);
 //! ```
 
-pub mod automaton;
 pub mod contexts;
 pub mod decisions;
 pub mod error;
 pub mod learner;
-pub mod q_learning;
+pub mod learners;
 pub mod replay;
 pub mod reward;
 pub mod rng;
 pub mod router;
 pub mod snapshot;
 pub mod subset;
+
+// The paper's learners keep their original paths.
+pub use learners::{automaton, q_learning};
 
 #[cfg(feature = "python")]
 mod python;

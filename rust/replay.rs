@@ -273,13 +273,19 @@ fn session(
         let row = order.draw(table, &mut data_rng);
         let row_rewards = &scored.rewards[table][row * models..(row + 1) * models];
         let learner_index = if learners.len() > 1 { table } else { 0 };
-        if trace && let Some(first) = learners.first() {
-            result.trace.extend(first.probabilities());
+        if trace && let (Some(first), Some(policy)) = (learners.first(), policy) {
+            result.trace.extend(first.probabilities(policy));
         }
+        let mut propensity = 1.0;
         let arm = match strategy {
-            Strategy::Learner { .. } => learners[learner_index]
-                .select(Subset::ALL, &mut rng)
-                .map_or(0, |(arm, _)| arm),
+            Strategy::Learner { policy, .. } => {
+                // Selection over all models cannot fail; model 0 stands in for the impossible.
+                let (arm, p) = learners[learner_index]
+                    .select(policy, Subset::ALL, &mut rng)
+                    .unwrap_or((0, 1.0));
+                propensity = p;
+                arm
+            }
             Strategy::Random => rng.below(models),
             Strategy::RoundRobin => query % models,
             Strategy::Fixed { model } => *model,
@@ -295,7 +301,7 @@ fn session(
         let r = row_rewards[arm];
         if let Some(policy) = policy {
             let learner = &mut learners[learner_index];
-            learner.learn(policy, arm, r);
+            learner.learn(policy, arm, r, propensity);
             if result.converged[learner_index].is_none()
                 && let Some(model) = learner.converged(policy)
             {

@@ -156,7 +156,7 @@ impl Router {
         let Some(learner) = self.contexts.learner(index) else {
             return Err(Error::NoEligibleModel);
         };
-        let (arm, probability) = learner.select(subset, &mut self.rng)?;
+        let (arm, probability) = learner.select(&self.config.policy, subset, &mut self.rng)?;
         #[allow(clippy::cast_possible_truncation)] // arm < models.len() < 2^32, checked at construction
         let id = self.ledger.issue(index, arm as u32, probability);
         Ok(Selection {
@@ -205,16 +205,17 @@ impl Router {
             });
         };
         self.ledger.consume_slot(slot, id);
-        learner.learn(&self.config.policy, pending.arm as usize, reward);
+        learner.learn(&self.config.policy, pending.arm as usize, reward, pending.probability);
         Ok(reward)
     }
 
     /// The distribution `select` would draw from in `context` (a fresh learner's if unseen).
     #[must_use]
     pub fn probabilities(&self, context: &str) -> Vec<f64> {
+        let policy = &self.config.policy;
         self.contexts.get(context).map_or_else(
-            || Learner::new(self.fresh.clone()).probabilities(),
-            Learner::probabilities,
+            || Learner::new(self.fresh.clone()).probabilities(policy),
+            |learner| learner.probabilities(policy),
         )
     }
 

@@ -1,0 +1,337 @@
+//! Upper confidence bounds for rewards in [0, 1]: pick the model whose optimistic estimate of
+//! its mean reward is highest.
+//!
+//! Per model the learner keeps the (discounted) number of feedbacks `n`, sum of rewards `s` and
+//! sum of squared rewards `q`; `t = Σ n`. With `discount = γ < 1` every feedback first multiplies
+//! all three by `γ` (discounted UCB, Garivier and Moulines 2011): old evidence fades, a model
+//! not tried for long sees its `n` shrink and its bound widen, so it is tried again.
+//!
+//! Two bounds, chosen by `bound`:
+//! - `"tuned"` (UCB1-tuned, Auer et al. 2002): `μ + sqrt(c·ln t / n · min(1/4, V))` with
+//!   `V = q/n − μ² + sqrt(2 ln t / n)`, the variance estimate plus its own confidence width;
+//! - `"kl"` (KL-UCB, Garivier and Cappé 2011): the largest `p ≥ μ` with
+//!   `n·kl(μ, p) ≤ c·ln t`, `kl` the Bernoulli divergence, found by bisection to 1e-6.
+//!
+//! `c = exploration` (1.0 is each paper's constant). A model never tried has an infinite bound.
+//! Selection is deterministic: the highest bound among the allowed models (the lowest index on
+//! ties), chosen with probability 1.
+//!
+//! **Convergence:** the model with the highest mean is separated from every other by UCB1's
+//! Hoeffding widths, whatever `bound` and `exploration`: `μ_best − sqrt(2 ln t / n_best) >
+//! μ_i + sqrt(2 ln t / n_i)` for every other model `i` (a conservative width for [0, 1] rewards).
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::learner::{Algorithm, Event, Models, Query, rank_by};
+use crate::rng::Rng;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Bound {
+    Tuned,
+    Kl,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UcbConfig {
+    pub exploration: f64,
+    pub discount: f64,
+    pub bound: Bound,
+    pub lock: bool,
+}
+
+/// Per model: discounted feedback count, reward sum and squared-reward sum.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UcbState {
+    pub counts: Vec<f64>,
+    pub sums: Vec<f64>,
+    pub squares: Vec<f64>,
+}
+
+impl Models for UcbState {
+    fn models(&self) -> usize {
+        self.counts.len()
+    }
+}
+
+impl UcbState {
+    fn mean(&self, arm: usize) -> f64 {
+        if self.counts[arm] > 0.0 {
+            (self.sums[arm] / self.counts[arm]).clamp(0.0, 1.0)
+        } else {
+            0.0
+        }
+    }
+}
+
+impl UcbConfig {
+    /// The lower and upper confidence bounds of `arm`'s mean reward, given `ln t`.
+    fn bounds(&self, state: &UcbState, arm: usize, log_t: f64) -> (f64, f64) {
+        let n = state.counts[arm];
+        if n <= 0.0 {
+            return (f64::NEG_INFINITY, f64::INFINITY);
+        }
+        let mean = state.mean(arm);
+        let budget = self.exploration * log_t;
+        match self.bound {
+            Bound::Tuned => {
+                let variance = (state.squares[arm] / n - mean * mean).max(0.0) + (2.0 * log_t / n).sqrt();
+                let width = (budget / n * variance.min(0.25)).sqrt();
+                (mean - width, mean + width)
+            }
+            Bound::Kl => (kl_bound(mean, budget / n, false), kl_bound(mean, budget / n, true)),
+        }
+    }
+
+    fn log_t(state: &UcbState) -> f64 {
+        state.counts.iter().sum::<f64>().max(1.0).ln()
+    }
+}
+
+/// The Bernoulli divergence kl(p, q), with the usual conventions at 0 and 1.
+fn kl(p: f64, q: f64) -> f64 {
+    let term = |a: f64, b: f64| if a <= 0.0 { 0.0 } else { a * (a / b).ln() };
+    let q = q.clamp(1e-15, 1.0 - 1e-15);
+    term(p, q) + term(1.0 - p, 1.0 - q)
+}
+
+/// The farthest `q` from `mean` (above it when `upper`) with `kl(mean, q) ≤ limit`, by bisection.
+fn kl_bound(mean: f64, limit: f64, upper: bool) -> f64 {
+    let (mut inside, mut outside) = if upper { (mean, 1.0) } else { (mean, 0.0) };
+    if kl(mean, outside) <= limit {
+        return outside;
+    }
+    while (outside - inside).abs() > 1e-6 {
+        let middle = 0.5 * (inside + outside);
+        if kl(mean, middle) <= limit {
+            inside = middle;
+        } else {
+            outside = middle;
+        }
+    }
+    inside
+}
+
+impl Algorithm for UcbConfig {
+    type State = UcbState;
+
+    fn validate(&self, _models: usize) -> Result<()> {
+        if !(self.exploration.is_finite() && self.exploration > 0.0) {
+            return Err(Error::parameter("exploration", self.exploration, "finite and > 0"));
+        }
+        if !(self.discount > 0.0 && self.discount <= 1.0) {
+            return Err(Error::parameter("discount", self.discount, "in (0, 1]"));
+        }
+        Ok(())
+    }
+
+    fn lock(&self) -> bool {
+        self.lock
+    }
+
+    /// The router's prior, one mean reward in [0, 1] per model, counts as one observation.
+    fn initial_state(&self, models: usize, prior: Option<&[f64]>) -> Result<UcbState> {
+        let Some(prior) = prior else {
+            return Ok(UcbState {
+                counts: vec![0.0; models],
+                sums: vec![0.0; models],
+                squares: vec![0.0; models],
+            });
+        };
+        if let Some(bad) = prior.iter().find(|m| !(0.0..=1.0).contains(*m)) {
+            return Err(Error::parameter("prior", bad, "mean rewards in [0, 1]"));
+        }
+        Ok(UcbState {
+            counts: vec![1.0; models],
+            sums: prior.to_vec(),
+            squares: prior.iter().map(|m| m * m).collect(),
+        })
+    }
+
+    fn select(&self, state: &UcbState, query: Query<'_>, _rng: &mut Rng) -> Result<(usize, f64)> {
+        let log_t = Self::log_t(state);
+        let mut best: Option<(usize, f64)> = None;
+        for arm in (0..state.counts.len()).filter(|&arm| query.subset.contains(arm)) {
+            let upper = self.bounds(state, arm, log_t).1;
+            if best.is_none_or(|(_, b)| upper > b) {
+                best = Some((arm, upper));
+            }
+        }
+        best.map(|(arm, _)| (arm, 1.0)).ok_or(Error::NoEligibleModel)
+    }
+
+    fn probabilities(&self, state: &UcbState, query: Query<'_>) -> Vec<f64> {
+        let mut probabilities = vec![0.0; state.counts.len()];
+        if let Ok((arm, _)) = self.select(state, query, &mut Rng::seed_from_u64(0)) {
+            probabilities[arm] = 1.0;
+        }
+        probabilities
+    }
+
+    fn update(&self, state: &mut UcbState, event: Event) -> Option<usize> {
+        if self.discount < 1.0 {
+            for v in state.counts.iter_mut().chain(&mut state.sums).chain(&mut state.squares) {
+                *v *= self.discount;
+            }
+        }
+        state.counts[event.arm] += 1.0;
+        state.sums[event.arm] += event.reward;
+        state.squares[event.arm] += event.reward * event.reward;
+        self.converged(state)
+    }
+
+    fn converged(&self, state: &UcbState) -> Option<usize> {
+        let log_t = Self::log_t(state);
+        let width = |arm: usize| {
+            let n = state.counts[arm];
+            if n > 0.0 {
+                (2.0 * log_t / n).sqrt()
+            } else {
+                f64::INFINITY
+            }
+        };
+        let leader = *self.ranking(state).first()?;
+        let lower = state.mean(leader) - width(leader);
+        (0..state.counts.len())
+            .filter(|&arm| arm != leader)
+            .all(|arm| state.mean(arm) + width(arm) < lower)
+            .then_some(leader)
+    }
+
+    fn ranking(&self, state: &UcbState) -> Vec<usize> {
+        let means: Vec<f64> = (0..state.counts.len()).map(|arm| state.mean(arm)).collect();
+        rank_by(&means)
+    }
+
+    fn validate_state(&self, state: &UcbState, models: usize) -> Result<()> {
+        let slack = 1e-9;
+        let valid = state.counts.len() == models
+            && state.sums.len() == models
+            && state.squares.len() == models
+            && (0..models).all(|arm| {
+                let (n, s, q) = (state.counts[arm], state.sums[arm], state.squares[arm]);
+                n.is_finite() && n >= 0.0 && (-slack..=n + slack).contains(&s) && (-slack..=s + slack).contains(&q)
+            });
+        if valid {
+            Ok(())
+        } else {
+            Err(Error::snapshot(
+                "UCB statistics must be counts n >= 0 with reward sums in [0, n] and squared sums in [0, sum], one per model",
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::subset::Subset;
+
+    fn config(bound: Bound) -> UcbConfig {
+        UcbConfig {
+            exploration: 1.0,
+            discount: 1.0,
+            bound,
+            lock: false,
+        }
+    }
+
+    fn event(arm: usize, reward: f64) -> Event {
+        Event {
+            arm,
+            reward,
+            propensity: 1.0,
+            count: 1,
+        }
+    }
+
+    #[test]
+    fn tries_every_model_first_then_the_best() {
+        for bound in [Bound::Tuned, Bound::Kl] {
+            let c = config(bound);
+            let mut s = c.initial_state(3, None).unwrap();
+            let mut rng = Rng::seed_from_u64(0);
+            let all = Query { subset: Subset::ALL };
+            for expected in 0..3 {
+                let (arm, p) = c.select(&s, all, &mut rng).unwrap();
+                assert_eq!((arm, p), (expected, 1.0));
+                c.update(&mut s, event(arm, [0.2, 0.9, 0.5][arm]));
+            }
+            assert_eq!(c.select(&s, all, &mut rng).unwrap().0, 1);
+            let mask = [true, false, true];
+            assert_eq!(
+                c.select(
+                    &s,
+                    Query {
+                        subset: Subset(Some(&mask))
+                    },
+                    &mut rng
+                )
+                .unwrap()
+                .0,
+                2
+            );
+        }
+    }
+
+    #[test]
+    fn kl_bound_solves_the_divergence_equation() {
+        let upper = kl_bound(0.3, 0.1, true);
+        assert!((kl(0.3, upper) - 0.1).abs() < 1e-5 && upper > 0.3);
+        let lower = kl_bound(0.3, 0.1, false);
+        assert!((kl(0.3, lower) - 0.1).abs() < 1e-5 && lower < 0.3);
+        assert_eq!(kl_bound(0.5, 20.0, true), 1.0);
+    }
+
+    #[test]
+    fn converges_once_the_bounds_separate() {
+        let c = config(Bound::Tuned);
+        let mut s = c.initial_state(2, None).unwrap();
+        c.update(&mut s, event(0, 1.0));
+        c.update(&mut s, event(1, 0.0));
+        assert_eq!(c.converged(&s), None, "one observation each proves nothing");
+        for _ in 0..200 {
+            c.update(&mut s, event(0, 1.0));
+            c.update(&mut s, event(1, 0.0));
+        }
+        assert_eq!(c.converged(&s), Some(0));
+    }
+
+    #[test]
+    fn discount_shrinks_the_evidence() {
+        let c = UcbConfig {
+            discount: 0.5,
+            ..config(Bound::Tuned)
+        };
+        let mut s = c.initial_state(2, None).unwrap();
+        c.update(&mut s, event(0, 1.0));
+        c.update(&mut s, event(1, 0.5));
+        assert_eq!(s.counts, vec![0.5, 1.0]);
+        assert_eq!(s.sums, vec![0.5, 0.5]);
+    }
+
+    #[test]
+    fn bad_configs_name_the_field() {
+        for (c, field) in [
+            (
+                UcbConfig {
+                    exploration: 0.0,
+                    ..config(Bound::Kl)
+                },
+                "exploration",
+            ),
+            (
+                UcbConfig {
+                    discount: 0.0,
+                    ..config(Bound::Kl)
+                },
+                "discount",
+            ),
+        ] {
+            assert!(Algorithm::validate(&c, 3).unwrap_err().to_string().starts_with(field));
+        }
+    }
+}
