@@ -382,6 +382,93 @@ mod tests {
         assert!(q.initial_state(2, Some(&[0.5, 1.0])).is_ok());
     }
 
+    fn every_policy() -> Vec<Policy> {
+        use crate::learners::ucb::Bound;
+        vec![
+            automaton(false),
+            automaton(true),
+            Policy::QLearning(QConfig {
+                learning_rate: crate::learners::q_learning::StepSize::Constant(0.3),
+                epsilon: 0.2,
+                epsilon_decay: 0.9,
+                epsilon_min: 0.01,
+                patience: 3,
+                lock: true,
+            }),
+            Policy::ThompsonSampling(ThompsonConfig {
+                discount: 0.9,
+                prior: [1.0, 2.0],
+                threshold: 0.9,
+                lock: true,
+            }),
+            Policy::ThompsonSampling(ThompsonConfig {
+                discount: 1.0,
+                prior: [1.0, 1.0],
+                threshold: 0.99,
+                lock: false,
+            }),
+            Policy::Ucb(UcbConfig {
+                exploration: 0.5,
+                discount: 0.95,
+                bound: Bound::Tuned,
+                lock: true,
+            }),
+            Policy::Ucb(UcbConfig {
+                exploration: 1.0,
+                discount: 1.0,
+                bound: Bound::Kl,
+                lock: false,
+            }),
+            Policy::Exp3(Exp3Config {
+                gamma: 0.2,
+                discount: 0.9,
+                threshold: 0.6,
+                lock: true,
+            }),
+        ]
+    }
+
+    proptest::proptest! {
+        /// For every learner: the same events give the same state whatever selections and
+        /// random numbers came between them; the state stays valid; the selection distribution
+        /// over any allowed subset is a distribution on that subset and `select` reports it; a
+        /// serialized learner comes back identical.
+        #[test]
+        fn learner_properties(
+            events in proptest::collection::vec((0usize..4, 0.0..=1.0f64, 0.01..=1.0f64), 0..60),
+            seed in proptest::prelude::any::<u64>(),
+            mask in proptest::collection::vec(proptest::prelude::any::<bool>(), 4),
+        ) {
+            for policy in every_policy() {
+                let mut quiet = fresh(&policy, 4);
+                let mut busy = fresh(&policy, 4);
+                let mut rng = Rng::seed_from_u64(seed);
+                let subset = if mask.iter().any(|&m| m) { Subset(Some(&mask)) } else { Subset::ALL };
+                for &(arm, reward, propensity) in &events {
+                    let (picked, p) = busy.select(&policy, subset, &mut rng).unwrap();
+                    proptest::prop_assert!(subset.contains(picked) && p > 0.0 && p <= 1.0);
+                    if busy.locked.is_none_or(|l| !subset.contains(l as usize)) {
+                        let query = Query { subset };
+                        let expected = dispatch!(&policy, &busy.state, |c, s| c.probabilities(s, query), else Vec::new());
+                        proptest::prop_assert!((expected[picked] - p).abs() < 1e-12, "{policy:?}");
+                        let total: f64 = expected.iter().sum();
+                        proptest::prop_assert!((total - 1.0).abs() < 1e-9);
+                        proptest::prop_assert!((0..4).all(|a| subset.contains(a) || expected[a] == 0.0));
+                    }
+                    quiet.learn(&policy, arm, reward, propensity);
+                    busy.learn(&policy, arm, reward, propensity);
+                }
+                proptest::prop_assert_eq!(&quiet, &busy);
+                proptest::prop_assert!(quiet.validate(&policy, 4).is_ok(), "{policy:?}");
+                let json = serde_json::to_string(&quiet).unwrap();
+                let back: Learner = serde_json::from_str(&json).unwrap();
+                proptest::prop_assert_eq!(&back, &quiet);
+                let total: f64 = quiet.probabilities(&policy).iter().sum();
+                proptest::prop_assert!((total - 1.0).abs() < 1e-9);
+            }
+        }
+    }
+
     #[test]
     fn rank_by_breaks_ties_by_index() {
         assert_eq!(rank_by(&[0.2, 0.5, 0.2, 0.9]), vec![3, 1, 0, 2]);

@@ -14,7 +14,7 @@ from typing import Any
 from pickllm import _core
 from pickllm._core import Decision
 from pickllm.budget import Budget, Spending
-from pickllm.config import LearningAutomaton, Policy, QLearning, Reward, policy_from_core
+from pickllm.config import POLICIES, LearningAutomaton, Policy, Reward, policy_from_core
 from pickllm.errors import ArgumentTypeError, ConfigError, UnknownModelError
 from pickllm.health import CircuitBreaker, Health, State
 from pickllm.models import Model
@@ -98,10 +98,9 @@ class Router:
         names, specs = _pool(models)
         policy = LearningAutomaton() if policy is None else policy
         reward = Reward() if reward is None else reward
-        if not isinstance(policy, LearningAutomaton | QLearning):
-            raise ArgumentTypeError(
-                f"policy must be LearningAutomaton(...) or QLearning(...), got {policy!r}"
-            )
+        if not isinstance(policy, POLICIES):
+            names = ", ".join(f"{cls.__name__}(...)" for cls in POLICIES)
+            raise ArgumentTypeError(f"policy must be one of {names}, got {policy!r}")
         if not isinstance(reward, Reward):
             raise ArgumentTypeError(f"reward must be a Reward, got {reward!r}")
         if seed is None:
