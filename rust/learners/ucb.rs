@@ -13,8 +13,8 @@
 //!   `n·kl(μ, p) ≤ c·ln t`, `kl` the Bernoulli divergence, found by bisection to 1e-6.
 //!
 //! `c = exploration` (1.0 is each paper's constant). A model never tried has an infinite bound.
-//! Selection is deterministic: the highest bound among the allowed models (the lowest index on
-//! ties), chosen with probability 1.
+//! Selection picks the highest bound among the allowed models, uniformly among ties (at the
+//! start every untried model ties at infinity), with probability 1 / ties.
 //!
 //! **Convergence:** the model with the highest mean is separated from every other by UCB1's
 //! Hoeffding widths, whatever `bound` and `exploration`: `μ_best − sqrt(2 ln t / n_best) >
@@ -86,6 +86,25 @@ impl UcbConfig {
         }
     }
 
+    /// The allowed models with the highest upper bound, and how many there are.
+    fn leaders(&self, state: &UcbState, query: Query<'_>) -> (Vec<usize>, usize) {
+        let log_t = Self::log_t(state);
+        let mut best = Vec::new();
+        let mut top = f64::NEG_INFINITY;
+        for arm in (0..state.counts.len()).filter(|&arm| query.subset.contains(arm)) {
+            let upper = self.bounds(state, arm, log_t).1;
+            if upper > top {
+                top = upper;
+                best.clear();
+            }
+            if upper == top {
+                best.push(arm);
+            }
+        }
+        let ties = best.len();
+        (best, ties)
+    }
+
     fn log_t(state: &UcbState) -> f64 {
         state.counts.iter().sum::<f64>().max(1.0).ln()
     }
@@ -151,24 +170,25 @@ impl Algorithm for UcbConfig {
         })
     }
 
-    fn select(&self, state: &UcbState, query: Query<'_>, _rng: &mut Rng) -> Result<(usize, f64)> {
-        let log_t = Self::log_t(state);
-        let mut best: Option<(usize, f64)> = None;
-        for arm in (0..state.counts.len()).filter(|&arm| query.subset.contains(arm)) {
-            let upper = self.bounds(state, arm, log_t).1;
-            if best.is_none_or(|(_, b)| upper > b) {
-                best = Some((arm, upper));
-            }
+    fn select(&self, state: &UcbState, query: Query<'_>, rng: &mut Rng) -> Result<(usize, f64)> {
+        let (best, ties) = self.leaders(state, query);
+        if ties == 0 {
+            return Err(Error::NoEligibleModel);
         }
-        best.map(|(arm, _)| (arm, 1.0)).ok_or(Error::NoEligibleModel)
+        // A random number only when bounds tie (at the start, every untried model's is infinite).
+        let k = if ties > 1 { rng.below(ties) } else { 0 };
+        let arm = best.iter().copied().nth(k).ok_or(Error::NoEligibleModel)?;
+        #[allow(clippy::cast_precision_loss)]
+        Ok((arm, 1.0 / ties as f64))
     }
 
     fn probabilities(&self, state: &UcbState, query: Query<'_>) -> Vec<f64> {
-        let mut probabilities = vec![0.0; state.counts.len()];
-        if let Ok((arm, _)) = self.select(state, query, &mut Rng::seed_from_u64(0)) {
-            probabilities[arm] = 1.0;
-        }
-        probabilities
+        let (best, ties) = self.leaders(state, query);
+        #[allow(clippy::cast_precision_loss)]
+        let share = 1.0 / ties.max(1) as f64;
+        (0..state.counts.len())
+            .map(|arm| if best.contains(&arm) { share } else { 0.0 })
+            .collect()
     }
 
     fn update(&self, state: &mut UcbState, event: Event) -> Option<usize> {
@@ -255,9 +275,12 @@ mod tests {
             let mut s = c.initial_state(3, None).unwrap();
             let mut rng = Rng::seed_from_u64(0);
             let all = Query { subset: Subset::ALL };
-            for expected in 0..3 {
+            let mut tried = Vec::new();
+            for untried in (1..=3).rev() {
                 let (arm, p) = c.select(&s, all, &mut rng).unwrap();
-                assert_eq!((arm, p), (expected, 1.0));
+                assert!(!tried.contains(&arm));
+                assert_eq!(p, 1.0 / f64::from(untried));
+                tried.push(arm);
                 c.update(&mut s, event(arm, [0.2, 0.9, 0.5][arm]));
             }
             assert_eq!(c.select(&s, all, &mut rng).unwrap().0, 1);
