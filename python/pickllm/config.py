@@ -231,8 +231,8 @@ class UCB(_Policy):
     budget (1.0 is each paper's; 0.5 measured better, see docs/learners.md). UCB1-tuned is the
     default: as good as KL-UCB on RouterBench and about five times cheaper per feedback.
     ``discount < 1`` fades old evidence (discounted UCB), so a model left untried for long is
-    tried again. Selection is deterministic but for ties (untried models). A context has converged once the
-    best model's Hoeffding interval lies above every other's.
+    tried again. Selection is deterministic but for ties (untried models, drawn at random). A
+    context has converged once the best model's Hoeffding interval lies above every other's.
 
     >>> UCB(discount=0.999)
     UCB(exploration=0.5, discount=0.999, bound='tuned', lock=False)
