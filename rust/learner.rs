@@ -20,11 +20,74 @@ use crate::learners::ucb::{UcbConfig, UcbState};
 use crate::rng::Rng;
 use crate::subset::Subset;
 
-/// What a learner is told about the query it picks a model for. Today only the models it may
-/// choose from; a contextual learner would find the query's features here too.
+/// What a learner is told about the query it picks a model for: the models it may choose from
+/// and what all contexts have learned; a contextual learner would find the query's features
+/// here too.
 #[derive(Clone, Copy, Debug)]
 pub struct Query<'a> {
     pub subset: Subset<'a>,
+    pub evidence: Option<&'a Evidence>,
+}
+
+impl<'a> Query<'a> {
+    /// A query over `subset`, without pooled evidence.
+    #[must_use]
+    pub fn over(subset: Subset<'a>) -> Self {
+        Query { subset, evidence: None }
+    }
+}
+
+/// What all contexts have learned, pooled: per model, the number of feedbacks and their reward
+/// sum, over every context. A function of the ordered events, like every learner's state.
+/// Learners that share evidence (UCB's `share`) shrink a context's estimates toward it, so a
+/// new or rarely seen context does not start from nothing.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Evidence {
+    pub counts: Vec<f64>,
+    pub sums: Vec<f64>,
+}
+
+impl Evidence {
+    #[must_use]
+    pub fn new(models: usize) -> Self {
+        Evidence {
+            counts: vec![0.0; models],
+            sums: vec![0.0; models],
+        }
+    }
+
+    pub fn record(&mut self, arm: usize, reward: f64) {
+        if let (Some(n), Some(s)) = (self.counts.get_mut(arm), self.sums.get_mut(arm)) {
+            *n += 1.0;
+            *s += reward;
+        }
+    }
+
+    /// The pooled mean reward of `arm`, if it has any feedback.
+    #[must_use]
+    pub fn mean(&self, arm: usize) -> Option<f64> {
+        let n = *self.counts.get(arm)?;
+        (n > 0.0).then(|| (self.sums[arm] / n).clamp(0.0, 1.0))
+    }
+
+    /// Check pooled evidence read from a snapshot.
+    pub fn validate(&self, models: usize) -> Result<()> {
+        let valid = self.counts.len() == models
+            && self.sums.len() == models
+            && self
+                .counts
+                .iter()
+                .zip(&self.sums)
+                .all(|(n, s)| n.is_finite() && *n >= 0.0 && *s >= -1e-9 && *s <= n + 1e-9);
+        if valid {
+            Ok(())
+        } else {
+            Err(Error::snapshot(
+                "pooled evidence must be counts >= 0 with sums in [0, count], one per model",
+            ))
+        }
+    }
 }
 
 /// One feedback event: everything an update may depend on. Learned state is a function of the
@@ -188,13 +251,12 @@ impl Learner {
     /// Pick a model from `subset`; returns it and the probability it was picked with.
     /// A locked learner picks its model with certainty while that model is allowed, and
     /// otherwise falls back to its learned distribution over the subset.
-    pub fn select(&self, policy: &Policy, subset: Subset<'_>, rng: &mut Rng) -> Result<(usize, f64)> {
+    pub fn select(&self, policy: &Policy, query: Query<'_>, rng: &mut Rng) -> Result<(usize, f64)> {
         if let Some(arm) = self.locked.map(|a| a as usize)
-            && subset.contains(arm)
+            && query.subset.contains(arm)
         {
             return Ok((arm, 1.0));
         }
-        let query = Query { subset };
         dispatch!(policy, &self.state, |config, state| config.select(state, query, rng), else Err(mismatch()))
     }
 
@@ -228,14 +290,17 @@ impl Learner {
 
     /// The distribution `select` draws from over all models.
     #[must_use]
-    pub fn probabilities(&self, policy: &Policy) -> Vec<f64> {
+    pub fn probabilities(&self, policy: &Policy, evidence: Option<&Evidence>) -> Vec<f64> {
         let models = self.feedbacks.len();
         if let Some(locked) = self.locked {
             return (0..models)
                 .map(|arm| if arm == locked as usize { 1.0 } else { 0.0 })
                 .collect();
         }
-        let query = Query { subset: Subset::ALL };
+        let query = Query {
+            subset: Subset::ALL,
+            evidence,
+        };
         dispatch!(policy, &self.state, |config, state| config.probabilities(state, query), else vec![0.0; models])
     }
 
@@ -312,13 +377,18 @@ mod tests {
         learner.learn(&policy, 0, 1.0, 0.5);
         assert_eq!(learner.state, before, "a locked learner does not learn");
         assert_eq!(learner.feedbacks, vec![1, 4], "but counts the feedback");
-        assert_eq!(learner.probabilities(&policy), vec![0.0, 1.0]);
+        assert_eq!(learner.probabilities(&policy, None), vec![0.0, 1.0]);
         assert_eq!(learner.ranking(&policy), vec![1, 0]);
         let mut rng = Rng::seed_from_u64(0);
-        assert_eq!(learner.select(&policy, Subset::ALL, &mut rng).unwrap(), (1, 1.0));
+        assert_eq!(
+            learner.select(&policy, Query::over(Subset::ALL), &mut rng).unwrap(),
+            (1, 1.0)
+        );
         // With its model excluded it falls back to the learned distribution.
         assert_eq!(
-            learner.select(&policy, Subset(Some(&[true, false])), &mut rng).unwrap(),
+            learner
+                .select(&policy, Query::over(Subset(Some(&[true, false]))), &mut rng)
+                .unwrap(),
             (0, 1.0)
         );
     }
@@ -353,7 +423,7 @@ mod tests {
         assert!(learner.validate(&policy, 2).is_err());
         assert!(
             learner
-                .select(&policy, Subset::ALL, &mut Rng::seed_from_u64(1))
+                .select(&policy, Query::over(Subset::ALL), &mut Rng::seed_from_u64(1))
                 .is_err()
         );
         let before = learner.clone();
@@ -411,12 +481,14 @@ mod tests {
                 exploration: 0.5,
                 discount: 0.95,
                 bound: Bound::Tuned,
+                share: 5.0,
                 lock: true,
             }),
             Policy::Ucb(UcbConfig {
                 exploration: 1.0,
                 discount: 1.0,
                 bound: Bound::Kl,
+                share: 0.0,
                 lock: false,
             }),
             Policy::Exp3(Exp3Config {
@@ -444,11 +516,12 @@ mod tests {
                 let mut busy = fresh(&policy, 4);
                 let mut rng = Rng::seed_from_u64(seed);
                 let subset = if mask.iter().any(|&m| m) { Subset(Some(&mask)) } else { Subset::ALL };
+                let mut evidence = Evidence::new(4);
                 for &(arm, reward, propensity) in &events {
-                    let (picked, p) = busy.select(&policy, subset, &mut rng).unwrap();
+                    let query = Query { subset, evidence: Some(&evidence) };
+                    let (picked, p) = busy.select(&policy, query, &mut rng).unwrap();
                     proptest::prop_assert!(subset.contains(picked) && p > 0.0 && p <= 1.0);
                     if busy.locked.is_none_or(|l| !subset.contains(l as usize)) {
-                        let query = Query { subset };
                         let expected = dispatch!(&policy, &busy.state, |c, s| c.probabilities(s, query), else Vec::new());
                         proptest::prop_assert!((expected[picked] - p).abs() < 1e-12, "{policy:?}");
                         let total: f64 = expected.iter().sum();
@@ -457,13 +530,16 @@ mod tests {
                     }
                     quiet.learn(&policy, arm, reward, propensity);
                     busy.learn(&policy, arm, reward, propensity);
+                    // Other contexts' feedback moves the pooled evidence too.
+                    evidence.record(arm, reward);
+                    evidence.record((arm + 1) % 4, 1.0 - reward);
                 }
                 proptest::prop_assert_eq!(&quiet, &busy);
                 proptest::prop_assert!(quiet.validate(&policy, 4).is_ok(), "{policy:?}");
                 let json = serde_json::to_string(&quiet).unwrap();
                 let back: Learner = serde_json::from_str(&json).unwrap();
                 proptest::prop_assert_eq!(&back, &quiet);
-                let total: f64 = quiet.probabilities(&policy).iter().sum();
+                let total: f64 = quiet.probabilities(&policy, None).iter().sum();
                 proptest::prop_assert!((total - 1.0).abs() < 1e-9);
             }
         }

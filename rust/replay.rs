@@ -13,7 +13,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::learner::{Learner, Policy};
+use crate::learner::{Evidence, Learner, Policy, Query};
 use crate::reward::{Observation, Reward};
 use crate::rng::Rng;
 use crate::subset::Subset;
@@ -347,6 +347,8 @@ fn session(phases: &Phases<'_>, strategy: &Strategy, queries: usize, seed: u64, 
     // Per query after the drift: the policy's reward, the new best fixed model's, and whether
     // the pick was the new best.
     let mut after: Vec<(f64, f64, bool)> = Vec::new();
+    // Pooled over the session's tables, as a router pools its contexts.
+    let mut evidence = Evidence::new(models);
     let mut data_rng = Rng::seed_from_u64(seed);
     let mut rng = Rng::seed_from_u64(seed ^ STRATEGY_STREAM);
     let mut order = Order::new(tables);
@@ -384,14 +386,21 @@ fn session(phases: &Phases<'_>, strategy: &Strategy, queries: usize, seed: u64, 
         let row_rewards = &scored.rewards[table][row * models..(row + 1) * models];
         let learner_index = if learners.len() > 1 { table } else { 0 };
         if trace && let (Some(first), Some(policy)) = (learners.first(), policy) {
-            result.trace.extend(first.probabilities(policy));
+            result.trace.extend(first.probabilities(policy, Some(&evidence)));
         }
         let mut propensity = 1.0;
         let arm = match strategy {
             Strategy::Learner { policy, .. } => {
                 // Selection over all models cannot fail; model 0 stands in for the impossible.
                 let (arm, p) = learners[learner_index]
-                    .select(policy, Subset::ALL, &mut rng)
+                    .select(
+                        policy,
+                        Query {
+                            subset: Subset::ALL,
+                            evidence: Some(&evidence),
+                        },
+                        &mut rng,
+                    )
                     .unwrap_or((0, 1.0));
                 propensity = p;
                 arm
@@ -412,6 +421,7 @@ fn session(phases: &Phases<'_>, strategy: &Strategy, queries: usize, seed: u64, 
         if let Some(policy) = policy {
             let learner = &mut learners[learner_index];
             learner.learn(policy, arm, r, propensity);
+            evidence.record(arm, r);
             if result.converged[learner_index].is_none()
                 && let Some(model) = learner.converged(policy)
             {

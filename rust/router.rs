@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::contexts::Contexts;
 use crate::decisions::{Ledger, MAX_NEXT_ID};
 use crate::error::{DecisionProblem, Error, Result};
-use crate::learner::{Learner, Policy, State};
+use crate::learner::{Evidence, Learner, Policy, Query, State};
 use crate::reward::{Observation, Reward};
 use crate::rng::Rng;
 use crate::subset::Subset;
@@ -74,6 +74,8 @@ pub struct Router {
     pub(crate) model_index: HashMap<String, u32>,
     pub(crate) fresh: State,
     pub(crate) contexts: Contexts,
+    /// What all contexts have learned, pooled (see [`Evidence`]).
+    pub(crate) evidence: Evidence,
     pub(crate) ledger: Ledger,
     pub(crate) rng: Rng,
 }
@@ -104,6 +106,7 @@ impl Router {
     /// ```
     pub fn new(config: Config, seed: u64) -> Result<Self> {
         let fresh = config.validate()?;
+        let models = config.models.len();
         let model_index = config
             .models
             .iter()
@@ -116,6 +119,7 @@ impl Router {
             model_index,
             fresh,
             contexts: Contexts::default(),
+            evidence: Evidence::new(models),
             ledger,
             rng: Rng::seed_from_u64(seed),
         })
@@ -156,7 +160,11 @@ impl Router {
         let Some(learner) = self.contexts.learner(index) else {
             return Err(Error::NoEligibleModel);
         };
-        let (arm, probability) = learner.select(&self.config.policy, subset, &mut self.rng)?;
+        let query = Query {
+            subset,
+            evidence: Some(&self.evidence),
+        };
+        let (arm, probability) = learner.select(&self.config.policy, query, &mut self.rng)?;
         #[allow(clippy::cast_possible_truncation)] // arm < models.len() < 2^32, checked at construction
         let id = self.ledger.issue(index, arm as u32, probability);
         Ok(Selection {
@@ -206,6 +214,7 @@ impl Router {
         };
         self.ledger.consume_slot(slot, id);
         learner.learn(&self.config.policy, pending.arm as usize, reward, pending.probability);
+        self.evidence.record(pending.arm as usize, reward);
         Ok(reward)
     }
 
@@ -214,8 +223,8 @@ impl Router {
     pub fn probabilities(&self, context: &str) -> Vec<f64> {
         let policy = &self.config.policy;
         self.contexts.get(context).map_or_else(
-            || Learner::new(self.fresh.clone()).probabilities(policy),
-            |learner| learner.probabilities(policy),
+            || Learner::new(self.fresh.clone()).probabilities(policy, Some(&self.evidence)),
+            |learner| learner.probabilities(policy, Some(&self.evidence)),
         )
     }
 

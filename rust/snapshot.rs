@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::contexts::Contexts;
 use crate::decisions::{Ledger, MAX_NEXT_ID, Pending};
 use crate::error::{Error, Result};
-use crate::learner::Learner;
+use crate::learner::{Evidence, Learner};
 use crate::rng::{GENERATOR, Rng};
 use crate::router::{Config, Router};
 
@@ -38,6 +38,9 @@ struct Payload {
     next_id: u64,
     contexts: Vec<ContextRecord>,
     pending: Vec<Pending>,
+    /// Absent from snapshots written before learners pooled evidence: restored as none.
+    #[serde(default)]
+    evidence: Evidence,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -64,6 +67,7 @@ impl Router {
                 })
                 .collect(),
             pending: self.ledger.pending(),
+            evidence: self.evidence.clone(),
         };
         let json = serde_json::to_vec(&payload).map_err(|e| Error::snapshot(format!("cannot encode: {e}")))?;
         let mut out = Vec::with_capacity(HEADER + json.len());
@@ -87,6 +91,10 @@ impl Router {
         let mut router = Router::new(payload.config, 0).map_err(|e| Error::snapshot(format!("config: {e}")))?;
         router.rng = payload.rng;
         let models = router.config.models.len();
+        if payload.evidence != Evidence::default() {
+            payload.evidence.validate(models)?;
+            router.evidence = payload.evidence;
+        }
         let mut contexts = Contexts::default();
         for record in payload.contexts {
             record

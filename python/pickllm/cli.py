@@ -195,7 +195,7 @@ def _learners(args: argparse.Namespace) -> list[Strategy]:
 #: The settings each newer family is replayed with (docs/learners.md compares them).
 _FAMILIES: dict[str, list[Policy]] = {
     "thompson": [ThompsonSampling(), ThompsonSampling(discount=0.999)],
-    "ucb": [UCB(), UCB(exploration=1.0), UCB(discount=0.999)],
+    "ucb": [UCB(), UCB(share=0.0), UCB(exploration=1.0), UCB(discount=0.999)],
     "exp3": [Exp3(gamma=0.1), Exp3(gamma=0.1, discount=0.999)],
 }
 

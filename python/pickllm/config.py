@@ -231,17 +231,22 @@ class UCB(_Policy):
     budget (1.0 is each paper's; 0.5 measured better, see docs/learners.md). UCB1-tuned is the
     default: as good as KL-UCB on RouterBench and about five times cheaper per feedback.
     ``discount < 1`` fades old evidence (discounted UCB), so a model left untried for long is
-    tried again. Selection is deterministic but for ties (untried models, drawn at random). A
-    context has converged once the best model's Hoeffding interval lies above every other's.
+    tried again. ``share > 0`` shares evidence across contexts: a context selects as if each
+    model also had ``share`` feedbacks at its mean over all contexts, so a new context starts
+    from what the pool learned (0 turns it off; 5, the default, measured best on RouterBench and
+    the built-in scenario: docs/learners.md). Selection is deterministic but for ties (untried
+    models, drawn at random). A context has converged once the best model's Hoeffding interval
+    lies above every other's.
 
     >>> UCB(discount=0.999)
-    UCB(exploration=0.5, discount=0.999, bound='tuned', lock=False)
+    UCB(exploration=0.5, discount=0.999, bound='tuned', share=5.0, lock=False)
     """
 
     kind: Literal["ucb"] = "ucb"
     exploration: float = 0.5
     discount: float = 1.0
     bound: Literal["kl", "tuned"] = "tuned"
+    share: float = 5.0
     lock: bool = False
 
     def __init__(
@@ -249,9 +254,12 @@ class UCB(_Policy):
         exploration: float = 0.5,
         discount: float = 1.0,
         bound: Literal["kl", "tuned"] = "tuned",
+        share: float = 5.0,
         lock: bool = False,
     ) -> None:
-        super().__init__(exploration=exploration, discount=discount, bound=bound, lock=lock)
+        super().__init__(
+            exploration=exploration, discount=discount, bound=bound, share=share, lock=lock
+        )
 
 
 class Exp3(_Policy):

@@ -190,15 +190,10 @@ mod tests {
         let s = Exp3State {
             log_weights: vec![0.0, -1000.0, -1000.0],
         };
-        let p = c.probabilities(&s, Query { subset: Subset::ALL });
+        let p = c.probabilities(&s, Query::over(Subset::ALL));
         assert!((p[0] - (0.9 + 0.1 / 3.0)).abs() < 1e-12);
         let mask = [false, true, true];
-        let p = c.probabilities(
-            &s,
-            Query {
-                subset: Subset(Some(&mask)),
-            },
-        );
+        let p = c.probabilities(&s, Query::over(Subset(Some(&mask))));
         assert_eq!(p[0], 0.0);
         assert!((p[1] - 0.5).abs() < 1e-12 && (p[2] - 0.5).abs() < 1e-12);
     }

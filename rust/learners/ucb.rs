@@ -12,7 +12,10 @@
 //! - `"kl"` (KL-UCB, Garivier and Cappé 2011): the largest `p ≥ μ` with
 //!   `n·kl(μ, p) ≤ c·ln t`, `kl` the Bernoulli divergence, found by bisection to 1e-6.
 //!
-//! `c = exploration` (1.0 is each paper's constant). A model never tried has an infinite bound.
+//! `c = exploration` (1.0 is each paper's constant). With `share = s > 0` a context selects
+//! as if each model also had `s` feedbacks at its mean over all contexts (the router's pooled
+//! [`Evidence`]): a hierarchical prior of fixed strength, so a new context starts from what the
+//! pool has learned and its own evidence outweighs the prior once it has more than `s`. A model never tried has an infinite bound.
 //! Selection picks the highest bound among the allowed models, uniformly among ties (at the
 //! start every untried model ties at infinity), with probability 1 / ties.
 //!
@@ -23,7 +26,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::learner::{Algorithm, Event, Models, Query, rank_by};
+use crate::learner::{Algorithm, Event, Evidence, Models, Query, rank_by};
 use crate::rng::Rng;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,6 +42,10 @@ pub struct UcbConfig {
     pub exploration: f64,
     pub discount: f64,
     pub bound: Bound,
+    /// Pseudo-feedbacks at the pooled mean of all contexts added to each model's statistics
+    /// when selecting (0: contexts learn alone).
+    #[serde(default)]
+    pub share: f64,
     pub lock: bool,
 }
 
@@ -68,31 +75,42 @@ impl UcbState {
 }
 
 impl UcbConfig {
-    /// The lower and upper confidence bounds of `arm`'s mean reward, given `ln t`.
-    fn bounds(&self, state: &UcbState, arm: usize, log_t: f64) -> (f64, f64) {
-        let n = state.counts[arm];
-        if n <= 0.0 {
-            return (f64::NEG_INFINITY, f64::INFINITY);
+    /// `arm`'s count, reward sum and squared sum for selection: the context's own, plus `share`
+    /// pseudo-feedbacks at the pooled mean when there is one.
+    fn stats(&self, state: &UcbState, arm: usize, evidence: Option<&Evidence>) -> (f64, f64, f64) {
+        let own = (state.counts[arm], state.sums[arm], state.squares[arm]);
+        match evidence.and_then(|e| e.mean(arm)) {
+            Some(m) if self.share > 0.0 => (own.0 + self.share, own.1 + self.share * m, own.2 + self.share * m * m),
+            _ => own,
         }
-        let mean = state.mean(arm);
+    }
+
+    /// The upper confidence bound of `arm`'s mean reward from its statistics, given `ln t`.
+    fn upper(&self, (n, sum, squares): (f64, f64, f64), log_t: f64) -> f64 {
+        if n <= 0.0 {
+            return f64::INFINITY;
+        }
+        let mean = (sum / n).clamp(0.0, 1.0);
         let budget = self.exploration * log_t;
         match self.bound {
             Bound::Tuned => {
-                let variance = (state.squares[arm] / n - mean * mean).max(0.0) + (2.0 * log_t / n).sqrt();
-                let width = (budget / n * variance.min(0.25)).sqrt();
-                (mean - width, mean + width)
+                let variance = (squares / n - mean * mean).max(0.0) + (2.0 * log_t / n).sqrt();
+                mean + (budget / n * variance.min(0.25)).sqrt()
             }
-            Bound::Kl => (kl_bound(mean, budget / n, false), kl_bound(mean, budget / n, true)),
+            Bound::Kl => kl_bound(mean, budget / n, true),
         }
     }
 
     /// The allowed models with the highest upper bound, and how many there are.
     fn leaders(&self, state: &UcbState, query: Query<'_>) -> (Vec<usize>, usize) {
-        let log_t = Self::log_t(state);
+        let stats: Vec<(f64, f64, f64)> = (0..state.counts.len())
+            .map(|arm| self.stats(state, arm, query.evidence))
+            .collect();
+        let log_t = stats.iter().map(|s| s.0).sum::<f64>().max(1.0).ln();
         let mut best = Vec::new();
         let mut top = f64::NEG_INFINITY;
         for arm in (0..state.counts.len()).filter(|&arm| query.subset.contains(arm)) {
-            let upper = self.bounds(state, arm, log_t).1;
+            let upper = self.upper(stats[arm], log_t);
             if upper > top {
                 top = upper;
                 best.clear();
@@ -143,6 +161,13 @@ impl Algorithm for UcbConfig {
         }
         if !(self.discount > 0.0 && self.discount <= 1.0) {
             return Err(Error::parameter("discount", self.discount, "in (0, 1]"));
+        }
+        if !(self.share.is_finite() && self.share >= 0.0) {
+            return Err(Error::parameter(
+                "share",
+                self.share,
+                "finite and >= 0 (pseudo-feedbacks)",
+            ));
         }
         Ok(())
     }
@@ -255,6 +280,7 @@ mod tests {
             exploration: 1.0,
             discount: 1.0,
             bound,
+            share: 0.0,
             lock: false,
         }
     }
@@ -269,12 +295,34 @@ mod tests {
     }
 
     #[test]
+    fn shared_evidence_starts_a_new_context_from_the_pool() {
+        let c = UcbConfig {
+            share: 10.0,
+            ..config(Bound::Tuned)
+        };
+        let fresh = c.initial_state(3, None).unwrap();
+        let mut evidence = Evidence::new(3);
+        for _ in 0..50 {
+            evidence.record(0, 0.1);
+            evidence.record(1, 0.9);
+            evidence.record(2, 0.5);
+        }
+        let query = Query {
+            subset: Subset::ALL,
+            evidence: Some(&evidence),
+        };
+        // No own feedback, yet the pool's best model leads; alone, all three would tie.
+        assert_eq!(c.select(&fresh, query, &mut Rng::seed_from_u64(0)).unwrap(), (1, 1.0));
+        assert_eq!(config(Bound::Tuned).probabilities(&fresh, query), vec![1.0 / 3.0; 3]);
+    }
+
+    #[test]
     fn tries_every_model_first_then_the_best() {
         for bound in [Bound::Tuned, Bound::Kl] {
             let c = config(bound);
             let mut s = c.initial_state(3, None).unwrap();
             let mut rng = Rng::seed_from_u64(0);
-            let all = Query { subset: Subset::ALL };
+            let all = Query::over(Subset::ALL);
             let mut tried = Vec::new();
             for untried in (1..=3).rev() {
                 let (arm, p) = c.select(&s, all, &mut rng).unwrap();
@@ -285,18 +333,7 @@ mod tests {
             }
             assert_eq!(c.select(&s, all, &mut rng).unwrap().0, 1);
             let mask = [true, false, true];
-            assert_eq!(
-                c.select(
-                    &s,
-                    Query {
-                        subset: Subset(Some(&mask))
-                    },
-                    &mut rng
-                )
-                .unwrap()
-                .0,
-                2
-            );
+            assert_eq!(c.select(&s, Query::over(Subset(Some(&mask))), &mut rng).unwrap().0, 2);
         }
     }
 

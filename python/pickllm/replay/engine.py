@@ -123,7 +123,12 @@ def _policy_label(policy: Policy) -> str:
         case ThompsonSampling():
             return "thompson" + _forgetting(policy.discount)
         case UCB():
-            return f"ucb-{policy.bound} c={policy.exploration:g}" + _forgetting(policy.discount)
+            shared = f" share={policy.share:g}"
+            return (
+                f"ucb-{policy.bound} c={policy.exploration:g}"
+                + _forgetting(policy.discount)
+                + shared
+            )
         case Exp3():
             return f"exp3 g={policy.gamma:g}" + _forgetting(policy.discount)
 
