@@ -1,6 +1,6 @@
 """Compare every learner (2-3 settings each) on replayed data; prints the table of docs/learners.md.
 
-    python benches/learners.py [--data DIR] [--seeds N]
+    python benches/learners.py [--data DIR] [--seeds N] [--figure PNG]
 
 Measures, accuracy-only reward, mean over seeds:
 
@@ -102,14 +102,65 @@ def drift(strategy: Strategy, table: Table, seeds: list[int]) -> tuple[float, fl
     return share, most, f"{median} ({len(recovered)}/{len(after)})"
 
 
+#: The learners the drift figure follows.
+FIGURE_POLICIES: list[Policy] = [
+    LearningAutomaton(0.1),
+    QLearning("sample_average", epsilon=0.1, epsilon_decay=0.98, epsilon_min=0.02),
+    ThompsonSampling(),
+    UCB(),
+    Exp3(gamma=0.1),
+]
+
+
+def drift_figure(table: Table, seeds: list[int], path: Path) -> None:
+    """Mean probability of choosing the new best model before each query, drift at 2,000."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    change = Drift(at=2000, model=0, accuracy=0.5)
+    after = model_means(table, ACCURACY_ONLY)
+    # The new best: the best of the others (model 0, the old best, has lost half its accuracy).
+    new_best = max(range(1, len(after)), key=lambda i: after[i].reward)
+    width, queries = len(table.models), 4500
+    fig, ax = plt.subplots(figsize=(8, 4))
+    for policy in FIGURE_POLICIES:
+        strategy = Strategy.learner(policy)
+        runs = run_sessions(
+            [table], ACCURACY_ONLY, strategy, queries, seeds, trace=True, drift=change
+        )
+        curve = [
+            statistics.fmean(s.trace[q * width + new_best] for s in runs) for q in range(queries)
+        ]
+        ax.plot(range(1, queries + 1), curve, label=strategy.label)
+    ax.axvline(change.at, color="grey", linestyle="--", linewidth=1)
+    ax.axvspan(change.at + 1500, change.at + 2000, color="grey", alpha=0.15)
+    ax.set_xlabel("query")
+    ax.set_ylabel("P(choose the new best model)")
+    ax.set_title(
+        f"{table.name}: {table.models[0]} loses half its accuracy at query {change.at} "
+        f"(mean of {len(seeds)} sessions)",
+        fontsize=9,
+    )
+    ax.set_ylim(-0.02, 1.02)
+    ax.legend(fontsize=8, loc="center left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
     parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--figure", type=Path, help="also draw the drift figure to this PNG")
     args = parser.parse_args()
     seeds = list(range(args.seeds))
     bench, built_in = routerbench(args.data), scenario()
     shifted = three_of(bench[0])
+    if args.figure is not None:
+        drift_figure(shifted, seeds, args.figure)
     print(
         "| policy | gap closed, RouterBench | gap closed, scenario "
         "| drift: picks of the new best, q 1,500-2,000 | sessions where most "
