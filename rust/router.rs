@@ -206,16 +206,26 @@ impl Router {
                 expected: "a finite number",
             });
         }
-        let Some(learner) = self.contexts.learner_mut(pending.context) else {
+        if self.contexts.learner(pending.context).is_none() {
             return Err(Error::Decision {
                 id,
                 problem: DecisionProblem::NeverIssued,
             });
-        };
+        }
         self.ledger.consume_slot(slot, id);
-        learner.learn(&self.config.policy, pending.arm as usize, reward, pending.probability);
-        self.evidence.record(pending.arm as usize, reward);
+        self.learn(pending.context, pending.arm as usize, reward, pending.probability);
         Ok(reward)
+    }
+
+    /// Apply one feedback event to context `context`'s learner and to the pooled evidence: the
+    /// single path every event takes (a decision's feedback, or an imported observation), so
+    /// that learned state is the same function of the ordered events everywhere. `reward` is in
+    /// [0, 1], `propensity` the probability the model had of being chosen, in (0, 1].
+    pub(crate) fn learn(&mut self, context: u32, arm: usize, reward: f64, propensity: f64) {
+        if let Some(learner) = self.contexts.learner_mut(context) {
+            learner.learn(&self.config.policy, arm, reward, propensity);
+            self.evidence.record(arm, reward);
+        }
     }
 
     /// The distribution `select` would draw from in `context` (a fresh learner's if unseen).

@@ -204,19 +204,27 @@ const NODES: usize = 8;
 /// Beyond this many standard deviations a normal CDF is 0 or 1 to within 1e-16.
 const TAIL: f64 = 8.3;
 
-/// The standard normal CDF from a table over [−TAIL, TAIL] with linear interpolation (error
-/// below 1e-6; the table is built once from [`normal_cdf`]): a lookup instead of an `exp`.
-fn fast_cdf(x: f64) -> f64 {
-    const STEPS: usize = 4096;
+const CDF_STEPS: usize = 4096;
+
+/// The standard normal CDF tabulated over [−TAIL, TAIL] (built once from [`normal_cdf`]), for
+/// [`fast_cdf`]: a lookup instead of an `exp`.
+fn cdf_table() -> &'static [f64] {
     static TABLE: OnceLock<Vec<f64>> = OnceLock::new();
-    let table = TABLE.get_or_init(|| {
+    TABLE.get_or_init(|| {
         #[allow(clippy::cast_precision_loss)]
-        (0..=STEPS + 1)
-            .map(|i| normal_cdf(-TAIL + 2.0 * TAIL * i as f64 / STEPS as f64))
+        (0..=CDF_STEPS + 1)
+            .map(|i| normal_cdf(-TAIL + 2.0 * TAIL * i as f64 / CDF_STEPS as f64))
             .collect()
-    });
+    })
+}
+
+/// The standard normal CDF by linear interpolation in `table` (error below 1e-6).
+#[inline]
+fn fast_cdf(table: &[f64], x: f64) -> f64 {
     #[allow(clippy::cast_precision_loss)]
-    let position = ((x + TAIL) / (2.0 * TAIL) * STEPS as f64).clamp(0.0, STEPS as f64);
+    const SCALE: f64 = CDF_STEPS as f64 / (2.0 * TAIL);
+    #[allow(clippy::cast_precision_loss)]
+    let position = ((x + TAIL) * SCALE).clamp(0.0, CDF_STEPS as f64);
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // clamped into [0, STEPS]
     let i = position as usize;
     #[allow(clippy::cast_precision_loss)]
@@ -242,46 +250,47 @@ fn normal_cdf(x: f64) -> f64 {
 /// Per model, the probability that its mean reward is the largest, with each Beta posterior
 /// taken as the normal of its mean and variance (see the module docs). Sums to 1.
 pub(crate) fn best_probabilities(alpha: &[f64], beta: &[f64]) -> Vec<f64> {
-    let moments: Vec<(f64, f64)> = alpha
+    // Per model: mean, standard deviation and its inverse.
+    let moments: Vec<(f64, f64, f64)> = alpha
         .iter()
         .zip(beta)
         .map(|(&a, &b)| {
             let n = a + b;
-            (a / n, (a * b / (n * n * (n + 1.0))).sqrt())
+            let sd = (a * b / (n * n * (n + 1.0))).sqrt();
+            (a / n, sd, 1.0 / sd)
         })
         .collect();
     // No model can be best where it lies below every other's plausible range.
     let floor = moments
         .iter()
-        .map(|(m, s)| m - TAIL * s)
+        .map(|(m, s, _)| m - TAIL * s)
         .fold(f64::NEG_INFINITY, f64::max);
     let rule = gauss_hermite();
+    let table = cdf_table();
     let mut probabilities: Vec<f64> = moments
         .iter()
         .enumerate()
-        .map(|(a, &(mean, sd))| {
+        .map(|(a, &(mean, sd, _))| {
             if mean + TAIL * sd < floor {
                 return 0.0;
             }
-            rule.iter()
-                .map(|&(z, w)| {
-                    let x = mean + sd * z;
-                    let mut product = w;
-                    for (b, &(mb, sb)) in moments.iter().enumerate() {
-                        if b == a {
-                            continue;
-                        }
-                        let u = (x - mb) / sb;
-                        if u < -TAIL {
-                            return 0.0;
-                        }
-                        if u < TAIL {
-                            product *= fast_cdf(u);
-                        }
+            let mut total = 0.0;
+            'nodes: for &(z, w) in rule {
+                let x = mean + sd * z;
+                let mut product = w;
+                for (b, &(mb, _, inverse)) in moments.iter().enumerate() {
+                    let u = (x - mb) * inverse;
+                    if b == a || u >= TAIL {
+                        continue;
                     }
-                    product
-                })
-                .sum()
+                    if u <= -TAIL {
+                        continue 'nodes;
+                    }
+                    product *= fast_cdf(table, u);
+                }
+                total += product;
+            }
+            total
         })
         .collect();
     let total: f64 = probabilities.iter().sum();
@@ -327,7 +336,7 @@ mod tests {
         assert!((normal_cdf(-1.959_963_985) - 0.025).abs() < 1e-8);
         for i in -1000..=1000 {
             let x = f64::from(i) * 0.0083;
-            assert!((fast_cdf(x) - normal_cdf(x)).abs() < 1e-6, "{x}");
+            assert!((fast_cdf(cdf_table(), x) - normal_cdf(x)).abs() < 1e-6, "{x}");
         }
     }
 
