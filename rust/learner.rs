@@ -37,8 +37,8 @@ impl<'a> Query<'a> {
     }
 }
 
-/// What all contexts have learned, pooled: per model, the number of feedbacks and their reward
-/// sum, over every context. A function of the ordered events, like every learner's state.
+/// What all contexts have learned, pooled: per model, the (discounted, as the policy's own
+/// evidence) number of feedbacks and their reward sum, over every context. A function of the ordered events, like every learner's state.
 /// Learners that share evidence (UCB's `share`) shrink a context's estimates toward it, so a
 /// new or rarely seen context does not start from nothing.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -57,7 +57,13 @@ impl Evidence {
         }
     }
 
-    pub fn record(&mut self, arm: usize, reward: f64) {
+    /// Add one feedback, after scaling what was there by `discount` (1 keeps everything).
+    pub fn record(&mut self, arm: usize, reward: f64, discount: f64) {
+        if discount < 1.0 {
+            for v in self.counts.iter_mut().chain(&mut self.sums) {
+                *v *= discount;
+            }
+        }
         if let (Some(n), Some(s)) = (self.counts.get_mut(arm), self.sums.get_mut(arm)) {
             *n += 1.0;
             *s += reward;
@@ -113,6 +119,11 @@ pub trait Algorithm {
     fn validate(&self, models: usize) -> Result<()>;
     /// Whether a converged context stops learning and always picks its model.
     fn lock(&self) -> bool;
+    /// How much of the old evidence each feedback keeps (1: all); the pooled [`Evidence`]
+    /// forgets at the same rate.
+    fn discount(&self) -> f64 {
+        1.0
+    }
     /// A fresh context's state; `prior`, when given, has one value per model (meaning per
     /// algorithm, documented in its file).
     fn initial_state(&self, models: usize, prior: Option<&[f64]>) -> Result<Self::State>;
@@ -198,6 +209,12 @@ impl Policy {
 
     fn lock(&self) -> bool {
         dispatch!(self, |config| Algorithm::lock(config))
+    }
+
+    /// The learner's discount (see [`Algorithm::discount`]).
+    #[must_use]
+    pub fn discount(&self) -> f64 {
+        dispatch!(self, |config| Algorithm::discount(config))
     }
 
     /// Validate a prior (one value per model) and turn it into a fresh learner's state.
@@ -531,8 +548,8 @@ mod tests {
                     quiet.learn(&policy, arm, reward, propensity);
                     busy.learn(&policy, arm, reward, propensity);
                     // Other contexts' feedback moves the pooled evidence too.
-                    evidence.record(arm, reward);
-                    evidence.record((arm + 1) % 4, 1.0 - reward);
+                    evidence.record(arm, reward, policy.discount());
+                    evidence.record((arm + 1) % 4, 1.0 - reward, policy.discount());
                 }
                 proptest::prop_assert_eq!(&quiet, &busy);
                 proptest::prop_assert!(quiet.validate(&policy, 4).is_ok(), "{policy:?}");
@@ -543,6 +560,18 @@ mod tests {
                 proptest::prop_assert!((total - 1.0).abs() < 1e-9);
             }
         }
+    }
+
+    #[test]
+    fn pooled_evidence_forgets_at_the_policy_rate() {
+        let mut evidence = Evidence::new(2);
+        evidence.record(0, 1.0, 0.5);
+        evidence.record(1, 0.5, 0.5);
+        assert_eq!(evidence.counts, vec![0.5, 1.0]);
+        assert_eq!(evidence.sums, vec![0.5, 0.5]);
+        assert_eq!((evidence.mean(0), evidence.mean(1)), (Some(1.0), Some(0.5)));
+        assert!(evidence.validate(2).is_ok() && evidence.validate(3).is_err());
+        assert_eq!(automaton(true).discount(), 1.0);
     }
 
     #[test]

@@ -224,7 +224,7 @@ impl Router {
     pub(crate) fn learn(&mut self, context: u32, arm: usize, reward: f64, propensity: f64) {
         if let Some(learner) = self.contexts.learner_mut(context) {
             learner.learn(&self.config.policy, arm, reward, propensity);
-            self.evidence.record(arm, reward);
+            self.evidence.record(arm, reward, self.config.policy.discount());
         }
     }
 

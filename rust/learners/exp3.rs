@@ -82,6 +82,10 @@ impl Algorithm for Exp3Config {
         self.lock
     }
 
+    fn discount(&self) -> f64 {
+        self.discount
+    }
+
     /// The router's prior gives positive initial weights (normalized), as for the automaton.
     fn initial_state(&self, models: usize, prior: Option<&[f64]>) -> Result<Exp3State> {
         let Some(prior) = prior else {

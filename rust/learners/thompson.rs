@@ -76,6 +76,10 @@ impl Algorithm for ThompsonConfig {
         self.lock
     }
 
+    fn discount(&self) -> f64 {
+        self.discount
+    }
+
     /// The router's prior, one mean reward in [0, 1] per model, counts as one observation.
     fn initial_state(&self, models: usize, prior: Option<&[f64]>) -> Result<Posteriors> {
         let [a0, b0] = self.prior;

@@ -190,6 +190,10 @@ impl Algorithm for UcbConfig {
         self.lock
     }
 
+    fn discount(&self) -> f64 {
+        self.discount
+    }
+
     /// The router's prior, one mean reward in [0, 1] per model, counts as one observation.
     fn initial_state(&self, models: usize, prior: Option<&[f64]>) -> Result<UcbState> {
         let Some(prior) = prior else {
@@ -310,9 +314,9 @@ mod tests {
         let fresh = c.initial_state(3, None).unwrap();
         let mut evidence = Evidence::new(3);
         for _ in 0..50 {
-            evidence.record(0, 0.1);
-            evidence.record(1, 0.9);
-            evidence.record(2, 0.5);
+            evidence.record(0, 0.1, 1.0);
+            evidence.record(1, 0.9, 1.0);
+            evidence.record(2, 0.5, 1.0);
         }
         let query = Query {
             subset: Subset::ALL,
