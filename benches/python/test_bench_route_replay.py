@@ -11,10 +11,12 @@ Route overhead is measured two ways, each against the same work done without pic
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
@@ -94,6 +96,36 @@ def test_direct_local_server(benchmark: Any, farm_url: str) -> None:
 
     label(benchmark, "route, local HTTP server", "backend call + scorer", 2)
     assert benchmark.pedantic(call, rounds=ROUNDS) == 1.0
+    backend.close()
+
+
+def test_raw_httpx_local_server(benchmark: Any, farm_url: str) -> None:
+    """The baseline of the backend's own overhead: the same POST with a bare httpx.Client."""
+    body = {"model": "a", "messages": MESSAGES}
+    with httpx.Client() as client:
+
+        def call() -> Any:
+            return client.post(farm_url + "/chat/completions", json=body).json()
+
+        label(benchmark, "backend call, local HTTP server", "raw httpx", 1)
+        assert benchmark.pedantic(call, rounds=ROUNDS)["choices"]
+
+
+@pytest.mark.parametrize("limits", ["no limits", "deadline + size cap"])
+def test_backend_local_server(benchmark: Any, farm_url: str, limits: str) -> None:
+    """OpenAICompatible.complete: validation, timing, classification; with a deadline also the
+    watchdog and connection tracing, with a cap the counting of bytes."""
+    backend = OpenAICompatible(base_url=farm_url, api_key_env=None)
+    bounded = limits != "no limits"
+
+    def call() -> Completion:
+        if not bounded:
+            return backend.complete(MESSAGES, model="a")
+        deadline = time.monotonic() + 30.0
+        return backend.complete(MESSAGES, model="a", deadline=deadline, max_response_bytes=2**23)
+
+    label(benchmark, "backend call, local HTTP server", f"OpenAICompatible, {limits}", 1)
+    assert benchmark.pedantic(call, rounds=ROUNDS).text == "B"
     backend.close()
 
 

@@ -8,9 +8,9 @@ loading); pydantic checks types, rejects unknown fields and NaN, and gives a rea
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from pickllm import _core
 from pickllm.errors import ConfigError
@@ -290,24 +290,17 @@ class Exp3(_Policy):
         super().__init__(gamma=gamma, discount=discount, threshold=threshold, lock=lock)
 
 
-#: Any learning policy, told apart by its ``kind``.
-Policy = Annotated[
-    LearningAutomaton | QLearning | ThompsonSampling | UCB | Exp3, Field(discriminator="kind")
-]
+#: Any learning policy: a union told apart by each class's ``kind`` tag.
+Policy = LearningAutomaton | QLearning | ThompsonSampling | UCB | Exp3
 #: The policy classes, for ``isinstance`` checks.
 POLICIES = (LearningAutomaton, QLearning, ThompsonSampling, UCB, Exp3)
 
-_POLICY_CLASSES: dict[str, type[_Config]] = {
-    "learning_automaton": LearningAutomaton,
-    "q_learning": QLearning,
-    "thompson_sampling": ThompsonSampling,
-    "ucb": UCB,
-    "exp3": Exp3,
-}
-
 
 def policy_from_core(data: dict[str, Any]) -> Policy:
-    """Rebuild a policy object from the core's JSON form."""
-    fields = {k: v for k, v in data.items() if k != "kind"}
-    policy: Policy = _POLICY_CLASSES[data["kind"]](**fields)  # type: ignore[assignment]
+    """Rebuild a policy object from the core's JSON form, by its ``kind``."""
+    classes: dict[str, Any] = {cls.model_fields["kind"].default: cls for cls in POLICIES}
+    if data.get("kind") not in classes:
+        raise ConfigError(f"unknown policy kind {data.get('kind')!r}; known: {sorted(classes)}")
+    fields = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k != "kind"}
+    policy: Policy = classes[data["kind"]](**fields)
     return policy
