@@ -31,9 +31,13 @@
 //! assert_eq!(router.feedback_counts("finance").iter().sum::<u64>(), 1);
 //! ```
 
+pub mod chunked;
 pub mod contexts;
 pub mod decisions;
 pub mod error;
+pub mod events;
+pub mod identity;
+pub mod learned;
 pub mod learner;
 pub mod learners;
 pub mod replay;

@@ -7,8 +7,9 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::contexts::Contexts;
-use crate::decisions::{Ledger, MAX_NEXT_ID};
+use crate::decisions::{Ledger, MAX_NEXT_ID, Pending};
 use crate::error::{DecisionProblem, Error, Result};
+use crate::identity;
 use crate::learner::{Evidence, Learner, Policy, Query, State};
 use crate::reward::{Observation, Reward};
 use crate::rng::Rng;
@@ -54,7 +55,20 @@ impl Config {
         self.policy.validate(self.models.len())?;
         self.reward.validate()?;
         Ledger::new(self.max_pending)?;
-        self.policy.initial_state(self.models.len(), self.prior.as_deref())
+        self.policy
+            .initial_state(self.models.len(), self.prior_in_range().as_deref())
+    }
+
+    /// The prior, divided by its largest value if its sum overflows: the automaton reads it as
+    /// relative weights, and {a: 1e308, b: 1e308} would otherwise normalize to zeros, off the
+    /// simplex. Only then, so every prior that worked before gives the same bits.
+    fn prior_in_range(&self) -> Option<Vec<f64>> {
+        let prior = self.prior.as_ref()?;
+        if !matches!(self.policy, Policy::LearningAutomaton(_)) || prior.iter().sum::<f64>().is_finite() {
+            return Some(prior.clone());
+        }
+        let largest = prior.iter().copied().fold(0.0, f64::max);
+        Some(prior.iter().map(|w| w / largest).collect())
     }
 }
 
@@ -78,6 +92,11 @@ pub struct Router {
     pub(crate) evidence: Evidence,
     pub(crate) ledger: Ledger,
     pub(crate) rng: Rng,
+    /// Feedbacks learned without a decision of this router (`observe`, `restore_learned`):
+    /// with the decisions issued, they bound the feedback counts a snapshot may hold.
+    pub(crate) observed: u64,
+    /// Random, written on every decision (see [`identity`]).
+    pub(crate) identity: u64,
 }
 
 impl Router {
@@ -122,6 +141,8 @@ impl Router {
             evidence: Evidence::new(models),
             ledger,
             rng: Rng::seed_from_u64(seed),
+            observed: 0,
+            identity: identity::fresh(),
         })
     }
 
@@ -135,6 +156,26 @@ impl Router {
             .get(name)
             .map(|&i| i as usize)
             .ok_or_else(|| Error::UnknownModel(name.to_owned()))
+    }
+
+    /// This router's random id, written on its decisions (see [`identity`]).
+    #[must_use]
+    pub fn identity(&self) -> u64 {
+        self.identity
+    }
+
+    /// Refuse decision `id` unless router `issuer` is this one.
+    pub fn check_issuer(&self, issuer: u64, id: u64) -> Result<()> {
+        if issuer == self.identity {
+            return Ok(());
+        }
+        Err(Error::Decision {
+            id,
+            problem: DecisionProblem::Foreign {
+                issuer,
+                router: self.identity,
+            },
+        })
     }
 
     /// Pick a model for `context` (the default context when `None`) among `subset`.
@@ -165,7 +206,7 @@ impl Router {
             evidence: Some(&self.evidence),
         };
         let (arm, probability) = learner.select(&self.config.policy, query, &mut self.rng)?;
-        #[allow(clippy::cast_possible_truncation)] // arm < models.len() < 2^32, checked at construction
+        // arm < models.len() < 2^32 (checked at construction), so the cast cannot truncate.
         let id = self.ledger.issue(index, arm as u32, probability);
         Ok(Selection {
             id,
@@ -178,6 +219,21 @@ impl Router {
     /// Apply the outcome of decision `id`, which the caller says chose `model` in `context`.
     /// Returns the reward used. Everything is checked before anything changes.
     pub fn feedback(&mut self, id: u64, model: &str, context: &str, observation: Observation) -> Result<f64> {
+        let (pending, reward) = self.redeem(id, model, context, observation)?;
+        self.learn(pending.context, pending.arm as usize, reward, pending.probability);
+        Ok(reward)
+    }
+
+    /// Settle decision `id` like [`Router::feedback`] but without learning from it: a replica
+    /// sharing its state learns from the event once it reads it back from the shared log, in
+    /// the log's order, exactly like every other replica (see [`Router::observe`]).
+    pub fn settle(&mut self, id: u64, model: &str, context: &str, observation: Observation) -> Result<f64> {
+        self.redeem(id, model, context, observation).map(|(_, reward)| reward)
+    }
+
+    /// Check decision `id` against what the caller says it chose, compute the reward and retire
+    /// the decision; nothing changes unless every check passes.
+    fn redeem(&mut self, id: u64, model: &str, context: &str, observation: Observation) -> Result<(Pending, f64)> {
         let (slot, pending) = self.ledger.find(id)?;
         let mismatch = |field, expected: &str, got: &str| Error::Decision {
             id,
@@ -197,6 +253,59 @@ impl Router {
         if issued_context != context {
             return Err(mismatch("context", issued_context, context));
         }
+        let reward = self.finite_reward(observation)?;
+        if self.contexts.learner(pending.context).is_none() {
+            return Err(Error::Decision {
+                id,
+                problem: DecisionProblem::NeverIssued,
+            });
+        }
+        self.ledger.consume_slot(slot, id);
+        Ok((pending, reward))
+    }
+
+    /// Learn from an outcome that no pending decision of this router stands for: an event of the
+    /// shared log, or a line of an imported log. `model` chose in `context` (created if new) with
+    /// `probability` (the propensity; `None` when unknown). Returns the reward used. Learned
+    /// state depends only on the sequence of observations, never on this router's selections or
+    /// random generator, so routers fed the same observations in the same order agree exactly.
+    pub fn observe(
+        &mut self,
+        context: &str,
+        model: &str,
+        observation: Observation,
+        probability: Option<f64>,
+    ) -> Result<f64> {
+        let arm = self.model_index(model)?;
+        if let Some(p) = probability
+            && !(p > 0.0 && p <= 1.0)
+        {
+            return Err(Error::InvalidObservation {
+                field: "probability",
+                value: p,
+                expected: "in (0, 1]",
+            });
+        }
+        let reward = self.finite_reward(observation)?;
+        let fresh = &self.fresh;
+        let index = self
+            .contexts
+            .get_or_insert(context, || Learner::new(fresh.clone()))
+            .ok_or_else(|| Error::parameter("context", context, "one of at most 2^32 contexts"))?;
+        let Some(learner) = self.contexts.learner(index) else {
+            return Err(Error::parameter("context", context, "a context of this router"));
+        };
+        // Without a known propensity, the probability the learner gives the model now: it is a
+        // function of the learned state, so every replica uses the same one.
+        let propensity = probability.unwrap_or_else(|| {
+            learner.probabilities(&self.config.policy, Some(&self.evidence))[arm].max(f64::MIN_POSITIVE)
+        });
+        self.learn(index, arm, reward, propensity);
+        self.observed = self.observed.saturating_add(1);
+        Ok(reward)
+    }
+
+    fn finite_reward(&self, observation: Observation) -> Result<f64> {
         let reward = self.config.reward.compute(observation);
         if !reward.is_finite() {
             // Validation makes this unreachable; a NaN would corrupt the learner for good.
@@ -206,14 +315,6 @@ impl Router {
                 expected: "a finite number",
             });
         }
-        if self.contexts.learner(pending.context).is_none() {
-            return Err(Error::Decision {
-                id,
-                problem: DecisionProblem::NeverIssued,
-            });
-        }
-        self.ledger.consume_slot(slot, id);
-        self.learn(pending.context, pending.arm as usize, reward, pending.probability);
         Ok(reward)
     }
 
@@ -338,6 +439,17 @@ mod tests {
     }
 
     #[test]
+    fn a_sibling_routers_decisions_are_refused() {
+        let mut router = Router::new(config(automaton()), 1).unwrap();
+        let sibling = Router::new(config(automaton()), 1).unwrap();
+        assert_ne!(router.identity(), sibling.identity());
+        let d = router.select(Some("x"), Subset::ALL).unwrap();
+        assert!(router.check_issuer(router.identity(), d.id).is_ok());
+        let error = sibling.check_issuer(router.identity(), d.id).unwrap_err();
+        assert!(error.to_string().contains("another router"), "{error}");
+    }
+
+    #[test]
     fn decision_ids_never_overflow() {
         let mut router = Router::new(config(automaton()), 1).unwrap();
         router.ledger = Ledger::from_parts(8, MAX_NEXT_ID - 1, &[]).unwrap();
@@ -399,6 +511,28 @@ mod tests {
             }
             assert_eq!(router.converged("default"), Some(1));
         }
+    }
+
+    #[test]
+    fn huge_priors_stay_on_the_simplex_and_snapshot() {
+        let mut c = config(automaton());
+        c.prior = Some(vec![1e308, 1e308, f64::MAX]);
+        let router = Router::new(c, 0).unwrap();
+        let p = router.probabilities("any");
+        assert!(
+            p.iter().all(|&x| x > 0.0) && (p.iter().sum::<f64>() - 1.0).abs() < 1e-12,
+            "{p:?}"
+        );
+        assert_eq!(
+            Router::restore(&router.snapshot().unwrap())
+                .unwrap()
+                .probabilities("any"),
+            p
+        );
+        // Q-learning reads the prior as values in [0, 1]: huge ones stay refused.
+        let mut c = config(q());
+        c.prior = Some(vec![1e308, 1e308, 1e308]);
+        assert!(Router::new(c, 0).unwrap_err().to_string().contains("[0, 1]"));
     }
 
     #[test]

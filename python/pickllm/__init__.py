@@ -23,6 +23,7 @@ from pickllm.config import ThompsonSampling as ThompsonSampling
 from pickllm.errors import ArgumentTypeError as ArgumentTypeError
 from pickllm.errors import ConfigError as ConfigError
 from pickllm.errors import DecisionError as DecisionError
+from pickllm.errors import EncodingError as EncodingError
 from pickllm.errors import FeedbackError as FeedbackError
 from pickllm.errors import NoEligibleModelError as NoEligibleModelError
 from pickllm.errors import PickLLMError as PickLLMError
@@ -33,6 +34,7 @@ from pickllm.models import Model as Model
 from pickllm.router import Router as Router
 from pickllm.routing import AllModelsFailedError as AllModelsFailedError
 from pickllm.routing import RouteResult as RouteResult
+from pickllm.state import RedisState as RedisState
 
 __all__ = [
     "UCB",
@@ -46,6 +48,7 @@ __all__ = [
     "ConfigError",
     "Decision",
     "DecisionError",
+    "EncodingError",
     "Exp3",
     "FeedbackError",
     "LearningAutomaton",
@@ -55,6 +58,7 @@ __all__ = [
     "PickLLMError",
     "Policy",
     "QLearning",
+    "RedisState",
     "Reward",
     "RouteResult",
     "Router",
