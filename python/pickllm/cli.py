@@ -259,8 +259,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        parser.print_help()
-        return 0
+        # A bare `pickllm` is a usage error, as with git or cargo: help goes to stderr, status 2.
+        parser.print_help(sys.stderr)
+        return 2
     try:
         return replay(args)
     except (PickLLMError, FileNotFoundError) as error:
