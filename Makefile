@@ -4,7 +4,7 @@
 #   make format     rustfmt and ruff format, in place
 #   make lint       format check (Rust, Python), clippy, ruff
 #   make typecheck  mypy (strict) and stubtest of the compiled module against _core.pyi
-#   make test       cargo test and pytest
+#   make test       cargo test and pytest (the suite, and the docstring and docs examples)
 #   make bench      every benchmark with its baseline, one table (docs/performance.md)
 #   make docs       the documentation site into site/, strictly (broken links fail)
 #   make release    manylinux wheel and sdist into dist/, checked
@@ -15,19 +15,25 @@
 PYTHON ?= python
 DIST ?= dist
 
-.PHONY: dev format lint typecheck test bench bench-smoke docs docs-serve release clean
+.PHONY: dev format lint lint-rust lint-python typecheck test test-rust test-python bench \
+	bench-smoke docs docs-serve release clean
 
 dev:
-	$(PYTHON) -m pip install -e ".[test,lint,bench,docs,release]"
+	$(PYTHON) -m pip install --upgrade "pip>=25.1"
+	$(PYTHON) -m pip install --group release -e ".[test,lint,bench,docs]"
 
 format:
 	cargo fmt
 	$(PYTHON) -m ruff format .
 	$(PYTHON) -m ruff check --fix .
 
-lint:
+lint: lint-rust lint-python
+
+lint-rust:
 	cargo fmt --check
 	cargo clippy --locked --all-targets --all-features -- -D warnings
+
+lint-python:
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m ruff format --check .
 
@@ -37,9 +43,14 @@ typecheck:
 	$(PYTHON) -m mypy
 	MYPYPATH=python $(PYTHON) -m mypy.stubtest pickllm._core
 
-test:
+test: test-rust test-python
+
+test-rust:
 	cargo test --locked
-	$(PYTHON) -m pytest
+
+# PYTEST_ARGS: CI tests the installed wheel with "tests --pyargs pickllm" (see .ci/run).
+test-python:
+	$(PYTHON) -m pytest $(PYTEST_ARGS)
 
 # `make bench` runs the criterion benches of the Rust core, the memory bench and the
 # pytest-benchmark benches of the Python API with their baselines, then prints one table (also
@@ -53,7 +64,7 @@ bench-smoke:
 	$(PYTHON) -m pytest benches/python --benchmark-disable -q
 
 docs:
-	$(PYTHON) -m mkdocs build --strict
+	NO_MKDOCS_2_WARNING=1 $(PYTHON) -m mkdocs build --strict
 
 docs-serve:
 	$(PYTHON) -m mkdocs serve

@@ -6,22 +6,23 @@ is measured. Anything with those methods (and ``close`` / ``aclose``) is a backe
 ones speak HTTP (:class:`~pickllm.backends.OpenAICompatible`, :class:`~pickllm.backends.Anthropic`)
 and also work as context managers.
 
-A backend of your own needs no base class:
+A backend of your own needs no base class.
 
->>> import asyncio
->>> class Echo:
-...     def complete(self, messages, *, model, max_tokens=None, temperature=None, stream=False):
-...         text = messages[-1]["content"]
-...         return Completion(text=text, model=model, usage=Usage(1, 1), latency=0.0)
-...     async def acomplete(self, messages, *, model, max_tokens=None, temperature=None,
-...                         stream=False):
-...         return self.complete(messages, model=model)
-...     def close(self): pass
-...     async def aclose(self): pass
->>> isinstance(Echo(), Backend)
-True
->>> Echo().complete([{"role": "user", "content": "hi"}], model="echo").text
-'hi'
+Examples:
+    >>> import asyncio
+    >>> class Echo:
+    ...     def complete(self, messages, *, model, max_tokens=None, temperature=None, stream=False):
+    ...         text = messages[-1]["content"]
+    ...         return Completion(text=text, model=model, usage=Usage(1, 1), latency=0.0)
+    ...     async def acomplete(self, messages, *, model, max_tokens=None, temperature=None,
+    ...                         stream=False):
+    ...         return self.complete(messages, model=model)
+    ...     def close(self): pass
+    ...     async def aclose(self): pass
+    >>> isinstance(Echo(), Backend)
+    True
+    >>> Echo().complete([{"role": "user", "content": "hi"}], model="echo").text
+    'hi'
 """
 
 from __future__ import annotations

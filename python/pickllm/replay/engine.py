@@ -5,16 +5,18 @@ seed; a strategy (a learner or a baseline) picks one model per query and the out
 the data. Every strategy sees the same queries for the same seed, so policies compare on identical
 sessions. Sessions run in the core with the interpreter released.
 
->>> from array import array
->>> from pickllm import LearningAutomaton, Reward
->>> table = Table(
-...     "math", ("big", "small"),
-...     accuracy=array("d", [1.0, 0.0, 1.0, 1.0]), cost=array("d", [0.01, 0.001] * 2),
-...     latency=array("d", [2.0, 0.5] * 2),
-... )
->>> sessions = run_sessions([table], Reward(), Strategy.learner(LearningAutomaton(0.1)), 50, [1, 2])
->>> [s.queries for s in sessions]
-[50, 50]
+Examples:
+    >>> from array import array
+    >>> from pickllm import LearningAutomaton, Reward
+    >>> table = Table(
+    ...     "math", ("big", "small"),
+    ...     accuracy=array("d", [1.0, 0.0, 1.0, 1.0]), cost=array("d", [0.01, 0.001] * 2),
+    ...     latency=array("d", [2.0, 0.5] * 2),
+    ... )
+    >>> learner = Strategy.learner(LearningAutomaton(0.1))
+    >>> sessions = run_sessions([table], Reward(), learner, 50, [1, 2])
+    >>> [s.queries for s in sessions]
+    [50, 50]
 """
 
 from __future__ import annotations
