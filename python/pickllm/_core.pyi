@@ -1,12 +1,15 @@
 """Type stub of the compiled core (rust/python/). Checked against the binary by mypy.stubtest."""
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import final
+
+from typing_extensions import Buffer
 
 __all__ = [
     "GENERATOR",
     "SNAPSHOT_FORMAT_VERSION",
     "Decision",
+    "ReplaySession",
     "RouterCore",
     "__version__",
     "compute_reward",
@@ -65,8 +68,32 @@ def validate_policy(policy_json: str, models: int) -> None: ...
 def validate_reward(reward_json: str) -> None: ...
 def compute_reward(reward_json: str, accuracy: float, cost: float, latency: float) -> float: ...
 
-#: One table per context: (accuracy, cost, latency), each row-major query x model.
-_Columns = tuple[Sequence[float], Sequence[float], Sequence[float]]
+#: One table per context: (accuracy, cost, latency), each a float64 buffer (``array('d')``),
+#: row-major query x model.
+_Columns = tuple[Buffer, Buffer, Buffer]
+
+@final
+class ReplaySession:
+    """What one replayed session produced, sums over its queries."""
+
+    @property
+    def cost(self) -> float: ...
+    @property
+    def latency(self) -> float: ...
+    @property
+    def accuracy(self) -> float: ...
+    @property
+    def reward(self) -> float: ...
+    @property
+    def best_fixed_reward(self) -> float: ...
+    @property
+    def random_reward(self) -> float: ...
+    @property
+    def picks(self) -> list[int]: ...
+    @property
+    def converged(self) -> list[tuple[int, int] | None]: ...
+    @property
+    def trace(self) -> list[float]: ...
 
 def replay_sessions(
     models: int,
@@ -76,17 +103,5 @@ def replay_sessions(
     queries: int,
     seeds: list[int],
     trace: bool = False,
-) -> list[
-    tuple[
-        float,
-        float,
-        float,
-        float,
-        float,
-        float,
-        list[int],
-        list[tuple[int, int] | None],
-        list[float],
-    ]
-]: ...
+) -> list[ReplaySession]: ...
 def table_means(models: int, columns: _Columns, reward_json: str) -> list[list[float]]: ...

@@ -16,7 +16,7 @@ mod _core {
     #[pymodule_export]
     use super::functions::{compute_reward, validate_policy, validate_reward};
     #[pymodule_export]
-    use super::replay::{replay_sessions, table_means};
+    use super::replay::{PyReplaySession, replay_sessions, table_means};
     #[pymodule_export]
     use super::router::PyRouterCore;
 

@@ -172,7 +172,7 @@ def run_sessions(
     models = tables[0].models
     if any(t.models != models for t in tables):
         raise ConfigError("every table must have the same pool of models, in the same order")
-    raw = _core.replay_sessions(
+    results = _core.replay_sessions(
         len(models),
         [t.columns() for t in tables],
         json.dumps(reward._core_dict()),
@@ -184,27 +184,17 @@ def run_sessions(
     return [
         Session(
             queries,
-            cost,
-            latency,
-            accuracy,
-            reward_sum,
-            best_fixed,
-            random_reward,
-            tuple(picks),
-            tuple(converged),
-            tuple(probabilities),
+            r.cost,
+            r.latency,
+            r.accuracy,
+            r.reward,
+            r.best_fixed_reward,
+            r.random_reward,
+            tuple(r.picks),
+            tuple(r.converged),
+            tuple(r.trace),
         )
-        for (
-            cost,
-            latency,
-            accuracy,
-            reward_sum,
-            best_fixed,
-            random_reward,
-            picks,
-            converged,
-            probabilities,
-        ) in raw
+        for r in results
     ]
 
 
