@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
@@ -95,6 +96,31 @@ def test_direct_local_server(benchmark: Any, farm_url: str) -> None:
     label(benchmark, "route, local HTTP server", "backend call + scorer", 2)
     assert benchmark.pedantic(call, rounds=ROUNDS) == 1.0
     backend.close()
+
+
+def test_backend_call_local_server(benchmark: Any, farm_url: str) -> None:
+    """One chat completion through OpenAICompatible: request building, the pooled call, the
+    error classification, the usage and the timing."""
+    backend = OpenAICompatible(base_url=farm_url, api_key_env=None)
+    label(benchmark, "chat completion, local HTTP server", "pickllm OpenAICompatible", 1)
+    completion = benchmark.pedantic(lambda: backend.complete(MESSAGES, model="a"), rounds=ROUNDS)
+    assert completion.text.endswith("B")
+    backend.close()
+
+
+def test_raw_httpx_local_server(benchmark: Any, farm_url: str) -> None:
+    """The baseline: the same request with a bare httpx.Client, and the answer's text."""
+    client = httpx.Client(base_url=farm_url)
+    body = {"model": "a", "messages": MESSAGES}
+
+    def call() -> str:
+        response = client.post("/chat/completions", json=body)
+        response.raise_for_status()
+        return str(response.json()["choices"][0]["message"]["content"])
+
+    label(benchmark, "chat completion, local HTTP server", "raw httpx", 1)
+    assert benchmark.pedantic(call, rounds=ROUNDS).endswith("B")
+    client.close()
 
 
 def test_replay_throughput(benchmark: Any) -> None:

@@ -11,6 +11,7 @@ __all__ = [
     "Decision",
     "ReplaySession",
     "RouterCore",
+    "_Floor",
     "__version__",
     "compute_reward",
     "replay_sessions",
@@ -63,6 +64,27 @@ class RouterCore:
     def snapshot(self) -> bytes: ...
     @staticmethod
     def restore(blob: bytes) -> RouterCore: ...
+
+@final
+class _Floor:
+    """Benchmarks only: ``select`` and ``feedback`` with RouterCore's signatures, doing nothing."""
+
+    def __new__(cls, decision: Decision) -> _Floor: ...
+    def select(
+        self,
+        context: object = None,
+        *,
+        exclude: object = None,
+        allowed: object = None,
+    ) -> Decision: ...
+    def feedback(
+        self,
+        decision: object,
+        *,
+        accuracy: object,
+        cost: object = None,
+        latency: object = None,
+    ) -> float: ...
 
 def validate_policy(policy_json: str, models: int) -> None: ...
 def validate_reward(reward_json: str) -> None: ...

@@ -3,6 +3,7 @@
 
 mod decision;
 mod errors;
+mod floor;
 mod functions;
 mod replay;
 mod router;
@@ -13,6 +14,8 @@ use pyo3::prelude::*;
 mod _core {
     #[pymodule_export]
     use super::decision::PyDecision;
+    #[pymodule_export]
+    use super::floor::PyFloor;
     #[pymodule_export]
     use super::functions::{compute_reward, validate_policy, validate_reward};
     #[pymodule_export]
