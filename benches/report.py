@@ -41,7 +41,7 @@ PEER = {
     "minimal Python epsilon-greedy": "pickllm q-learning",
     # Below 1x: the share of pickllm's time that is the bare call into the extension.
     "PyO3 no-op floor": "pickllm automaton",
-    "raw httpx": "pickllm OpenAICompatible",
+    "raw httpx": "OpenAICompatible, no limits",
 }
 
 

@@ -5,6 +5,8 @@ Each model name maps to a behaviour: answer a fixed text with reported usage, fa
 check which models a router really called. A request with ``"stream": true`` to a model that
 answers gets its answer as server-sent events (OpenAI's chunk format, usage in the last chunk).
 A body may quote the request's Authorization header (``echo_auth``), as some servers do in 401s.
+A prompt starting with :data:`DOOMED` fails with a 500 on every model, so that a test can make a
+query fail everywhere, deterministically.
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+#: A last message starting with this fails on every model (HTTP 500).
+DOOMED = "DOOMED:"
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,8 @@ def _handler(farm: ModelFarm) -> type[BaseHTTPRequestHandler]:
             with farm.lock:
                 farm.calls[model] += 1
             b = farm.behaviours[model]
+            if str(body["messages"][-1].get("content", "")).startswith(DOOMED):
+                b = fail(500)
             time.sleep(b.delay)
             try:
                 if b.body is None and b.status == 200 and body.get("stream"):

@@ -4,6 +4,10 @@ real local server where some models fail (500s, garbage, stalls past the timeout
 Every call is answered or fails cleanly with AllModelsFailedError, and nothing is lost or counted
 twice: the feedback applied per model equals the requests the server received per model, every
 attempt of every call is one of those requests, and no decision is left pending.
+
+The outcome of each call is deterministic, whatever the timing: without a breaker and with
+``max_attempts`` covering the pool, a call is answered (a model that answers is always reached)
+unless its prompt is doomed (every model fails it); so exactly the doomed calls fail.
 """
 
 from __future__ import annotations
@@ -13,10 +17,11 @@ import threading
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 import httpx
 
-from model_farm import Behaviour, ModelFarm, answer, fail, model_farm
+from model_farm import DOOMED, Behaviour, ModelFarm, answer, fail, model_farm
 from pickllm import QLearning, Router
 from pickllm.backends import OpenAICompatible
 from pickllm.models import Model
@@ -109,14 +114,35 @@ def check_accounting(
     return len(answered), len(failed)
 
 
+#: Every DOOM-th call of the load test fails on every model.
+DOOM = 100
+
+
+def prompt(i: int) -> str:
+    return DOOMED + QUESTION if i % DOOM == 0 else QUESTION
+
+
+def deterministic_router(models: list[Model], **options: Any) -> Router:
+    """No breaker (a doomed call's failures would bench the models that answer) and every model
+    within max_attempts; no deadline, which would make the outcome depend on the machine."""
+    return Router(
+        models,
+        scorer=MultipleChoice(),
+        max_attempts=len(models),
+        breaker=None,
+        deadline=None,
+        **options,
+    )
+
+
 def test_a_thousand_concurrent_aroutes_with_failing_models() -> None:
     with model_farm(BEHAVIOURS) as farm, pool(farm) as models:
-        router = Router(models, scorer=MultipleChoice(), max_attempts=2, seed=11)
+        router = deterministic_router(models, seed=11)
 
         async def main() -> list[RouteResult | BaseException]:
             outcomes = await asyncio.gather(
                 *(
-                    router.aroute(QUESTION, context=f"tenant-{i % CONTEXTS}", reference="B")
+                    router.aroute(prompt(i), context=f"tenant-{i % CONTEXTS}", reference="B")
                     for i in range(CALLS)
                 ),
                 return_exceptions=True,
@@ -126,8 +152,10 @@ def test_a_thousand_concurrent_aroutes_with_failing_models() -> None:
 
         outcomes = asyncio.run(main())
         answered, failed = check_accounting(router, farm, outcomes, CALLS)
-        assert answered > 0
-        assert failed > 0
+        doomed = len(range(0, CALLS, DOOM))
+        assert (answered, failed) == (CALLS - doomed, doomed)
+        for i, outcome in enumerate(outcomes):
+            assert isinstance(outcome, AllModelsFailedError) == (i % DOOM == 0)
         # Each failing behaviour was met and fed back at least once.
         for model in ("broken", "garbage", "stall", "limited"):
             assert farm.calls[model] > 0, model
@@ -140,7 +168,7 @@ ROUTES_PER_THREAD = 40
 
 def test_threads_share_one_router_through_failures() -> None:
     with model_farm(BEHAVIOURS) as farm, pool(farm) as models:
-        router = Router(models, policy=QLearning(0.2), scorer=MultipleChoice(), seed=4)
+        router = deterministic_router(models, policy=QLearning(0.2), seed=4)
         outcomes: list[RouteResult | BaseException] = []
         lock = threading.Lock()
         start = threading.Barrier(THREADS)
@@ -162,8 +190,8 @@ def test_threads_share_one_router_through_failures() -> None:
             thread.start()
         for thread in threads:
             thread.join()
-        answered, _ = check_accounting(router, farm, outcomes, THREADS * ROUTES_PER_THREAD)
-        assert answered > 0
+        answered, failed = check_accounting(router, farm, outcomes, THREADS * ROUTES_PER_THREAD)
+        assert (answered, failed) == (THREADS * ROUTES_PER_THREAD, 0)
         assert not any("Already borrowed" in str(o) for o in outcomes)
         # The router still serves, learns and snapshots after the stress.
         assert Router.restore(router.snapshot()).snapshot() == router.snapshot()

@@ -11,6 +11,7 @@ Route overhead is measured two ways, each against the same work done without pic
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -98,29 +99,34 @@ def test_direct_local_server(benchmark: Any, farm_url: str) -> None:
     backend.close()
 
 
-def test_backend_call_local_server(benchmark: Any, farm_url: str) -> None:
-    """One chat completion through OpenAICompatible: request building, the pooled call, the
-    error classification, the usage and the timing."""
-    backend = OpenAICompatible(base_url=farm_url, api_key_env=None)
-    label(benchmark, "chat completion, local HTTP server", "pickllm OpenAICompatible", 1)
-    completion = benchmark.pedantic(lambda: backend.complete(MESSAGES, model="a"), rounds=ROUNDS)
-    assert completion.text.endswith("B")
-    backend.close()
-
-
 def test_raw_httpx_local_server(benchmark: Any, farm_url: str) -> None:
-    """The baseline: the same request with a bare httpx.Client, and the answer's text."""
-    client = httpx.Client(base_url=farm_url)
+    """The baseline of the backend's own overhead: the same POST with a bare httpx.Client."""
     body = {"model": "a", "messages": MESSAGES}
+    with httpx.Client() as client:
 
-    def call() -> str:
-        response = client.post("/chat/completions", json=body)
-        response.raise_for_status()
-        return str(response.json()["choices"][0]["message"]["content"])
+        def call() -> Any:
+            return client.post(farm_url + "/chat/completions", json=body).json()
 
-    label(benchmark, "chat completion, local HTTP server", "raw httpx", 1)
-    assert benchmark.pedantic(call, rounds=ROUNDS).endswith("B")
-    client.close()
+        label(benchmark, "backend call, local HTTP server", "raw httpx", 1)
+        assert benchmark.pedantic(call, rounds=ROUNDS)["choices"]
+
+
+@pytest.mark.parametrize("limits", ["no limits", "deadline + size cap"])
+def test_backend_local_server(benchmark: Any, farm_url: str, limits: str) -> None:
+    """OpenAICompatible.complete: validation, timing, classification; with a deadline also the
+    watchdog and connection tracing, with a cap the counting of bytes."""
+    backend = OpenAICompatible(base_url=farm_url, api_key_env=None)
+    bounded = limits != "no limits"
+
+    def call() -> Completion:
+        if not bounded:
+            return backend.complete(MESSAGES, model="a")
+        deadline = time.monotonic() + 30.0
+        return backend.complete(MESSAGES, model="a", deadline=deadline, max_response_bytes=2**23)
+
+    label(benchmark, "backend call, local HTTP server", f"OpenAICompatible, {limits}", 1)
+    assert benchmark.pedantic(call, rounds=ROUNDS).text == "B"
+    backend.close()
 
 
 def test_replay_throughput(benchmark: Any) -> None:

@@ -9,6 +9,8 @@ from typing import Self
 class Closing:
     """``with`` closes with :meth:`close`, ``async with`` with :meth:`aclose`."""
 
+    __slots__ = ()  # so that subclasses with slots (Router) keep them
+
     def close(self) -> None:
         raise NotImplementedError
 

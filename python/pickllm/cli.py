@@ -11,13 +11,16 @@ import argparse
 import json
 import sys
 import time
+from array import array
 from collections.abc import Sequence
 from pathlib import Path
 
 from pickllm import __version__
 from pickllm.config import LearningAutomaton, QLearning, Reward
 from pickllm.errors import PickLLMError
-from pickllm.replay.engine import Strategy, tables
+from pickllm.evaluate.command import add_parser as add_evaluate_parser
+from pickllm.evaluate.command import run as run_evaluate
+from pickllm.replay.engine import Strategy, Table, tables
 from pickllm.replay.experiment import Experiment, run_experiment
 from pickllm.replay.outcomes import Outcomes
 
@@ -42,6 +45,34 @@ def _rates(text: str) -> list[float | str]:
     return out
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _profile(text: str) -> tuple[str, str]:
+    model, sep, profile = text.rpartition("=")
+    if not sep or not model or not profile:
+        raise argparse.ArgumentTypeError(f"expected MODEL=PROFILE, got {text!r}")
+    return model, profile
+
+
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows an option's default where it has one (not None, an empty list or a flag's False)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        default = action.default
+        # Identity, not ==: a default of 0 is a default to show, False a flag's absence.
+        if default is None or default is False or default is argparse.SUPPRESS or default == []:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pickllm",
@@ -57,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
             "each context, every policy on the same sessions. Without --data, runs the built-in "
             "scenario (figures from RouterBench and llmperf)."
         ),
+        formatter_class=_Help,
     )
     data = replay.add_argument_group("data")
     data.add_argument(
@@ -65,94 +97,211 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         metavar="PATH",
         help="RouterBench CSV/pickle file or folder, or a long-format JSONL/CSV "
-        "(repeatable); default: the built-in scenario",
+        "(repeatable); none: the built-in scenario",
     )
-    data.add_argument("--format", choices=("auto", "routerbench", "long"), default="auto")
+    data.add_argument(
+        "--format",
+        choices=("auto", "routerbench", "long"),
+        default="auto",
+        help="the data's format; auto: long for .jsonl and for CSV without an eval_name column",
+    )
     data.add_argument(
         "--llmperf",
         type=Path,
         metavar="DIR",
-        help="llmperf individual/ folder, for data without latency (RouterBench)",
+        help="llmperf individual/ folder: real per-request latencies for data without latency "
+        "(RouterBench); not needed when the latency weight is 0",
     )
-    data.add_argument("--models", nargs="+", metavar="MODEL", help="the pool (default: all)")
-    data.add_argument("--contexts", nargs="+", metavar="CONTEXT", help="contexts (default: all)")
+    data.add_argument(
+        "--latency-profile",
+        type=_profile,
+        action="append",
+        default=[],
+        metavar="MODEL=PROFILE",
+        help="with --llmperf: the llmperf profile (file name without .json, e.g. groq_70b) "
+        "standing for a model the built-in mapping lacks (repeatable)",
+    )
+    data.add_argument(
+        "--default-latency-profile",
+        metavar="PROFILE",
+        help="with --llmperf: the profile of every model without one",
+    )
+    data.add_argument("--models", nargs="+", metavar="MODEL", help="the pool; none: all")
+    data.add_argument("--contexts", nargs="+", metavar="CONTEXT", help="contexts; none: all")
     policies = replay.add_argument_group("policies")
     policies.add_argument(
         "--policies",
         default="automaton,q-learning",
-        help="learner families: automaton, q-learning (default: both)",
+        help="learner families, comma-separated: automaton, q-learning",
     )
     policies.add_argument(
         "--learning-rates",
         type=_floats,
-        default=[0.01, 0.05, 0.1, 0.3],
-        help="automaton learning rates (default: 0.01,0.05,0.1,0.3)",
+        default="0.01,0.05,0.1,0.3",
+        help="automaton learning rates, comma-separated",
     )
     policies.add_argument(
         "--q-learning-rates",
         type=_rates,
-        default=[0.1, "sample_average"],
-        help="Q-learning step sizes, numbers or sample_average",
+        default="0.1,sample_average",
+        help="Q-learning step sizes, comma-separated numbers or sample_average",
     )
-    policies.add_argument("--epsilon", type=float, default=0.2)
-    policies.add_argument("--epsilon-decay", type=float, default=0.98)
-    policies.add_argument("--epsilon-min", type=float, default=0.02)
+    policies.add_argument(
+        "--epsilon", type=float, default=0.2, help="Q-learning's initial exploration rate"
+    )
+    policies.add_argument(
+        "--epsilon-decay",
+        type=float,
+        default=0.98,
+        help="Q-learning: exploration is multiplied by this after each feedback",
+    )
+    policies.add_argument(
+        "--epsilon-min", type=float, default=0.02, help="Q-learning's floor of exploration"
+    )
     policies.add_argument(
         "--threshold", type=float, default=0.99, help="automaton convergence threshold"
     )
     run = replay.add_argument_group("sessions and reward")
-    run.add_argument("--sessions", type=int, default=200, help="sessions per context and policy")
-    run.add_argument("--queries", type=int, default=200, help="queries per session")
-    run.add_argument("--seed", type=int, default=0)
+    run.add_argument(
+        "--sessions", type=_positive, default=200, help="sessions per context and policy"
+    )
+    run.add_argument("--queries", type=_positive, default=200, help="queries per session")
+    run.add_argument(
+        "--seed", type=int, default=0, help="fixes the sessions' queries and every random choice"
+    )
     run.add_argument(
         "--weights",
         type=_floats,
-        default=[1.0, 0.5, 0.5],
-        help="reward weights accuracy,cost,latency (default: 1,0.5,0.5)",
+        default="1,0.5,0.5",
+        metavar="A,C,L",
+        help="reward weights accuracy,cost,latency",
     )
-    run.add_argument("--max-cost", type=float, default=0.01, help="USD per query (default 0.01)")
-    run.add_argument("--max-latency", type=float, default=10.0, help="seconds (default 10)")
-    run.add_argument("--reward-form", choices=("linear", "paper"), default="linear")
+    run.add_argument(
+        "--max-cost", type=float, default=0.01, help="USD per query counted as fully expensive"
+    )
+    run.add_argument(
+        "--max-latency", type=float, default=10.0, help="seconds counted as fully slow"
+    )
+    run.add_argument(
+        "--reward-form",
+        choices=("linear", "paper"),
+        default="linear",
+        help="how the weights combine (docs/design.md)",
+    )
     output = replay.add_argument_group("output")
     output.add_argument(
         "--out",
         type=Path,
         default=Path("pickllm-replay"),
-        help="folder for results.json and the figures (default: ./pickllm-replay)",
+        help="folder for summary.txt, results.json and the figures",
     )
-    output.add_argument("--no-figures", action="store_true")
-    output.add_argument("--no-progress", action="store_true")
+    output.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
+    output.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_evaluate_parser(commands, _Help)
     return parser
 
 
 def _load(args: argparse.Namespace) -> tuple[Outcomes, str]:
-    from pickllm.replay import LatencyModel, load_long, load_routerbench
+    """The data the options name, restricted to --models and --contexts, with latencies."""
+    from pickllm.replay import load_long, load_routerbench
+    from pickllm.replay.longformat import is_decision_log
     from pickllm.replay.scenario import Scenario
 
     if not args.data:
         scenario = Scenario.default()
-        return scenario.outcomes(rows=1000, seed=args.seed), "built-in scenario (default.json)"
+        outcomes = scenario.outcomes(rows=1000, seed=args.seed)
+        return _select(outcomes, args), "built-in scenario (default.json)"
     paths = list(args.data)
-    kind = args.format
-    if kind == "auto":
-        first = paths[0]
-        kind = (
-            "long"
-            if first.suffix == ".jsonl"
-            or (first.suffix == ".csv" and "eval_name" not in first.open().readline())
-            else "routerbench"
+    logs = [str(p) for p in paths if is_decision_log(p)]
+    if logs:
+        raise PickLLMError(
+            f"{', '.join(logs)}: a decision log holds one model's outcome per query, which "
+            "replay cannot compare policies on; use pickllm evaluate --log PATH"
         )
+    kind = _sniff(paths[0]) if args.format == "auto" else args.format
     loader = load_routerbench if kind == "routerbench" else load_long
     outcomes, report = loader(paths if len(paths) > 1 else paths[0])
     print(report.summary(), file=sys.stderr)
+    outcomes = _select(outcomes, args)
     if not outcomes.latency_complete:
-        if args.llmperf is None:
-            raise PickLLMError(
-                "this data has no latency: pass --llmperf DIR (llmperf's individual/ folder) "
-                "to replay real per-request latencies"
-            )
-        outcomes = LatencyModel.from_llmperf(args.llmperf).apply(outcomes, seed=args.seed)
+        outcomes = _with_latency(outcomes, args)
     return outcomes, ", ".join(str(p) for p in paths)
+
+
+def _sniff(path: Path) -> str:
+    """long for .jsonl and for a CSV whose header lacks RouterBench's eval_name column."""
+    if path.suffix == ".jsonl":
+        return "long"
+    if path.suffix == ".csv" and path.is_file():
+        with path.open("rb") as file:  # bytes: the loader reports what is not UTF-8
+            return "routerbench" if b"eval_name" in file.readline() else "long"
+    return "routerbench"
+
+
+def _select(outcomes: Outcomes, args: argparse.Namespace) -> Outcomes:
+    for option, wanted, present in (
+        ("--models", args.models, outcomes.models),
+        ("--contexts", args.contexts, outcomes.context_names),
+    ):
+        unknown = [name for name in wanted or () if name not in present]
+        if unknown:
+            raise PickLLMError(f"{option}: not in the data: {unknown}; it has {list(present)}")
+    if args.models or args.contexts:
+        outcomes = outcomes.select(models=args.models, contexts=args.contexts)
+    if len(outcomes.models) < 2:
+        raise PickLLMError(
+            f"only one model ({outcomes.models[0]}): every policy would pick it; give the "
+            "replay two or more (--models)"
+        )
+    return outcomes
+
+
+def _with_latency(outcomes: Outcomes, args: argparse.Namespace) -> Outcomes:
+    """Data without (some) latencies: none needed when the reward ignores latency, else
+    llmperf's real per-request latencies, each model through a provider profile."""
+    from dataclasses import replace
+
+    from pickllm.replay import DEFAULT_MODEL_PROFILES, LatencyModel
+
+    if args.weights[2] == 0:
+        print(
+            "this data has no latency and the reward ignores it (latency weight 0): "
+            "latencies are replayed as 0",
+            file=sys.stderr,
+        )
+        for block in outcomes.contexts:
+            zeros = array("d", [0.0] * len(block.latency))
+            outcomes = outcomes.replace_context(replace(block, latency=zeros))
+        return outcomes
+    if args.llmperf is None:
+        raise PickLLMError(
+            "this data has no latency and the reward weighs it: pass --llmperf DIR (llmperf's "
+            "individual/ folder) to replay real per-request latencies, or give latency no "
+            "weight (--weights A,C,0)"
+        )
+    profiles = dict(DEFAULT_MODEL_PROFILES) | dict(args.latency_profile)
+    unmapped = [m for m in outcomes.models if m not in profiles]
+    if unmapped and args.default_latency_profile is None:
+        raise PickLLMError(
+            f"no latency profile for {unmapped}: pass --latency-profile MODEL=PROFILE for each, "
+            "or --default-latency-profile PROFILE (profiles: the file names in --llmperf, "
+            "without .json)"
+        )
+    model = LatencyModel.from_llmperf(
+        args.llmperf, profiles, default_profile=args.default_latency_profile
+    )
+    return model.apply(outcomes, seed=args.seed)
+
+
+def _note_short_contexts(contexts: list[Table], args: argparse.Namespace) -> None:
+    """Fewer complete queries than --queries: sessions repeat queries; say so."""
+    for table in contexts:
+        if table.rows < args.queries:
+            print(
+                f"note: context {table.name} has {table.rows} complete queries, fewer than "
+                f"--queries {args.queries}: each session repeats them (reshuffled)",
+                file=sys.stderr,
+            )
 
 
 def _learners(args: argparse.Namespace) -> list[Strategy]:
@@ -218,9 +367,8 @@ def replay(args: argparse.Namespace) -> int:
     )
     started = time.perf_counter()
     outcomes, source = _load(args)
-    if args.models or args.contexts:
-        outcomes = outcomes.select(models=args.models, contexts=args.contexts)
     contexts = tables(outcomes)
+    _note_short_contexts(contexts, args)
     print(
         f"replaying {source}: " + ", ".join(f"{t.name} ({t.rows} queries)" for t in contexts),
         file=sys.stderr,
@@ -237,11 +385,13 @@ def replay(args: argparse.Namespace) -> int:
         trace_rates=args.learning_rates,
         progress=_ProgressBar(not args.no_progress and sys.stderr.isatty()),
     )
-    print(format_summary(experiment))
+    summary = format_summary(experiment)
+    print(summary)
     args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "summary.txt").write_text(summary + "\n")
     results = experiment.to_json() | {"source": source, "comparisons": comparisons(experiment)}
     (args.out / "results.json").write_text(json.dumps(results, indent=1))
-    written = [args.out / "results.json"]
+    written = [args.out / "summary.txt", args.out / "results.json"]
     if not args.no_figures:
         from pickllm.replay.figures import write_figures
 
@@ -263,7 +413,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     try:
+        if args.command == "evaluate":
+            return run_evaluate(args)
         return replay(args)
-    except (PickLLMError, FileNotFoundError) as error:
+    except (PickLLMError, OSError) as error:
         print(f"pickllm {args.command}: error: {error}", file=sys.stderr)
         return 2

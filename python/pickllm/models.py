@@ -15,6 +15,8 @@ from its :class:`Usage`. When a server reported no token counts the backend esti
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -148,14 +150,19 @@ class Model(BaseModel):
         *,
         temperature: float | None = None,
         stream: bool = False,
+        deadline: float | None = None,
+        max_response_bytes: int | None = None,
     ) -> Completion:
-        """Call this model through its backend with its ``model_id`` and ``max_tokens``."""
+        """Call this model through its backend with its ``model_id`` and ``max_tokens``; the
+        limits go to backends that take them (see :mod:`pickllm.backends.base`)."""
+        limits = _limits(self.backend.complete, deadline, max_response_bytes)
         return self.backend.complete(
             messages,
             model=self.provider_model,
             max_tokens=self.max_tokens,
             temperature=temperature,
             stream=stream,
+            **limits,
         )
 
     async def acomplete(
@@ -164,12 +171,43 @@ class Model(BaseModel):
         *,
         temperature: float | None = None,
         stream: bool = False,
+        deadline: float | None = None,
+        max_response_bytes: int | None = None,
     ) -> Completion:
         """The async twin of :meth:`complete`."""
+        limits = _limits(self.backend.acomplete, deadline, max_response_bytes)
         return await self.backend.acomplete(
             messages,
             model=self.provider_model,
             max_tokens=self.max_tokens,
             temperature=temperature,
             stream=stream,
+            **limits,
         )
+
+
+def _limits(method: Any, deadline: float | None, max_response_bytes: int | None) -> Any:
+    """The limit keywords ``method`` names (user-written backends may name none)."""
+    takes = limits_taken(method)
+    limits = {"deadline": deadline, "max_response_bytes": max_response_bytes}
+    return {k: v for k, v in limits.items() if k in takes}
+
+
+def limits_taken(method: Any) -> frozenset[str]:
+    """Which of ``deadline`` and ``max_response_bytes`` a backend method names."""
+    function = getattr(method, "__func__", method)
+    try:
+        return _takes_limits(function)
+    except TypeError:  # an unhashable callable object: inspect it every time
+        return _takes_limits.__wrapped__(function)
+
+
+@functools.lru_cache(maxsize=256)
+def _takes_limits(function: Any) -> frozenset[str]:
+    """Which of the limit keywords ``function`` names as parameters. ``**kwargs`` does not
+    count: a wrapper often forwards them to a method that takes none of them."""
+    try:
+        parameters = inspect.signature(function).parameters
+    except (TypeError, ValueError):
+        return frozenset()
+    return frozenset(parameters.keys() & {"deadline", "max_response_bytes"})

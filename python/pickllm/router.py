@@ -9,24 +9,48 @@ import secrets
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from pickllm import _core
+from pickllm._closing import Closing
 from pickllm._core import Decision
-from pickllm.budget import Budget, Spending
+from pickllm.budget import Budget
 from pickllm.config import LearningAutomaton, Policy, QLearning, Reward, policy_from_core
 from pickllm.errors import ArgumentTypeError, ConfigError, UnknownModelError
-from pickllm.health import CircuitBreaker, Health, State
+from pickllm.health import CircuitBreaker, State
+from pickllm.logs.writer import DecisionLog, current_prompt
 from pickllm.models import Model
-from pickllm.routing import Prompt, RouteLoop, RouteResult
-from pickllm.scorers.base import ScorerLike, as_scorer
+from pickllm.routing import (
+    DEFAULT_BREAKER,
+    DEFAULT_DEADLINE,
+    DEFAULT_MAX_RESPONSE_BYTES,
+    DEFAULT_MAX_RETRY_AFTER,
+    Prompt,
+    RouteLoop,
+    RouteOptions,
+    RouteResult,
+)
+from pickllm.scorers.base import ScorerLike
 
 __all__ = ["Router"]
 
 _SEED_LIMIT = 2**64
-#: Routers get a circuit breaker unless told otherwise (the config is immutable, so one
-#: shared default is safe).
-_DEFAULT_BREAKER = CircuitBreaker()
+
+
+class RouteKeywords(TypedDict, total=False):
+    """The route-loop keyword arguments of :meth:`Router.restore` and :meth:`Router.load`
+    (those of :class:`Router`, documented there)."""
+
+    scorer: ScorerLike | None
+    max_attempts: int
+    temperature: float | None
+    stream: bool
+    breaker: CircuitBreaker | None
+    budget: Budget | None
+    deadline: float | None
+    attempt_deadline: float | None
+    max_response_bytes: int | None
+    max_retry_after: float
 
 
 def _restore(blob: bytes) -> Router:
@@ -34,7 +58,7 @@ def _restore(blob: bytes) -> Router:
     return Router.restore(blob)
 
 
-class Router:
+class Router(Closing):
     """Routes each query to one model of a pool and learns, per context, which model is best.
 
     Selection and learning are split so that a gateway can serve many queries at once:
@@ -66,6 +90,18 @@ class Router:
             :class:`CircuitBreaker`); None disables it (Retry-After is honoured regardless).
         budget: spending caps for routed calls, per context and per router (see
             :class:`Budget`); every model then needs ``max_tokens``, which bounds its cost.
+        deadline: seconds for one :meth:`route`/:meth:`aroute` call, every attempt included
+            (None: unbounded). A call still running at the deadline fails as that model's
+            :class:`~pickllm.backends.errors.DeadlineExceededError`.
+        attempt_deadline: seconds for each attempt, within ``deadline`` (None: what is left of
+            it), so that a slow model leaves time to fall back.
+        max_response_bytes: bytes read at most from one answer, body or stream (default 8 MiB;
+            None: unbounded); past it the call fails as a
+            :class:`~pickllm.backends.errors.ResponseTooLargeError`.
+        max_retry_after: the longest a 429's Retry-After keeps a model out, in seconds.
+        decision_log: a folder (or a :class:`~pickllm.logs.DecisionLog` for its options) where
+            every decision, with its probabilities, and every feedback is logged off the hot
+            path, for ``pickllm evaluate``; closed by :meth:`close`/:meth:`aclose`.
 
     >>> router = Router(["gpt-4o", "mistral-7b"], seed=7)
     >>> d = router.select(context="finance")
@@ -76,7 +112,16 @@ class Router:
     """
 
     # "__dict__" only holds the hot path bound by _bind_hot_path.
-    __slots__ = ("__dict__", "_core", "_default_context", "_loop", "_models", "_policy", "_reward")
+    __slots__ = (
+        "__dict__",
+        "_core",
+        "_default_context",
+        "_log",
+        "_models",
+        "_policy",
+        "_reward",
+        "_route_loop",
+    )
 
     def __init__(
         self,
@@ -92,10 +137,27 @@ class Router:
         max_attempts: int = 3,
         temperature: float | None = None,
         stream: bool = False,
-        breaker: CircuitBreaker | None = _DEFAULT_BREAKER,
+        breaker: CircuitBreaker | None = DEFAULT_BREAKER,
         budget: Budget | None = None,
+        deadline: float | None = DEFAULT_DEADLINE,
+        attempt_deadline: float | None = None,
+        max_response_bytes: int | None = DEFAULT_MAX_RESPONSE_BYTES,
+        max_retry_after: float = DEFAULT_MAX_RETRY_AFTER,
+        decision_log: str | os.PathLike[str] | DecisionLog | None = None,
     ) -> None:
         names, specs = _pool(models)
+        options = RouteOptions(
+            scorer=scorer,
+            max_attempts=max_attempts,
+            temperature=temperature,
+            stream=stream,
+            breaker=breaker,
+            budget=budget,
+            deadline=deadline,
+            attempt_deadline=attempt_deadline,
+            max_response_bytes=max_response_bytes,
+            max_retry_after=max_retry_after,
+        )
         policy = LearningAutomaton() if policy is None else policy
         reward = Reward() if reward is None else reward
         if not isinstance(policy, LearningAutomaton | QLearning):
@@ -121,74 +183,40 @@ class Router:
             "default_context": default_context,
         }
         self._core = _core.RouterCore(json.dumps(config), seed)
-        self._bind_hot_path()
         self._models = tuple(names)
         self._default_context = default_context
         self._policy: Policy = policy
         self._reward = reward
-        self._loop = self._route_loop(
-            specs, scorer, max_attempts, temperature, stream, breaker, budget
-        )
+        self._route_loop = self._build_route_loop(specs, options)
+        self._log = _open_log(decision_log, self)
+        self._bind_hot_path()
 
-    def _route_loop(
-        self,
-        specs: dict[str, Model],
-        scorer: ScorerLike | None,
-        max_attempts: int,
-        temperature: float | None,
-        stream: bool,
-        breaker: CircuitBreaker | None,
-        budget: Budget | None,
-    ) -> RouteLoop | None:
+    def _build_route_loop(self, specs: dict[str, Model], options: RouteOptions) -> RouteLoop | None:
         if not specs:
-            if scorer is not None or budget is not None:
+            if options.uses_route:
                 raise ConfigError(
                     "scorer and budget are only used by route(): give models with backends"
                 )
             return None
-        missing = [name for name in self._models if name not in specs]
-        if missing:
-            raise ConfigError(f"give every model a backend (Model(...)) or none; missing {missing}")
-        if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
-            raise ConfigError(f"max_attempts must be an integer >= 1, got {max_attempts!r}")
-        if temperature is not None and not (
-            isinstance(temperature, int | float) and math.isfinite(temperature) and temperature >= 0
-        ):
-            raise ConfigError(f"temperature must be a finite number >= 0, got {temperature!r}")
-        if breaker is not None and not isinstance(breaker, CircuitBreaker):
-            raise ArgumentTypeError(f"breaker must be a CircuitBreaker or None, got {breaker!r}")
-        if budget is not None and not isinstance(budget, Budget):
-            raise ArgumentTypeError(f"budget must be a Budget or None, got {budget!r}")
-        if budget is not None:
-            unbounded = [name for name, spec in specs.items() if spec.max_tokens is None]
-            if unbounded:
-                raise ConfigError(
-                    f"a budget needs max_tokens on every model (it bounds a call's cost); "
-                    f"missing on {unbounded}"
-                )
-        adapted = None if scorer is None else as_scorer(scorer)
-        return RouteLoop(
-            self,
-            specs,
-            adapted,
-            max_attempts=max_attempts,
-            temperature=temperature,
-            stream=stream,
-            health=Health(breaker, self._models),
-            spending=None if budget is None else Spending(budget),
-        )
+        return RouteLoop(self, specs, options)
 
     def _bind_hot_path(self) -> None:
         """Bind the core's ``select`` and ``feedback`` on this instance, shadowing the methods
         below: the core's take the same arguments and do the same thing, and calling them
         directly skips one Python frame per call, about a quarter of a decision's cost. The
         methods stay on the class for their documentation and for subclasses that override
-        them (those are left alone)."""
+        them (those are left alone). With a decision log, both are wrapped to queue a record;
+        without one, nothing is added."""
+        select, feedback = self._core.select, self._core.feedback
+        if self._log is not None:
+            select, feedback = self._log.wrap(self._core)
+        self.__dict__["_select"] = select
+        self.__dict__["_feedback"] = feedback
         cls = type(self)
         if cls.select is Router.select:
-            self.__dict__["select"] = self._core.select
+            self.__dict__["select"] = select
         if cls.feedback is Router.feedback:
-            self.__dict__["feedback"] = self._core.feedback
+            self.__dict__["feedback"] = feedback
 
     # ==================== Routing ====================
 
@@ -205,7 +233,7 @@ class Router:
         given); the learner's probabilities are renormalized over what remains. The returned
         decision records the model, the probability it was chosen with, an id and the context.
         """
-        return self._core.select(context, exclude=exclude, allowed=allowed)
+        return self.__dict__["_select"](context, exclude=exclude, allowed=allowed)  # type: ignore[no-any-return]
 
     def feedback(
         self, decision: Decision, *, accuracy: float, cost: float = 0.0, latency: float = 0.0
@@ -216,7 +244,9 @@ class Router:
         seconds, both finite and non-negative. Each decision takes feedback once; a rejected
         call changes nothing.
         """
-        return self._core.feedback(decision, accuracy=accuracy, cost=cost, latency=latency)
+        return self.__dict__["_feedback"](  # type: ignore[no-any-return]
+            decision, accuracy=accuracy, cost=cost, latency=latency
+        )
 
     def route(
         self, prompt: Prompt, *, context: str | None = None, reference: str | None = None
@@ -228,20 +258,34 @@ class Router:
         next model by the learner's ranking; if all ``max_attempts`` fail,
         :class:`~pickllm.routing.AllModelsFailedError` lists every attempt.
         """
-        return self._route_loop_or_raise().route(prompt, context, reference)
+        loop = self._route_loop_or_raise()
+        if self._log is None or not self._log.prompts:
+            return loop.route(prompt, context, reference)
+        token = current_prompt.set(prompt)
+        try:
+            return loop.route(prompt, context, reference)
+        finally:
+            current_prompt.reset(token)
 
     async def aroute(
         self, prompt: Prompt, *, context: str | None = None, reference: str | None = None
     ) -> RouteResult:
         """The async twin of :meth:`route`; safe to run many at once."""
-        return await self._route_loop_or_raise().aroute(prompt, context, reference)
+        loop = self._route_loop_or_raise()
+        if self._log is None or not self._log.prompts:
+            return await loop.aroute(prompt, context, reference)
+        token = current_prompt.set(prompt)
+        try:
+            return await loop.aroute(prompt, context, reference)
+        finally:
+            current_prompt.reset(token)
 
     def _route_loop_or_raise(self) -> RouteLoop:
-        if self._loop is None:
+        if self._route_loop is None:
             raise ConfigError(
                 "route() needs models with backends: Router([Model(name, backend=...), ...])"
             )
-        return self._loop
+        return self._route_loop
 
     def health(self) -> dict[str, State]:
         """Each model's circuit: "closed" (called), "open" (left out) or "half_open"."""
@@ -257,29 +301,25 @@ class Router:
         return float(loop.spending.spent(context))
 
     def close(self) -> None:
-        """Close every model's backend (their connection pools)."""
-        for spec in self._specs().values():
-            spec.backend.close()
+        """Close every model's backend (their connection pools) and the decision log."""
+        try:
+            for spec in self._specs().values():
+                spec.backend.close()
+        finally:
+            if self._log is not None:
+                self._log.close()
 
     async def aclose(self) -> None:
-        """Close every model's backend, async resources included."""
-        for spec in self._specs().values():
-            await spec.backend.aclose()
+        """Close every model's backend, async resources included, and the decision log."""
+        try:
+            for spec in self._specs().values():
+                await spec.backend.aclose()
+        finally:
+            if self._log is not None:
+                self._log.close()
 
     def _specs(self) -> dict[str, Model]:
-        return {} if self._loop is None else self._loop.specs
-
-    def __enter__(self) -> Router:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    async def __aenter__(self) -> Router:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
+        return {} if self._route_loop is None else self._route_loop.specs
 
     # ==================== Inspection ====================
 
@@ -289,8 +329,18 @@ class Router:
         return self._models
 
     @property
+    def default_context(self) -> str:
+        """The context of selections that name none."""
+        return self._default_context
+
+    @property
     def policy(self) -> Policy:
         return self._policy
+
+    @property
+    def decision_log(self) -> DecisionLog | None:
+        """The decision log, or None."""
+        return self._log
 
     @property
     def reward(self) -> Reward:
@@ -340,17 +390,13 @@ class Router:
         blob: bytes | bytearray | memoryview,
         *,
         models: Sequence[Model] | None = None,
-        scorer: ScorerLike | None = None,
-        max_attempts: int = 3,
-        temperature: float | None = None,
-        stream: bool = False,
-        breaker: CircuitBreaker | None = _DEFAULT_BREAKER,
-        budget: Budget | None = None,
+        **options: Unpack[RouteKeywords],
     ) -> Router:
         """The router :meth:`snapshot` saved, identical in every future decision.
 
         Snapshots hold no backends (nor their API keys): give ``models`` (specs with the same
-        names) and a ``scorer`` to route again. Raises SnapshotError when the bytes are
+        names) and a ``scorer`` to route again; the other keyword arguments are
+        :class:`Router`'s route options. Raises SnapshotError when the bytes are
         truncated, altered, of a newer format or otherwise invalid; nothing half-restored is
         ever returned.
         """
@@ -361,9 +407,7 @@ class Router:
         unknown = sorted(set(specs) - set(router._models))
         if unknown:
             raise UnknownModelError(f"models not in the snapshot's pool: {unknown}")
-        router._loop = router._route_loop(
-            specs, scorer, max_attempts, temperature, stream, breaker, budget
-        )
+        router._route_loop = router._build_route_loop(specs, RouteOptions(**options))
         return router
 
     @classmethod
@@ -371,12 +415,13 @@ class Router:
         config = json.loads(core.config_json())
         router = cls.__new__(cls)
         router._core = core
-        router._bind_hot_path()
         router._models = tuple(config["models"])
         router._default_context = config["default_context"]
         router._policy = policy_from_core(config["policy"])
         router._reward = Reward._from_core(config["reward"])
-        router._loop = None
+        router._route_loop = None
+        router._log = None
+        router._bind_hot_path()
         return router
 
     def save(self, path: str | os.PathLike[str]) -> None:
@@ -407,25 +452,11 @@ class Router:
         path: str | os.PathLike[str],
         *,
         models: Sequence[Model] | None = None,
-        scorer: ScorerLike | None = None,
-        max_attempts: int = 3,
-        temperature: float | None = None,
-        stream: bool = False,
-        breaker: CircuitBreaker | None = _DEFAULT_BREAKER,
-        budget: Budget | None = None,
+        **options: Unpack[RouteKeywords],
     ) -> Router:
         """The router :meth:`save` wrote to ``path`` (see :meth:`restore` for the arguments).
         A truncated, altered, empty or newer-version file raises SnapshotError."""
-        return cls.restore(
-            Path(path).read_bytes(),
-            models=models,
-            scorer=scorer,
-            max_attempts=max_attempts,
-            temperature=temperature,
-            stream=stream,
-            breaker=breaker,
-            budget=budget,
-        )
+        return cls.restore(Path(path).read_bytes(), models=models, **options)
 
     def __reduce__(self) -> tuple[Any, tuple[bytes]]:
         return (_restore, (self.snapshot(),))
@@ -476,3 +507,18 @@ def _prior_values(prior: Mapping[str, float] | None, names: list[str]) -> list[f
             raise ConfigError(f"prior[{name!r}] must be a finite number, got {value!r}")
         values.append(float(value))
     return values
+
+
+def _open_log(
+    decision_log: str | os.PathLike[str] | DecisionLog | None, router: Router
+) -> DecisionLog | None:
+    if decision_log is None:
+        return None
+    if isinstance(decision_log, str | os.PathLike):
+        decision_log = DecisionLog(decision_log)
+    if not isinstance(decision_log, DecisionLog):
+        raise ArgumentTypeError(
+            f"decision_log must be a folder path or a DecisionLog, got {decision_log!r}"
+        )
+    decision_log.start(router.models, router.policy.model_dump(), router.reward.model_dump())
+    return decision_log

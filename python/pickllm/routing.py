@@ -1,37 +1,56 @@
-"""The whole PickLLM loop for routers whose models carry backends: pick, call, time, price,
-score, learn.
+"""The route loop behind :meth:`Router.route`: pick, call, time, price, score, learn.
 
 One query: the learner picks a model (:meth:`Router.select`), its backend is called (latency and
 token usage come from the call), the cost follows from the model's prices, the scorer grades the
 answer, and :meth:`Router.feedback` applies the reward. A failed call (connection refused,
 timeout, 429, 5xx, malformed body, broken stream) is fed back as a zero-accuracy observation with
 its real latency, and the query goes to the remaining model the learner ranks highest, within
-``max_attempts`` calls. A 429's Retry-After keeps that model out of every selection until it
-has passed. If every attempt fails, one :class:`AllModelsFailedError` lists them all.
+``max_attempts`` calls, all within ``deadline`` seconds. A 429's Retry-After keeps that model
+out of every selection until it has passed (at most ``max_retry_after``). If every attempt fails,
+one :class:`AllModelsFailedError` lists them all.
+
+Each call is a :class:`_Ticket`: its decision, budget reservation and breaker slot are settled
+exactly once whatever happens after the selection: fed back (an answer, or a failure of the
+model), or released as abandoned (a cancellation, congestion on our side), never both and never
+left open. The loop talks to its router through the narrow :class:`Selector` protocol.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, cast
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, TypedDict, cast
+
+import anyio
 
 from pickllm._core import Decision
-from pickllm.backends.base import Completion, Message, validate_call
-from pickllm.backends.errors import BackendError, RateLimitError
-from pickllm.budget import BudgetExceeded, Reservation, Spending, cost_bound
-from pickllm.errors import ArgumentTypeError, PickLLMError
-from pickllm.health import Health
-from pickllm.models import Model
-from pickllm.scorers.base import ScorerAdapter
-from pickllm.scorers.errors import ScorerError
+from pickllm.backends.base import Completion, Message, check_unicode, validate_call
+from pickllm.backends.errors import (
+    BackendError,
+    DeadlineExceededError,
+    InvalidRequestError,
+    RateLimitError,
+)
+from pickllm.budget import Budget, BudgetExceeded, Reservation, Spending, cost_bound
+from pickllm.errors import ArgumentTypeError, ConfigError, PickLLMError
+from pickllm.health import CircuitBreaker, Health
+from pickllm.models import Model, limits_taken
+from pickllm.scorers.base import ScorerAdapter, ScorerLike, as_scorer
 
-if TYPE_CHECKING:
-    from pickllm.router import Router
-
-__all__ = ["AllModelsFailedError", "Attempt", "Prompt", "RouteLoop", "RouteResult", "to_messages"]
+__all__ = [
+    "AllModelsFailedError",
+    "Attempt",
+    "Prompt",
+    "RouteLoop",
+    "RouteOptions",
+    "RouteResult",
+    "Selector",
+    "to_messages",
+]
 
 logger = logging.getLogger("pickllm")
 
@@ -91,6 +110,104 @@ class RouteResult:
     attempts: tuple[Attempt, ...]
 
 
+#: Routers get a circuit breaker unless told otherwise (the config is immutable, so one
+#: shared default is safe).
+DEFAULT_BREAKER = CircuitBreaker()
+#: Seconds for one route()/aroute() call: well under the minute after which callers and
+#: gateways in front of them give up anyway.
+DEFAULT_DEADLINE = 30.0
+#: Bytes read at most from one answer: far above any chat answer, far below what hurts memory.
+DEFAULT_MAX_RESPONSE_BYTES = 8 * 1024 * 1024
+#: The longest a Retry-After holds a model out, in seconds.
+DEFAULT_MAX_RETRY_AFTER = 300.0
+
+
+def _seconds(name: str, value: object, *, allow_none: bool = True) -> None:
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ConfigError(f"{name} must be a number of seconds > 0, got {value!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class RouteOptions:
+    """How :meth:`Router.route` runs, validated in one place (``Router``'s keyword arguments
+    of the same names build it; see :class:`Router` for each)."""
+
+    scorer: ScorerLike | None = None
+    max_attempts: int = 3
+    temperature: float | None = None
+    stream: bool = False
+    breaker: CircuitBreaker | None = DEFAULT_BREAKER
+    budget: Budget | None = None
+    #: Seconds for one route()/aroute() call, every attempt included (None: unbounded).
+    deadline: float | None = DEFAULT_DEADLINE
+    #: Seconds for one attempt, within ``deadline`` (None: whatever is left of it).
+    attempt_deadline: float | None = None
+    #: Bytes read at most from one response, body or stream (None: unbounded).
+    max_response_bytes: int | None = DEFAULT_MAX_RESPONSE_BYTES
+    #: The longest a Retry-After holds a model out, in seconds.
+    max_retry_after: float = DEFAULT_MAX_RETRY_AFTER
+
+    def __post_init__(self) -> None:
+        attempts = self.max_attempts
+        if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
+            raise ConfigError(f"max_attempts must be an integer >= 1, got {attempts!r}")
+        temperature = self.temperature
+        if temperature is not None and (
+            isinstance(temperature, bool)
+            or not isinstance(temperature, int | float)
+            or not math.isfinite(temperature)
+            or temperature < 0
+        ):
+            raise ConfigError(f"temperature must be a finite number >= 0, got {temperature!r}")
+        if not isinstance(self.stream, bool):
+            raise ArgumentTypeError(f"stream must be a bool, got {self.stream!r}")
+        if self.breaker is not None and not isinstance(self.breaker, CircuitBreaker):
+            raise ArgumentTypeError(
+                f"breaker must be a CircuitBreaker or None, got {self.breaker!r}"
+            )
+        if self.budget is not None and not isinstance(self.budget, Budget):
+            raise ArgumentTypeError(f"budget must be a Budget or None, got {self.budget!r}")
+        _seconds("deadline", self.deadline)
+        _seconds("attempt_deadline", self.attempt_deadline)
+        _seconds("max_retry_after", self.max_retry_after, allow_none=False)
+        size = self.max_response_bytes
+        if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
+            raise ConfigError(f"max_response_bytes must be an integer >= 1 or None, got {size!r}")
+        if self.scorer is not None:
+            as_scorer(self.scorer)  # raises for something that is no scorer
+
+    @property
+    def uses_route(self) -> bool:
+        """Whether anything here only makes sense with backends (route())."""
+        return self.scorer is not None or self.budget is not None
+
+
+class Selector(Protocol):
+    """What the loop needs of its router: the pool, selection, feedback and ranking."""
+
+    @property
+    def models(self) -> tuple[str, ...]: ...
+
+    @property
+    def default_context(self) -> str: ...
+
+    def select(
+        self,
+        context: str | None = None,
+        *,
+        exclude: Iterable[str] | None = None,
+        allowed: Iterable[str] | None = None,
+    ) -> Decision: ...
+
+    def feedback(
+        self, decision: Decision, *, accuracy: float, cost: float = 0.0, latency: float = 0.0
+    ) -> float: ...
+
+    def probabilities(self, context: str | None = None) -> dict[str, float]: ...
+
+
 def to_messages(prompt: Prompt) -> list[Message]:
     """A prompt as chat messages (plain text becomes one user message)."""
     if isinstance(prompt, str):
@@ -110,97 +227,191 @@ def _prompt_text(messages: Sequence[Message]) -> str:
     return str(messages[-1].get("content", "")) if messages else ""
 
 
+class _CallOptions(TypedDict):
+    temperature: float | None
+    stream: bool
+    deadline: float | None
+    max_response_bytes: int | None
+
+
+@dataclass(slots=True)
+class _Ticket:
+    """One call in flight: its decision, reservation and breaker slot, settled exactly once."""
+
+    decision: Decision
+    reservation: Reservation | None
+    settled: bool = field(default=False)
+
+
 class RouteLoop:
-    """The route loop of one router: its models' specs, scorer, retry bound, health and budget.
-    The sync and async paths share every step but the call and the grading."""
+    """The route loop of one router: its models' specs and its :class:`RouteOptions`, with the
+    health and spending state they need. The sync and async paths share every step but the
+    call and the grading."""
 
     def __init__(
         self,
-        router: Router,
+        selector: Selector,
         specs: dict[str, Model],
-        scorer: ScorerAdapter | None,
+        options: RouteOptions,
         *,
-        max_attempts: int,
-        temperature: float | None,
-        stream: bool,
-        health: Health,
-        spending: Spending | None,
+        spending: Spending | None = None,
     ) -> None:
-        self.router = router
+        """``spending`` keeps the budget's accounts (default: in this process's memory)."""
+        missing = [name for name in selector.models if name not in specs]
+        if missing:
+            raise ConfigError(f"give every model a backend (Model(...)) or none; missing {missing}")
+        if options.budget is not None:
+            unbounded = [name for name, spec in specs.items() if spec.max_tokens is None]
+            if unbounded:
+                raise ConfigError(
+                    f"a budget needs max_tokens on every model (it bounds a call's cost); "
+                    f"missing on {unbounded}"
+                )
+        self.selector = selector
         self.specs = specs
-        self.scorer = scorer
-        self.max_attempts = max_attempts
-        self.temperature = temperature
-        self.stream = stream
-        self.health = health
+        self.options = options
+        self.scorer: ScorerAdapter | None = (
+            None if options.scorer is None else as_scorer(options.scorer)
+        )
+        self.health = Health(options.breaker, selector.models, max_hold=options.max_retry_after)
+        if options.budget is None:
+            spending = None
+        elif spending is None:
+            spending = Spending(options.budget)
         self.spending = spending
 
     # ==================== Sync and async entry points ====================
 
     def route(self, prompt: Prompt, context: str | None, reference: str | None) -> RouteResult:
-        messages = self._messages(prompt)
+        messages, deadline = self._start(prompt, reference)
         attempts: list[Attempt] = []
         while True:
-            decision, reservation = self._next(context, messages, attempts)
-            spec = self.specs[decision.model]
+            ticket = self._next(context, messages, attempts, deadline)
             try:
-                completion = spec.complete(
-                    messages, temperature=self.temperature, stream=self.stream
-                )
-            except BackendError as error:
-                self._failed(decision, reservation, error, attempts)
-                continue
-            except BaseException:
-                self._abandoned(decision, reservation)
-                raise
-            accuracy = self._grade(messages, completion.text, reference)
-            return self._finish(decision, reservation, completion, accuracy, attempts)
+                spec = self.specs[ticket.decision.model]
+                try:
+                    completion = spec.complete(messages, **self._call_options(deadline))
+                    cost = self._price(spec, completion)
+                except Exception as exc:
+                    self._failed(ticket, self._as_failure(exc, ticket), attempts)
+                    continue
+                self._answered(ticket, cost)
+                accuracy = self._grade(messages, completion.text, reference)
+                return self._result(ticket, completion, cost, accuracy, attempts)
+            finally:
+                self._abandon(ticket)  # only if nothing above settled it (cancelled, a bug)
 
     async def aroute(
         self, prompt: Prompt, context: str | None, reference: str | None
     ) -> RouteResult:
-        messages = self._messages(prompt)
+        messages, deadline = self._start(prompt, reference)
         attempts: list[Attempt] = []
         while True:
-            decision, reservation = self._next(context, messages, attempts)
-            spec = self.specs[decision.model]
+            ticket = self._next(context, messages, attempts, deadline)
             try:
-                completion = await spec.acomplete(
-                    messages, temperature=self.temperature, stream=self.stream
-                )
-            except BackendError as error:
-                self._failed(decision, reservation, error, attempts)
-                continue
-            except BaseException:  # cancelled, or a bug in a custom backend
-                self._abandoned(decision, reservation)
-                raise
-            accuracy = await self._agrade(messages, completion.text, reference)
-            return self._finish(decision, reservation, completion, accuracy, attempts)
+                spec = self.specs[ticket.decision.model]
+                try:
+                    options = self._call_options(deadline)
+                    with self._outer_deadline(spec, options["deadline"]):
+                        completion = await spec.acomplete(messages, **options)
+                    cost = self._price(spec, completion)
+                except Exception as exc:
+                    self._failed(ticket, self._as_failure(exc, ticket), attempts)
+                    continue
+                self._answered(ticket, cost)
+                accuracy = await self._agrade(messages, completion.text, reference)
+                return self._result(ticket, completion, cost, accuracy, attempts)
+            finally:
+                self._abandon(ticket)  # cancelled (also while the scorer ran), or a bug
 
     # ==================== Shared steps ====================
 
-    def _messages(self, prompt: Prompt) -> list[Message]:
-        """Check the prompt before any decision: bad input is no model's failure, so it must
-        neither be fed back nor leave a decision waiting."""
+    def _start(self, prompt: Prompt, reference: object) -> tuple[list[Message], float | None]:
+        """Check the input before any decision: bad input is no model's failure, so it must
+        neither be fed back nor leave a decision waiting (nor be found after a paid call)."""
         messages = to_messages(prompt)
-        validate_call(messages, "any", None, self.temperature)
-        return messages
+        validate_call(messages, "any", None, self.options.temperature)
+        if reference is not None:
+            if not isinstance(reference, str):
+                raise ArgumentTypeError(
+                    f"reference must be a str or None, got {type(reference).__name__}"
+                )
+            check_unicode(reference, "reference")
+        deadline = self.options.deadline
+        return messages, None if deadline is None else time.monotonic() + deadline
+
+    def _call_options(self, deadline: float | None) -> _CallOptions:
+        """Keyword arguments of one call: the route's deadline, cut to ``attempt_deadline``."""
+        if self.options.attempt_deadline is not None:
+            attempt = time.monotonic() + self.options.attempt_deadline
+            deadline = attempt if deadline is None else min(deadline, attempt)
+        return {
+            "temperature": self.options.temperature,
+            "stream": self.options.stream,
+            "deadline": deadline,
+            "max_response_bytes": self.options.max_response_bytes,
+        }
+
+    @staticmethod
+    def _outer_deadline(
+        spec: Model, deadline: float | None
+    ) -> contextlib.AbstractContextManager[object]:
+        """A backend that takes no ``deadline`` is cancelled at it (async calls only)."""
+        if deadline is None or "deadline" in limits_taken(spec.backend.acomplete):
+            return contextlib.nullcontext()
+        return anyio.fail_after(max(deadline - time.monotonic(), 0.0))
+
+    def _as_failure(self, exc: Exception, ticket: _Ticket) -> BackendError:
+        """What a call that raised means for its model. Anything a backend or its answer does
+        wrong (hostile usage, a bug in a custom backend) is that model's failure."""
+        if isinstance(exc, BackendError):
+            return exc
+        if isinstance(exc, InvalidRequestError):
+            raise exc  # the request itself is wrong: no other model would do better
+        model = ticket.decision.model
+        label = type(self.specs[model].backend).__name__
+        if isinstance(exc, TimeoutError):  # our cancel scope around a backend without deadline
+            return DeadlineExceededError(
+                "the call's deadline passed", backend=label, model=model, latency=0.0
+            )
+        return BackendError(
+            f"the call or its answer raised {type(exc).__name__}: {exc}",
+            backend=label,
+            model=model,
+            latency=0.0,
+        )
+
+    def _price(self, spec: Model, completion: Completion) -> float:
+        cost = spec.cost(completion.usage)
+        if not math.isfinite(cost):
+            raise OverflowError(f"the reported usage {completion.usage} prices to {cost} USD")
+        return cost
 
     def _next(
-        self, context: str | None, messages: Sequence[Message], attempts: list[Attempt]
-    ) -> tuple[Decision, Reservation | None]:
+        self,
+        context: str | None,
+        messages: Sequence[Message],
+        attempts: list[Attempt],
+        deadline: float | None,
+    ) -> _Ticket:
         """The next call: the learner's own choice first, then, for each fallback, the remaining
         model the learner ranks highest (selected with ``allowed=[it]``, so that the decision is
         recorded and its feedback counted like any other). Models already tried, with an open
         circuit, or whose worst-case cost does not fit the budget are left out."""
+        if deadline is not None and attempts and time.monotonic() >= deadline:
+            raise AllModelsFailedError(
+                f"the route deadline of {self.options.deadline:g} s passed after "
+                f"{len(attempts)} attempt(s)",
+                attempts,
+            )
         if self.spending is None:
-            return self._choose(context, messages, attempts), None
+            return _Ticket(self._choose(context, messages, attempts), None)
         with self.spending.transaction():  # what fits, select, reserve: one atomic step
             decision = self._choose(context, messages, attempts)
             bound = cost_bound(self.specs[decision.model], messages)
             reservation = self.spending.reserve(decision.context, bound)
         assert reservation is not None, "chosen among the models that fit, under the same lock"
-        return decision, reservation
+        return _Ticket(decision, reservation)
 
     def _choose(
         self, context: str | None, messages: Sequence[Message], attempts: list[Attempt]
@@ -208,78 +419,99 @@ class RouteLoop:
         blocked = self.health.blocked()
         unaffordable = self._unaffordable(context, messages)
         excluded = {a.model for a in attempts} | set(blocked) | set(unaffordable)
-        remaining = [m for m in self.router.models if m not in excluded]
-        if not remaining or len(attempts) >= self.max_attempts:
+        remaining = [m for m in self.selector.models if m not in excluded]
+        max_attempts = self.options.max_attempts
+        if not remaining or len(attempts) >= max_attempts:
             reasons = {**unaffordable, **blocked}
             why = "; ".join(f"{m}: {r}" for m, r in reasons.items())
             message = (
                 f"no model answered in {len(attempts)} attempt(s) (max_attempts="
-                f"{self.max_attempts})" + (f"; unavailable: {why}" if why else "")
+                f"{max_attempts})" + (f"; unavailable: {why}" if why else "")
             )
-            if unaffordable and not remaining and len(attempts) < self.max_attempts:
+            if unaffordable and not remaining and len(attempts) < max_attempts:
                 raise BudgetExceeded(message)
             raise AllModelsFailedError(message, attempts)
         if not attempts:
-            decision = self.router.select(context, exclude=sorted(excluded) or None)
+            decision = self.selector.select(context, exclude=sorted(excluded) or None)
         else:
-            ranking = self.router.probabilities(context)
+            ranking = self.selector.probabilities(context)
             best = max(remaining, key=ranking.__getitem__)
-            decision = self.router.select(context, allowed=[best])
+            decision = self.selector.select(context, allowed=[best])
         self.health.started(decision.model)
         return decision
 
     def _unaffordable(self, context: str | None, messages: Sequence[Message]) -> dict[str, str]:
         if self.spending is None:
             return {}
-        left = self.spending.remaining(self.router._context(context))
-        bounds = {m: cost_bound(self.specs[m], messages) for m in self.router.models}
+        left = self.spending.remaining(
+            self.selector.default_context if context is None else context
+        )
+        bounds = {m: cost_bound(self.specs[m], messages) for m in self.selector.models}
         return {
             m: f"worst-case cost {b:.6f} USD exceeds the {left:.6f} USD left"
             for m, b in bounds.items()
             if b > left
         }
 
-    def _failed(
-        self,
-        decision: Decision,
-        reservation: Reservation | None,
-        error: BackendError,
-        attempts: list[Attempt],
-    ) -> None:
-        """Feed a failed call back as zero accuracy with its real latency; remember it."""
-        latency = error.latency if math.isfinite(error.latency) and error.latency >= 0 else 0.0
-        self.router.feedback(decision, accuracy=0.0, cost=0.0, latency=latency)
-        if reservation is not None and self.spending is not None:
-            self.spending.settle(reservation, 0.0)
+    def _settle(self, ticket: _Ticket, cost: float) -> None:
+        ticket.settled = True
+        if ticket.reservation is not None and self.spending is not None:
+            self.spending.settle(ticket.reservation, cost)
+
+    def _failed(self, ticket: _Ticket, error: BackendError, attempts: list[Attempt]) -> None:
+        """A failed call: the model's failure is fed back as zero accuracy with its real
+        latency; congestion on our side releases the call without judging the model."""
+        decision = ticket.decision
+        attempts.append(Attempt(decision, str(error)))
+        if not error.blames_model:
+            logger.warning("pickllm: %s not called: %s", decision.model, error)
+            self._abandon(ticket)
+            return
+        self._settle(ticket, 0.0)
         self.health.failed(decision.model)
         if isinstance(error, RateLimitError) and error.retry_after:
             self.health.hold(decision.model, error.retry_after)
         logger.warning("pickllm: %s failed: %s", decision.model, error)
-        attempts.append(Attempt(decision, str(error)))
+        # Last: should the core refuse it (the decision expired under load), nothing else is
+        # left unsettled.
+        latency = error.latency if math.isfinite(error.latency) and error.latency >= 0 else 0.0
+        self.selector.feedback(decision, accuracy=0.0, cost=0.0, latency=latency)
 
-    def _abandoned(self, decision: Decision, reservation: Reservation | None) -> None:
-        """A call ended by something other than a backend error (cancellation): release its
-        reservation and close its decision without judging the model."""
-        if reservation is not None and self.spending is not None:
-            self.spending.settle(reservation, 0.0)
-        self.health.released(decision.model)
+    def _abandon(self, ticket: _Ticket) -> None:
+        """A call ended by something other than a verdict on the model (a cancellation, our own
+        congestion, a bug): release its reservation and breaker slot, feed nothing back. The
+        decision stays unanswered, to expire after ``max_pending`` newer ones."""
+        if ticket.settled:
+            return
+        self._settle(ticket, 0.0)
+        self.health.released(ticket.decision.model)
 
-    def _finish(
+    def _answered(self, ticket: _Ticket, cost: float) -> None:
+        """The model answered: charge what it reports (see docs/reliability.md on providers
+        that report more than the bound reserved), and count the success."""
+        if ticket.reservation is not None and cost > ticket.reservation.amount:
+            logger.warning(
+                "pickllm: %s reported usage costing %.6f USD, above the %.6f USD bound reserved",
+                ticket.decision.model,
+                cost,
+                float(ticket.reservation.amount),
+            )
+        self._settle(ticket, cost)
+        self.health.succeeded(ticket.decision.model)
+
+    def _result(
         self,
-        decision: Decision,
-        reservation: Reservation | None,
+        ticket: _Ticket,
         completion: Completion,
+        cost: float,
         accuracy: float | None,
         attempts: list[Attempt],
     ) -> RouteResult:
-        """Price the call, settle the budget, apply the feedback when graded, build the result."""
-        cost = self.specs[decision.model].cost(completion.usage)
-        if reservation is not None and self.spending is not None:
-            self.spending.settle(reservation, cost)
-        self.health.succeeded(decision.model)
+        """Apply the feedback when graded and build the result."""
+        decision = ticket.decision
         reward = None
         if accuracy is not None:
-            reward = self.router.feedback(
+            reward = self.selector.feedback(
                 decision, accuracy=accuracy, cost=cost, latency=completion.latency
             )
         return RouteResult(
@@ -303,7 +535,7 @@ class RouteLoop:
             return None
         try:
             return self.scorer.score(_prompt_text(messages), text, reference)
-        except ScorerError:
+        except Exception:  # a ScorerError, or a bug in a custom scorer: not the model's fault
             logger.exception("pickllm: the scorer failed; the decision awaits feedback")
             return None
 
@@ -314,6 +546,6 @@ class RouteLoop:
             return None
         try:
             return await self.scorer.ascore(_prompt_text(messages), text, reference)
-        except ScorerError:
+        except Exception:
             logger.exception("pickllm: the scorer failed; the decision awaits feedback")
             return None

@@ -249,14 +249,35 @@ def test_own_async_client_is_renewed_for_each_event_loop() -> None:
     scorer = EmbeddingSimilarity(BASE, model="m")
 
     async def client_in_this_loop() -> httpx.AsyncClient:
-        return scorer._async_client_for_this_loop()
+        return await scorer._pools.async_()
 
     first = asyncio.run(client_in_this_loop())
     second = asyncio.run(client_in_this_loop())
     assert first is not second  # a client from a finished loop is not reused
 
     async def same_loop_twice() -> bool:
-        return scorer._async_client_for_this_loop() is scorer._async_client_for_this_loop()
+        return await scorer._pools.async_() is await scorer._pools.async_()
 
     assert asyncio.run(same_loop_twice())
     asyncio.run(scorer.aclose())
+
+
+def test_hostile_embedding_answers_and_texts_are_clear_errors() -> None:
+    def deep(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=b"[" * 100_000)
+
+    def huge(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=b" " * 2_000_000)
+
+    def echo_key(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(401, text=f"bad key {request.headers['authorization']}")
+
+    with pytest.raises(EmbeddingError, match="nested too deeply"):
+        scorer_for(deep).score("q", "r", "ref")
+    with pytest.raises(EmbeddingError, match="max_response_bytes=1000000"):
+        scorer_for(huge, max_response_bytes=1_000_000).score("q", "r", "ref")
+    with pytest.raises(EmbeddingError) as caught:
+        scorer_for(echo_key, api_key="sk-secret-embed").score("q", "r", "ref")
+    assert "sk-secret-embed" not in str(caught.value)
+    with pytest.raises(EmbeddingError, match="lone surrogate"):
+        scorer_for(deep).score("q", "bad \ud800", "ref")

@@ -24,9 +24,8 @@ from typing import Any
 
 import httpx
 
-from pickllm.backends._http import (
-    DEFAULT_TIMEOUT,
-    HTTPBackend,
+from pickllm.backends._http import DEFAULT_TIMEOUT, HTTPBackend
+from pickllm.backends._parsing import (
     Parsed,
     ResponseProtocolError,
     error_from_payload,
@@ -56,6 +55,9 @@ class Anthropic(HTTPBackend):
         default_max_tokens: ``max_tokens`` sent when a call gives none (the API requires one).
         api_key_env: the environment variable read when ``api_key`` is None.
         limits: connection-pool limits (``httpx.Limits``).
+        http_client: an ``httpx.Client`` to send sync calls with, instead of the backend's own
+            pool; its owner closes it.
+        async_http_client: the same for async calls, an ``httpx.AsyncClient``.
     """
 
     _path = "/v1/messages"
@@ -71,6 +73,8 @@ class Anthropic(HTTPBackend):
         default_max_tokens: int = 1024,
         api_key_env: str | None = "ANTHROPIC_API_KEY",
         limits: httpx.Limits | None = None,
+        http_client: httpx.Client | None = None,
+        async_http_client: httpx.AsyncClient | None = None,
     ) -> None:
         if api_key is None and api_key_env:
             api_key = os.environ.get(api_key_env) or None
@@ -89,7 +93,13 @@ class Anthropic(HTTPBackend):
             )
         auth = {"x-api-key": api_key, "anthropic-version": api_version}
         super().__init__(
-            base_url=base_url, auth_headers=auth, headers=headers, timeout=timeout, limits=limits
+            base_url=base_url,
+            auth_headers=auth,
+            headers=headers,
+            timeout=timeout,
+            limits=limits,
+            http_client=http_client,
+            async_http_client=async_http_client,
         )
         self._api_version = api_version
         self._default_max_tokens = default_max_tokens

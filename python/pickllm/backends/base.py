@@ -6,6 +6,15 @@ is measured. Anything with those methods (and ``close`` / ``aclose``) is a backe
 ones speak HTTP (:class:`~pickllm.backends.OpenAICompatible`, :class:`~pickllm.backends.Anthropic`)
 and also work as context managers.
 
+Limits. The router also bounds each call: ``deadline`` (an absolute ``time.monotonic()``, or None)
+and ``max_response_bytes`` (or None). It passes them as keyword arguments to ``complete`` and
+``acomplete`` when their signatures name them (``**kwargs`` does not count: wrappers often
+forward it to methods that take neither). A backend written without them keeps working; the
+router then cancels its ``acomplete`` at the deadline, while its sync calls and response sizes
+are its own business. The built-in backends take both: past the deadline they raise
+:class:`~pickllm.backends.errors.DeadlineExceededError`, past the cap
+:class:`~pickllm.backends.errors.ResponseTooLargeError`.
+
 A backend of your own needs no base class.
 
 Examples:
@@ -35,7 +44,15 @@ from typing import Protocol, TypedDict, runtime_checkable
 from pickllm.backends.errors import InvalidRequestError
 from pickllm.backends.usage import Usage
 
-__all__ = ["Backend", "Completer", "Completion", "Message", "Usage", "validate_call"]
+__all__ = [
+    "Backend",
+    "Completer",
+    "Completion",
+    "Message",
+    "Usage",
+    "check_unicode",
+    "validate_call",
+]
 
 
 class Message(TypedDict):
@@ -119,6 +136,24 @@ class Backend(Completer, Protocol):
         ...
 
 
+def check_unicode(text: str, what: str) -> None:
+    """Refuse a string that cannot be encoded as UTF-8 (a lone surrogate such as ``"\\ud800"``,
+    which Python strings may hold but no request body can carry).
+
+    >>> check_unicode("caf\\u00e9", "content")
+    >>> check_unicode("bad \\ud800", "content")
+    Traceback (most recent call last):
+    ...
+    pickllm.backends.errors.InvalidRequestError: content holds a lone surrogate at index 4
+    """
+    if text.isascii():
+        return
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise InvalidRequestError(f"{what} holds a lone surrogate at index {error.start}") from None
+
+
 def validate_call(
     messages: Sequence[Message], model: str, max_tokens: int | None, temperature: float | None
 ) -> None:
@@ -131,6 +166,7 @@ def validate_call(
     """
     if not isinstance(model, str) or not model:
         raise InvalidRequestError(f"model must be a non-empty string, got {model!r}")
+    check_unicode(model, "model")
     if isinstance(messages, str | bytes | Mapping) or not isinstance(messages, Sequence):
         raise InvalidRequestError(
             f"messages must be a sequence of {{'role': ..., 'content': ...}} dicts, "
@@ -153,6 +189,8 @@ def validate_call(
             raise InvalidRequestError(
                 f"messages[{index}]['content'] must be a string, got {type(content).__name__}"
             )
+        check_unicode(role, f"messages[{index}]['role']")
+        check_unicode(content, f"messages[{index}]['content']")
     if max_tokens is not None and (
         not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens <= 0
     ):

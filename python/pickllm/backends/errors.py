@@ -11,12 +11,18 @@ The subclasses say what went wrong; backends never retry, they only classify:
 
 ==========================  =====================================================================
 :class:`BackendConnectionError`  no connection (refused, DNS, reset before any response)
-:class:`BackendTimeoutError`     connect, read, write or pool timeout, including mid-stream
+:class:`BackendTimeoutError`     connect, read or write timeout, including mid-stream
+:class:`DeadlineExceededError`   the call's overall deadline passed (a ``BackendTimeoutError``)
+:class:`LocalCongestionError`    no connection of our own pool came free in time: not the model's
+                                 failure (``blames_model`` is False)
 :class:`RateLimitError`          HTTP 429 (or an in-stream rate-limit error), with ``retry_after``
 :class:`ServerError`             HTTP 5xx (Anthropic's 529 "overloaded" included), or a server error
                                  event inside a stream
 :class:`ClientError`             any other HTTP 4xx: bad request, bad key, unknown model, too long
-:class:`MalformedResponseError`  not JSON, missing fields, a stream cut off or broken
+:class:`MalformedResponseError`  not JSON, nested too deeply, missing or absurd fields, a stream
+                                 cut off or broken
+:class:`ResponseTooLargeError`   the body or stream passed ``max_response_bytes`` (a
+                                 ``MalformedResponseError``)
 ==========================  =====================================================================
 
 Invalid arguments (no messages, a negative temperature) are caught before any request and raise
@@ -44,9 +50,12 @@ __all__ = [
     "BackendStatusError",
     "BackendTimeoutError",
     "ClientError",
+    "DeadlineExceededError",
     "InvalidRequestError",
+    "LocalCongestionError",
     "MalformedResponseError",
     "RateLimitError",
+    "ResponseTooLargeError",
     "ServerError",
     "parse_retry_after",
 ]
@@ -65,6 +74,9 @@ class BackendError(PickLLMError):
     backend: str
     model: str
     latency: float
+    #: Whether the failure is the model's (fed back as zero accuracy, counted by the breaker);
+    #: False for congestion on our side, which says nothing about the model.
+    blames_model: bool = True
 
     def __init__(self, message: str, *, backend: str, model: str, latency: float) -> None:
         super().__init__(f"{backend}, model {model!r}: {message} (after {latency:.3f} s)")
@@ -84,6 +96,18 @@ class BackendConnectionError(BackendError, ConnectionError):
 
 class BackendTimeoutError(BackendError, TimeoutError):
     """A connect, read, write or pool timeout expired (also mid-stream)."""
+
+
+class DeadlineExceededError(BackendTimeoutError):
+    """The call's overall deadline (``deadline=``, an absolute ``time.monotonic()``) passed
+    before the whole answer arrived, however steadily the server was sending."""
+
+
+class LocalCongestionError(BackendTimeoutError):
+    """No connection of the backend's own pool came free in time (httpx's pool timeout): the
+    congestion is on our side, so the model is not blamed (it was never called)."""
+
+    blames_model = False
 
 
 class BackendStatusError(BackendError):
@@ -130,6 +154,10 @@ class ClientError(BackendStatusError):
 
 class MalformedResponseError(BackendError):
     """The response could not be understood: not JSON, missing fields, a broken or cut stream."""
+
+
+class ResponseTooLargeError(MalformedResponseError):
+    """The response body or stream grew past ``max_response_bytes``; reading stopped there."""
 
 
 class InvalidRequestError(PickLLMError, ValueError):

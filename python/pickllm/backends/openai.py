@@ -25,9 +25,8 @@ from typing import Any
 
 import httpx
 
-from pickllm.backends._http import (
-    DEFAULT_TIMEOUT,
-    HTTPBackend,
+from pickllm.backends._http import DEFAULT_TIMEOUT, HTTPBackend
+from pickllm.backends._parsing import (
     Parsed,
     ResponseProtocolError,
     error_from_payload,
@@ -61,6 +60,10 @@ class OpenAICompatible(HTTPBackend):
             ``base_url`` says, as OpenAI's own client does: pass ``api_key_env=None`` (or another
             variable) for third-party servers.
         limits: connection-pool limits (``httpx.Limits``), shared by all calls.
+        http_client: an ``httpx.Client`` to send sync calls with (proxies, mTLS, transports,
+            event hooks), instead of the backend's own pool; its owner closes it.
+        async_http_client: the same for async calls, an ``httpx.AsyncClient`` (bound to the
+            event loop it is used in, as any AsyncClient).
     """
 
     _path = "/chat/completions"
@@ -74,6 +77,8 @@ class OpenAICompatible(HTTPBackend):
         headers: Mapping[str, str] | None = None,
         api_key_env: str | None = "OPENAI_API_KEY",
         limits: httpx.Limits | None = None,
+        http_client: httpx.Client | None = None,
+        async_http_client: httpx.AsyncClient | None = None,
     ) -> None:
         if api_key is None and api_key_env:
             api_key = os.environ.get(api_key_env) or None
@@ -81,7 +86,13 @@ class OpenAICompatible(HTTPBackend):
             raise ConfigError("api_key must be a non-empty string (it is not shown here)")
         auth = {"Authorization": f"Bearer {api_key}"} if api_key is not None else {}
         super().__init__(
-            base_url=base_url, auth_headers=auth, headers=headers, timeout=timeout, limits=limits
+            base_url=base_url,
+            auth_headers=auth,
+            headers=headers,
+            timeout=timeout,
+            limits=limits,
+            http_client=http_client,
+            async_http_client=async_http_client,
         )
         self._has_key = api_key is not None
 

@@ -92,24 +92,36 @@ def _cost_latency(plt: Any, experiment: Experiment, path: Path) -> Path:
 
 
 def _cost_accuracy(plt: Any, experiment: Experiment, path: Path) -> Path:
-    fig, ax = plt.subplots(figsize=(7, 5))
+    """Every point gets its own colour and marker and is named in a legend beside the axes:
+    labels written next to points overlap wherever policies land close together."""
+    points: list[tuple[str, float, float, str]] = []
     for r in experiment.pooled():
         cost = r.metrics["cost"].mean / experiment.queries
-        accuracy = r.metrics["mean_accuracy"].mean
-        ax.scatter(cost, accuracy, marker="o" if r.learns else "s", zorder=3)
-        ax.annotate(
-            r.label, (cost, accuracy), fontsize=7, xytext=(4, 2), textcoords="offset points"
-        )
+        points.append((r.label, cost, r.metrics["mean_accuracy"].mean, "o" if r.learns else "s"))
     for j, model in enumerate(experiment.models):
         rows = [means[j] for means in experiment.model_means.values()]
         cost = sum(float(m["cost"]) for m in rows) / len(rows)
         accuracy = sum(float(m["accuracy"]) for m in rows) / len(rows)
-        ax.scatter(cost, accuracy, marker="*", s=120, color="black", zorder=4)
-        ax.annotate(model, (cost, accuracy), fontsize=7, xytext=(4, -8), textcoords="offset points")
+        points.append((f"model: {model}", cost, accuracy, "*"))
+    colours = plt.get_cmap("tab20").colors
+    fig, ax = plt.subplots(figsize=(10, 5.5))
+    for i, (label, cost, accuracy, marker) in enumerate(points):
+        ax.scatter(
+            cost,
+            accuracy,
+            marker=marker,
+            s=110 if marker == "*" else 45,
+            color=colours[i % len(colours)],
+            edgecolors="black",
+            linewidths=0.5,
+            label=label,
+            zorder=3,
+        )
     ax.set_xscale("log" if _spans_decades(ax) else "linear")
     ax.set_xlabel("mean cost per query (USD)")
     ax.set_ylabel("mean accuracy")
-    ax.set_title("Cost against accuracy: policies (dots, squares) and models (stars)")
+    ax.set_title("Cost against accuracy: learners (dots), baselines (squares), models (stars)")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     return path

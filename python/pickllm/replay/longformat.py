@@ -14,6 +14,11 @@ Fields (CSV header names or JSON keys):
                              latency
 =================  ========  =======================================================
 
+A decision log written by ``Router(..., decision_log=DIR)`` (its folder, or one of its
+``decisions-*.jsonl`` files) is read directly: each decision with feedback is one row, its query
+id ``<router>:<decision id>`` (so each query has one model's cell; :mod:`pickllm.evaluate`
+is what judges other policies on such data).
+
 Numbers may be JSON numbers or numeric strings. Other fields are ignored and listed in the report's
 ``columns_ignored``. Rows are pivoted into an :class:`pickllm.replay.Outcomes`: contexts, queries
 and (unless ``models`` is given) models in order of first appearance; a (query, model) pair with no
@@ -50,7 +55,9 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 from collections.abc import Iterable, Iterator, Sequence
+from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any, Final, Literal
 
@@ -61,7 +68,7 @@ from pickllm.replay.errors import DataError
 from pickllm.replay.outcomes import Cell, Outcomes
 from pickllm.replay.report import ErrorMode, Loaded, ReportBuilder
 
-__all__ = ["LONG_FIELDS", "LongFormat", "load_long", "write_long"]
+__all__ = ["LONG_FIELDS", "LongFormat", "is_decision_log", "load_long", "write_long"]
 
 #: Every field of the long format, in the order :func:`write_long` writes them.
 LONG_FIELDS: Final = (
@@ -98,15 +105,20 @@ def load_long(
     ``drop_incomplete``: drop queries some pool model has no row for, instead of masking the cell.
     """
     suffixes = {".csv", *_JSONL_SUFFIXES}
-    paths = expand_paths(source, suffixes)
+    items = [Path(source)] if isinstance(source, str | os.PathLike) else [Path(s) for s in source]
+    logs = [item for item in items if is_decision_log(item)]
+    others = [item for item in items if not is_decision_log(item)]
+    paths = expand_paths(others, suffixes) if others or not logs else []
     report = ReportBuilder(errors)
     pool = _selection(models, "models")
     wanted = _selection(contexts, "contexts")
     cells: dict[tuple[str, str], dict[str, Cell]] = {}
     seen_models: dict[str, None] = {}
-    for path in paths:
+    sources = [(path, _records(path, _format(path, format), report)) for path in paths]
+    sources += [(log, _log_records(log)) for log in logs]
+    for path, records in sources:
         report.sources.append(str(path))
-        for line, record in _records(path, _format(path, format), report):
+        for line, record in records:
             report.rows_read += 1
             row = _validate(str(path), line, record, report)
             if row is None:
@@ -214,6 +226,25 @@ def _records(
         yield from _csv_records(path, report)
     else:
         yield from _jsonl_records(path, report)
+
+
+def is_decision_log(path: Path) -> bool:
+    """A decision log's folder, or one of its files."""
+    if path.is_dir():
+        return any(path.glob("decisions-*.jsonl"))
+    return path.is_file() and fnmatch(path.name, "decisions-*.jsonl")
+
+
+def _log_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """A decision log's answered decisions as long-format rows; the line is the record's
+    position in time order."""
+    # Imported here: pickllm.logs raises this package's errors, so importing it at module level
+    # would be circular.
+    from pickllm.logs.reader import read_log
+
+    for position, r in enumerate(read_log(path).records, 1):
+        row = {"query_id": f"{r.router}:{r.id}", "context": r.context, "model": r.model}
+        yield position, row | {"accuracy": r.accuracy, "cost": r.cost, "latency": r.latency}
 
 
 def _csv_records(path: Path, report: ReportBuilder) -> Iterator[tuple[int, dict[str, Any]]]:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import math
 
-from pickllm.replay.experiment import MIXED, Estimate, Experiment, PolicyResult
+from pickllm.replay.experiment import METRICS, MIXED, Estimate, Experiment, PolicyResult
 
-__all__ = ["comparisons", "format_summary"]
+__all__ = ["comparisons", "format_summary", "legend"]
+
 
 _COLUMNS = (
     ("cost", "cost/session", "{:.4f}"),
@@ -45,6 +46,21 @@ def _table(rows: list[PolicyResult]) -> str:
     return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, body)])
 
 
+def _saved(value: float, baseline: float) -> float:
+    """The share of ``baseline`` saved; NaN when there is none to save (free or instant data)."""
+    return 1 - value / baseline if baseline > 0 else math.nan
+
+
+def _percent(share: float) -> str:
+    return "     -" if math.isnan(share) else f"{share:6.1%}"
+
+
+def legend() -> str:
+    """What each column of the table means (from the metrics' own descriptions)."""
+    lines = [f"  {title:>12}: {METRICS[name]}" for name, title, _ in _COLUMNS]
+    return "\n".join(["columns (± is the 95% interval over sessions):", *lines])
+
+
 def comparisons(experiment: Experiment) -> dict[str, dict[str, float]]:
     """Per learner, pooled over contexts: session cost saved against always using the most
     expensive model, and mean latency saved against random choice (the paper's two claims)."""
@@ -53,8 +69,8 @@ def comparisons(experiment: Experiment) -> dict[str, dict[str, float]]:
     random_latency = pooled["random"].metrics["mean_latency"].mean
     return {
         r.label: {
-            "cost_saved_vs_most_expensive": 1 - r.metrics["cost"].mean / expensive,
-            "latency_saved_vs_random": 1 - r.metrics["mean_latency"].mean / random_latency,
+            "cost_saved_vs_most_expensive": _saved(r.metrics["cost"].mean, expensive),
+            "latency_saved_vs_random": _saved(r.metrics["mean_latency"].mean, random_latency),
         }
         for r in pooled.values()
         if r.learns
@@ -70,6 +86,8 @@ def format_summary(experiment: Experiment) -> str:
         "",
         "Pooled over contexts (mean ± 95% interval over sessions):",
         _table(experiment.pooled()),
+        "",
+        legend(),
     ]
     mixed = [r for r in experiment.results if r.scope == MIXED]
     if mixed:
@@ -85,7 +103,8 @@ def format_summary(experiment: Experiment) -> str:
     ]
     for label, c in comparisons(experiment).items():
         parts.append(
-            f"  {label:36s} cost saved vs most expensive {c['cost_saved_vs_most_expensive']:6.1%}"
-            f"   latency saved vs random {c['latency_saved_vs_random']:6.1%}"
+            f"  {label:36s} cost saved vs most expensive "
+            f"{_percent(c['cost_saved_vs_most_expensive'])}"
+            f"   latency saved vs random {_percent(c['latency_saved_vs_random'])}"
         )
     return "\n".join(parts)

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 import math
-from collections.abc import Sequence
-from typing import Literal
+from collections.abc import AsyncIterator, Iterator, Sequence
+from typing import Any, Literal
 
 import httpx
 
 from pickllm._closing import Closing
+from pickllm.backends._limits import CallLimits, LimitExceededError
+from pickllm.backends._parsing import ResponseProtocolError, load_json
+from pickllm.backends._pools import ClientPools
+from pickllm.backends._redact import Secrets, check_headers, excerpt
+from pickllm.backends._url import checked_base_url
+from pickllm.backends.base import check_unicode
+from pickllm.backends.errors import InvalidRequestError
 from pickllm.errors import ConfigError
 from pickllm.scorers.base import require_reference
 from pickllm.scorers.errors import EmbeddingError
@@ -51,10 +57,12 @@ class EmbeddingSimilarity(Closing):
     * ``"affine"``: ``(c + 1) / 2``, which keeps the full order of cosines.
 
     A blank response (or reference) is not sent: it scores 1.0 if both are blank, else 0.0.
-    One :class:`httpx.Client` and one :class:`httpx.AsyncClient` are created on first use and
+    HTTP goes through the backends' layer: one :class:`httpx.Client`, and one
+    :class:`httpx.AsyncClient` per event loop (closed with its loop), created on first use and
     reused, so connections are pooled; ``close()`` / ``aclose()`` or a ``with`` block release
     them. Pass ``client`` / ``async_client`` to use your own (they are then not closed here).
-    ``api_key``, when given, is sent as a bearer token and never shown by ``repr``.
+    ``api_key``, when given, is sent as a bearer token, never shown by ``repr`` and redacted
+    from every error. At most ``max_response_bytes`` of an answer are read.
 
     A failed call raises :class:`~pickllm.scorers.EmbeddingError` rather than scoring 0.
 
@@ -79,23 +87,29 @@ class EmbeddingSimilarity(Closing):
         rescale: Rescale = "clip",
         client: httpx.Client | None = None,
         async_client: httpx.AsyncClient | None = None,
+        max_response_bytes: int = 8 * 1024 * 1024,
     ) -> None:
-        if not base_url.startswith(("http://", "https://")):
+        if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
             raise ConfigError(f"base_url {base_url!r} must start with http:// or https://")
+        root = checked_base_url(base_url)
         if rescale not in ("clip", "affine"):
             raise ConfigError(f"rescale {rescale!r} must be 'clip' or 'affine'")
-        if not timeout > 0:
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
             raise ConfigError(f"timeout {timeout!r} must be a positive number of seconds")
-        self.url = base_url.rstrip("/") + "/embeddings"
+        self._limits = CallLimits.checked(None, max_response_bytes)  # raises if invalid
+        self.url = root + "/embeddings"
         self.model = model
         self.rescale: Rescale = rescale
-        self._timeout = timeout
-        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._client = client
-        self._owns_client = client is None
-        self._async_client = async_client
-        self._owns_async_client = async_client is None
-        self._async_loop: asyncio.AbstractEventLoop | None = None  # where _async_client lives
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        check_headers(headers)
+        self._secrets = Secrets.of_headers(headers)
+        self._pools = ClientPools(
+            headers=headers,
+            timeout=httpx.Timeout(float(timeout)),
+            limits=None,
+            http_client=client,
+            async_http_client=async_client,
+        )
 
     def __repr__(self) -> str:
         return (
@@ -110,15 +124,13 @@ class EmbeddingSimilarity(Closing):
         blank = self._blank_score(response, expected)
         if blank is not None:
             return blank
-        if self._client is None:
-            self._client = httpx.Client(timeout=self._timeout)
+        client = self._pools.sync()
         try:
-            answer = self._client.post(
-                self.url, json=self._body(response, expected), headers=self._headers
-            )
-        except httpx.HTTPError as exc:
-            raise self._transport_error(exc) from exc
-        return self._score_from(answer)
+            with client.stream("POST", self.url, **self._request(response, expected)) as answer:
+                body = self._bounded(answer.iter_bytes())
+        except (httpx.HTTPError, LimitExceededError) as exc:
+            raise self._transport_error(exc) from None
+        return self._score_from(answer, body)
 
     async def ascore(self, prompt: str, response: str, reference: str | None = None) -> float:
         """The async twin of :meth:`score`, on a pooled :class:`httpx.AsyncClient`."""
@@ -126,43 +138,50 @@ class EmbeddingSimilarity(Closing):
         blank = self._blank_score(response, expected)
         if blank is not None:
             return blank
-        client = self._async_client_for_this_loop()
+        client = await self._pools.async_()
+        request = self._request(response, expected)
         try:
-            answer = await client.post(
-                self.url, json=self._body(response, expected), headers=self._headers
-            )
-        except httpx.HTTPError as exc:
-            raise self._transport_error(exc) from exc
-        return self._score_from(answer)
+            async with client.stream("POST", self.url, **request) as answer:
+                body = await self._abounded(answer.aiter_bytes())
+        except (httpx.HTTPError, LimitExceededError) as exc:
+            raise self._transport_error(exc) from None
+        return self._score_from(answer, body)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     def close(self) -> None:
         """Close the sync client if this scorer created it."""
-        if self._client is not None and self._owns_client:
-            self._client.close()
-            self._client = None
+        self._pools.close()
 
     async def aclose(self) -> None:
-        """Close both clients if this scorer created them."""
-        if self._async_client is not None and self._owns_async_client:
-            await self._async_client.aclose()
-            self._async_client = None
-        self.close()
+        """Close the clients this scorer created (the async one of this event loop)."""
+        await self._pools.aclose()
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _async_client_for_this_loop(self) -> httpx.AsyncClient:
+    def _request(self, response: str, reference: str) -> dict[str, Any]:
         try:
-            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-        except RuntimeError:
-            loop = None  # another async library (trio): one client for the scorer's lifetime
-        if self._async_client is None or (self._owns_async_client and self._async_loop is not loop):
-            # A pooled connection belongs to the loop that opened it: after asyncio.run() has
-            # finished one loop, reusing its client from the next loop fails. Start afresh.
-            self._async_client = httpx.AsyncClient(timeout=self._timeout)
-            self._async_loop = loop
-        return self._async_client
+            check_unicode(response, "the response")
+            check_unicode(reference, "the reference")
+        except InvalidRequestError as exc:
+            raise EmbeddingError(str(exc)) from None
+        return {"json": self._body(response, reference), "headers": self._pools.headers}
+
+    def _bounded(self, chunks: Iterator[bytes]) -> bytes:
+        limits = CallLimits(deadline=None, max_bytes=self._limits.max_bytes)
+        body = bytearray()
+        for chunk in chunks:
+            limits.count(chunk)
+            body += chunk
+        return bytes(body)
+
+    async def _abounded(self, chunks: AsyncIterator[bytes]) -> bytes:
+        limits = CallLimits(deadline=None, max_bytes=self._limits.max_bytes)
+        body = bytearray()
+        async for chunk in chunks:
+            limits.count(chunk)
+            body += chunk
+        return bytes(body)
 
     @staticmethod
     def _blank_score(response: str, reference: str) -> float | None:
@@ -175,21 +194,24 @@ class EmbeddingSimilarity(Closing):
     def _body(self, response: str, reference: str) -> dict[str, object]:
         return {"model": self.model, "input": [response, reference]}
 
-    def _transport_error(self, exc: httpx.HTTPError) -> EmbeddingError:
-        return EmbeddingError(f"POST {self.url} failed: {type(exc).__name__}: {exc}")
+    def _transport_error(self, exc: Exception) -> EmbeddingError:
+        # Detached from the httpx error (some quote header values) and redacted.
+        detail = self._secrets.redact(f"{type(exc).__name__}: {exc}")
+        return EmbeddingError(f"POST {self.url} failed: {detail}")
 
-    def _score_from(self, answer: httpx.Response) -> float:
+    def _score_from(self, answer: httpx.Response, body: bytes) -> float:
+        text = body.decode(answer.encoding or "utf-8", errors="replace")
         if answer.status_code != 200:
-            raise EmbeddingError(
-                f"POST {self.url} answered HTTP {answer.status_code}: {answer.text[:200]!r}"
-            )
+            detail = excerpt(self._secrets, text[:200])
+            raise EmbeddingError(f"POST {self.url} answered HTTP {answer.status_code}: {detail!r}")
         try:
-            body = answer.json()
-        except ValueError as exc:
+            data = load_json(text, "the body")
+        except ResponseProtocolError as exc:
             raise EmbeddingError(
-                f"POST {self.url} answered a body that is not JSON: {answer.text[:200]!r}"
-            ) from exc
-        response_vector, reference_vector = self._vectors(body)
+                f"POST {self.url} answered a body that is not JSON ({exc}): "
+                f"{excerpt(self._secrets, text[:200])!r}"
+            ) from None
+        response_vector, reference_vector = self._vectors(data)
         cosine = cosine_similarity(response_vector, reference_vector)
         if self.rescale == "clip":
             return max(0.0, cosine)

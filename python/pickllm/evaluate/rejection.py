@@ -1,0 +1,145 @@
+"""Learners as candidates: rejection-sampling replay (Li, Chu, Langford and Wang, WSDM 2011).
+
+A learner's choices depend on what it has learned, so no fixed-policy estimator applies. Replay
+runs the learner on the log: for each record it draws the learner's choice ``a`` from the
+models the record allowed; if ``a`` is the logged model the record is accepted with probability
+``c / p`` (``p`` the logged propensity of that model, ``c`` the smallest logging probability of
+any allowed model over the whole log) and the learner learns from the logged outcome; otherwise
+the record is skipped. Every record is then accepted with the same probability ``c`` whatever
+its context, and an accepted record's model is distributed as the learner's own choice, so the
+accepted stream is distributed exactly as the learner's live traffic would be (with uniform
+logging ``c = p = 1/K``: Li et al.'s replay). It needs every allowed model to have a positive
+logging probability in every record; when one had probability 0 (a converged, locked learner
+logged), replay does not apply and says so. It keeps about ``c * n`` of ``n`` records.
+
+The estimand is the learner's mean reward (and accuracy, cost, latency) over its first
+``horizon`` decisions from a fresh start. The log is consumed in order: the first ``horizon``
+accepted records are one session, the next ``horizon`` a fresh learner's second session, and so
+on; sessions use disjoint records, so their values are independent draws, and the interval is
+Student's t over sessions.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from pickllm.config import Policy, Reward
+from pickllm.errors import ConfigError
+from pickllm.evaluate.estimators import Estimate
+from pickllm.evaluate.offpolicy import Metric
+from pickllm.logs.reader import DecisionRecord
+from pickllm.router import Router
+
+__all__ = ["ReplayResult", "acceptance_constant", "replay_learner", "t975"]
+
+# Student's t 97.5% quantiles for 1..30 degrees of freedom.
+_T975 = (
+    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+    2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
+    2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
+)  # fmt: skip
+
+
+def t975(df: int) -> float:
+    """Student's t 97.5% quantile (two-sided 95%); a series expansion beyond 30 df."""
+    if df <= len(_T975):
+        return _T975[df - 1]
+    z = 1.959963984540054
+    return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    """Per metric, the mean over sessions with its t interval; ``sessions`` of ``horizon``
+    accepted records each, ``accepted`` of ``records`` used, each with probability
+    ``acceptance``."""
+
+    estimates: dict[str, Estimate]
+    sessions: int
+    horizon: int
+    accepted: int
+    records: int
+    acceptance: float
+
+
+def acceptance_constant(records: Sequence[DecisionRecord]) -> float:
+    """``c``: the smallest logging probability of any allowed model in any record."""
+    return min((min(r.logging_probabilities().values()) for r in records), default=0.0)
+
+
+def replay_learner(
+    records: Sequence[DecisionRecord],
+    models: Sequence[str],
+    policy: Policy,
+    reward: Reward,
+    metrics: dict[str, Metric],
+    *,
+    horizon: int | None = None,
+    seed: int = 0,
+) -> ReplayResult:
+    """Replay ``policy`` on ``records`` (in time order); ``horizon`` defaults to a tenth of
+    the records expected to be accepted. Raises ConfigError when replay does not apply."""
+    c = acceptance_constant(records)
+    if c <= 0:
+        raise ConfigError(
+            "replay needs every allowed model to have a positive logging probability, and some "
+            "logged decision gave one probability 0 (a converged learner logged it): log with "
+            "exploration, e.g. uniformly at random, to evaluate learners"
+        )
+    if horizon is None:
+        horizon = max(1, math.floor(c * len(records) / 10))
+    if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
+        raise ConfigError(f"horizon must be an integer >= 1, got {horizon!r}")
+    rng = random.Random(seed)
+    everything = tuple(models)
+
+    def fresh() -> Router:
+        # max_pending=1: a draw the log cannot answer is simply left to expire.
+        seed = rng.getrandbits(63)
+        return Router(everything, policy=policy, reward=reward, seed=seed, max_pending=1)
+
+    router = fresh()
+    sums = dict.fromkeys(metrics, 0.0)
+    sessions: list[dict[str, float]] = []
+    accepted = 0
+    taken = 0
+    for record in records:
+        allowed = None if record.allowed == everything else record.allowed
+        decision = router.select(record.context, allowed=allowed)
+        if decision.model != record.model or rng.random() >= c / record.probability:
+            continue
+        router.feedback(
+            decision, accuracy=record.accuracy, cost=record.cost, latency=record.latency
+        )
+        for name, metric in metrics.items():
+            sums[name] += metric(record)
+        accepted += 1
+        taken += 1
+        if taken == horizon:
+            sessions.append({name: total / horizon for name, total in sums.items()})
+            sums = dict.fromkeys(metrics, 0.0)
+            taken = 0
+            router = fresh()
+    return ReplayResult(
+        {name: _t_interval([s[name] for s in sessions]) for name in metrics},
+        len(sessions),
+        horizon,
+        accepted,
+        len(records),
+        c,
+    )
+
+
+def _t_interval(values: list[float]) -> Estimate:
+    n = len(values)
+    if n == 0:
+        return Estimate(math.nan, math.nan, math.nan)
+    m = math.fsum(values) / n
+    if n == 1:
+        return Estimate(m, -math.inf, math.inf)
+    sd = math.sqrt(math.fsum((v - m) ** 2 for v in values) / (n - 1))
+    half = t975(n - 1) * sd / math.sqrt(n)
+    return Estimate(m, m - half, m + half)

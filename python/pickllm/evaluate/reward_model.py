@@ -1,0 +1,56 @@
+"""The doubly robust estimator's reward model: per-context, per-model means with shrinkage.
+
+A (context, model) cell with ``n`` observations of mean ``m`` predicts
+``(n m + k g) / (n + k)``, where ``g`` is the model's mean over every context (itself shrunk
+toward the overall mean the same way): a cell seen rarely leans on the model's global mean, a
+cell seen often on its own. ``k`` (``strength``) is how many observations the prior is worth.
+
+Cell means are unbiased for the cell's expected value because pickllm's logging policy depends
+on the context only, not on the query within it.
+
+>>> model = RewardModel.fit([("math", "big", 1.0), ("math", "big", 1.0), ("code", "small", 0.0)])
+>>> round(model.predict("math", "big"), 4), round(model.predict("code", "big"), 4)
+(0.8299, 0.7619)
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+__all__ = ["RewardModel"]
+
+
+@dataclass(frozen=True)
+class RewardModel:
+    cells: dict[tuple[str, str], tuple[float, int]]
+    models: dict[str, float]
+    overall: float
+    strength: float
+
+    @classmethod
+    def fit(
+        cls, observations: Iterable[tuple[str, str, float]], *, strength: float = 5.0
+    ) -> RewardModel:
+        """Fit on ``(context, model, value)`` triples."""
+        cell_sums: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0, 0])
+        model_sums: dict[str, list[float]] = defaultdict(lambda: [0.0, 0])
+        total, count = 0.0, 0
+        for context, model, value in observations:
+            for bucket in (cell_sums[(context, model)], model_sums[model]):
+                bucket[0] += value
+                bucket[1] += 1
+            total += value
+            count += 1
+        overall = total / count if count else 0.0
+        models = {m: (s + strength * overall) / (n + strength) for m, (s, n) in model_sums.items()}
+        cells = {key: (s / n, int(n)) for key, (s, n) in cell_sums.items()}
+        return cls(cells, models, overall, strength)
+
+    def predict(self, context: str, model: str) -> float:
+        prior = self.models.get(model, self.overall)
+        mean, n = self.cells.get((context, model), (0.0, 0))
+        value = (n * mean + self.strength * prior) / (n + self.strength)
+        return value if math.isfinite(value) else self.overall
