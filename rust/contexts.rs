@@ -9,19 +9,24 @@
 //! names and seeded at random per table. Iteration never follows the table, so its order (and the
 //! seed) can never show in snapshots or decisions. Because names are kept by index, `feedback`
 //! checks a decision's context by comparing one name, without hashing.
+//!
+//! Names and learners sit in [`Chunked`] vectors so that [`Contexts::share`] copies the table in
+//! microseconds (a reference count per 1024 contexts): a snapshot takes that copy under the
+//! router's lock and encodes it after releasing the lock.
 
 use std::fmt;
 use std::hash::BuildHasher;
 
 use hashbrown::{DefaultHashBuilder, HashTable};
 
+use crate::chunked::Chunked;
 use crate::learner::Learner;
 
 #[derive(Clone, Default)]
 pub struct Contexts {
     /// Context names in index (creation) order.
-    names: Vec<Box<str>>,
-    learners: Vec<Learner>,
+    names: Chunked<Box<str>>,
+    learners: Chunked<Learner>,
     /// Indices into `names`, hashed by name with `hasher`.
     table: HashTable<u32>,
     hasher: DefaultHashBuilder,
@@ -86,6 +91,7 @@ impl Contexts {
         self.learners.get(index as usize)
     }
 
+    /// The learner of context `index` (its chunk copied first if a [`Shared`] copy holds it).
     pub fn learner_mut(&mut self, index: u32) -> Option<&mut Learner> {
         self.learners.get_mut(index as usize)
     }
@@ -113,7 +119,30 @@ impl Contexts {
 
     /// `(name, learner)` pairs in creation order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Learner)> {
-        self.names.iter().map(|n| &**n).zip(&self.learners)
+        self.names.iter().map(|n| &**n).zip(self.learners.iter())
+    }
+
+    /// A copy of every context, in creation order, for a reference count per chunk.
+    #[must_use]
+    pub fn share(&self) -> Shared {
+        Shared {
+            names: self.names.clone(),
+            learners: self.learners.clone(),
+        }
+    }
+}
+
+/// Every context of a table at one moment, sharing names and learners with it (see
+/// [`Contexts::share`]); `Send`, so it can be encoded on another thread or without a lock.
+pub struct Shared {
+    names: Chunked<Box<str>>,
+    learners: Chunked<Learner>,
+}
+
+impl Shared {
+    /// `(name, learner)` pairs in creation order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Learner)> {
+        self.names.iter().map(|n| &**n).zip(self.learners.iter())
     }
 }
 
@@ -160,5 +189,22 @@ mod tests {
         other.get_or_insert("", fresh);
         // Two tables with different random seeds but the same contexts are equal.
         assert_eq!(table, other.clone());
+    }
+
+    #[test]
+    fn a_shared_copy_keeps_its_moment_while_the_table_learns() {
+        let mut table = Contexts::default();
+        table.get_or_insert("a", fresh);
+        let shared = table.share();
+        if let Some(learner) = table.learner_mut(0) {
+            learner.feedbacks[1] = 5;
+        }
+        table.get_or_insert("b", fresh);
+        let then: Vec<_> = shared
+            .iter()
+            .map(|(n, l)| (n.to_owned(), l.feedbacks.clone()))
+            .collect();
+        assert_eq!(then, vec![("a".to_owned(), vec![0, 0])]);
+        assert_eq!(table.learner(0).map(|l| l.feedbacks.clone()), Some(vec![0, 5]));
     }
 }

@@ -76,10 +76,8 @@ impl Ledger {
     }
 
     fn slot_of(&self, id: u64) -> usize {
-        // The remainder is below `capacity`, a usize.
-        #[allow(clippy::cast_possible_truncation)]
-        let slot = (id % self.capacity as u64) as usize;
-        slot
+        // The remainder is below `capacity`, a usize, so the cast cannot truncate.
+        (id % self.capacity as u64) as usize
     }
 
     /// The slot of decision `id` if it lies in the live window (the last `capacity` ids issued),

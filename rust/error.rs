@@ -18,6 +18,8 @@ pub enum DecisionProblem {
         expected: String,
         got: String,
     },
+    /// The decision was issued by another router (`issuer`), not this one (`router`).
+    Foreign { issuer: u64, router: u64 },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -86,6 +88,10 @@ impl fmt::Display for Error {
                 DecisionProblem::Mismatch { field, expected, got } => write!(
                     f,
                     "decision {id} does not match this router's record: {field} is {got:?}, the router issued {expected:?}"
+                ),
+                DecisionProblem::Foreign { issuer, router } => write!(
+                    f,
+                    "decision {id} was issued by another router (router={issuer}), not this one (router={router})"
                 ),
             },
             Error::Snapshot(message) => write!(f, "invalid snapshot: {message}"),

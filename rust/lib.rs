@@ -31,9 +31,11 @@
 //! ```
 
 pub mod automaton;
+pub mod chunked;
 pub mod contexts;
 pub mod decisions;
 pub mod error;
+pub mod identity;
 pub mod learner;
 pub mod q_learning;
 pub mod replay;

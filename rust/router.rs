@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::contexts::Contexts;
 use crate::decisions::{Ledger, MAX_NEXT_ID};
 use crate::error::{DecisionProblem, Error, Result};
+use crate::identity;
 use crate::learner::{Learner, Policy, State};
 use crate::reward::{Observation, Reward};
 use crate::rng::Rng;
@@ -54,7 +55,20 @@ impl Config {
         self.policy.validate(self.models.len())?;
         self.reward.validate()?;
         Ledger::new(self.max_pending)?;
-        self.policy.initial_state(self.models.len(), self.prior.as_deref())
+        self.policy
+            .initial_state(self.models.len(), self.prior_in_range().as_deref())
+    }
+
+    /// The prior, divided by its largest value if its sum overflows: the automaton reads it as
+    /// relative weights, and {a: 1e308, b: 1e308} would otherwise normalize to zeros, off the
+    /// simplex. Only then, so every prior that worked before gives the same bits.
+    fn prior_in_range(&self) -> Option<Vec<f64>> {
+        let prior = self.prior.as_ref()?;
+        if !matches!(self.policy, Policy::LearningAutomaton(_)) || prior.iter().sum::<f64>().is_finite() {
+            return Some(prior.clone());
+        }
+        let largest = prior.iter().copied().fold(0.0, f64::max);
+        Some(prior.iter().map(|w| w / largest).collect())
     }
 }
 
@@ -76,6 +90,8 @@ pub struct Router {
     pub(crate) contexts: Contexts,
     pub(crate) ledger: Ledger,
     pub(crate) rng: Rng,
+    /// Random, written on every decision (see [`identity`]).
+    pub(crate) identity: u64,
 }
 
 impl Router {
@@ -118,6 +134,7 @@ impl Router {
             contexts: Contexts::default(),
             ledger,
             rng: Rng::seed_from_u64(seed),
+            identity: identity::fresh(),
         })
     }
 
@@ -131,6 +148,26 @@ impl Router {
             .get(name)
             .map(|&i| i as usize)
             .ok_or_else(|| Error::UnknownModel(name.to_owned()))
+    }
+
+    /// This router's random id, written on its decisions (see [`identity`]).
+    #[must_use]
+    pub fn identity(&self) -> u64 {
+        self.identity
+    }
+
+    /// Refuse decision `id` unless router `issuer` is this one.
+    pub fn check_issuer(&self, issuer: u64, id: u64) -> Result<()> {
+        if issuer == self.identity {
+            return Ok(());
+        }
+        Err(Error::Decision {
+            id,
+            problem: DecisionProblem::Foreign {
+                issuer,
+                router: self.identity,
+            },
+        })
     }
 
     /// Pick a model for `context` (the default context when `None`) among `subset`.
@@ -157,7 +194,7 @@ impl Router {
             return Err(Error::NoEligibleModel);
         };
         let (arm, probability) = learner.select(subset, &mut self.rng)?;
-        #[allow(clippy::cast_possible_truncation)] // arm < models.len() < 2^32, checked at construction
+        // arm < models.len() < 2^32 (checked at construction), so the cast cannot truncate.
         let id = self.ledger.issue(index, arm as u32, probability);
         Ok(Selection {
             id,
@@ -318,6 +355,17 @@ mod tests {
     }
 
     #[test]
+    fn a_sibling_routers_decisions_are_refused() {
+        let mut router = Router::new(config(automaton()), 1).unwrap();
+        let sibling = Router::new(config(automaton()), 1).unwrap();
+        assert_ne!(router.identity(), sibling.identity());
+        let d = router.select(Some("x"), Subset::ALL).unwrap();
+        assert!(router.check_issuer(router.identity(), d.id).is_ok());
+        let error = sibling.check_issuer(router.identity(), d.id).unwrap_err();
+        assert!(error.to_string().contains("another router"), "{error}");
+    }
+
+    #[test]
     fn decision_ids_never_overflow() {
         let mut router = Router::new(config(automaton()), 1).unwrap();
         router.ledger = Ledger::from_parts(8, MAX_NEXT_ID - 1, &[]).unwrap();
@@ -379,6 +427,28 @@ mod tests {
             }
             assert_eq!(router.converged("default"), Some(1));
         }
+    }
+
+    #[test]
+    fn huge_priors_stay_on_the_simplex_and_snapshot() {
+        let mut c = config(automaton());
+        c.prior = Some(vec![1e308, 1e308, f64::MAX]);
+        let router = Router::new(c, 0).unwrap();
+        let p = router.probabilities("any");
+        assert!(
+            p.iter().all(|&x| x > 0.0) && (p.iter().sum::<f64>() - 1.0).abs() < 1e-12,
+            "{p:?}"
+        );
+        assert_eq!(
+            Router::restore(&router.snapshot().unwrap())
+                .unwrap()
+                .probabilities("any"),
+            p
+        );
+        // Q-learning reads the prior as values in [0, 1]: huge ones stay refused.
+        let mut c = config(q());
+        c.prior = Some(vec![1e308, 1e308, 1e308]);
+        assert!(Router::new(c, 0).unwrap_err().to_string().contains("[0, 1]"));
     }
 
     #[test]

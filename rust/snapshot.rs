@@ -8,62 +8,125 @@
 //! | 4 | format version (`FORMAT_VERSION`) |
 //! | 8 | payload length |
 //! | 4 | CRC-32 (IEEE) of the payload |
-//! | n | payload: UTF-8 JSON with the generator's name, the config, the generator state, the next decision id, every context's learner and the pending decisions |
+//! | n | payload: UTF-8 JSON with the generator's name, the config, the generator state, the next decision id, the router's identity (format 2 on), every context's learner and the pending decisions |
 //!
 //! JSON keeps the snapshot readable by any tool and diffable; the header makes truncation,
 //! corruption and a newer format each a clear error before any JSON is parsed. The checksum
 //! detects accidents, not attacks. After parsing, every value is validated as strictly as a
 //! constructor would, so a restored router is always one that could have been built and run.
+//!
+//! Taking a snapshot has two steps so that callers holding a lock can keep it short:
+//! [`Router::capture`] copies the state (a memory copy, no encoding), and [`Capture::encode`]
+//! turns the copy into bytes without the router.
+//!
+//! Format 2 added the router's identity (see [`identity`]); format 1 snapshots still restore,
+//! with a fresh identity, as they were written before decisions carried one.
 
 use serde::{Deserialize, Serialize};
 
-use crate::contexts::Contexts;
+use crate::contexts::{Contexts, Shared};
 use crate::decisions::{Ledger, MAX_NEXT_ID, Pending};
 use crate::error::{Error, Result};
+use crate::identity;
 use crate::learner::Learner;
 use crate::rng::{GENERATOR, Rng};
 use crate::router::{Config, Router};
 
 const MAGIC: &[u8; 8] = b"PICKLLM\0";
 /// The format this build writes, and the newest it reads.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 const HEADER: usize = 8 + 4 + 8 + 4;
 
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Payload {
     generator: String,
     config: Config,
     rng: Rng,
     next_id: u64,
+    /// Absent in format 1.
+    #[serde(default)]
+    identity: Option<u64>,
     contexts: Vec<ContextRecord>,
     pending: Vec<Pending>,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ContextRecord {
     name: String,
     learner: Learner,
 }
 
+/// A copy of everything a snapshot holds, taken by [`Router::capture`].
+pub struct Capture {
+    config: Config,
+    rng: Rng,
+    next_id: u64,
+    identity: u64,
+    contexts: Shared,
+    pending: Vec<Pending>,
+}
+
+/// The payload as written: [`Payload`]'s fields, borrowed from a [`Capture`].
+#[derive(Serialize)]
+struct PayloadOut<'a> {
+    generator: &'a str,
+    config: &'a Config,
+    rng: &'a Rng,
+    next_id: u64,
+    identity: u64,
+    contexts: ContextsOut<'a>,
+    pending: &'a [Pending],
+}
+
+struct ContextsOut<'a>(&'a Shared);
+
+#[derive(Serialize)]
+struct ContextOut<'a> {
+    name: &'a str,
+    learner: &'a Learner,
+}
+
+impl Serialize for ContextsOut<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(|(name, learner)| ContextOut { name, learner }))
+    }
+}
+
 impl Router {
     /// The whole router as bytes; [`Router::restore`] gives it back, identical.
     pub fn snapshot(&self) -> Result<Vec<u8>> {
-        let payload = Payload {
-            generator: GENERATOR.to_owned(),
+        self.capture().encode()
+    }
+
+    /// A copy of the state a snapshot holds: reference counts for the contexts (see
+    /// [`Contexts::share`]), so it takes milliseconds where encoding takes most of a second.
+    #[must_use]
+    pub fn capture(&self) -> Capture {
+        let next_id = self.ledger.next_id();
+        Capture {
             config: self.config.clone(),
             rng: self.rng.clone(),
-            next_id: self.ledger.next_id(),
-            contexts: self
-                .contexts
-                .iter()
-                .map(|(name, learner)| ContextRecord {
-                    name: name.to_owned(),
-                    learner: learner.clone(),
-                })
-                .collect(),
+            next_id,
+            identity: self.identity,
+            contexts: self.contexts.share(),
             pending: self.ledger.pending(),
+        }
+    }
+}
+
+impl Capture {
+    /// The snapshot bytes of the captured state.
+    pub fn encode(self) -> Result<Vec<u8>> {
+        let payload = PayloadOut {
+            generator: GENERATOR,
+            config: &self.config,
+            rng: &self.rng,
+            next_id: self.next_id,
+            identity: self.identity,
+            contexts: ContextsOut(&self.contexts),
+            pending: &self.pending,
         };
         let json = serde_json::to_vec(&payload).map_err(|e| Error::snapshot(format!("cannot encode: {e}")))?;
         let mut out = Vec::with_capacity(HEADER + json.len());
@@ -74,7 +137,9 @@ impl Router {
         out.extend_from_slice(&json);
         Ok(out)
     }
+}
 
+impl Router {
     /// Rebuild a router from [`Router::snapshot`] bytes, or explain why they are not valid.
     pub fn restore(bytes: &[u8]) -> Result<Router> {
         let payload = parse(bytes)?;
@@ -134,6 +199,7 @@ impl Router {
             }
         }
         router.contexts = contexts;
+        router.identity = payload.identity.unwrap_or_else(identity::fresh);
         router.ledger = Ledger::from_parts(router.config.max_pending, payload.next_id, &payload.pending)?;
         Ok(router)
     }
@@ -253,6 +319,7 @@ mod tests {
             let mut original = trained(policy);
             let mut restored = Router::restore(&original.snapshot().unwrap()).unwrap();
             assert_eq!(restored, original);
+            assert!(restored.check_issuer(original.identity(), 199).is_ok());
             for _ in 0..50 {
                 let a = original.select(Some("x"), Subset::ALL).unwrap();
                 let b = restored.select(Some("x"), Subset::ALL).unwrap();
@@ -276,7 +343,7 @@ mod tests {
         flipped[last] ^= 1;
         assert!(message(&flipped).contains("checksum"));
         let mut newer = bytes.clone();
-        newer[8] = 2;
+        newer[8] = 3;
         assert!(message(&newer).contains("newer"));
         let mut magic = bytes;
         magic[0] = b'X';
@@ -344,6 +411,47 @@ mod tests {
                 assert!(error.contains(words), "{pointer}: {error}");
             }
         }
+    }
+
+    #[test]
+    fn a_capture_encodes_its_moment_whatever_the_router_learns_after() {
+        let mut router = trained(policies().remove(0));
+        for i in 0..3000 {
+            router.select(Some(&format!("tenant-{i}")), Subset::ALL).unwrap();
+        }
+        let at_capture = router.clone();
+        let capture = router.capture();
+        // Learn in every chunk, add contexts: the capture must not see any of it.
+        for i in (0..3000).step_by(100) {
+            let name = format!("tenant-{i}");
+            let d = router.select(Some(&name), Subset::ALL).unwrap();
+            let model = router.config.models[d.arm].clone();
+            router
+                .feedback(d.id, &model, &name, Observation::new(1.0, 0.0, 0.0).unwrap())
+                .unwrap();
+        }
+        router.select(Some("new"), Subset::ALL).unwrap();
+        let restored = Router::restore(&capture.encode().unwrap()).unwrap();
+        assert_eq!(restored, at_capture);
+        assert_ne!(restored, router);
+    }
+
+    #[test]
+    fn format_1_snapshots_restore_with_a_fresh_identity() {
+        let original = trained(policies().remove(0));
+        let bytes = original.snapshot().unwrap();
+        let mut doc: serde_json::Value = serde_json::from_slice(&bytes[HEADER..]).unwrap();
+        doc.as_object_mut().unwrap().remove("identity");
+        let json = serde_json::to_vec(&doc).unwrap();
+        let mut old = MAGIC.to_vec();
+        old.extend_from_slice(&1u32.to_le_bytes());
+        old.extend_from_slice(&(json.len() as u64).to_le_bytes());
+        old.extend_from_slice(&crc32fast::hash(&json).to_le_bytes());
+        old.extend_from_slice(&json);
+        let mut restored = Router::restore(&old).unwrap();
+        assert_ne!(restored.identity(), original.identity());
+        restored.identity = original.identity;
+        assert_eq!(restored, original);
     }
 
     proptest! {

@@ -15,16 +15,27 @@ def test_decision_is_a_plain_immutable_record() -> None:
     d = router.select("finance")
     assert (d.context, d.probability) == ("finance", 0.5)
     assert d.model in ("a", "b")
-    assert repr(d) == f"Decision(id=0, model={d.model!r}, probability=0.5, context='finance')"
-    rebuilt = Decision(d.id, d.model, d.probability, d.context)
+    assert d.router == router.identity
+    assert repr(d) == (
+        f"Decision(id=0, model={d.model!r}, probability=0.5, context='finance', "
+        f"router={router.identity})"
+    )
+    rebuilt = Decision(d.id, d.model, d.probability, d.context, router.identity)
     assert rebuilt == d
     assert hash(rebuilt) == hash(d)
-    assert rebuilt != Decision(d.id + 1, d.model, d.probability, d.context)
+    assert rebuilt != Decision(d.id + 1, d.model, d.probability, d.context, router.identity)
+    assert rebuilt != Decision(d.id, d.model, d.probability, d.context)
     assert pickle.loads(pickle.dumps(d)) == d
     with pytest.raises(AttributeError):
         d.model = "b"  # type: ignore[misc]
     # A decision rebuilt from its fields (say, from a log line) is accepted as feedback.
     assert router.feedback(rebuilt, accuracy=1.0) == 1.0
+    # So is one rebuilt without its router, checked by id, model and context only.
+    unsigned = router.select("finance")
+    assert unsigned.router is not None
+    plain = Decision(unsigned.id, unsigned.model, unsigned.probability, unsigned.context)
+    assert plain.router is None
+    assert router.feedback(plain, accuracy=1.0) == 1.0
 
 
 def test_default_context_and_fresh_contexts() -> None:
@@ -101,7 +112,7 @@ def test_restore_and_copy_keep_configuration() -> None:
         assert clone.reward == reward
         assert clone.select().context == "c"
     assert router.snapshot()[:8] == b"PICKLLM\x00"
-    assert _core.SNAPSHOT_FORMAT_VERSION == 1
+    assert _core.SNAPSHOT_FORMAT_VERSION == 2
 
 
 def test_repr_is_useful() -> None:

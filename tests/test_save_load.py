@@ -4,6 +4,8 @@ clear SnapshotError and never a half-loaded router."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -46,7 +48,7 @@ def test_save_replaces_atomically(tmp_path: Path) -> None:
         (lambda b: b[: len(b) // 2], "truncated"),
         (lambda b: b[:20], "truncated"),
         (lambda b: b[:-1] + bytes([b[-1] ^ 0x20]), "checksum"),
-        (lambda b: b[:8] + (2).to_bytes(4, "little") + b[12:], "newer"),
+        (lambda b: b[:8] + (3).to_bytes(4, "little") + b[12:], "newer"),
         (lambda b: b"{" + b[1:], "magic"),
     ],
 )
@@ -72,3 +74,83 @@ def test_a_failed_save_leaves_the_old_file(tmp_path: Path, monkeypatch: pytest.M
         Router(["x"], seed=1).save(path)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["router.pickllm"]
+
+
+def test_save_writes_through_a_symlink_and_keeps_it(tmp_path: Path) -> None:
+    data = tmp_path / "volume"
+    data.mkdir()
+    real = data / "state.pickllm"
+    Router(["x"], seed=1).save(real)
+    link = tmp_path / "router.pickllm"
+    link.symlink_to(real)
+    router = trained()
+    router.save(link)
+    assert link.is_symlink()
+    assert link.resolve() == real
+    assert real.read_bytes() == router.snapshot()
+    assert sorted(p.name for p in data.iterdir()) == ["state.pickllm"]
+
+
+@pytest.mark.parametrize("kind", ["fifo", "folder", "device"])
+def test_save_refuses_what_is_not_a_regular_file(tmp_path: Path, kind: str) -> None:
+    path = tmp_path / "router.pickllm"
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "folder":
+        path.mkdir()
+    else:
+        path.symlink_to("/dev/null")
+    before = path.lstat()
+    with pytest.raises(SnapshotError, match="not a regular file"):
+        trained().save(path)
+    after = path.lstat()
+    assert (after.st_mode, after.st_ino) == (before.st_mode, before.st_ino), "left as it was"
+    assert [p.name for p in tmp_path.iterdir()] == ["router.pickllm"]
+    assert Path("/dev/null").is_char_device()
+
+
+def test_temporaries_of_killed_saves_are_removed_by_the_next_save_or_load(tmp_path: Path) -> None:
+    path = tmp_path / "router.pickllm"
+    trained().save(path)
+    # A child process writes a temporary file the way save() does, and is killed before the
+    # rename; a second one is still alive, so its temporary file must stay.
+    script = (
+        "import os, sys, tempfile, time\n"
+        "fd, name = tempfile.mkstemp(prefix=f'.router.pickllm.pickllm-tmp.{os.getpid()}.', "
+        "dir=sys.argv[1])\n"
+        "os.write(fd, b'half a snapshot')\n"
+        "print(name, flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    killed = subprocess.Popen(
+        [sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE, text=True
+    )
+    alive = subprocess.Popen(
+        [sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert killed.stdout is not None
+        assert alive.stdout is not None
+        left = Path(killed.stdout.readline().strip())
+        working = Path(alive.stdout.readline().strip())
+        killed.kill()
+        killed.wait()
+        unrelated = tmp_path / ".other.pickllm.pickllm-tmp.1.abc"
+        unrelated.write_bytes(b"")
+        assert left.exists()
+        assert working.exists()
+        Router.load(path)
+        assert not left.exists(), "the killed writer's file is gone"
+        assert working.exists(), "a running writer's file stays"
+        assert unrelated.exists(), "another path's file stays"
+        (tmp_path / left.name).write_bytes(b"again")  # an orphan of a pid that no longer runs
+        router = trained()
+        router.save(path)
+        assert not (tmp_path / left.name).exists()
+        assert working.exists()
+    finally:
+        alive.kill()
+        alive.wait()
+        killed.stdout.close()  # type: ignore[union-attr]
+        alive.stdout.close()  # type: ignore[union-attr]
+    assert Router.load(path).snapshot() == router.snapshot()

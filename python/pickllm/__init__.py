@@ -20,6 +20,7 @@ from pickllm.config import Reward as Reward
 from pickllm.errors import ArgumentTypeError as ArgumentTypeError
 from pickllm.errors import ConfigError as ConfigError
 from pickllm.errors import DecisionError as DecisionError
+from pickllm.errors import EncodingError as EncodingError
 from pickllm.errors import FeedbackError as FeedbackError
 from pickllm.errors import NoEligibleModelError as NoEligibleModelError
 from pickllm.errors import PickLLMError as PickLLMError
@@ -42,6 +43,7 @@ __all__ = [
     "ConfigError",
     "Decision",
     "DecisionError",
+    "EncodingError",
     "FeedbackError",
     "LearningAutomaton",
     "Model",

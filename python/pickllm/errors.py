@@ -13,6 +13,7 @@ __all__ = [
     "ArgumentTypeError",
     "ConfigError",
     "DecisionError",
+    "EncodingError",
     "FeedbackError",
     "NoEligibleModelError",
     "PickLLMError",
@@ -43,6 +44,10 @@ class FeedbackError(PickLLMError, ValueError):
 
 class DecisionError(PickLLMError, ValueError):
     """A decision that is unknown, already given feedback, expired, or does not match the router."""
+
+
+class EncodingError(PickLLMError, ValueError):
+    """A context or model name that UTF-8 cannot encode: a string with a lone surrogate."""
 
 
 class SnapshotError(PickLLMError, ValueError):

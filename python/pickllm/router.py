@@ -6,12 +6,11 @@ import json
 import math
 import os
 import secrets
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypedDict, Unpack
 
-from pickllm import _core
+from pickllm import _core, _savefile
 from pickllm._closing import Closing
 from pickllm._core import Decision
 from pickllm.budget import Budget
@@ -366,6 +365,13 @@ class Router(Closing):
         return self._core.contexts()
 
     @property
+    def identity(self) -> int:
+        """This router's random id, written on its decisions as ``Decision.router``; feedback
+        refuses decisions of other routers. Snapshots keep it: a restored or unpickled router is
+        the same router and accepts the decisions pending in its snapshot."""
+        return self._core.identity
+
+    @property
     def pending(self) -> int:
         """How many decisions still await feedback."""
         return self._core.pending()
@@ -427,24 +433,12 @@ class Router(Closing):
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write :meth:`snapshot` to ``path`` atomically: a temporary file in the same folder,
         flushed and fsynced, then renamed over ``path`` (and the folder fsynced), so a crash
-        leaves either the old file or the new one, never half of one."""
-        target = Path(path)
-        blob = self.snapshot()
-        fd, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or ".")
-        try:
-            with os.fdopen(fd, "wb") as file:
-                file.write(blob)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(temporary, target)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
-        directory = os.open(target.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
+        leaves either the old file or the new one, never half of one. A symlink is written
+        through (its target is replaced, the link kept); a folder, FIFO or device is refused
+        with SnapshotError. Temporary files of killed saves are removed by the next save or
+        load of the same path."""
+        # The core writes the temporary file itself, without the GIL (see docs/performance.md).
+        _savefile.write_atomically(path, self._core.write_snapshot)
 
     @classmethod
     def load(
@@ -456,6 +450,7 @@ class Router(Closing):
     ) -> Router:
         """The router :meth:`save` wrote to ``path`` (see :meth:`restore` for the arguments).
         A truncated, altered, empty or newer-version file raises SnapshotError."""
+        _savefile.remove_stale_temporaries(path)
         return cls.restore(Path(path).read_bytes(), models=models, **options)
 
     def __reduce__(self) -> tuple[Any, tuple[bytes]]:

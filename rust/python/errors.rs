@@ -60,3 +60,16 @@ pub fn internal(what: &str) -> PyErr {
         )
     })
 }
+
+/// The UTF-8 text of a Python string, or `pickllm.errors.EncodingError` for one that has none
+/// (a lone surrogate such as "\udc80", which `str` allows and UTF-8 cannot encode).
+pub fn utf8<'a>(py: Python<'_>, argument: &str, value: &'a Bound<'_, pyo3::types::PyString>) -> PyResult<&'a str> {
+    value.to_str().map_err(|_| {
+        let shown = value.repr().map_or_else(|_| "?".to_owned(), |r| r.to_string());
+        pickllm_error(
+            py,
+            "EncodingError",
+            format!("{argument} must be text UTF-8 can encode (no lone surrogates), got {shown}"),
+        )
+    })
+}

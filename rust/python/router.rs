@@ -4,7 +4,9 @@
 //! hit PyO3's runtime borrow check ("Already borrowed"). Single calls do not detach from the
 //! interpreter: they take well under a microsecond, far less than detaching costs. The lock is
 //! never held while Python code may run, so a thread waiting for it cannot deadlock with one
-//! that holds it.
+//! that holds it. `snapshot` is the exception that detaches: it copies the state under the lock
+//! and encodes the copy without the lock and without the interpreter, so other threads keep
+//! routing while a large router is saved.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Mutex;
@@ -14,7 +16,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString};
 
 use super::decision::PyDecision;
-use super::errors::{internal, wrong_type};
+use super::errors::{internal, utf8, wrong_type};
 use crate::error::Error;
 use crate::reward::Observation;
 use crate::router::{Config, Router};
@@ -28,6 +30,8 @@ pub struct PyRouterCore {
     /// Model names as Python strings, handed out in every `Decision` without a new allocation.
     models: Vec<Py<PyString>>,
     default_context: Py<PyString>,
+    /// The router's identity, written on every `Decision`; fixed for the core's life.
+    identity: u64,
 }
 
 impl PyRouterCore {
@@ -39,7 +43,9 @@ impl PyRouterCore {
             .map(|m| PyString::intern(py, m).unbind())
             .collect();
         let default_context = PyString::new(py, &router.config().default_context).unbind();
+        let identity = router.identity();
         PyRouterCore {
+            identity,
             router: Mutex::new(router),
             broken: AtomicBool::new(false),
             models,
@@ -57,6 +63,11 @@ impl PyRouterCore {
             let mut guard = self.router.lock().map_err(|_| internal("lock poisoned"))?;
             catch_unwind(AssertUnwindSafe(|| f(&mut guard)))
         };
+        self.settle(outcome)
+    }
+
+    /// A caught panic marks the router broken; errors become Python exceptions.
+    fn settle<T>(&self, outcome: std::thread::Result<Result<T, Error>>) -> PyResult<T> {
         match outcome {
             Ok(result) => result.map_err(PyErr::from),
             Err(_) => {
@@ -98,7 +109,7 @@ impl PyRouterCore {
         }
         let mut mask = vec![allowed.is_none(); self.models.len()];
         for (name, allow) in &names {
-            let name = name.to_str()?;
+            let name = utf8(py, "model name", name)?;
             let index = self.with(|router| router.model_index(name))?;
             if let Some(slot) = mask.get_mut(index) {
                 *slot = *allow;
@@ -174,7 +185,7 @@ impl PyRouterCore {
             Some(value) if !value.is_none() => Some(as_str(py, "context", value)?),
             _ => None,
         };
-        let name = context.map(|c| c.to_str()).transpose()?;
+        let name = context.map(|c| utf8(py, "context", c)).transpose()?;
         let mask = self.subset_mask(py, exclude, allowed)?;
         let selection = self.with(|router| router.select(name, Subset(mask.as_deref())))?;
         let model = self
@@ -186,6 +197,7 @@ impl PyRouterCore {
             model: model.clone_ref(py),
             probability: selection.probability,
             context: context.map_or_else(|| self.default_context.clone_ref(py), |c| c.clone().unbind()),
+            router: Some(self.identity),
         })
     }
 
@@ -212,21 +224,36 @@ impl PyRouterCore {
             cost.as_f64_or(py, "cost", 0.0)?,
             latency.as_f64_or(py, "latency", 0.0)?,
         )?;
-        let model = decision.model.bind(py).to_str()?;
-        let context = decision.context.bind(py).to_str()?;
-        self.with(|router| router.feedback(decision.id, model, context, observation))
+        let model = utf8(py, "model", decision.model.bind(py))?;
+        let context = utf8(py, "context", decision.context.bind(py))?;
+        let (id, issuer) = (decision.id, decision.router);
+        self.with(|router| {
+            if let Some(issuer) = issuer {
+                router.check_issuer(issuer, id)?;
+            }
+            router.feedback(id, model, context, observation)
+        })
     }
 
-    fn probabilities(&self, context: &str) -> PyResult<Vec<f64>> {
+    /// This router's id, as written on its decisions (`Decision.router`).
+    #[getter]
+    fn identity(&self) -> u64 {
+        self.identity
+    }
+
+    fn probabilities(&self, py: Python<'_>, context: &Bound<'_, PyAny>) -> PyResult<Vec<f64>> {
+        let context = utf8(py, "context", as_str(py, "context", context)?)?;
         self.with(|router| Ok(router.probabilities(context)))
     }
 
-    fn converged(&self, py: Python<'_>, context: &str) -> PyResult<Option<Py<PyString>>> {
+    fn converged(&self, py: Python<'_>, context: &Bound<'_, PyAny>) -> PyResult<Option<Py<PyString>>> {
+        let context = utf8(py, "context", as_str(py, "context", context)?)?;
         let arm = self.with(|router| Ok(router.converged(context)))?;
         Ok(arm.and_then(|arm| self.models.get(arm)).map(|m| m.clone_ref(py)))
     }
 
-    fn feedback_counts(&self, context: &str) -> PyResult<Vec<u64>> {
+    fn feedback_counts(&self, py: Python<'_>, context: &Bound<'_, PyAny>) -> PyResult<Vec<u64>> {
+        let context = utf8(py, "context", as_str(py, "context", context)?)?;
         self.with(|router| Ok(router.feedback_counts(context)))
     }
 
@@ -245,13 +272,38 @@ impl PyRouterCore {
         })
     }
 
+    /// The router as snapshot bytes. Only the copy of the state holds the lock (and the
+    /// interpreter); encoding it, the slow part, runs detached from both.
     fn snapshot<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
-        let bytes = self.with(|router| router.snapshot())?;
-        Ok(PyBytes::new(py, &bytes))
+        let capture = self.with(|router| Ok(router.capture()))?;
+        let encoded = py.detach(|| catch_unwind(AssertUnwindSafe(|| capture.encode())));
+        let bytes = self.settle(encoded)?;
+        // Copying tens of megabytes into the new object is detached too: no other thread can
+        // see the object before it is returned.
+        PyBytes::new_with(py, bytes.len(), |buffer| {
+            py.detach(|| buffer.copy_from_slice(&bytes));
+            Ok(())
+        })
     }
 
+    /// Write the snapshot bytes to the existing file `path` (truncating it), all detached from
+    /// the interpreter: `Router.save` calls this on its temporary file, so saving never holds
+    /// the interpreter for longer than the copy of the state, not even to build a `bytes`.
+    fn write_snapshot(&self, py: Python<'_>, path: std::path::PathBuf) -> PyResult<()> {
+        let capture = self.with(|router| Ok(router.capture()))?;
+        let encoded = py.detach(|| catch_unwind(AssertUnwindSafe(|| capture.encode())));
+        let bytes = self.settle(encoded)?;
+        py.detach(|| {
+            let mut file = std::fs::OpenOptions::new().write(true).truncate(true).open(&path)?;
+            std::io::Write::write_all(&mut file, &bytes)
+        })?;
+        Ok(())
+    }
+
+    /// Parsing and validating a large snapshot runs detached from the interpreter too.
     #[staticmethod]
     fn restore(py: Python<'_>, blob: &[u8]) -> PyResult<Self> {
-        Ok(Self::wrap(py, Router::restore(blob)?))
+        let router = py.detach(|| Router::restore(blob))?;
+        Ok(Self::wrap(py, router))
     }
 }
