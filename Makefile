@@ -62,6 +62,7 @@ bench:
 bench-smoke:
 	cargo bench --locked --bench core -- --test
 	$(PYTHON) -m pytest benches/python --benchmark-disable -q
+	$(PYTHON) benches/shared_state.py --smoke
 
 docs:
 	NO_MKDOCS_2_WARNING=1 $(PYTHON) -m mkdocs build --strict

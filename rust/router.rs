@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::contexts::Contexts;
-use crate::decisions::{Ledger, MAX_NEXT_ID};
+use crate::decisions::{Ledger, MAX_NEXT_ID, Pending};
 use crate::error::{DecisionProblem, Error, Result};
 use crate::identity;
 use crate::learner::{Learner, Policy, State};
@@ -90,6 +90,9 @@ pub struct Router {
     pub(crate) contexts: Contexts,
     pub(crate) ledger: Ledger,
     pub(crate) rng: Rng,
+    /// Feedbacks learned without a decision of this router (`observe`, `restore_learned`):
+    /// with the decisions issued, they bound the feedback counts a snapshot may hold.
+    pub(crate) observed: u64,
     /// Random, written on every decision (see [`identity`]).
     pub(crate) identity: u64,
 }
@@ -134,6 +137,7 @@ impl Router {
             contexts: Contexts::default(),
             ledger,
             rng: Rng::seed_from_u64(seed),
+            observed: 0,
             identity: identity::fresh(),
         })
     }
@@ -207,6 +211,23 @@ impl Router {
     /// Apply the outcome of decision `id`, which the caller says chose `model` in `context`.
     /// Returns the reward used. Everything is checked before anything changes.
     pub fn feedback(&mut self, id: u64, model: &str, context: &str, observation: Observation) -> Result<f64> {
+        let (pending, reward) = self.redeem(id, model, context, observation)?;
+        if let Some(learner) = self.contexts.learner_mut(pending.context) {
+            learner.learn(&self.config.policy, pending.arm as usize, reward);
+        }
+        Ok(reward)
+    }
+
+    /// Settle decision `id` like [`Router::feedback`] but without learning from it: a replica
+    /// sharing its state learns from the event once it reads it back from the shared log, in
+    /// the log's order, exactly like every other replica (see [`Router::observe`]).
+    pub fn settle(&mut self, id: u64, model: &str, context: &str, observation: Observation) -> Result<f64> {
+        self.redeem(id, model, context, observation).map(|(_, reward)| reward)
+    }
+
+    /// Check decision `id` against what the caller says it chose, compute the reward and retire
+    /// the decision; nothing changes unless every check passes.
+    fn redeem(&mut self, id: u64, model: &str, context: &str, observation: Observation) -> Result<(Pending, f64)> {
         let (slot, pending) = self.ledger.find(id)?;
         let mismatch = |field, expected: &str, got: &str| Error::Decision {
             id,
@@ -226,6 +247,56 @@ impl Router {
         if issued_context != context {
             return Err(mismatch("context", issued_context, context));
         }
+        let reward = self.finite_reward(observation)?;
+        if self.contexts.learner(pending.context).is_none() {
+            return Err(Error::Decision {
+                id,
+                problem: DecisionProblem::NeverIssued,
+            });
+        }
+        self.ledger.consume_slot(slot, id);
+        Ok((pending, reward))
+    }
+
+    /// Learn from an outcome that no pending decision of this router stands for: an event of the
+    /// shared log, or a line of an imported log. `model` chose in `context` (created if new) with
+    /// `probability` (the propensity; `None` when unknown). Returns the reward used. Learned
+    /// state depends only on the sequence of observations, never on this router's selections or
+    /// random generator, so routers fed the same observations in the same order agree exactly.
+    pub fn observe(
+        &mut self,
+        context: &str,
+        model: &str,
+        observation: Observation,
+        probability: Option<f64>,
+    ) -> Result<f64> {
+        let arm = self.model_index(model)?;
+        if let Some(p) = probability
+            && !(p > 0.0 && p <= 1.0)
+        {
+            return Err(Error::InvalidObservation {
+                field: "probability",
+                value: p,
+                expected: "in (0, 1]",
+            });
+        }
+        let reward = self.finite_reward(observation)?;
+        let fresh = &self.fresh;
+        let index = self
+            .contexts
+            .get_or_insert(context, || Learner::new(fresh.clone()))
+            .ok_or_else(|| Error::parameter("context", context, "one of at most 2^32 contexts"))?;
+        let Some(learner) = self.contexts.learner_mut(index) else {
+            return Err(Error::parameter("context", context, "a context of this router"));
+        };
+        // The propensity is checked here and will reach learners that weight by it; the present
+        // learners update from the reward alone.
+        learner.learn(&self.config.policy, arm, reward);
+        self.observed = self.observed.saturating_add(1);
+        Ok(reward)
+    }
+
+    fn finite_reward(&self, observation: Observation) -> Result<f64> {
         let reward = self.config.reward.compute(observation);
         if !reward.is_finite() {
             // Validation makes this unreachable; a NaN would corrupt the learner for good.
@@ -235,14 +306,6 @@ impl Router {
                 expected: "a finite number",
             });
         }
-        let Some(learner) = self.contexts.learner_mut(pending.context) else {
-            return Err(Error::Decision {
-                id,
-                problem: DecisionProblem::NeverIssued,
-            });
-        };
-        self.ledger.consume_slot(slot, id);
-        learner.learn(&self.config.policy, pending.arm as usize, reward);
         Ok(reward)
     }
 

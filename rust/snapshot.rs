@@ -49,6 +49,10 @@ struct Payload {
     identity: Option<u64>,
     contexts: Vec<ContextRecord>,
     pending: Vec<Pending>,
+    /// Feedbacks learned without a local decision (`Router::observe`); absent when none, so
+    /// snapshots of routers that never observed are unchanged.
+    #[serde(default)]
+    observed: u64,
 }
 
 #[derive(Deserialize)]
@@ -66,6 +70,7 @@ pub struct Capture {
     identity: u64,
     contexts: Shared,
     pending: Vec<Pending>,
+    observed: u64,
 }
 
 /// The payload as written: [`Payload`]'s fields, borrowed from a [`Capture`].
@@ -78,6 +83,13 @@ struct PayloadOut<'a> {
     identity: u64,
     contexts: ContextsOut<'a>,
     pending: &'a [Pending],
+    #[serde(skip_serializing_if = "is_zero")]
+    observed: u64,
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 struct ContextsOut<'a>(&'a Shared);
@@ -112,6 +124,7 @@ impl Router {
             identity: self.identity,
             contexts: self.contexts.share(),
             pending: self.ledger.pending(),
+            observed: self.observed,
         }
     }
 }
@@ -127,6 +140,7 @@ impl Capture {
             identity: self.identity,
             contexts: ContextsOut(&self.contexts),
             pending: &self.pending,
+            observed: self.observed,
         };
         let json = serde_json::to_vec(&payload).map_err(|e| Error::snapshot(format!("cannot encode: {e}")))?;
         let mut out = Vec::with_capacity(HEADER + json.len());
@@ -173,7 +187,8 @@ impl Router {
                 payload.next_id
             )));
         }
-        // Each applied feedback redeemed one decision, and each pending decision is another one:
+        // Each applied feedback redeemed one decision or was observed (`Router::observe`), and
+        // each pending decision is another one:
         // together they cannot outnumber the decisions issued. This also keeps every count far
         // from overflowing when it is incremented.
         let mut redeemed: u64 = 0;
@@ -183,7 +198,7 @@ impl Router {
             }
         }
         let accounted = redeemed.saturating_add(payload.pending.len() as u64);
-        if accounted > payload.next_id {
+        if accounted > payload.next_id.saturating_add(payload.observed) {
             return Err(Error::snapshot(format!(
                 "{redeemed} applied feedbacks and {} pending decisions, more than the {} decisions issued",
                 payload.pending.len(),
@@ -200,6 +215,7 @@ impl Router {
         }
         router.contexts = contexts;
         router.identity = payload.identity.unwrap_or_else(identity::fresh);
+        router.observed = payload.observed;
         router.ledger = Ledger::from_parts(router.config.max_pending, payload.next_id, &payload.pending)?;
         Ok(router)
     }

@@ -31,6 +31,7 @@ from pickllm.models import Model as Model
 from pickllm.router import Router as Router
 from pickllm.routing import AllModelsFailedError as AllModelsFailedError
 from pickllm.routing import RouteResult as RouteResult
+from pickllm.state import RedisState as RedisState
 
 __all__ = [
     "AllModelsFailedError",
@@ -52,6 +53,7 @@ __all__ = [
     "PickLLMError",
     "Policy",
     "QLearning",
+    "RedisState",
     "Reward",
     "RouteResult",
     "Router",
