@@ -57,4 +57,4 @@ def test_site_has_examples_on_the_pages_that_teach() -> None:
     # The pages with the most examples: a regex gone wrong would otherwise find none and pass.
     assert len(python_blocks(REPO_ROOT / "docs" / "routing.md")) >= 7
     assert len(python_blocks(REPO_ROOT / "docs" / "scorers.md")) >= 5
-    assert len(python_blocks(REPO_ROOT / "README.md")) == 2
+    assert len(python_blocks(REPO_ROOT / "README.md")) >= 2
