@@ -201,6 +201,14 @@ class RouterConfig(_Section):
     decision_log: str | None = None
     max_pending: int = Field(default=100_000, ge=1)
 
+    @field_validator("deadline", "attempt_deadline", "max_response_bytes", mode="before")
+    @classmethod
+    def _positive_or_false(cls, value: Any) -> Any:
+        # 0 == False in Python, so Literal[False] alone would take a 0 for "unbounded".
+        if not isinstance(value, bool) and isinstance(value, int | float) and value <= 0:
+            raise ValueError("must be a number > 0, or false for unbounded")
+        return value
+
     @field_validator("models")
     @classmethod
     def _unique(cls, models: list[str]) -> list[str]:
