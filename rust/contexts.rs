@@ -150,11 +150,12 @@ impl Shared {
 mod tests {
     use super::*;
     use crate::learner::State;
+    use crate::learners::automaton::AutomatonState;
 
     fn fresh() -> Learner {
-        Learner::new(State::LearningAutomaton {
+        Learner::new(State::LearningAutomaton(AutomatonState {
             probabilities: vec![0.5, 0.5],
-        })
+        }))
     }
 
     #[test]

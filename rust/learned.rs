@@ -3,21 +3,25 @@
 //! the same order hold equal learned parts whatever they selected, so it is what shared-state
 //! checkpoints store and what tests compare.
 //!
-//! JSON: `{"contexts": {"<name>": <learner>, ...}}`, names sorted, and only contexts that learned
-//! something (a context a replica merely selected in is still fresh and left out).
+//! JSON: `{"contexts": {"<name>": <learner>, ...}, "evidence": <pooled evidence>}`, names
+//! sorted, and only contexts that learned something (a context a replica merely selected in is
+//! still fresh and left out). The pooled evidence (`learner::Evidence`) is learned state too.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::learner::Learner;
+use crate::learner::{Evidence, Learner};
 use crate::router::Router;
 
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Learned {
     contexts: BTreeMap<String, Learner>,
+    /// Absent from learned parts written before learners pooled evidence: none.
+    #[serde(default)]
+    evidence: Evidence,
 }
 
 impl Router {
@@ -31,7 +35,8 @@ impl Router {
             .filter(|(_, learner)| **learner != fresh)
             .map(|(name, learner)| (name.to_owned(), learner.clone()))
             .collect();
-        serde_json::to_vec(&Learned { contexts }).map_err(|e| Error::snapshot(format!("cannot encode: {e}")))
+        let evidence = self.evidence.clone();
+        serde_json::to_vec(&Learned { contexts, evidence }).map_err(|e| Error::snapshot(format!("cannot encode: {e}")))
     }
 
     /// Replace every learner by the one [`Router::learned`] gave (contexts it does not name
@@ -41,6 +46,12 @@ impl Router {
         let learned: Learned =
             serde_json::from_slice(bytes).map_err(|e| Error::snapshot(format!("learned state: {e}")))?;
         let models = self.config.models.len();
+        let evidence = if learned.evidence == Evidence::default() {
+            Evidence::new(models)
+        } else {
+            learned.evidence.validate(models)?;
+            learned.evidence
+        };
         for (name, learner) in &learned.contexts {
             learner
                 .validate(&self.config.policy, models)
@@ -72,6 +83,7 @@ impl Router {
         }
         // Installed counts were learned elsewhere; they answer to no decision of this router.
         self.observed = total;
+        self.evidence = evidence;
         Ok(())
     }
 }

@@ -28,7 +28,7 @@ use crate::contexts::{Contexts, Shared};
 use crate::decisions::{Ledger, MAX_NEXT_ID, Pending};
 use crate::error::{Error, Result};
 use crate::identity;
-use crate::learner::Learner;
+use crate::learner::{Evidence, Learner};
 use crate::rng::{GENERATOR, Rng};
 use crate::router::{Config, Router};
 
@@ -53,6 +53,9 @@ struct Payload {
     /// snapshots of routers that never observed are unchanged.
     #[serde(default)]
     observed: u64,
+    /// Absent from snapshots written before learners pooled evidence: restored as none.
+    #[serde(default)]
+    evidence: Evidence,
 }
 
 #[derive(Deserialize)]
@@ -71,6 +74,7 @@ pub struct Capture {
     contexts: Shared,
     pending: Vec<Pending>,
     observed: u64,
+    evidence: Evidence,
 }
 
 /// The payload as written: [`Payload`]'s fields, borrowed from a [`Capture`].
@@ -85,6 +89,7 @@ struct PayloadOut<'a> {
     pending: &'a [Pending],
     #[serde(skip_serializing_if = "is_zero")]
     observed: u64,
+    evidence: &'a Evidence,
 }
 
 #[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
@@ -125,6 +130,7 @@ impl Router {
             contexts: self.contexts.share(),
             pending: self.ledger.pending(),
             observed: self.observed,
+            evidence: self.evidence.clone(),
         }
     }
 }
@@ -141,6 +147,7 @@ impl Capture {
             contexts: ContextsOut(&self.contexts),
             pending: &self.pending,
             observed: self.observed,
+            evidence: &self.evidence,
         };
         let json = serde_json::to_vec(&payload).map_err(|e| Error::snapshot(format!("cannot encode: {e}")))?;
         let mut out = Vec::with_capacity(HEADER + json.len());
@@ -166,6 +173,10 @@ impl Router {
         let mut router = Router::new(payload.config, 0).map_err(|e| Error::snapshot(format!("config: {e}")))?;
         router.rng = payload.rng;
         let models = router.config.models.len();
+        if payload.evidence != Evidence::default() {
+            payload.evidence.validate(models)?;
+            router.evidence = payload.evidence;
+        }
         let mut contexts = Contexts::default();
         for record in payload.contexts {
             record
