@@ -49,6 +49,7 @@ fn router(models: usize, policy: Policy, max_pending: usize) -> (Router, Vec<Str
         prior: None,
         max_pending,
         default_context: "default".into(),
+        max_contexts: None,
     };
     (Router::new(config, 7).unwrap(), names)
 }
