@@ -511,6 +511,35 @@ mod tests {
         assert_eq!(restored, original);
     }
 
+    #[test]
+    fn format_2_snapshots_restore_unbounded() {
+        let mut original = trained(policies().remove(0));
+        original.select(Some("only selected"), Subset::ALL).unwrap();
+        let bytes = original.snapshot().unwrap();
+        let mut doc: serde_json::Value = serde_json::from_slice(&bytes[HEADER..]).unwrap();
+        for field in ["evicted", "dropped"] {
+            doc.as_object_mut().unwrap().remove(field);
+        }
+        doc["config"].as_object_mut().unwrap().remove("max_contexts");
+        // Format 2 listed contexts in creation order, the unlearned one first here.
+        let n = doc["contexts"].as_array().unwrap().len() as u64;
+        doc["contexts"].as_array_mut().unwrap().rotate_right(1);
+        for p in doc["pending"].as_array_mut().unwrap() {
+            p["context"] = (p["context"].as_u64().unwrap() + 1).rem_euclid(n).into();
+        }
+        let json = serde_json::to_vec(&doc).unwrap();
+        let mut old = MAGIC.to_vec();
+        old.extend_from_slice(&2u32.to_le_bytes());
+        old.extend_from_slice(&(json.len() as u64).to_le_bytes());
+        old.extend_from_slice(&crc32fast::hash(&json).to_le_bytes());
+        old.extend_from_slice(&json);
+        let restored = Router::restore(&old).unwrap();
+        assert_eq!(restored.config().max_contexts, None);
+        assert_eq!(restored.contexts(), original.contexts());
+        assert_eq!(restored.contexts().last(), Some(&"only selected"));
+        assert_eq!(restored, original);
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(2000))]
         #[test]

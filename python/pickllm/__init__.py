@@ -31,6 +31,7 @@ from pickllm.models import Model as Model
 from pickllm.router import Router as Router
 from pickllm.routing import AllModelsFailedError as AllModelsFailedError
 from pickllm.routing import RouteResult as RouteResult
+from pickllm.stats import ContextStats as ContextStats
 
 __all__ = [
     "AllModelsFailedError",
@@ -41,6 +42,7 @@ __all__ = [
     "BudgetExceeded",
     "CircuitBreaker",
     "ConfigError",
+    "ContextStats",
     "Decision",
     "DecisionError",
     "EncodingError",
