@@ -14,3 +14,4 @@ bench:
 bench-smoke:
 	cargo bench --locked --bench core -- --test
 	$(PYTHON) -m pytest benches/python --benchmark-disable -q
+	$(PYTHON) benches/shared_state.py --smoke

@@ -200,6 +200,23 @@ impl Contexts {
         }
     }
 
+    /// Make context `index` start afresh: its learner becomes `fresh` and, if it had learned, it
+    /// moves to the unlearned list as the newest (dropping the oldest there if need be).
+    pub fn unlearn(&mut self, index: u32, fresh: Learner) {
+        if let Some(learner) = self.learners.get_mut(index as usize) {
+            *learner = fresh;
+        }
+        if self.links.get(index as usize).map(|link| link.on) != Some(Membership::Learned) {
+            return;
+        }
+        self.unlink(index);
+        if self.max.is_some_and(|max| self.unlearned.len >= max) {
+            self.remove(self.unlearned.oldest);
+            self.dropped += 1;
+        }
+        self.append(index, Membership::Unlearned);
+    }
+
     /// The generation of slot `index` while it holds a context.
     #[must_use]
     pub fn generation(&self, index: u32) -> Option<u32> {

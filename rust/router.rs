@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::contexts::{Contexts, Counts};
-use crate::decisions::{Ledger, MAX_NEXT_ID};
+use crate::decisions::{Ledger, MAX_NEXT_ID, Pending};
 use crate::error::{DecisionProblem, Error, Result};
 use crate::identity;
 use crate::learner::{Learner, Policy, State};
@@ -107,6 +107,9 @@ pub struct Router {
     pub(crate) contexts: Contexts,
     pub(crate) ledger: Ledger,
     pub(crate) rng: Rng,
+    /// Feedbacks learned without a decision of this router (`observe`, `restore_learned`):
+    /// with the decisions issued, they bound the feedback counts a snapshot may hold.
+    pub(crate) observed: u64,
     /// Random, written on every decision (see [`identity`]).
     pub(crate) identity: u64,
 }
@@ -181,6 +184,7 @@ impl Router {
             contexts: Contexts::new(max_contexts),
             ledger,
             rng: Rng::seed_from_u64(seed),
+            observed: 0,
             identity: identity::fresh(),
         })
     }
@@ -259,6 +263,34 @@ impl Router {
     /// gone with it, so `context` cannot be checked: the feedback settles into the context of
     /// that name, re-created from the prior if it is absent.
     pub fn feedback(&mut self, id: u64, model: &str, context: &str, observation: Observation) -> Result<f64> {
+        let (pending, reward, index) = self.redeem(id, model, context, observation, true)?;
+        if let Some(learner) = self.contexts.learner_mut(index) {
+            learner.learn(&self.config.policy, pending.arm as usize, reward);
+            self.contexts.learned_at(index);
+        }
+        Ok(reward)
+    }
+
+    /// Settle decision `id` like [`Router::feedback`] but without learning from it: a replica
+    /// sharing its state learns from the event once it reads it back from the shared log, in
+    /// the log's order, exactly like every other replica (see [`Router::observe`]).
+    pub fn settle(&mut self, id: u64, model: &str, context: &str, observation: Observation) -> Result<f64> {
+        self.redeem(id, model, context, observation, false)
+            .map(|(_, reward, _)| reward)
+    }
+
+    /// Check decision `id` against what the caller says it chose, compute the reward and retire
+    /// the decision; nothing changes unless every check passes. Returns the decision, the reward
+    /// and the slot of its context; a context evicted since is re-created by name first if the
+    /// decision is to `learn` (see [`Router::feedback`]).
+    fn redeem(
+        &mut self,
+        id: u64,
+        model: &str,
+        context: &str,
+        observation: Observation,
+        learn: bool,
+    ) -> Result<(Pending, f64, u32)> {
         let (slot, pending) = self.ledger.find(id)?;
         let mismatch = |field, expected: &str, got: &str| Error::Decision {
             id,
@@ -281,6 +313,66 @@ impl Router {
                 return Err(mismatch("context", issued_context, context));
             }
         }
+        let reward = self.finite_reward(observation)?;
+        let index = if present || !learn {
+            pending.context
+        } else {
+            let fresh = &self.fresh;
+            self.contexts
+                .get_or_insert_for_learning(context, || Learner::new(fresh.clone()))
+                .ok_or_else(|| Error::parameter("context", context, "one of at most 2^32 contexts"))?
+        };
+        if present && self.contexts.learner(index).is_none() {
+            return Err(Error::Decision {
+                id,
+                problem: DecisionProblem::NeverIssued,
+            });
+        }
+        self.ledger.consume_slot(slot, id);
+        Ok((pending, reward, index))
+    }
+
+    /// Learn from an outcome that no pending decision of this router stands for: an event of the
+    /// shared log, or a line of an imported log. `model` chose in `context` (created if new) with
+    /// `probability` (the propensity; `None` when unknown). Returns the reward used. Learned
+    /// state depends only on the sequence of observations, never on this router's selections or
+    /// random generator, so routers fed the same observations in the same order agree exactly.
+    pub fn observe(
+        &mut self,
+        context: &str,
+        model: &str,
+        observation: Observation,
+        probability: Option<f64>,
+    ) -> Result<f64> {
+        let arm = self.model_index(model)?;
+        if let Some(p) = probability
+            && !(p > 0.0 && p <= 1.0)
+        {
+            return Err(Error::InvalidObservation {
+                field: "probability",
+                value: p,
+                expected: "in (0, 1]",
+            });
+        }
+        let reward = self.finite_reward(observation)?;
+        let fresh = &self.fresh;
+        let index = self
+            .contexts
+            .get_or_insert_for_learning(context, || Learner::new(fresh.clone()))
+            .ok_or_else(|| Error::parameter("context", context, "one of at most 2^32 contexts"))?;
+        let Some(learner) = self.contexts.learner_mut(index) else {
+            return Err(Error::parameter("context", context, "a context of this router"));
+        };
+        // The propensity is checked here and will reach learners that weight by it; the present
+        // learners update from the reward alone.
+        learner.learn(&self.config.policy, arm, reward);
+        // A learning event like any feedback: it orders the contexts `max_contexts` keeps.
+        self.contexts.learned_at(index);
+        self.observed = self.observed.saturating_add(1);
+        Ok(reward)
+    }
+
+    fn finite_reward(&self, observation: Observation) -> Result<f64> {
         let reward = self.config.reward.compute(observation);
         if !reward.is_finite() {
             // Validation makes this unreachable; a NaN would corrupt the learner for good.
@@ -290,23 +382,6 @@ impl Router {
                 expected: "a finite number",
             });
         }
-        let index = if present {
-            pending.context
-        } else {
-            let fresh = &self.fresh;
-            self.contexts
-                .get_or_insert_for_learning(context, || Learner::new(fresh.clone()))
-                .ok_or_else(|| Error::parameter("context", context, "one of at most 2^32 contexts"))?
-        };
-        let Some(learner) = self.contexts.learner_mut(index) else {
-            return Err(Error::Decision {
-                id,
-                problem: DecisionProblem::NeverIssued,
-            });
-        };
-        self.ledger.consume_slot(slot, id);
-        learner.learn(&self.config.policy, pending.arm as usize, reward);
-        self.contexts.learned_at(index);
         Ok(reward)
     }
 

@@ -54,12 +54,16 @@ struct Payload {
     #[serde(default)]
     identity: Option<u64>,
     contexts: Vec<ContextRecord>,
-    /// Absent before format 3.
+    /// Present from format 3 on, absent before (checked, so that a changed version is refused).
     #[serde(default)]
-    evicted: u64,
+    evicted: Option<u64>,
     #[serde(default)]
-    dropped: u64,
+    dropped: Option<u64>,
     pending: Vec<PendingRecord>,
+    /// Feedbacks learned without a local decision (`Router::observe`); absent when none, so
+    /// snapshots of routers that never observed are unchanged.
+    #[serde(default)]
+    observed: u64,
 }
 
 /// A pending decision in a snapshot: its context is a position in `contexts`, `None` if evicted.
@@ -89,6 +93,7 @@ pub struct Capture {
     identity: u64,
     contexts: Shared,
     pending: Vec<Pending>,
+    observed: u64,
 }
 
 /// The payload as written: [`Payload`]'s fields, borrowed from a [`Capture`].
@@ -103,6 +108,13 @@ struct PayloadOut<'a> {
     evicted: u64,
     dropped: u64,
     pending: &'a [PendingRecord],
+    #[serde(skip_serializing_if = "is_zero")]
+    observed: u64,
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 struct ContextsOut<'a>(&'a Shared);
@@ -137,6 +149,7 @@ impl Router {
             identity: self.identity,
             contexts: self.contexts.share(),
             pending: self.ledger.pending(),
+            observed: self.observed,
         }
     }
 }
@@ -174,6 +187,7 @@ impl Capture {
             evicted: counts.evicted,
             dropped: counts.dropped,
             pending: &pending,
+            observed: self.observed,
         };
         let json = serde_json::to_vec(&payload).map_err(|e| Error::snapshot(format!("cannot encode: {e}")))?;
         let mut out = Vec::with_capacity(HEADER + json.len());
@@ -189,7 +203,13 @@ impl Capture {
 impl Router {
     /// Rebuild a router from [`Router::snapshot`] bytes, or explain why they are not valid.
     pub fn restore(bytes: &[u8]) -> Result<Router> {
-        let payload = parse(bytes)?;
+        let (version, payload) = parse(bytes)?;
+        if (version >= 3) != (payload.evicted.is_some() && payload.dropped.is_some()) {
+            return Err(Error::snapshot(format!(
+                "format {version} {} the counts of contexts let go (evicted, dropped)",
+                if version >= 3 { "needs" } else { "predates" }
+            )));
+        }
         if payload.generator != GENERATOR {
             return Err(Error::snapshot(format!(
                 "generator {:?} is not {GENERATOR:?}, the only one this version knows",
@@ -210,14 +230,15 @@ impl Router {
             payload.contexts.into_iter().map(|r| (r.name, r.learner)),
         )
         .map_err(Error::snapshot)?;
-        contexts.set_let_go(payload.evicted, payload.dropped);
+        contexts.set_let_go(payload.evicted.unwrap_or(0), payload.dropped.unwrap_or(0));
         if payload.next_id > MAX_NEXT_ID {
             return Err(Error::snapshot(format!(
                 "next_id {} is beyond any router's reach (at most 2^63)",
                 payload.next_id
             )));
         }
-        // Each applied feedback redeemed one decision, and each pending decision is another one:
+        // Each applied feedback redeemed one decision or was observed (`Router::observe`), and
+        // each pending decision is another one:
         // together they cannot outnumber the decisions issued. This also keeps every count far
         // from overflowing when it is incremented.
         let mut redeemed: u64 = 0;
@@ -227,7 +248,7 @@ impl Router {
             }
         }
         let accounted = redeemed.saturating_add(payload.pending.len() as u64);
-        if accounted > payload.next_id {
+        if accounted > payload.next_id.saturating_add(payload.observed) {
             return Err(Error::snapshot(format!(
                 "{redeemed} applied feedbacks and {} pending decisions, more than the {} decisions issued",
                 payload.pending.len(),
@@ -255,6 +276,7 @@ impl Router {
         }
         router.contexts = contexts;
         router.identity = payload.identity.unwrap_or_else(identity::fresh);
+        router.observed = payload.observed;
         router.ledger = Ledger::from_parts(router.config.max_pending, payload.next_id, &pending)?;
         Ok(router)
     }
@@ -273,7 +295,8 @@ fn le_u32(bytes: &[u8]) -> u32 {
     u32::from_le_bytes(word)
 }
 
-fn parse(bytes: &[u8]) -> Result<Payload> {
+/// The format version and the payload.
+fn parse(bytes: &[u8]) -> Result<(u32, Payload)> {
     if bytes.len() < HEADER {
         if bytes.is_empty() {
             return Err(Error::snapshot("empty input"));
@@ -315,7 +338,8 @@ fn parse(bytes: &[u8]) -> Result<Payload> {
             "checksum mismatch: the snapshot was altered or corrupted",
         ));
     }
-    serde_json::from_slice(body).map_err(|e| Error::snapshot(format!("payload: {e}")))
+    let payload = serde_json::from_slice(body).map_err(|e| Error::snapshot(format!("payload: {e}")))?;
+    Ok((version, payload))
 }
 
 #[cfg(test)]
@@ -498,7 +522,9 @@ mod tests {
         let original = trained(policies().remove(0));
         let bytes = original.snapshot().unwrap();
         let mut doc: serde_json::Value = serde_json::from_slice(&bytes[HEADER..]).unwrap();
-        doc.as_object_mut().unwrap().remove("identity");
+        for field in ["identity", "evicted", "dropped"] {
+            doc.as_object_mut().unwrap().remove(field);
+        }
         let json = serde_json::to_vec(&doc).unwrap();
         let mut old = MAGIC.to_vec();
         old.extend_from_slice(&1u32.to_le_bytes());

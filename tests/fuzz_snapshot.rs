@@ -205,7 +205,12 @@ fn seeds() -> Vec<Vec<u8>> {
 // ==================== Sealing and splitting ====================
 
 fn seal(payload: &[u8]) -> Vec<u8> {
-    seal_with(1, payload.len() as u64, crc32fast::hash(payload), payload)
+    seal_with(
+        _core::snapshot::FORMAT_VERSION,
+        payload.len() as u64,
+        crc32fast::hash(payload),
+        payload,
+    )
 }
 
 fn seal_with(version: u32, length: u64, crc: u32, payload: &[u8]) -> Vec<u8> {

@@ -31,6 +31,7 @@ from pickllm.models import Model as Model
 from pickllm.router import Router as Router
 from pickllm.routing import AllModelsFailedError as AllModelsFailedError
 from pickllm.routing import RouteResult as RouteResult
+from pickllm.state import RedisState as RedisState
 from pickllm.stats import ContextStats as ContextStats
 
 __all__ = [
@@ -54,6 +55,7 @@ __all__ = [
     "PickLLMError",
     "Policy",
     "QLearning",
+    "RedisState",
     "Reward",
     "RouteResult",
     "Router",

@@ -8,7 +8,7 @@ import os
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypedDict, Unpack
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 from pickllm import _core, _savefile
 from pickllm._closing import Closing
@@ -30,7 +30,13 @@ from pickllm.routing import (
     RouteResult,
 )
 from pickllm.scorers.base import ScorerLike
+from pickllm.state.config import RedisState
+from pickllm.state.status import SharedStatus
 from pickllm.stats import DEFAULT_MAX_CONTEXTS, MAX_CONTEXTS, ContextStats
+
+if TYPE_CHECKING:
+    from pickllm.state.budget import SharedSpending
+    from pickllm.state.replica import Replica
 
 __all__ = ["Router"]
 
@@ -107,6 +113,9 @@ class Router(Closing):
         decision_log: a folder (or a :class:`~pickllm.logs.DecisionLog` for its options) where
             every decision, with its probabilities, and every feedback is logged off the hot
             path, for ``pickllm evaluate``; closed by :meth:`close`/:meth:`aclose`.
+        shared: learn as one with every router sharing this :class:`RedisState` (and hold
+            budgets across them): feedback goes through a replicated log on Redis, applied by
+            every router in the same order (see :meth:`sync` and :meth:`shared_status`).
 
     >>> router = Router(["gpt-4o", "mistral-7b"], seed=7)
     >>> d = router.select(context="finance")
@@ -126,6 +135,7 @@ class Router(Closing):
         "_policy",
         "_reward",
         "_route_loop",
+        "_shared",
     )
 
     def __init__(
@@ -150,8 +160,11 @@ class Router(Closing):
         max_response_bytes: int | None = DEFAULT_MAX_RESPONSE_BYTES,
         max_retry_after: float = DEFAULT_MAX_RETRY_AFTER,
         decision_log: str | os.PathLike[str] | DecisionLog | None = None,
+        shared: RedisState | None = None,
     ) -> None:
         names, specs = _pool(models)
+        if shared is not None and not isinstance(shared, RedisState):
+            raise ArgumentTypeError(f"shared must be a RedisState or None, got {shared!r}")
         options = RouteOptions(
             scorer=scorer,
             max_attempts=max_attempts,
@@ -199,12 +212,18 @@ class Router(Closing):
             "max_contexts": max_contexts,
         }
         self._core = _core.RouterCore(json.dumps(config), seed)
+        self._shared: Replica | None = None if shared is None else shared._attach(self._core)
         self._models = tuple(names)
         self._default_context = default_context
         self._policy: Policy = policy
         self._reward = reward
-        self._route_loop = self._build_route_loop(specs, options)
-        self._log = _open_log(decision_log, self)
+        try:
+            self._route_loop = self._build_route_loop(specs, options)
+            self._log = _open_log(decision_log, self)
+        except BaseException:
+            if self._shared is not None:  # a refused router leaves no threads behind
+                self._shared.close()
+            raise
         self._bind_hot_path()
 
     def _build_route_loop(self, specs: dict[str, Model], options: RouteOptions) -> RouteLoop | None:
@@ -214,7 +233,12 @@ class Router(Closing):
                     "scorer and budget are only used by route(): give models with backends"
                 )
             return None
-        return RouteLoop(self, specs, options)
+        return RouteLoop(self, specs, options, spending=self._shared_spending(options.budget))
+
+    def _shared_spending(self, budget: Budget | None) -> SharedSpending | None:
+        """With shared state, the budget's accounts live in Redis for every router sharing it."""
+        shared = getattr(self, "_shared", None)
+        return None if budget is None or shared is None else shared.spending(budget)
 
     def _bind_hot_path(self) -> None:
         """Bind the core's ``select`` and ``feedback`` on this instance, shadowing the methods
@@ -222,10 +246,12 @@ class Router(Closing):
         directly skips one Python frame per call, about a quarter of a decision's cost. The
         methods stay on the class for their documentation and for subclasses that override
         them (those are left alone). With a decision log, both are wrapped to queue a record;
-        without one, nothing is added."""
+        without one, nothing is added. With shared state, feedback is the replica's."""
         select, feedback = self._core.select, self._core.feedback
+        if self._shared is not None:  # settle here, learn from the shared log
+            feedback = self._shared.feedback
         if self._log is not None:
-            select, feedback = self._log.wrap(self._core)
+            select, feedback = self._log.wrap(self._core, feedback)
         self.__dict__["_select"] = select
         self.__dict__["_feedback"] = feedback
         cls = type(self)
@@ -263,6 +289,50 @@ class Router(Closing):
         return self.__dict__["_feedback"](  # type: ignore[no-any-return]
             decision, accuracy=accuracy, cost=cost, latency=latency
         )
+
+    def observe(
+        self,
+        context: str,
+        model: str,
+        *,
+        accuracy: float,
+        cost: float = 0.0,
+        latency: float = 0.0,
+        probability: float | None = None,
+    ) -> float:
+        """Learn from an outcome that no decision of this router stands for (an imported log
+        line, say): ``model`` answered in ``context`` with ``probability`` of being chosen (its
+        propensity, if known). Returns the reward used. With ``shared=`` the observation is
+        published like feedback and learned from the shared log.
+
+        >>> router = Router(["gpt-4o", "mistral-7b"], seed=7)
+        >>> router.observe("finance", "gpt-4o", accuracy=1.0, probability=0.5)
+        1.0
+        >>> router.feedback_counts("finance")
+        {'gpt-4o': 1, 'mistral-7b': 0}
+        """
+        if self._shared is not None:
+            context = self._context(context)
+            return self._shared.observe(context, model, accuracy, cost, latency, probability)
+        return self._core.observe(
+            context, model, accuracy=accuracy, cost=cost, latency=latency, probability=probability
+        )
+
+    def sync(self, timeout: float = 10.0) -> None:
+        """Return once every event published to the shared state before the call (this
+        router's own feedback included) has been learned here; for tests and graceful shutdown.
+        Raises :class:`~pickllm.state.SyncTimeoutError` after ``timeout`` seconds."""
+        self._shared_or_raise().sync(timeout)
+
+    def shared_status(self) -> SharedStatus:
+        """Connected, lag, buffered and dropped events of the shared state (see
+        :class:`~pickllm.state.SharedStatus`)."""
+        return self._shared_or_raise().status()
+
+    def _shared_or_raise(self) -> Replica:
+        if self._shared is None:
+            raise ConfigError("needs Router(..., shared=RedisState(...))")
+        return self._shared
 
     def route(
         self, prompt: Prompt, *, context: str | None = None, reference: str | None = None
@@ -317,13 +387,16 @@ class Router(Closing):
         return float(loop.spending.spent(context))
 
     def close(self) -> None:
-        """Close every model's backend (their connection pools) and the decision log."""
+        """Close every model's backend (their connection pools) and the decision log; with
+        ``shared=``, publish the feedback still queued and stop the threads that talk to Redis."""
         try:
             for spec in self._specs().values():
                 spec.backend.close()
         finally:
             if self._log is not None:
                 self._log.close()
+            if self._shared is not None:
+                self._shared.close()
 
     async def aclose(self) -> None:
         """Close every model's backend, async resources included, and the decision log."""
@@ -333,6 +406,8 @@ class Router(Closing):
         finally:
             if self._log is not None:
                 self._log.close()
+            if self._shared is not None:
+                self._shared.close()
 
     def _specs(self) -> dict[str, Model]:
         return {} if self._route_loop is None else self._route_loop.specs
@@ -459,6 +534,7 @@ class Router(Closing):
         router._reward = Reward._from_core(config["reward"])
         router._route_loop = None
         router._log = None
+        router._shared = None
         router._bind_hot_path()
         return router
 

@@ -23,7 +23,7 @@ import math
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, TypedDict, cast
+from typing import TYPE_CHECKING, Protocol, TypedDict, cast
 
 import anyio
 
@@ -40,6 +40,9 @@ from pickllm.errors import ArgumentTypeError, ConfigError, PickLLMError
 from pickllm.health import CircuitBreaker, Health
 from pickllm.models import Model, limits_taken
 from pickllm.scorers.base import ScorerAdapter, ScorerLike, as_scorer
+
+if TYPE_CHECKING:
+    from pickllm.state.budget import SharedSpending
 
 __all__ = [
     "AllModelsFailedError",
@@ -254,7 +257,7 @@ class RouteLoop:
         specs: dict[str, Model],
         options: RouteOptions,
         *,
-        spending: Spending | None = None,
+        spending: Spending | SharedSpending | None = None,
     ) -> None:
         """``spending`` keeps the budget's accounts (default: in this process's memory)."""
         missing = [name for name in selector.models if name not in specs]
@@ -278,7 +281,7 @@ class RouteLoop:
             spending = None
         elif spending is None:
             spending = Spending(options.budget)
-        self.spending = spending
+        self.spending: Spending | SharedSpending | None = spending
 
     # ==================== Sync and async entry points ====================
 
@@ -406,12 +409,16 @@ class RouteLoop:
             )
         if self.spending is None:
             return _Ticket(self._choose(context, messages, attempts), None)
-        with self.spending.transaction():  # what fits, select, reserve: one atomic step
-            decision = self._choose(context, messages, attempts)
-            bound = cost_bound(self.specs[decision.model], messages)
-            reservation = self.spending.reserve(decision.context, bound)
-        assert reservation is not None, "chosen among the models that fit, under the same lock"
-        return _Ticket(decision, reservation)
+        while True:
+            with self.spending.transaction():  # what fits, select, reserve: one atomic step
+                decision = self._choose(context, messages, attempts)
+                bound = cost_bound(self.specs[decision.model], messages)
+                reservation = self.spending.reserve(decision.context, bound)
+            if reservation is not None:
+                return _Ticket(decision, reservation)
+            # Only with a budget shared across replicas: another one took the money between
+            # "what fits" and "reserve". Close the decision unjudged and choose again.
+            self.health.released(decision.model)
 
     def _choose(
         self, context: str | None, messages: Sequence[Message], attempts: list[Attempt]

@@ -13,11 +13,12 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyString};
+use pyo3::types::{PyBytes, PyDict, PyString};
 
 use super::decision::PyDecision;
 use super::errors::{internal, utf8, wrong_type};
 use crate::error::Error;
+use crate::events::Entry;
 use crate::reward::Observation;
 use crate::router::{Config, Router};
 use crate::subset::Subset;
@@ -239,6 +240,96 @@ impl PyRouterCore {
     #[getter]
     fn identity(&self) -> u64 {
         self.identity
+    }
+
+    /// Settle a decision like `feedback` without learning from it (a shared-state replica
+    /// learns from the event when it reads it back from the shared log); returns the reward.
+    #[pyo3(
+        signature = (decision, *, accuracy, cost = Optional::Absent, latency = Optional::Absent),
+        text_signature = "($self, decision, *, accuracy, cost=0.0, latency=0.0)",
+        name = "settle"
+    )]
+    fn settle_decision(
+        &self,
+        py: Python<'_>,
+        decision: &Bound<'_, PyAny>,
+        accuracy: &Bound<'_, PyAny>,
+        cost: Optional<'_>,
+        latency: Optional<'_>,
+    ) -> PyResult<f64> {
+        let decision = decision
+            .cast::<PyDecision>()
+            .map_err(|_| wrong_type(py, "decision", "a Decision", decision))?;
+        let decision = decision.get();
+        let observation = Observation::new(
+            as_f64(py, "accuracy", accuracy)?,
+            cost.as_f64_or(py, "cost", 0.0)?,
+            latency.as_f64_or(py, "latency", 0.0)?,
+        )?;
+        let model = utf8(py, "model", decision.model.bind(py))?;
+        let context = utf8(py, "context", decision.context.bind(py))?;
+        let (id, issuer) = (decision.id, decision.router);
+        self.with(|router| {
+            if let Some(issuer) = issuer {
+                router.check_issuer(issuer, id)?;
+            }
+            router.settle(id, model, context, observation)
+        })
+    }
+
+    /// Learn from an outcome without a pending decision (a shared-log event, an imported log
+    /// line); returns the reward used.
+    #[pyo3(
+        signature = (context, model, *, accuracy, cost = Optional::Absent, latency = Optional::Absent, probability = None),
+        text_signature = "($self, context, model, *, accuracy, cost=0.0, latency=0.0, probability=None)"
+    )]
+    #[allow(clippy::too_many_arguments)] // the Python signature, keyword arguments included
+    fn observe(
+        &self,
+        py: Python<'_>,
+        context: &Bound<'_, PyAny>,
+        model: &Bound<'_, PyAny>,
+        accuracy: &Bound<'_, PyAny>,
+        cost: Optional<'_>,
+        latency: Optional<'_>,
+        probability: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<f64> {
+        let context = utf8(py, "context", as_str(py, "context", context)?)?;
+        let model = utf8(py, "model", as_str(py, "model", model)?)?;
+        let observation = Observation::new(
+            as_f64(py, "accuracy", accuracy)?,
+            cost.as_f64_or(py, "cost", 0.0)?,
+            latency.as_f64_or(py, "latency", 0.0)?,
+        )?;
+        let probability = match probability {
+            Some(value) if !value.is_none() => Some(as_f64(py, "probability", value)?),
+            _ => None,
+        };
+        self.with(|router| router.observe(context, model, observation, probability))
+    }
+
+    /// Learn from one shared-state stream entry (see `events.rs`). `seen` maps each replica to
+    /// the highest sequence number applied; it is read and updated here. Returns (applied,
+    /// rejected); an entry of another format raises.
+    fn apply_entry(&self, blob: &[u8], seen: &Bound<'_, PyDict>) -> PyResult<(u64, u64)> {
+        let entry = Entry::decode(blob)?;
+        let after = match seen.get_item(&entry.replica)? {
+            Some(value) => value.extract::<u64>()?,
+            None => 0,
+        };
+        let done = self.with(|router| Ok(router.apply_entry(&entry, after)))?;
+        seen.set_item(&entry.replica, done.last)?;
+        Ok((done.applied, done.rejected))
+    }
+
+    /// The learned part alone as JSON bytes (see `learned.rs`).
+    fn learned<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        let bytes = self.with(|router| router.learned())?;
+        Ok(PyBytes::new(py, &bytes))
+    }
+
+    fn restore_learned(&self, blob: &[u8]) -> PyResult<()> {
+        self.with(|router| router.restore_learned(blob))
     }
 
     fn probabilities(&self, py: Python<'_>, context: &Bound<'_, PyAny>) -> PyResult<Vec<f64>> {

@@ -1,0 +1,179 @@
+//! Entries of the shared-state event stream (docs/design.md, `python/pickllm/state/events.py`
+//! writes them): one replica's feedback events in publishing order, as versioned JSON,
+//!
+//! `{"v": 1, "r": "<replica>", "e": [[seq, context, model, accuracy, cost, latency, reward, probability], ...]}`
+//!
+//! Applying an entry here rather than event by event from Python is what keeps a replica's cost
+//! per event of the fleet low: every replica applies every event.
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::reward::Observation;
+use crate::router::Router;
+
+/// The entry format this version reads.
+pub const EVENTS_VERSION: u64 = 1;
+
+/// A decoded entry: the issuing replica and its events, each still to be checked.
+#[derive(Deserialize)]
+pub struct Entry {
+    v: u64,
+    #[serde(rename = "r")]
+    pub replica: String,
+    #[serde(rename = "e")]
+    events: Vec<Value>,
+}
+
+/// What applying one entry did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// The highest sequence number of the replica seen so far (copies at or below it skipped).
+    pub last: u64,
+    pub applied: u64,
+    /// Events of the wrong shape or with invalid values, skipped (by every replica alike).
+    pub rejected: u64,
+}
+
+impl Entry {
+    /// Parse an entry, or say why `bytes` is not one of this format.
+    pub fn decode(bytes: &[u8]) -> Result<Entry> {
+        let entry: Entry = serde_json::from_slice(bytes).map_err(|e| {
+            Error::parameter(
+                "event entry",
+                "the given bytes",
+                format!("JSON of format {EVENTS_VERSION} ({e})"),
+            )
+        })?;
+        if entry.v != EVENTS_VERSION {
+            return Err(Error::parameter(
+                "event entry",
+                format!("format {}", entry.v),
+                format!("format {EVENTS_VERSION}"),
+            ));
+        }
+        Ok(entry)
+    }
+}
+
+impl Router {
+    /// Learn from the events of `entry` in order with [`Router::observe`], skipping those with
+    /// a sequence number at or below `after` (copies of events already applied).
+    pub fn apply_entry(&mut self, entry: &Entry, after: u64) -> Applied {
+        let mut done = Applied {
+            last: after,
+            ..Applied::default()
+        };
+        for event in &entry.events {
+            let Some(seq) = event.get(0).and_then(Value::as_u64) else {
+                done.rejected += 1;
+                continue;
+            };
+            if seq <= done.last {
+                continue;
+            }
+            done.last = seq;
+            if self.apply_event(event).is_ok() {
+                done.applied += 1;
+            } else {
+                done.rejected += 1;
+            }
+        }
+        done
+    }
+
+    fn apply_event(&mut self, event: &Value) -> Result<f64> {
+        let shape = || {
+            Error::parameter(
+                "event",
+                event,
+                "[seq, context, model, accuracy, cost, latency, reward, probability]",
+            )
+        };
+        let Some([_, context, model, accuracy, cost, latency, _, probability]) = event.as_array().map(Vec::as_slice)
+        else {
+            return Err(shape());
+        };
+        let (Some(context), Some(model)) = (context.as_str(), model.as_str()) else {
+            return Err(shape());
+        };
+        let (Some(accuracy), Some(cost), Some(latency)) = (accuracy.as_f64(), cost.as_f64(), latency.as_f64()) else {
+            return Err(shape());
+        };
+        let probability = match probability {
+            Value::Null => None,
+            p => Some(p.as_f64().ok_or_else(shape)?),
+        };
+        self.observe(context, model, Observation::new(accuracy, cost, latency)?, probability)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::automaton::AutomatonConfig;
+    use crate::learner::Policy;
+    use crate::reward::Reward;
+    use crate::router::Config;
+
+    fn router() -> Router {
+        Router::new(
+            Config {
+                models: vec!["a".into(), "b".into()],
+                policy: Policy::LearningAutomaton(AutomatonConfig {
+                    learning_rate: 0.1,
+                    threshold: 0.99,
+                    lock: true,
+                }),
+                reward: Reward::default(),
+                prior: None,
+                max_pending: 8,
+                default_context: "default".into(),
+                max_contexts: None,
+            },
+            1,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn applies_in_order_skips_copies_and_counts_rejections() {
+        let entry = Entry::decode(
+            br#"{"v":1,"r":"x","e":[[1,"c","a",1.0,0.0,0.0,1.0,null],[1,"c","a",1.0,0.0,0.0,1.0,null],
+            [2,"c","nope",1.0,0.0,0.0,1.0,null],[3,"c","a",2.0,0.0,0.0,1.0,null],["4"],[5,"c"],
+            [6,"c","b",1,0,0,1,0.5],[7,"c","b",1.0,0.0,0.0,1.0,true]]}"#,
+        )
+        .unwrap();
+        assert_eq!(entry.replica, "x");
+        let mut router = router();
+        let done = router.apply_entry(&entry, 0);
+        assert_eq!(
+            done,
+            Applied {
+                last: 7,
+                applied: 2,
+                rejected: 5
+            }
+        );
+        assert_eq!(router.feedback_counts("c"), vec![1, 1]);
+        let again = router.apply_entry(&entry, done.last);
+        assert_eq!(
+            (again.applied, again.rejected),
+            (0, 1),
+            "only the malformed seq is counted"
+        );
+    }
+
+    #[test]
+    fn refuses_other_formats() {
+        for bytes in [
+            &b""[..],
+            b"{}",
+            br#"{"v":2,"r":"x","e":[]}"#,
+            br#"{"v":1,"r":3,"e":[]}"#,
+        ] {
+            assert!(Entry::decode(bytes).is_err());
+        }
+    }
+}
