@@ -509,15 +509,16 @@ impl Shared {
 mod tests {
     use super::*;
     use crate::learner::{Policy, State};
+    use crate::learners::automaton::AutomatonState;
 
     fn fresh() -> Learner {
-        Learner::new(State::LearningAutomaton {
+        Learner::new(State::LearningAutomaton(AutomatonState {
             probabilities: vec![0.5, 0.5],
-        })
+        }))
     }
 
     fn policy() -> Policy {
-        Policy::LearningAutomaton(crate::automaton::AutomatonConfig {
+        Policy::LearningAutomaton(crate::learners::automaton::AutomatonConfig {
             learning_rate: 0.1,
             threshold: 0.99,
             lock: false,
@@ -527,7 +528,7 @@ mod tests {
     /// What a feedback does: find or create the context, learn, record the event.
     fn learn(table: &mut Contexts, name: &str) {
         let index = table.get_or_insert_for_learning(name, fresh).unwrap();
-        table.learner_mut(index).unwrap().learn(&policy(), 0, 1.0);
+        table.learner_mut(index).unwrap().learn(&policy(), 0, 1.0, 1.0);
         table.learned_at(index);
     }
 

@@ -3,11 +3,12 @@
 //! the same order hold equal learned parts whatever they selected, so it is what shared-state
 //! checkpoints store and what tests compare.
 //!
-//! JSON: `{"contexts": {"<name>": <learner>, ...}}`, only contexts that learned something (a
-//! context a replica merely selected in is still fresh and left out), least recently learned
-//! first: the order in which `max_contexts` evicts them, which is itself learned state (it
-//! depends only on the ordered events), so a replica starting from a checkpoint evicts exactly
-//! as the others do.
+//! JSON: `{"contexts": {"<name>": <learner>, ...}, "evidence": <pooled evidence>}`, only
+//! contexts that learned something (a context a replica merely selected in is still fresh and
+//! left out), least recently learned first: the order in which `max_contexts` evicts them, which
+//! is itself learned state (it depends only on the ordered events), so a replica starting from a
+//! checkpoint evicts exactly as the others do. The pooled evidence (`learner::Evidence`) is
+//! learned state too.
 
 use std::fmt;
 
@@ -15,12 +16,13 @@ use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::{Error, Result};
-use crate::learner::Learner;
+use crate::learner::{Evidence, Learner};
 use crate::router::Router;
 
 #[derive(Serialize)]
 struct LearnedOut<'a> {
     contexts: InOrder<'a>,
+    evidence: &'a Evidence,
 }
 
 /// `(name, learner)` pairs written as one JSON object, keys in the given order.
@@ -37,6 +39,9 @@ impl Serialize for InOrder<'_> {
 struct Learned {
     #[serde(deserialize_with = "in_order")]
     contexts: Vec<(String, Learner)>,
+    /// Absent from learned parts written before learners pooled evidence: none.
+    #[serde(default)]
+    evidence: Evidence,
 }
 
 /// A JSON object's entries in the order written; a repeated name is refused.
@@ -74,6 +79,7 @@ impl Router {
             .collect();
         serde_json::to_vec(&LearnedOut {
             contexts: InOrder(contexts),
+            evidence: &self.evidence,
         })
         .map_err(|e| Error::snapshot(format!("cannot encode: {e}")))
     }
@@ -85,6 +91,12 @@ impl Router {
         let learned: Learned =
             serde_json::from_slice(bytes).map_err(|e| Error::snapshot(format!("learned state: {e}")))?;
         let models = self.config.models.len();
+        let evidence = if learned.evidence == Evidence::default() {
+            Evidence::new(models)
+        } else {
+            learned.evidence.validate(models)?;
+            learned.evidence
+        };
         for (name, learner) in &learned.contexts {
             learner
                 .validate(&self.config.policy, models)
@@ -121,6 +133,7 @@ impl Router {
         }
         // Installed counts were learned elsewhere; they answer to no decision of this router.
         self.observed = total;
+        self.evidence = evidence;
         Ok(())
     }
 }

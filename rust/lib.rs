@@ -2,8 +2,9 @@
 //!
 //! The learning engine of pickllm: route each query to one model of a pool, observe its
 //! accuracy, cost and latency, and learn online, per context, which model earns the best
-//! weighted reward (PickLLM, arXiv 2412.12170). Two learners: a learning automaton updated by
-//! linear reward-inaction, and stateless epsilon-greedy Q-learning.
+//! weighted reward (PickLLM, arXiv 2412.12170). The paper's two learners (a learning automaton
+//! updated by linear reward-inaction, stateless epsilon-greedy Q-learning) and UCB, Thompson
+//! sampling and Exp3, one file each in `learners/` behind the `learner::Algorithm` trait.
 //!
 //! This crate knows nothing of Python; `python/` (behind the `python` feature) is the only code
 //! that does. Models are dense indices here, their names live in [`router::Config`].
@@ -30,7 +31,6 @@
 //! assert_eq!(router.feedback_counts("finance").iter().sum::<u64>(), 1);
 //! ```
 
-pub mod automaton;
 pub mod chunked;
 pub mod contexts;
 pub mod decisions;
@@ -39,13 +39,16 @@ pub mod events;
 pub mod identity;
 pub mod learned;
 pub mod learner;
-pub mod q_learning;
+pub mod learners;
 pub mod replay;
 pub mod reward;
 pub mod rng;
 pub mod router;
 pub mod snapshot;
 pub mod subset;
+
+// The paper's learners keep their original paths.
+pub use learners::{automaton, q_learning};
 
 #[cfg(feature = "python")]
 mod python;

@@ -13,7 +13,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::learner::{Learner, Policy};
+use crate::learner::{Evidence, Learner, Policy, Query};
 use crate::reward::{Observation, Reward};
 use crate::rng::Rng;
 use crate::subset::Subset;
@@ -81,6 +81,17 @@ impl Table {
         }
     }
 
+    /// The same table after `drift`: its model's accuracy and cost scaled (accuracy capped at 1).
+    fn drifted(&self, drift: &Drift) -> Table {
+        let mut table = self.clone();
+        for row in 0..self.rows() {
+            let cell = row * self.models + drift.model;
+            table.accuracy[cell] = (table.accuracy[cell] * drift.accuracy).min(1.0);
+            table.cost[cell] *= drift.cost;
+        }
+        table
+    }
+
     /// Per model: mean accuracy, mean cost, mean latency and mean reward over all rows.
     #[must_use]
     pub fn means(&self, reward: &Reward) -> Vec<[f64; 4]> {
@@ -118,6 +129,69 @@ pub enum Strategy {
     Oracle,
 }
 
+/// A change of outcomes in the middle of a session: from query `at` on (0-based), model
+/// `model`'s accuracy is multiplied by `accuracy` (capped at 1) and its cost by `cost`, in every
+/// table: an outage (`accuracy < 1`) or a price cut (`cost < 1`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Drift {
+    pub at: usize,
+    pub model: usize,
+    pub accuracy: f64,
+    pub cost: f64,
+    /// Queries in the moving averages of queries-to-recover.
+    pub smoothing: usize,
+    /// Queries after the change, `[start, end)`, over which picks of the new best are counted.
+    pub window: [usize; 2],
+}
+
+impl Drift {
+    fn validate(&self, models: usize, queries: usize) -> Result<()> {
+        if self.model >= models {
+            return Err(Error::parameter("drift model", self.model, format!("below {models}")));
+        }
+        if self.at == 0 || self.at >= queries {
+            return Err(Error::parameter(
+                "drift at",
+                self.at,
+                format!("in [1, queries={queries})"),
+            ));
+        }
+        for (name, value) in [("drift accuracy", self.accuracy), ("drift cost", self.cost)] {
+            if !(value.is_finite() && value >= 0.0) {
+                return Err(Error::parameter(name, value, "a finite factor >= 0"));
+            }
+        }
+        if self.smoothing == 0 {
+            return Err(Error::parameter("drift smoothing", 0, "at least 1 query"));
+        }
+        if self.window[0] >= self.window[1] {
+            return Err(Error::parameter(
+                "drift window",
+                format!("{:?}", self.window),
+                "[start, end) with start < end",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// What happened after a [`Drift`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct DriftResult {
+    /// Queries after the change until the policy's moving-average reward stays within 5% of the
+    /// new best fixed model's for good (both averaged over the same last `smoothing` queries);
+    /// `None` if it is still short at the end of the session.
+    pub recover: Option<u32>,
+    /// Reward summed over the queries after the change.
+    pub reward: f64,
+    /// What the best fixed model of each table after the change earned on those queries.
+    pub best_fixed_reward: f64,
+    /// Within the window: picks of the new best model of the query's table, and queries.
+    pub window_best_picks: u32,
+    pub window_queries: u32,
+}
+
 /// What one session produced. Sums run over the session's queries.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SessionResult {
@@ -136,6 +210,8 @@ pub struct SessionResult {
     pub converged: Vec<Option<(u32, u32)>>,
     /// With `trace`: the first learner's selection probabilities before each query, row-major.
     pub trace: Vec<f64>,
+    /// With a drift: what happened after it.
+    pub drift: Option<DriftResult>,
 }
 
 /// Rewards of every cell, and the best fixed model of each table by mean reward.
@@ -173,6 +249,19 @@ pub fn run(
     seeds: &[u64],
     trace: bool,
 ) -> Result<Vec<SessionResult>> {
+    run_drifting(tables, reward, strategy, queries, seeds, trace, None)
+}
+
+/// [`run`], with the outcomes changing mid-session as `drift` says.
+pub fn run_drifting(
+    tables: &[Table],
+    reward: &Reward,
+    strategy: &Strategy,
+    queries: usize,
+    seeds: &[u64],
+    trace: bool,
+    drift: Option<&Drift>,
+) -> Result<Vec<SessionResult>> {
     let models = tables
         .first()
         .map(|t| t.models)
@@ -195,10 +284,23 @@ pub fn run(
         }
         _ => {}
     }
-    let scored = score(tables, reward);
+    if let Some(drift) = drift {
+        drift.validate(models, queries)?;
+    }
+    let before = score(tables, reward);
+    let after = drift.map(|drift| {
+        let drifted: Vec<Table> = tables.iter().map(|t| t.drifted(drift)).collect();
+        (score(&drifted, reward), drifted, drift)
+    });
+    let phases = Phases {
+        before: (tables, &before),
+        after: after
+            .as_ref()
+            .map(|(scored, drifted, drift)| (drifted.as_slice(), scored, *drift)),
+    };
     Ok(seeds
         .iter()
-        .map(|&seed| session(tables, &scored, strategy, queries, seed, trace))
+        .map(|&seed| session(&phases, strategy, queries, seed, trace))
         .collect())
 }
 
@@ -233,15 +335,20 @@ impl Order {
 /// Decorrelates the strategy's generator from the data order's.
 const STRATEGY_STREAM: u64 = 0x6A09_E667_F3BC_C909;
 
-fn session(
-    tables: &[Table],
-    scored: &Scored,
-    strategy: &Strategy,
-    queries: usize,
-    seed: u64,
-    trace: bool,
-) -> SessionResult {
+/// The outcomes before a drift, and after it if there is one.
+struct Phases<'a> {
+    before: (&'a [Table], &'a Scored),
+    after: Option<(&'a [Table], &'a Scored, &'a Drift)>,
+}
+
+fn session(phases: &Phases<'_>, strategy: &Strategy, queries: usize, seed: u64, trace: bool) -> SessionResult {
+    let (tables, _) = phases.before;
     let models = tables[0].models;
+    // Per query after the drift: the policy's reward, the new best fixed model's, and whether
+    // the pick was the new best.
+    let mut after: Vec<(f64, f64, bool)> = Vec::new();
+    // Pooled over the session's tables, as a router pools its contexts.
+    let mut evidence = Evidence::new(models);
     let mut data_rng = Rng::seed_from_u64(seed);
     let mut rng = Rng::seed_from_u64(seed ^ STRATEGY_STREAM);
     let mut order = Order::new(tables);
@@ -263,8 +370,13 @@ fn session(
         picks: vec![0; models],
         converged: vec![None; learners.len()],
         trace: Vec::new(),
+        drift: None,
     };
     for query in 0..queries {
+        let (tables, scored, drift) = match phases.after {
+            Some((tables, scored, drift)) if query >= drift.at => (tables, scored, Some(drift)),
+            _ => (phases.before.0, phases.before.1, None),
+        };
         let table = if tables.len() == 1 {
             0
         } else {
@@ -273,13 +385,26 @@ fn session(
         let row = order.draw(table, &mut data_rng);
         let row_rewards = &scored.rewards[table][row * models..(row + 1) * models];
         let learner_index = if learners.len() > 1 { table } else { 0 };
-        if trace && let Some(first) = learners.first() {
-            result.trace.extend(first.probabilities());
+        if trace && let (Some(first), Some(policy)) = (learners.first(), policy) {
+            result.trace.extend(first.probabilities(policy, Some(&evidence)));
         }
+        let mut propensity = 1.0;
         let arm = match strategy {
-            Strategy::Learner { .. } => learners[learner_index]
-                .select(Subset::ALL, &mut rng)
-                .map_or(0, |(arm, _)| arm),
+            Strategy::Learner { policy, .. } => {
+                // Selection over all models cannot fail; model 0 stands in for the impossible.
+                let (arm, p) = learners[learner_index]
+                    .select(
+                        policy,
+                        Query {
+                            subset: Subset::ALL,
+                            evidence: Some(&evidence),
+                        },
+                        &mut rng,
+                    )
+                    .unwrap_or((0, 1.0));
+                propensity = p;
+                arm
+            }
             Strategy::Random => rng.below(models),
             Strategy::RoundRobin => query % models,
             Strategy::Fixed { model } => *model,
@@ -295,7 +420,8 @@ fn session(
         let r = row_rewards[arm];
         if let Some(policy) = policy {
             let learner = &mut learners[learner_index];
-            learner.learn(policy, arm, r);
+            learner.learn(policy, arm, r, propensity);
+            evidence.record(arm, r, policy.discount());
             if result.converged[learner_index].is_none()
                 && let Some(model) = learner.converged(policy)
             {
@@ -313,8 +439,48 @@ fn session(
         let uniform = row_rewards.iter().sum::<f64>() / models as f64;
         result.random_reward += uniform;
         result.picks[arm] += 1;
+        if drift.is_some() {
+            let best = scored.best[table];
+            after.push((r, row_rewards[best], arm == best));
+        }
+    }
+    if let Some((_, _, drift)) = phases.after {
+        result.drift = Some(drift_result(&after, drift));
     }
     result
+}
+
+/// Summarize the queries after a drift (see [`DriftResult`]).
+fn drift_result(after: &[(f64, f64, bool)], drift: &Drift) -> DriftResult {
+    let mut moving = (0.0, 0.0);
+    let mut last_short = None;
+    for (i, &(policy, best, _)) in after.iter().enumerate() {
+        moving.0 += policy;
+        moving.1 += best;
+        if i >= drift.smoothing {
+            moving.0 -= after[i - drift.smoothing].0;
+            moving.1 -= after[i - drift.smoothing].1;
+        }
+        // 1e-9 absorbs the rounding of the running sums.
+        if moving.0 < 0.95 * moving.1 - 1e-9 {
+            last_short = Some(i);
+        }
+    }
+    let window = after
+        .get(drift.window[0]..drift.window[1].min(after.len()))
+        .unwrap_or(&[]);
+    #[allow(clippy::cast_possible_truncation)] // sessions are far shorter than 2^32 queries
+    DriftResult {
+        recover: match last_short {
+            None => Some(0),
+            Some(i) if i + 1 < after.len() => Some(i as u32 + 1),
+            Some(_) => None,
+        },
+        reward: after.iter().map(|a| a.0).sum(),
+        best_fixed_reward: after.iter().map(|a| a.1).sum(),
+        window_best_picks: window.iter().filter(|a| a.2).count() as u32,
+        window_queries: window.len() as u32,
+    }
 }
 
 #[cfg(test)]
@@ -440,5 +606,53 @@ mod tests {
                 .len(),
             1
         );
+    }
+
+    #[test]
+    fn drift_changes_the_best_model_and_measures_recovery() {
+        // Model 0 is always right, model 1 half the time; at query 50 model 0 breaks down.
+        let drift = Drift {
+            at: 50,
+            model: 0,
+            accuracy: 0.0,
+            cost: 1.0,
+            smoothing: 10,
+            window: [20, 40],
+        };
+        let reward = accuracy_only();
+        let session = |strategy: &Strategy| {
+            run_drifting(&[table()], &reward, strategy, 100, &[4], false, Some(&drift))
+                .unwrap()
+                .remove(0)
+        };
+        let stayer = session(&Strategy::Fixed { model: 0 });
+        let after = stayer.drift.unwrap();
+        assert_eq!(after.recover, None, "the broken model never recovers");
+        assert_eq!(after.reward, 0.0);
+        assert_eq!(after.best_fixed_reward, 25.0, "model 1 is right on half of 50 queries");
+        assert_eq!((after.window_best_picks, after.window_queries), (0, 20));
+        let mover = session(&Strategy::Fixed { model: 1 }).drift.unwrap();
+        assert_eq!(mover.recover, Some(0));
+        assert_eq!((mover.window_best_picks, mover.window_queries), (20, 20));
+        // Before the change nothing differs from a session without drift.
+        let plain = run(&[table()], &reward, &Strategy::Fixed { model: 0 }, 100, &[4], false).unwrap();
+        assert_eq!(plain[0].reward, stayer.reward + 50.0);
+        for bad in [
+            Drift { at: 0, ..drift.clone() },
+            Drift {
+                model: 2,
+                ..drift.clone()
+            },
+            Drift {
+                accuracy: f64::NAN,
+                ..drift.clone()
+            },
+            Drift {
+                window: [5, 5],
+                ..drift.clone()
+            },
+        ] {
+            assert!(run_drifting(&[table()], &reward, &Strategy::Random, 100, &[1], false, Some(&bad)).is_err());
+        }
     }
 }

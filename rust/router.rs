@@ -10,7 +10,7 @@ use crate::contexts::{Contexts, Counts};
 use crate::decisions::{Ledger, MAX_NEXT_ID, Pending};
 use crate::error::{DecisionProblem, Error, Result};
 use crate::identity;
-use crate::learner::{Learner, Policy, State};
+use crate::learner::{Evidence, Learner, Policy, Query, State};
 use crate::reward::{Observation, Reward};
 use crate::rng::Rng;
 use crate::subset::Subset;
@@ -105,6 +105,8 @@ pub struct Router {
     pub(crate) model_index: HashMap<String, u32>,
     pub(crate) fresh: State,
     pub(crate) contexts: Contexts,
+    /// What all contexts have learned, pooled (see [`Evidence`]).
+    pub(crate) evidence: Evidence,
     pub(crate) ledger: Ledger,
     pub(crate) rng: Rng,
     /// Feedbacks learned without a decision of this router (`observe`, `restore_learned`):
@@ -169,6 +171,7 @@ impl Router {
     /// ```
     pub fn new(config: Config, seed: u64) -> Result<Self> {
         let fresh = config.validate()?;
+        let models = config.models.len();
         let model_index = config
             .models
             .iter()
@@ -182,6 +185,7 @@ impl Router {
             model_index,
             fresh,
             contexts: Contexts::new(max_contexts),
+            evidence: Evidence::new(models),
             ledger,
             rng: Rng::seed_from_u64(seed),
             observed: 0,
@@ -244,7 +248,11 @@ impl Router {
         let Some(learner) = self.contexts.learner(index) else {
             return Err(Error::NoEligibleModel);
         };
-        let (arm, probability) = learner.select(subset, &mut self.rng)?;
+        let query = Query {
+            subset,
+            evidence: Some(&self.evidence),
+        };
+        let (arm, probability) = learner.select(&self.config.policy, query, &mut self.rng)?;
         // arm < models.len() < 2^32 (checked at construction), so the cast cannot truncate.
         let generation = self.contexts.generation(index).unwrap_or(0);
         let id = self.ledger.issue(index, generation, arm as u32, probability);
@@ -264,10 +272,7 @@ impl Router {
     /// that name, re-created from the prior if it is absent.
     pub fn feedback(&mut self, id: u64, model: &str, context: &str, observation: Observation) -> Result<f64> {
         let (pending, reward, index) = self.redeem(id, model, context, observation, true)?;
-        if let Some(learner) = self.contexts.learner_mut(index) {
-            learner.learn(&self.config.policy, pending.arm as usize, reward);
-            self.contexts.learned_at(index);
-        }
+        self.learn(index, pending.arm as usize, reward, pending.probability);
         Ok(reward)
     }
 
@@ -360,14 +365,15 @@ impl Router {
             .contexts
             .get_or_insert_for_learning(context, || Learner::new(fresh.clone()))
             .ok_or_else(|| Error::parameter("context", context, "one of at most 2^32 contexts"))?;
-        let Some(learner) = self.contexts.learner_mut(index) else {
+        let Some(learner) = self.contexts.learner(index) else {
             return Err(Error::parameter("context", context, "a context of this router"));
         };
-        // The propensity is checked here and will reach learners that weight by it; the present
-        // learners update from the reward alone.
-        learner.learn(&self.config.policy, arm, reward);
-        // A learning event like any feedback: it orders the contexts `max_contexts` keeps.
-        self.contexts.learned_at(index);
+        // Without a known propensity, the probability the learner gives the model now: it is a
+        // function of the learned state, so every replica uses the same one.
+        let propensity = probability.unwrap_or_else(|| {
+            learner.probabilities(&self.config.policy, Some(&self.evidence))[arm].max(f64::MIN_POSITIVE)
+        });
+        self.learn(index, arm, reward, propensity);
         self.observed = self.observed.saturating_add(1);
         Ok(reward)
     }
@@ -385,12 +391,26 @@ impl Router {
         Ok(reward)
     }
 
+    /// Apply one feedback event to context `context`'s learner and to the pooled evidence: the
+    /// single path every event takes (a decision's feedback, or an imported observation), so
+    /// that learned state is the same function of the ordered events everywhere. `reward` is in
+    /// [0, 1], `propensity` the probability the model had of being chosen, in (0, 1].
+    pub(crate) fn learn(&mut self, context: u32, arm: usize, reward: f64, propensity: f64) {
+        if let Some(learner) = self.contexts.learner_mut(context) {
+            learner.learn(&self.config.policy, arm, reward, propensity);
+            self.evidence.record(arm, reward, self.config.policy.discount());
+            // Every learning event (feedback, observe) orders the contexts `max_contexts` keeps.
+            self.contexts.learned_at(context);
+        }
+    }
+
     /// The distribution `select` would draw from in `context` (a fresh learner's if unseen).
     #[must_use]
     pub fn probabilities(&self, context: &str) -> Vec<f64> {
+        let policy = &self.config.policy;
         self.contexts.get(context).map_or_else(
-            || Learner::new(self.fresh.clone()).probabilities(),
-            Learner::probabilities,
+            || Learner::new(self.fresh.clone()).probabilities(policy, Some(&self.evidence)),
+            |learner| learner.probabilities(policy, Some(&self.evidence)),
         )
     }
 

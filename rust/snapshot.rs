@@ -34,7 +34,7 @@ use crate::contexts::{Contexts, NONE, Shared};
 use crate::decisions::{Ledger, MAX_NEXT_ID, Pending};
 use crate::error::{Error, Result};
 use crate::identity;
-use crate::learner::Learner;
+use crate::learner::{Evidence, Learner};
 use crate::rng::{GENERATOR, Rng};
 use crate::router::{Config, Router};
 
@@ -64,6 +64,9 @@ struct Payload {
     /// snapshots of routers that never observed are unchanged.
     #[serde(default)]
     observed: u64,
+    /// Absent from snapshots written before learners pooled evidence: restored as none.
+    #[serde(default)]
+    evidence: Evidence,
 }
 
 /// A pending decision in a snapshot: its context is a position in `contexts`, `None` if evicted.
@@ -94,6 +97,7 @@ pub struct Capture {
     contexts: Shared,
     pending: Vec<Pending>,
     observed: u64,
+    evidence: Evidence,
 }
 
 /// The payload as written: [`Payload`]'s fields, borrowed from a [`Capture`].
@@ -110,6 +114,7 @@ struct PayloadOut<'a> {
     pending: &'a [PendingRecord],
     #[serde(skip_serializing_if = "is_zero")]
     observed: u64,
+    evidence: &'a Evidence,
 }
 
 #[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
@@ -150,6 +155,7 @@ impl Router {
             contexts: self.contexts.share(),
             pending: self.ledger.pending(),
             observed: self.observed,
+            evidence: self.evidence.clone(),
         }
     }
 }
@@ -188,6 +194,7 @@ impl Capture {
             dropped: counts.dropped,
             pending: &pending,
             observed: self.observed,
+            evidence: &self.evidence,
         };
         let json = serde_json::to_vec(&payload).map_err(|e| Error::snapshot(format!("cannot encode: {e}")))?;
         let mut out = Vec::with_capacity(HEADER + json.len());
@@ -219,6 +226,10 @@ impl Router {
         let mut router = Router::new(payload.config, 0).map_err(|e| Error::snapshot(format!("config: {e}")))?;
         router.rng = payload.rng;
         let models = router.config.models.len();
+        if payload.evidence != Evidence::default() {
+            payload.evidence.validate(models)?;
+            router.evidence = payload.evidence;
+        }
         for record in &payload.contexts {
             record
                 .learner

@@ -136,8 +136,12 @@ def test_unknown_models_and_empty_subsets(router: Router) -> None:
         (lambda: Router(["a", "b"], seed=2**64), ["seed"]),
         (lambda: Router(["a", "b"], max_pending=0), ["max_pending", "0"]),
         (lambda: Router(["a", "b"], prior={"a": 1.0}), ["prior", "b"]),
-        (lambda: Router(["a", "b"], prior={"a": 1.0, "b": 0.0}), ["prior", "0"]),
+        (
+            lambda: Router(["a", "b"], policy=LearningAutomaton(), prior={"a": 1.0, "b": 0.0}),
+            ["prior", "0"],
+        ),
         (lambda: Router(["a", "b"], prior={"a": 1.0, "b": math.nan}), ["prior", "nan"]),
+        (lambda: Router(["a", "b"], prior={"a": 0.5, "b": 1.5}), ["prior", "1.5"]),
         (lambda: Router(["a", "b"], policy=QLearning(), prior={"a": 0.5, "b": 2.0}), ["prior"]),
         (lambda: Router(["a", "b"], policy=LearningAutomaton(0.1, threshold=0.5)), ["threshold"]),
         (lambda: LearningAutomaton(0.0), ["learning_rate", "0"]),

@@ -118,13 +118,18 @@ def test_lone_surrogates_in_the_configuration_are_config_errors() -> None:
 
 
 def test_huge_priors_stay_on_the_simplex_and_snapshot() -> None:
-    router = Router(["a", "b"], prior={"a": 1e308, "b": 1e308}, seed=1)
+    router = Router(["a", "b"], policy=LearningAutomaton(), prior={"a": 1e308, "b": 1e308}, seed=1)
     assert router.probabilities("new") == {"a": 0.5, "b": 0.5}
     d = router.select("new")
     router.feedback(d, accuracy=1.0)
     restored = Router.restore(router.snapshot())
     assert restored.snapshot() == router.snapshot()
-    skewed = Router(["a", "b", "c"], prior={"a": 1.7e308, "b": 1.7e308, "c": 1.7e290}, seed=1)
+    skewed = Router(
+        ["a", "b", "c"],
+        policy=LearningAutomaton(),
+        prior={"a": 1.7e308, "b": 1.7e308, "c": 1.7e290},
+        seed=1,
+    )
     p = skewed.probabilities()
     assert p["a"] == p["b"] > p["c"] > 0.0
     assert abs(sum(p.values()) - 1.0) < 1e-12

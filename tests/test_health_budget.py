@@ -15,6 +15,7 @@ from pickllm import (
     BudgetExceeded,
     CircuitBreaker,
     ConfigError,
+    LearningAutomaton,
     Model,
     OpenAICompatible,
     Router,
@@ -106,6 +107,7 @@ def test_router_stops_calling_a_dead_model_and_probes_it_later(pool: Pool) -> No
     with model_farm({"down": fail(500), "up": answer("B")}) as farm:
         router = Router(
             pool(farm.url, ("down", 1.0, 1.0), ("up", 1.0, 1.0)),
+            policy=LearningAutomaton(),
             prior={"down": 1000.0, "up": 1.0},
             scorer=MultipleChoice(),
             breaker=CircuitBreaker(failures=2, cooldown=0.3),
@@ -163,6 +165,7 @@ def test_an_expensive_model_is_left_out_once_it_no_longer_fits(pool: Pool) -> No
         models = pool(farm.url, ("dear", 20000.0, 40000.0), ("cheap", 10.0, 10.0))
         router = Router(
             models,
+            policy=LearningAutomaton(),
             prior={"dear": 1000.0, "cheap": 1.0},
             scorer=MultipleChoice(),
             budget=Budget(total=1.5),

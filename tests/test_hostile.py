@@ -34,7 +34,7 @@ from hostile_server import (
     headers,
     hostile_server,
 )
-from pickllm import ArgumentTypeError, Router
+from pickllm import ArgumentTypeError, LearningAutomaton, Router
 from pickllm.backends import OpenAICompatible
 from pickllm.backends._pools import _shared_ssl_context
 from pickllm.backends.base import Completion, Message
@@ -93,7 +93,7 @@ def routed(scripts: dict[str, Script], **options: Any) -> Iterator[tuple[Router,
         names = list(scripts)
         models = [Model(name, backend=shared, max_tokens=50) for name in names]
         prior = {name: (1000.0 if i == 0 else 1.0) for i, name in enumerate(names)}
-        router = Router(models, prior=prior, seed=1, **options)
+        router = Router(models, policy=LearningAutomaton(), prior=prior, seed=1, **options)
         yield router, server
 
 
@@ -355,7 +355,14 @@ def budget_router(backends: dict[str, Any], **options: Any) -> Router:
         for n, b in backends.items()
     ]
     prior = {n: (1000.0 if i == 0 else 1.0) for i, n in enumerate(backends)}
-    return Router(models, prior=prior, seed=2, budget=Budget(total=100.0), **options)
+    return Router(
+        models,
+        policy=LearningAutomaton(),
+        prior=prior,
+        seed=2,
+        budget=Budget(total=100.0),
+        **options,
+    )
 
 
 @pytest.mark.parametrize("mode", MODES)

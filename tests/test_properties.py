@@ -7,7 +7,17 @@ import pickle
 import hypothesis.strategies as st
 from hypothesis import given
 
-from pickllm import Decision, LearningAutomaton, Policy, QLearning, Reward, Router
+from pickllm import (
+    UCB,
+    Decision,
+    Exp3,
+    LearningAutomaton,
+    Policy,
+    QLearning,
+    Reward,
+    Router,
+    ThompsonSampling,
+)
 
 MODELS = ["a", "b", "c", "d"]
 
@@ -25,6 +35,27 @@ policies = st.one_of(
         epsilon_decay=st.floats(0.5, 1.0),
         epsilon_min=st.just(0.0),
         patience=st.integers(1, 20),
+        lock=st.booleans(),
+    ),
+    st.builds(
+        ThompsonSampling,
+        discount=st.floats(0.5, 1.0),
+        prior=st.tuples(st.floats(0.1, 10.0), st.floats(0.1, 10.0)),
+        threshold=st.floats(0.26, 1.0),
+        lock=st.booleans(),
+    ),
+    st.builds(
+        UCB,
+        exploration=st.floats(0.01, 4.0),
+        discount=st.floats(0.5, 1.0),
+        bound=st.sampled_from(["kl", "tuned"]),
+        lock=st.booleans(),
+    ),
+    st.builds(
+        Exp3,
+        gamma=st.floats(0.01, 1.0),
+        discount=st.floats(0.5, 1.0),
+        threshold=st.floats(0.26, 1.0),
         lock=st.booleans(),
     ),
 )

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from model_farm import Behaviour, answer, fail, model_farm
-from pickllm import ConfigError, Router
+from pickllm import ConfigError, LearningAutomaton, Router
 from pickllm.backends import OpenAICompatible
 from pickllm.models import Model
 from pickllm.routing import AllModelsFailedError
@@ -56,6 +56,7 @@ def test_failed_calls_fall_back_by_ranking_and_count_as_zero_accuracy(pool: Pool
     with model_farm(behaviours) as farm:
         router = Router(
             pool(farm.url, "broken", "garbage", "good"),
+            policy=LearningAutomaton(),
             prior={
                 "broken": 1000.0,
                 "garbage": 10.0,
@@ -82,6 +83,7 @@ def test_retry_after_keeps_a_rate_limited_model_out(pool: Pool) -> None:
     with model_farm(behaviours) as farm:
         router = Router(
             pool(farm.url, "limited", "good"),
+            policy=LearningAutomaton(),
             prior={"limited": 1000.0, "good": 1.0},
             scorer=MultipleChoice(),
             seed=0,

@@ -52,7 +52,7 @@ def test_default_context_and_fresh_contexts() -> None:
 
 
 def test_prior_sets_the_starting_point() -> None:
-    router = Router(["a", "b"], prior={"a": 3.0, "b": 1.0}, seed=0)
+    router = Router(["a", "b"], policy=LearningAutomaton(), prior={"a": 3.0, "b": 1.0}, seed=0)
     assert router.probabilities("x") == {"a": 0.75, "b": 0.25}
     q = Router(["a", "b"], policy=QLearning(epsilon=0.2), prior={"a": 0.9, "b": 0.1}, seed=0)
     assert q.probabilities("x") == pytest.approx({"a": 0.9, "b": 0.1})
@@ -84,7 +84,9 @@ def test_lock_in_stops_learning_and_lock_false_keeps_learning() -> None:
 
 
 def test_select_probability_is_renormalized_over_the_subset() -> None:
-    router = Router(["a", "b", "c"], prior={"a": 2.0, "b": 1.0, "c": 1.0}, seed=0)
+    router = Router(
+        ["a", "b", "c"], policy=LearningAutomaton(), prior={"a": 2.0, "b": 1.0, "c": 1.0}, seed=0
+    )
     d = router.select("x", exclude=["a"])
     assert d.model in ("b", "c")
     assert d.probability == pytest.approx(0.5)

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from model_farm import Behaviour, ModelFarm, answer, fail, model_farm
-from pickllm import Router, SnapshotError, UnknownModelError
+from pickllm import LearningAutomaton, Router, SnapshotError, UnknownModelError
 from pickllm.backends import OpenAICompatible
 from pickllm.models import Model
 from pickllm.routing import AllModelsFailedError, RouteResult
@@ -148,7 +148,13 @@ def test_sync_routes_leak_no_key(
     # Failing models first by the prior, so that each query meets failures before "good".
     prior = {"echo401": 1000.0, "echo500": 500.0, "garbage": 200.0, "broken": 100.0, "good": 1.0}
     router = Router(
-        pool, prior=prior, scorer=MultipleChoice(), max_attempts=5, stream=stream, seed=1
+        pool,
+        policy=LearningAutomaton(),
+        prior=prior,
+        scorer=MultipleChoice(),
+        max_attempts=5,
+        stream=stream,
+        seed=1,
     )
     result = router.route(QUESTION, context="ctx", reference="B")
     # The first model is drawn, the fallbacks follow the ranking: "good" (ranked last) answers.

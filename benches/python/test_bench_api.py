@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from baselines import NumpyAutomaton, PlainAutomaton, PlainQLearning, RiverEpsilonGreedy
 
-from pickllm import LearningAutomaton, QLearning, Router
+from pickllm import UCB, Exp3, LearningAutomaton, QLearning, Router, ThompsonSampling
 
 MODELS = [2, 4, 16, 64]
 #: Reward 0 under every system's default reward (see the module docstring).
@@ -35,6 +35,11 @@ SYSTEMS: dict[str, Callable[[list[str]], Any]] = {
         policy=QLearning(learning_rate=0.1, epsilon=0.2, epsilon_decay=0.99, epsilon_min=0.01),
         seed=SEED,
     ),
+    # The newer learners, each its own baseline's peer: the ratio to "pickllm automaton" in
+    # the same run is what docs/learners.md reports.
+    "pickllm ucb (default)": lambda models: Router(models, policy=UCB(), seed=SEED),
+    "pickllm thompson": lambda models: Router(models, policy=ThompsonSampling(), seed=SEED),
+    "pickllm exp3": lambda models: Router(models, policy=Exp3(), seed=SEED),
     "plain Python automaton": lambda models: PlainAutomaton(models, seed=SEED),
     "plain Python q-learning": lambda models: PlainQLearning(models, seed=SEED),
     "NumPy automaton": lambda models: NumpyAutomaton(models, seed=SEED),

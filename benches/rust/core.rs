@@ -14,6 +14,9 @@ use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 
 use _core::automaton::AutomatonConfig;
 use _core::learner::Policy;
+use _core::learners::exp3::Exp3Config;
+use _core::learners::thompson::ThompsonConfig;
+use _core::learners::ucb::{Bound, UcbConfig};
 use _core::q_learning::{QConfig, StepSize};
 use _core::reward::{Observation, Reward, RewardForm};
 use _core::router::{Config, Router};
@@ -37,6 +40,34 @@ fn q_learning() -> Policy {
         epsilon_min: 0.01,
         patience: 50,
         lock: true,
+    })
+}
+
+fn ucb() -> Policy {
+    Policy::Ucb(UcbConfig {
+        exploration: 0.5,
+        discount: 1.0,
+        bound: Bound::Tuned,
+        share: 5.0,
+        lock: false,
+    })
+}
+
+fn thompson() -> Policy {
+    Policy::ThompsonSampling(ThompsonConfig {
+        discount: 1.0,
+        prior: [1.0, 1.0],
+        threshold: 0.99,
+        lock: false,
+    })
+}
+
+fn exp3() -> Policy {
+    Policy::Exp3(Exp3Config {
+        gamma: 0.1,
+        discount: 1.0,
+        threshold: 0.99,
+        lock: false,
     })
 }
 
@@ -73,7 +104,14 @@ fn select_feedback(router: &mut Router, names: &[String], context: &str, observa
 
 fn bench_select_feedback(c: &mut Criterion) {
     let mut group = c.benchmark_group("select_feedback");
-    for (label, policy) in [("automaton", automaton()), ("q_learning", q_learning())] {
+    let learners = [
+        ("automaton", automaton()),
+        ("q_learning", q_learning()),
+        ("ucb", ucb()),
+        ("thompson", thompson()),
+        ("exp3", exp3()),
+    ];
+    for (label, policy) in learners {
         for models in MODELS {
             let (mut router, names) = router(models, policy.clone(), 100_000);
             let observation = zero_reward();

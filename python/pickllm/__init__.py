@@ -13,10 +13,13 @@ from pickllm.backends import BackendError as BackendError
 from pickllm.backends import OpenAICompatible as OpenAICompatible
 from pickllm.budget import Budget as Budget
 from pickllm.budget import BudgetExceeded as BudgetExceeded
+from pickllm.config import UCB as UCB
+from pickllm.config import Exp3 as Exp3
 from pickllm.config import LearningAutomaton as LearningAutomaton
 from pickllm.config import Policy as Policy
 from pickllm.config import QLearning as QLearning
 from pickllm.config import Reward as Reward
+from pickllm.config import ThompsonSampling as ThompsonSampling
 from pickllm.errors import ArgumentTypeError as ArgumentTypeError
 from pickllm.errors import ConfigError as ConfigError
 from pickllm.errors import DecisionError as DecisionError
@@ -35,6 +38,7 @@ from pickllm.state import RedisState as RedisState
 from pickllm.stats import ContextStats as ContextStats
 
 __all__ = [
+    "UCB",
     "AllModelsFailedError",
     "Anthropic",
     "ArgumentTypeError",
@@ -47,6 +51,7 @@ __all__ = [
     "Decision",
     "DecisionError",
     "EncodingError",
+    "Exp3",
     "FeedbackError",
     "LearningAutomaton",
     "Model",
@@ -60,6 +65,7 @@ __all__ = [
     "RouteResult",
     "Router",
     "SnapshotError",
+    "ThompsonSampling",
     "UnknownModelError",
     "__version__",
 ]

@@ -101,6 +101,7 @@ def replay_sessions(
     queries: int,
     seeds: list[int],
     trace: bool = False,
+    drift_json: str | None = None,
 ) -> list[
     tuple[
         float,
@@ -112,6 +113,7 @@ def replay_sessions(
         list[int],
         list[tuple[int, int] | None],
         list[float],
+        tuple[int | None, float, float, int, int] | None,
     ]
 ]: ...
 def table_means(models: int, columns: _Columns, reward_json: str) -> list[list[float]]: ...

@@ -16,11 +16,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pickllm import __version__
-from pickllm.config import LearningAutomaton, QLearning, Reward
+from pickllm.config import UCB, Exp3, LearningAutomaton, Policy, QLearning, Reward, ThompsonSampling
 from pickllm.errors import PickLLMError
 from pickllm.evaluate.command import add_parser as add_evaluate_parser
 from pickllm.evaluate.command import run as run_evaluate
-from pickllm.replay.engine import Strategy, Table, tables
+from pickllm.replay.engine import Drift, Strategy, Table, tables
 from pickllm.replay.experiment import Experiment, run_experiment
 from pickllm.replay.outcomes import Outcomes
 
@@ -132,7 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     policies.add_argument(
         "--policies",
         default="automaton,q-learning",
-        help="learner families, comma-separated: automaton, q-learning",
+        help="learner families, comma-separated: automaton, q-learning, thompson, ucb, exp3 "
+        "(default: automaton,q-learning, the paper's)",
     )
     policies.add_argument(
         "--learning-rates",
@@ -160,6 +161,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     policies.add_argument(
         "--threshold", type=float, default=0.99, help="automaton convergence threshold"
+    )
+    policies.add_argument(
+        "--drift",
+        type=_drift,
+        metavar="AT:MODEL:ACCURACY[:COST]",
+        help="at query AT (0-based) of every session, multiply model MODEL's accuracy by "
+        "ACCURACY (an outage) and its cost by COST (a price cut); reports queries-to-recover",
     )
     run = replay.add_argument_group("sessions and reward")
     run.add_argument(
@@ -198,6 +206,15 @@ def build_parser() -> argparse.ArgumentParser:
     output.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
     output.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_evaluate_parser(commands, _Help)
+    serve = commands.add_parser(
+        "serve",
+        help="run the OpenAI-compatible gateway (needs pickllm[server])",
+        description="Serve routers and models of a TOML config over an OpenAI-compatible API.",
+    )
+    serve.add_argument("--config", type=Path, required=True, metavar="PATH", help="pickllm.toml")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=4000)
+    serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     return parser
 
 
@@ -306,9 +323,12 @@ def _note_short_contexts(contexts: list[Table], args: argparse.Namespace) -> Non
 
 def _learners(args: argparse.Namespace) -> list[Strategy]:
     families = {f.strip() for f in args.policies.split(",") if f.strip()}
-    unknown = families - {"automaton", "q-learning"}
+    unknown = families - set(_FAMILIES) - {"automaton", "q-learning"}
     if unknown:
-        raise PickLLMError(f"--policies: unknown {sorted(unknown)}; use automaton, q-learning")
+        raise PickLLMError(
+            f"--policies: unknown {sorted(unknown)}; use automaton, q-learning, "
+            + ", ".join(_FAMILIES)
+        )
     learners = []
     if "automaton" in families:
         learners += [
@@ -324,7 +344,50 @@ def _learners(args: argparse.Namespace) -> list[Strategy]:
             )
             for rate in args.q_learning_rates
         ]
+    for family, settings in _FAMILIES.items():
+        if family in families:
+            learners += [Strategy.learner(policy) for policy in settings]
     return learners
+
+
+#: The settings each newer family is replayed with (docs/learners.md compares them).
+_FAMILIES: dict[str, list[Policy]] = {
+    "thompson": [ThompsonSampling(), ThompsonSampling(discount=0.999)],
+    "ucb": [UCB(), UCB(share=0.0), UCB(exploration=1.0), UCB(discount=0.999)],
+    "exp3": [Exp3(gamma=0.1), Exp3(gamma=0.1, discount=0.999)],
+}
+
+
+def _drift_summary(experiment: Experiment, drift: Drift) -> str:
+    lines = [
+        f"\nafter the drift at query {drift.at} (model {drift.model}: accuracy x{drift.accuracy:g},"
+        f" cost x{drift.cost:g}), all contexts:",
+        f"  {'policy':40} {'recovered':>9} {'queries to recover':>18} {'new best share':>14}",
+    ]
+    for row in experiment.pooled():
+        m = row.metrics
+        lines.append(
+            f"  {row.label:40} {m['recovered'].mean:9.0%} {m['queries_to_recover'].mean:18.0f}"
+            f" {m['new_best_share'].mean:14.1%}"
+        )
+    return "\n".join(lines)
+
+
+def _drift(text: str) -> Drift:
+    parts = text.split(":")
+    try:
+        if len(parts) not in (3, 4):
+            raise ValueError
+        return Drift(
+            at=int(parts[0]),
+            model=int(parts[1]),
+            accuracy=float(parts[2]),
+            cost=float(parts[3]) if len(parts) == 4 else 1.0,
+        )
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected AT:MODEL:ACCURACY[:COST] (integers, then factors), got {text!r}"
+        ) from None
 
 
 def _mixed(learners: list[Strategy]) -> list[Strategy]:
@@ -332,8 +395,11 @@ def _mixed(learners: list[Strategy]) -> list[Strategy]:
     Q-learning setting, each compared per-context against global."""
     automata = [s for s in learners if s.spec["policy"]["kind"] == "learning_automaton"]
     q = [s for s in learners if s.spec["policy"]["kind"] == "q_learning"]
-    nearest = [min(automata, key=lambda s: abs(s.spec["policy"]["learning_rate"] - 0.1))]
-    return (nearest if automata else []) + q[-1:]
+    newer = [s for s in learners if s not in automata and s not in q]
+    nearest = automata and [
+        min(automata, key=lambda s: abs(s.spec["policy"]["learning_rate"] - 0.1))
+    ]
+    return nearest + q[-1:] + newer[:1]
 
 
 class _ProgressBar:
@@ -383,9 +449,12 @@ def replay(args: argparse.Namespace) -> int:
         queries=args.queries,
         seed=args.seed,
         trace_rates=args.learning_rates,
+        drift=args.drift,
         progress=_ProgressBar(not args.no_progress and sys.stderr.isatty()),
     )
     summary = format_summary(experiment)
+    if args.drift is not None:
+        summary += "\n" + _drift_summary(experiment, args.drift)
     print(summary)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "summary.txt").write_text(summary + "\n")
@@ -412,6 +481,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
+        if args.command == "serve":
+            from pickllm.gateway.serve import serve  # the server extra, imported only here
+
+            return serve(args.config, host=args.host, port=args.port, workers=args.workers)
         if args.command == "evaluate":
             return run_evaluate(args)
         return replay(args)

@@ -14,7 +14,7 @@ from pickllm import _core, _savefile
 from pickllm._closing import Closing
 from pickllm._core import Decision
 from pickllm.budget import Budget
-from pickllm.config import LearningAutomaton, Policy, QLearning, Reward, policy_from_core
+from pickllm.config import POLICIES, UCB, Policy, Reward, policy_from_core
 from pickllm.errors import ArgumentTypeError, ConfigError, UnknownModelError
 from pickllm.health import CircuitBreaker, State
 from pickllm.logs.writer import DecisionLog, current_prompt
@@ -78,12 +78,14 @@ class Router(Closing):
 
     Args:
         models: the pool: unique model names, or :class:`Model` specs with backends.
-        policy: the learner every context runs (default: ``LearningAutomaton()``).
+        policy: the learner every context runs (default: ``UCB()``, chosen by measurement: see
+            docs/learners.md; the paper's ``LearningAutomaton`` and ``QLearning`` remain).
         reward: how accuracy, cost and latency combine (default: ``Reward()``).
         seed: fixes every random choice; the same seed and the same feedback give the same
             decisions on every platform. ``None`` draws a random seed.
         prior: a starting point for new contexts, one value per model: relative selection
-            weights (> 0) for the automaton, initial values in [0, 1] for Q-learning.
+            weights (> 0) for the automaton and Exp3, initial values in [0, 1] for Q-learning,
+            a mean reward in [0, 1] counted as one observation for Thompson sampling and UCB.
         max_pending: a decision can still receive feedback until this many newer decisions
             have been issued; older ones expire, so unanswered decisions cost bounded memory.
         default_context: the context of selections that name none.
@@ -177,12 +179,11 @@ class Router(Closing):
             max_response_bytes=max_response_bytes,
             max_retry_after=max_retry_after,
         )
-        policy = LearningAutomaton() if policy is None else policy
+        policy = UCB() if policy is None else policy
         reward = Reward() if reward is None else reward
-        if not isinstance(policy, LearningAutomaton | QLearning):
-            raise ArgumentTypeError(
-                f"policy must be LearningAutomaton(...) or QLearning(...), got {policy!r}"
-            )
+        if not isinstance(policy, POLICIES):
+            names = ", ".join(f"{cls.__name__}(...)" for cls in POLICIES)
+            raise ArgumentTypeError(f"policy must be one of {names}, got {policy!r}")
         if not isinstance(reward, Reward):
             raise ArgumentTypeError(f"reward must be a Reward, got {reward!r}")
         if seed is None:

@@ -53,7 +53,7 @@ def test_records_hold_the_decision_its_probabilities_and_the_feedback(tmp_path: 
     header, *rest = lines(tmp_path)
     assert header["type"] == "router"
     assert header["models"] == POOL
-    assert header["policy"] == LearningAutomaton().model_dump()
+    assert header["policy"] == router.policy.model_dump()
     assert header["schema"] == SCHEMA_VERSION
     decisions = [r for r in rest if r["type"] == "decision"]
     feedbacks = [r for r in rest if r["type"] == "feedback"]
@@ -178,6 +178,7 @@ def test_routed_calls_are_logged_with_failures_and_prompts_when_asked(tmp_path: 
         models = [Model(name, backend=backend) for name in behaviours]
         router = Router(
             models,
+            policy=LearningAutomaton(),
             prior={"down": 1000.0, "up": 1.0},
             scorer=MultipleChoice(),
             breaker=None,

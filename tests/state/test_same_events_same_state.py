@@ -14,7 +14,7 @@ import typing
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pickllm import LearningAutomaton, QLearning, Router
+from pickllm import UCB, Exp3, LearningAutomaton, QLearning, Router, ThompsonSampling
 from pickllm.config import Policy
 
 MODELS = ["a", "b", "c"]
@@ -34,6 +34,28 @@ POLICIES: dict[type, st.SearchStrategy[Policy]] = {
         epsilon_decay=st.floats(0.5, 1.0),
         epsilon_min=st.floats(0.0, 0.5),
         patience=st.integers(1, 20),
+        lock=st.booleans(),
+    ),
+    ThompsonSampling: st.builds(
+        ThompsonSampling,
+        discount=st.floats(0.5, 1.0),
+        prior=st.tuples(st.floats(0.1, 10.0), st.floats(0.1, 10.0)),
+        threshold=st.floats(0.5, 0.999),
+        lock=st.booleans(),
+    ),
+    UCB: st.builds(
+        UCB,
+        exploration=st.floats(0.01, 4.0),
+        discount=st.floats(0.5, 1.0),
+        bound=st.sampled_from(["kl", "tuned"]),
+        share=st.floats(0.0, 20.0),
+        lock=st.booleans(),
+    ),
+    Exp3: st.builds(
+        Exp3,
+        gamma=st.floats(0.01, 1.0),
+        discount=st.floats(0.5, 1.0),
+        threshold=st.floats(0.5, 0.999),
         lock=st.booleans(),
     ),
 }
@@ -73,11 +95,17 @@ def test_same_events_same_state(
         if i < len(local):  # selections on one replica only, interleaved with the events
             decision = two.select(local[i])
             two._core.settle(decision, accuracy=1.0)
+        # The propensity is part of the event (Exp3 weights by it): both apply the same one.
         rewards = [
             router.observe(
-                context, model, accuracy=accuracy, cost=cost, latency=latency, probability=p
+                context,
+                model,
+                accuracy=accuracy,
+                cost=cost,
+                latency=latency,
+                probability=probability,
             )
-            for router, p in ((one, probability), (two, None))
+            for router in (one, two)
         ]
         assert rewards[0] == rewards[1]
     assert one._core.learned() == two._core.learned()

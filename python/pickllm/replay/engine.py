@@ -27,11 +27,21 @@ from dataclasses import dataclass
 from typing import Any
 
 from pickllm import _core
-from pickllm.config import Policy, Reward
+from pickllm.config import UCB, Exp3, LearningAutomaton, Policy, QLearning, Reward, ThompsonSampling
 from pickllm.errors import ConfigError
 from pickllm.replay.outcomes import Outcomes
 
-__all__ = ["ModelMeans", "Session", "Strategy", "Table", "model_means", "run_sessions", "tables"]
+__all__ = [
+    "Drift",
+    "DriftOutcome",
+    "ModelMeans",
+    "Session",
+    "Strategy",
+    "Table",
+    "model_means",
+    "run_sessions",
+    "tables",
+]
 
 
 @dataclass(frozen=True)
@@ -103,11 +113,28 @@ class Strategy:
 
 
 def _policy_label(policy: Policy) -> str:
-    if policy.kind == "learning_automaton":
-        return f"automaton lr={policy.learning_rate:g}"
-    rate = policy.learning_rate
-    step = "1/n" if rate == "sample_average" else f"{rate:g}"
-    return f"q-learning a={step} eps={policy.epsilon:g}->{policy.epsilon_min:g}"
+    match policy:
+        case LearningAutomaton():
+            return f"automaton lr={policy.learning_rate:g}"
+        case QLearning():
+            rate = policy.learning_rate
+            step = "1/n" if rate == "sample_average" else f"{rate:g}"
+            return f"q-learning a={step} eps={policy.epsilon:g}->{policy.epsilon_min:g}"
+        case ThompsonSampling():
+            return "thompson" + _forgetting(policy.discount)
+        case UCB():
+            shared = f" share={policy.share:g}"
+            return (
+                f"ucb-{policy.bound} c={policy.exploration:g}"
+                + _forgetting(policy.discount)
+                + shared
+            )
+        case Exp3():
+            return f"exp3 g={policy.gamma:g}" + _forgetting(policy.discount)
+
+
+def _forgetting(discount: float) -> str:
+    return "" if discount == 1.0 else f" d={discount:g}"
 
 
 @dataclass(frozen=True)
@@ -129,6 +156,8 @@ class Session:
     converged: tuple[tuple[int, int] | None, ...]
     #: With ``trace=True``: the first learner's probabilities before each query, row-major.
     trace: tuple[float, ...]
+    #: With a :class:`Drift`: what happened after it.
+    drift: DriftOutcome | None = None
 
     @property
     def mean_latency(self) -> float:
@@ -154,6 +183,52 @@ class Session:
         return (self.reward - self.random_reward) / gap if gap > 1e-12 else math.nan
 
 
+@dataclass(frozen=True)
+class Drift:
+    """The outcomes change mid-session: from query ``at`` on (0-based), model number ``model``
+    has its accuracy multiplied by ``accuracy`` (capped at 1; an outage) and its cost by ``cost``
+    (a price cut), in every context. ``smoothing`` queries make the moving averages of
+    queries-to-recover; picks of the new best model are counted over the queries
+    ``window = (start, end)`` after the change."""
+
+    at: int
+    model: int
+    accuracy: float = 1.0
+    cost: float = 1.0
+    smoothing: int = 200
+    window: tuple[int, int] = (1500, 2000)
+
+    def _core_dict(self) -> dict[str, Any]:
+        return {
+            "at": self.at,
+            "model": self.model,
+            "accuracy": self.accuracy,
+            "cost": self.cost,
+            "smoothing": self.smoothing,
+            "window": list(self.window),
+        }
+
+
+@dataclass(frozen=True)
+class DriftOutcome:
+    """What a session did after its drift."""
+
+    #: Queries after the change until the moving-average reward stays within 5% of the new best
+    #: fixed model's for good; None if it was still short when the session ended.
+    recover: int | None
+    #: Reward summed over the queries after the change, and the new best fixed model's.
+    reward: float
+    best_fixed_reward: float
+    #: In the window: picks of the new best model, and queries.
+    window_best_picks: int
+    window_queries: int
+
+    @property
+    def window_best_share(self) -> float:
+        """Share of the window's queries that went to the new best model (NaN if empty)."""
+        return self.window_best_picks / self.window_queries if self.window_queries else math.nan
+
+
 def run_sessions(
     tables: Sequence[Table],
     reward: Reward,
@@ -162,9 +237,11 @@ def run_sessions(
     seeds: Sequence[int],
     *,
     trace: bool = False,
+    drift: Drift | None = None,
 ) -> list[Session]:
     """One session per seed over ``tables`` (several tables: each query's context is drawn
-    uniformly at random, and a per-context learner keeps one learner per table)."""
+    uniformly at random, and a per-context learner keeps one learner per table), the outcomes
+    changing as ``drift`` says if given."""
     if not tables:
         raise ConfigError("tables must hold at least one context")
     models = tables[0].models
@@ -178,6 +255,7 @@ def run_sessions(
         queries,
         list(seeds),
         trace,
+        None if drift is None else json.dumps(drift._core_dict()),
     )
     return [
         Session(
@@ -191,6 +269,7 @@ def run_sessions(
             tuple(picks),
             tuple(converged),
             tuple(probabilities),
+            None if after is None else DriftOutcome(*after),
         )
         for (
             cost,
@@ -202,6 +281,7 @@ def run_sessions(
             picks,
             converged,
             probabilities,
+            after,
         ) in raw
     ]
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from pickllm.config import LearningAutomaton, QLearning, Reward
 from pickllm.errors import ConfigError
-from pickllm.replay.engine import Session, Strategy, Table, model_means, run_sessions
+from pickllm.replay.engine import Drift, Session, Strategy, Table, model_means, run_sessions
 
 __all__ = [
     "METRICS",
@@ -43,6 +43,10 @@ METRICS: dict[str, str] = {
     "converged": "share of sessions that converged (learners)",
     "queries_to_convergence": "queries until convergence, over converged sessions (learners)",
     "converged_to_best": "share of sessions converged to the best fixed model (learners)",
+    "queries_to_recover": "queries after the drift until the moving-average reward stays within "
+    "5% of the new best fixed model's, over sessions that recovered (with --drift)",
+    "recovered": "share of sessions that recovered from the drift (with --drift)",
+    "new_best_share": "share of the drift window's queries sent to the new best model",
 }
 
 #: The scope name of the mixed-context run.
@@ -181,6 +185,17 @@ def default_mixed() -> list[Strategy]:
     ]
 
 
+def _drift_metrics(session: Session) -> dict[str, float]:
+    after = session.drift
+    if after is None:
+        return dict.fromkeys(("queries_to_recover", "recovered", "new_best_share"), math.nan)
+    return {
+        "queries_to_recover": math.nan if after.recover is None else float(after.recover),
+        "recovered": float(after.recover is not None),
+        "new_best_share": after.window_best_share,
+    }
+
+
 def _session_metrics(session: Session, best: int) -> dict[str, float]:
     """Per-session values. With several learners (a per-context learner in the mixed run), the
     convergence metrics average over learners; ``best < 0`` means no single best model."""
@@ -191,7 +206,7 @@ def _session_metrics(session: Session, best: int) -> dict[str, float]:
         "mean_reward": session.mean_reward,
         "regret": session.regret,
         "gap_closed": session.gap_closed,
-    }
+    } | _drift_metrics(session)
     if not session.converged:  # a baseline: nothing converges
         return base | dict.fromkeys(
             ("converged", "queries_to_convergence", "converged_to_best"), math.nan
@@ -232,9 +247,11 @@ def run_experiment(
     mixed: Sequence[Strategy] | None = None,
     trace_rates: Sequence[float] = (0.01, 0.05, 0.1, 0.3),
     progress: Progress | None = None,
+    drift: Drift | None = None,
 ) -> Experiment:
     """Run every learner and baseline on every context's table, then the mixed run: each
-    ``mixed`` learner per-context and global (pass ``mixed=[]`` to skip it)."""
+    ``mixed`` learner per-context and global (pass ``mixed=[]`` to skip it). With ``drift``,
+    every session's outcomes change as it says (see :class:`Drift`)."""
     if not tables:
         raise ConfigError("an experiment needs at least one context")
     if sessions < 1 or queries < 1:
@@ -268,7 +285,7 @@ def run_experiment(
     for done, (scope, group, strategy, best) in enumerate(plans):
         # Mixed sessions are len(group) times longer, so that each context gets as many
         # queries on average as in its own session.
-        ran = run_sessions(group, reward, strategy, queries * len(group), seeds)
+        ran = run_sessions(group, reward, strategy, queries * len(group), seeds, drift=drift)
         results.append(_result(strategy.label, scope, strategy.learns, ran, best, models))
         if progress is not None:
             progress(done + 1, len(plans))

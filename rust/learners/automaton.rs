@@ -13,6 +13,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::learner::{Algorithm, Event, Models, Query, rank_by};
 use crate::rng::Rng;
 use crate::subset::Subset;
 
@@ -50,6 +51,104 @@ impl AutomatonConfig {
         }
         Ok(())
     }
+}
+
+/// A context's selection probabilities, on the simplex.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AutomatonState {
+    pub probabilities: Vec<f64>,
+}
+
+impl Models for AutomatonState {
+    fn models(&self) -> usize {
+        self.probabilities.len()
+    }
+}
+
+impl Algorithm for AutomatonConfig {
+    type State = AutomatonState;
+
+    fn validate(&self, models: usize) -> Result<()> {
+        AutomatonConfig::validate(self, models)
+    }
+
+    fn lock(&self) -> bool {
+        self.lock
+    }
+
+    /// The prior is a vector of positive weights, normalized; without one, uniform.
+    fn initial_state(&self, models: usize, prior: Option<&[f64]>) -> Result<AutomatonState> {
+        let Some(prior) = prior else {
+            #[allow(clippy::cast_precision_loss)]
+            return Ok(AutomatonState {
+                probabilities: vec![1.0 / models as f64; models],
+            });
+        };
+        if let Some(bad) = prior.iter().find(|w| !(w.is_finite() && **w > 0.0)) {
+            return Err(Error::parameter(
+                "prior",
+                bad,
+                "finite, positive weights for the learning automaton",
+            ));
+        }
+        let total: f64 = prior.iter().sum();
+        Ok(AutomatonState {
+            probabilities: prior.iter().map(|w| w / total).collect(),
+        })
+    }
+
+    fn select(&self, state: &AutomatonState, query: Query<'_>, rng: &mut Rng) -> Result<(usize, f64)> {
+        draw(&state.probabilities, query.subset, rng)
+    }
+
+    fn probabilities(&self, state: &AutomatonState, query: Query<'_>) -> Vec<f64> {
+        restrict(&state.probabilities, query.subset)
+    }
+
+    fn update(&self, state: &mut AutomatonState, event: Event) -> Option<usize> {
+        let (leader, p) = update(&mut state.probabilities, event.arm, self.learning_rate * event.reward);
+        (p >= self.threshold).then_some(leader)
+    }
+
+    fn converged(&self, state: &AutomatonState) -> Option<usize> {
+        let (arm, p) = leader(&state.probabilities);
+        (p >= self.threshold).then_some(arm)
+    }
+
+    fn ranking(&self, state: &AutomatonState) -> Vec<usize> {
+        rank_by(&state.probabilities)
+    }
+
+    fn validate_state(&self, state: &AutomatonState, models: usize) -> Result<()> {
+        let probabilities = &state.probabilities;
+        let sum: f64 = probabilities.iter().sum();
+        if probabilities.len() != models
+            || !probabilities.iter().all(|p| (0.0..=1.0).contains(p))
+            || (sum - 1.0).abs() > 1e-9
+        {
+            return Err(Error::snapshot(
+                "automaton probabilities must be on the simplex, one per model",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The distribution [`draw`] draws from: `weights` renormalized over `subset`, or uniform over
+/// the subset when it holds no mass.
+pub(crate) fn restrict(weights: &[f64], subset: Subset<'_>) -> Vec<f64> {
+    let n = weights.len();
+    let total: f64 = (0..n).filter(|&arm| subset.contains(arm)).map(|arm| weights[arm]).sum();
+    #[allow(clippy::cast_precision_loss)]
+    let uniform = 1.0 / subset.count(n).max(1) as f64;
+    (0..n)
+        .map(|arm| match (subset.contains(arm), total > 0.0) {
+            (false, _) => 0.0,
+            (true, true) => weights[arm] / total,
+            (true, false) => uniform,
+        })
+        .collect()
 }
 
 /// Draw from `weights` restricted to `subset`, renormalized over it. When the subset holds no

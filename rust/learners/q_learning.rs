@@ -12,6 +12,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::learner::{Algorithm, Event, Models, Query, rank_by};
 use crate::rng::Rng;
 use crate::subset::Subset;
 
@@ -205,6 +206,70 @@ impl QValues {
         } else {
             None
         }
+    }
+}
+
+impl Models for QValues {
+    fn models(&self) -> usize {
+        self.values.len()
+    }
+}
+
+impl Algorithm for QConfig {
+    type State = QValues;
+
+    fn validate(&self, _models: usize) -> Result<()> {
+        QConfig::validate(self)
+    }
+
+    fn lock(&self) -> bool {
+        self.lock
+    }
+
+    /// The prior gives the initial Q-values, in [0, 1] (the reward's range); without one, zeros.
+    fn initial_state(&self, models: usize, prior: Option<&[f64]>) -> Result<QValues> {
+        let values = prior.map_or_else(|| vec![0.0; models], <[f64]>::to_vec);
+        if let Some(bad) = values.iter().find(|q| !(0.0..=1.0).contains(*q)) {
+            return Err(Error::parameter(
+                "prior",
+                bad,
+                "initial Q-values in [0, 1], the reward's range",
+            ));
+        }
+        Ok(QValues::new(self, values))
+    }
+
+    fn select(&self, state: &QValues, query: Query<'_>, rng: &mut Rng) -> Result<(usize, f64)> {
+        state.select(query.subset, rng)
+    }
+
+    fn probabilities(&self, state: &QValues, query: Query<'_>) -> Vec<f64> {
+        (0..state.values.len())
+            .map(|arm| {
+                if query.subset.contains(arm) {
+                    state.probability(arm, query.subset)
+                } else {
+                    0.0
+                }
+            })
+            .collect()
+    }
+
+    fn update(&self, state: &mut QValues, event: Event) -> Option<usize> {
+        state.update(self, event.arm, event.reward, event.count);
+        state.converged(self)
+    }
+
+    fn converged(&self, state: &QValues) -> Option<usize> {
+        state.converged(self)
+    }
+
+    fn ranking(&self, state: &QValues) -> Vec<usize> {
+        rank_by(&state.values)
+    }
+
+    fn validate_state(&self, state: &QValues, models: usize) -> Result<()> {
+        state.validate(self, models)
     }
 }
 

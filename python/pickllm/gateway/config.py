@@ -1,0 +1,324 @@
+"""The gateway's configuration: a TOML file validated by pydantic.
+
+Secrets are never written in the file: a key is given as ``"env:NAME"`` and read from the
+environment when the file is loaded (an inline secret is refused, so it cannot leak through a
+committed config). Validation errors name the key and, when it can be found, its line::
+
+    pickllm.toml:12: routers.auto.policy.kind: Input should be 'learning_automaton', ...
+
+>>> config = GatewayConfig.from_toml('''
+... [models.small]
+... base_url = "http://127.0.0.1:8080/v1"
+... [models.large]
+... base_url = "http://127.0.0.1:8081/v1"
+... model_id = "gemma-3-270m"
+... [routers.auto]
+... models = ["small", "large"]
+... policy = { kind = "q_learning", learning_rate = "sample_average" }
+... ''')
+>>> config.routers["auto"].models, config.models["large"].model_id
+(['small', 'large'], 'gemma-3-270m')
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from pickllm.budget import Budget
+from pickllm.config import LearningAutomaton, Policy, QLearning, Reward
+from pickllm.errors import ConfigError
+from pickllm.health import CircuitBreaker
+
+__all__ = [
+    "GatewayConfig",
+    "JudgeConfig",
+    "ModelConfig",
+    "PolicyConfig",
+    "RouterConfig",
+    "ServerConfig",
+    "load_config",
+    "resolve_secret",
+]
+
+_ENV_REFERENCE = re.compile(r"^env:([A-Za-z_][A-Za-z0-9_]*)$")
+#: Names of routers and models: what clients send as ``model`` and what metrics label.
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")
+
+
+def resolve_secret(reference: str, key: str) -> str:
+    """The value of an ``env:NAME`` reference; ``key`` names the config key in errors.
+    The secret itself never appears in an error message."""
+    match = _ENV_REFERENCE.match(reference)
+    if match is None:
+        raise ConfigError(
+            f"{key}: secrets are given as 'env:NAME' references, never inline "
+            f"(got a value of {len(reference)} characters)"
+        )
+    value = os.environ.get(match.group(1))
+    if not value:
+        raise ConfigError(f"{key}: environment variable {match.group(1)} is not set or empty")
+    return value
+
+
+def _secret_reference(value: str) -> str:
+    if _ENV_REFERENCE.match(value) is None:
+        raise ValueError("secrets are given as 'env:NAME' references, never inline")
+    return value
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True, allow_inf_nan=False)
+
+
+class ServerConfig(_Section):
+    """``[server]``: who may call, how big a request may be."""
+
+    #: ``env:NAME`` references to the keys clients send as ``Authorization: Bearer <key>``;
+    #: empty: no authentication (bind to 127.0.0.1 then).
+    api_keys: list[str] = Field(default_factory=list)
+    #: Request bodies larger than this are refused with 413.
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    #: How many distinct contexts get their own metric labels; later ones count as "_other".
+    metrics_contexts: int = Field(default=100, ge=0)
+
+    @field_validator("api_keys")
+    @classmethod
+    def _references(cls, keys: list[str]) -> list[str]:
+        return [_secret_reference(key) for key in keys]
+
+
+class ModelConfig(_Section):
+    """``[models.NAME]``: one OpenAI-compatible upstream and its prices (USD per 1M tokens)."""
+
+    base_url: str
+    #: The upstream's name for the model; defaults to the section name.
+    model_id: str | None = Field(default=None, min_length=1)
+    #: ``env:NAME`` reference to the upstream's key (sent as a Bearer token).
+    api_key: str | None = None
+    input_price: float = Field(default=0.0, ge=0.0)
+    output_price: float = Field(default=0.0, ge=0.0)
+    #: Caps ``max_tokens`` of routed requests; budgets need it (it bounds a call's cost).
+    max_tokens: int | None = Field(default=None, gt=0)
+    #: Seconds allowed to connect and to receive the response headers (first byte).
+    timeout: float = Field(default=60.0, gt=0.0)
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        if not url.startswith(("http://", "https://")):
+            raise ValueError("base_url must start with http:// or https://")
+        return url.rstrip("/")
+
+    @field_validator("api_key")
+    @classmethod
+    def _reference(cls, key: str | None) -> str | None:
+        return None if key is None else _secret_reference(key)
+
+
+class PolicyConfig(_Section):
+    """``policy = {kind = ..., ...}``: the learner, mapped onto pickllm's policy configs.
+    The other keys are the policy's own arguments (checked by that policy)."""
+
+    model_config = ConfigDict(frozen=True, extra="allow", strict=True, allow_inf_nan=False)
+
+    kind: str = "learning_automaton"
+
+    def build(self) -> Policy:
+        arguments = dict(self.model_extra or {})
+        kinds: dict[str, Any] = {
+            "learning_automaton": LearningAutomaton,
+            "q_learning": QLearning,
+        }
+        # Policies that later pickllm versions add are picked up by name when present.
+        for kind, name in (
+            ("thompson_sampling", "ThompsonSampling"),
+            ("ucb", "UCB"),
+            ("exp3", "Exp3"),
+        ):
+            import pickllm
+
+            policy_class = getattr(pickllm, name, None)
+            if policy_class is not None:
+                kinds[kind] = policy_class
+        if self.kind not in kinds:
+            raise ConfigError(f"policy.kind must be one of {sorted(kinds)}, got {self.kind!r}")
+        try:
+            policy: Policy = kinds[self.kind](**arguments)
+        except TypeError as error:
+            raise ConfigError(f"policy ({self.kind}): {error}") from None
+        return policy
+
+
+class JudgeConfig(_Section):
+    """``judge = {model = ..., ...}``: grade answers that got no feedback in time with an LLM
+    judge (:class:`pickllm.scorers.LLMJudge`) served by a configured model."""
+
+    model: str
+    rubric: str | None = None
+    scale: int = Field(default=10, ge=1)
+    timeout: float = Field(default=60.0, gt=0.0)
+
+
+class RouterConfig(_Section):
+    """``[routers.NAME]``: a learned choice among configured models."""
+
+    models: list[str] = Field(min_length=1)
+    policy: PolicyConfig = Field(default_factory=PolicyConfig)
+    reward: dict[str, Any] = Field(default_factory=dict)
+    seed: int | None = Field(default=None, ge=0, lt=2**64)
+    default_context: str = "default"
+    #: Accuracy applied to a decision that received no ``POST /v1/feedback`` in time.
+    default_accuracy: float = Field(default=0.5, ge=0.0, le=1.0)
+    #: Seconds a decision waits for ``POST /v1/feedback`` after its answer ended.
+    feedback_timeout: float = Field(default=300.0, gt=0.0)
+    #: Grades a decision that got no feedback by its deadline (instead of default_accuracy).
+    judge: JudgeConfig | None = None
+    #: Calls made for one request before giving up (fallbacks happen before the first byte).
+    max_attempts: int = Field(default=3, ge=1)
+    #: Circuit breaker (``CircuitBreaker`` fields); ``false`` disables it.
+    breaker: dict[str, Any] | Literal[False] = Field(default_factory=dict)
+    #: Spending caps (``Budget`` fields: per_context, total).
+    budget: dict[str, Any] | None = None
+    #: Learning shared across workers (``pickllm.RedisState`` arguments: url, name).
+    shared: dict[str, Any] | None = None
+    #: Where every decision is logged (``Router(decision_log=...)``).
+    decision_log: str | None = None
+    max_pending: int = Field(default=100_000, ge=1)
+
+    @field_validator("models")
+    @classmethod
+    def _unique(cls, models: list[str]) -> list[str]:
+        if len(set(models)) != len(models):
+            raise ValueError("models must be unique")
+        return models
+
+    def build_reward(self) -> Reward:
+        return Reward(**self.reward)
+
+    def build_breaker(self) -> CircuitBreaker | None:
+        return None if self.breaker is False else CircuitBreaker(**self.breaker)
+
+    def build_budget(self) -> Budget | None:
+        return None if self.budget is None else Budget(**self.budget)
+
+
+class GatewayConfig(_Section):
+    """The whole file: ``[server]``, ``[models.*]``, ``[routers.*]``."""
+
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    models: dict[Annotated[str, Field(pattern=_NAME.pattern)], ModelConfig] = Field(min_length=1)
+    routers: dict[Annotated[str, Field(pattern=_NAME.pattern)], RouterConfig] = Field(
+        default_factory=dict
+    )
+
+    @model_validator(mode="after")
+    def _references(self) -> GatewayConfig:
+        clash = sorted(set(self.models) & set(self.routers))
+        if clash:
+            raise ValueError(f"a name is either a model or a router, not both: {clash}")
+        for name, router in self.routers.items():
+            unknown = [m for m in router.models if m not in self.models]
+            if unknown:
+                raise ValueError(f"routers.{name}.models names unknown models {unknown}")
+            if router.judge is not None and router.judge.model not in self.models:
+                raise ValueError(
+                    f"routers.{name}.judge.model names an unknown model {router.judge.model!r}"
+                )
+            if router.budget is not None:
+                unbounded = [m for m in router.models if self.models[m].max_tokens is None]
+                if unbounded:
+                    raise ValueError(
+                        f"routers.{name}.budget needs max_tokens on every model (it bounds a "
+                        f"call's cost); missing on {unbounded}"
+                    )
+        return self
+
+    def model_id(self, name: str) -> str:
+        return self.models[name].model_id or name
+
+    @classmethod
+    def from_toml(cls, text: str, source: str = "<config>") -> GatewayConfig:
+        """Parse and validate TOML text; errors name ``source``, the key and its line."""
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as error:
+            raise ConfigError(f"{source}: invalid TOML: {error}") from None
+        try:
+            config = cls.model_validate(data)
+        except ValidationError as error:
+            raise ConfigError(_describe(error, text, source)) from None
+        config._check_builds(text, source)
+        return config
+
+    def _check_builds(self, text: str, source: str) -> None:
+        """Build each router's policy, reward, breaker and budget once, so that a bad value
+        fails at load time with its key rather than at the first request."""
+        for name, router in self.routers.items():
+            for key, build in (
+                ("policy", router.policy.build),
+                ("reward", router.build_reward),
+                ("breaker", router.build_breaker),
+                ("budget", router.build_budget),
+            ):
+                try:
+                    build()
+                except ConfigError as error:
+                    where = _line(text, ("routers", name, key))
+                    raise ConfigError(f"{source}{where}: routers.{name}.{key}: {error}") from None
+
+
+def load_config(path: str | os.PathLike[str]) -> GatewayConfig:
+    """Read and validate a gateway config file."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigError(f"cannot read the config {file}: {error.strerror}") from None
+    return GatewayConfig.from_toml(text, str(file))
+
+
+def _describe(error: ValidationError, text: str, source: str) -> str:
+    lines = []
+    for problem in error.errors():
+        location = tuple(str(part) for part in problem["loc"])
+        key = ".".join(location) or "(top level)"
+        value = problem.get("input")
+        shown = "" if isinstance(value, dict) or _looks_secret(location) else f" (got {value!r})"
+        lines.append(f"{source}{_line(text, location)}: {key}: {problem['msg']}{shown}")
+    return "\n".join(lines)
+
+
+def _looks_secret(location: tuple[str, ...]) -> bool:
+    return any(part in ("api_key", "api_keys") for part in location)
+
+
+def _line(text: str, location: tuple[str, ...]) -> str:
+    """``:N`` for the line that sets ``location`` (a table header or a key), or ``""``.
+
+    TOML parsers report no positions, so this looks for the deepest table header that is a
+    prefix of the location, then for the next key of the location below it."""
+    rows = text.splitlines()
+    best, depth = -1, 0
+    for index, row in enumerate(rows):
+        header = re.match(r"^\s*\[+\s*([^\]]+?)\s*\]+", row)
+        if header is None:
+            continue
+        parts = tuple(part.strip().strip('"') for part in header.group(1).split("."))
+        if parts == location[: len(parts)] and len(parts) >= depth:
+            best, depth = index, len(parts)
+    if best < 0 and location and location[0] in ("server", "models", "routers"):
+        return ""
+    if depth < len(location):
+        key = location[depth]
+        for index in range(best + 1, len(rows)):
+            if re.match(r"^\s*\[", rows[index]):
+                break
+            if re.match(rf"^\s*\"?{re.escape(key)}\"?\s*=", rows[index]):
+                return f":{index + 1}"
+    return f":{best + 1}" if best >= 0 else ""

@@ -1,0 +1,409 @@
+//! Upper confidence bounds for rewards in [0, 1]: pick the model whose optimistic estimate of
+//! its mean reward is highest.
+//!
+//! Per model the learner keeps the (discounted) number of feedbacks `n`, sum of rewards `s` and
+//! sum of squared rewards `q`; `t = Σ n`. With `discount = γ < 1` every feedback first multiplies
+//! all three by `γ` (discounted UCB, Garivier and Moulines 2011): old evidence fades, a model
+//! not tried for long sees its `n` shrink and its bound widen, so it is tried again.
+//!
+//! Two bounds, chosen by `bound`:
+//! - `"tuned"` (UCB1-tuned, Auer et al. 2002): `μ + sqrt(c·ln t / n · min(1/4, V))` with
+//!   `V = q/n − μ² + sqrt(2 ln t / n)`, the variance estimate plus its own confidence width;
+//! - `"kl"` (KL-UCB, Garivier and Cappé 2011): the largest `p ≥ μ` with
+//!   `n·kl(μ, p) ≤ c·ln t`, `kl` the Bernoulli divergence, found by bisection to 1e-6.
+//!
+//! `c = exploration` (1.0 is each paper's constant). With `share = s > 0` a context selects
+//! as if each model also had `s` feedbacks at its mean over all contexts (the router's pooled
+//! [`Evidence`]): a hierarchical prior of fixed strength, so a new context starts from what the
+//! pool has learned and its own evidence outweighs the prior once it has more than `s`. A model never tried has an infinite bound.
+//! Selection picks the highest bound among the allowed models, uniformly among ties (at the
+//! start every untried model ties at infinity), with probability 1 / ties.
+//!
+//! **Convergence:** by the learner's own bounds (its own statistics, without shared evidence):
+//! the model with the highest mean has a lower bound (the same width below its mean) above every
+//! other model's upper bound. A stricter rule (Hoeffding widths, say) would never be met: UCB
+//! stops trying a clearly worse model long before such widths separate.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::learner::{Algorithm, Event, Evidence, Models, Query, rank_by};
+use crate::rng::Rng;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Bound {
+    Tuned,
+    Kl,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UcbConfig {
+    pub exploration: f64,
+    pub discount: f64,
+    pub bound: Bound,
+    /// Pseudo-feedbacks at the pooled mean of all contexts added to each model's statistics
+    /// when selecting (0: contexts learn alone).
+    #[serde(default)]
+    pub share: f64,
+    pub lock: bool,
+}
+
+/// Per model: discounted feedback count, reward sum and squared-reward sum.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UcbState {
+    pub counts: Vec<f64>,
+    pub sums: Vec<f64>,
+    pub squares: Vec<f64>,
+}
+
+impl Models for UcbState {
+    fn models(&self) -> usize {
+        self.counts.len()
+    }
+}
+
+impl UcbState {
+    fn mean(&self, arm: usize) -> f64 {
+        if self.counts[arm] > 0.0 {
+            (self.sums[arm] / self.counts[arm]).clamp(0.0, 1.0)
+        } else {
+            0.0
+        }
+    }
+}
+
+impl UcbConfig {
+    /// `arm`'s count, reward sum and squared sum for selection: the context's own, plus `share`
+    /// pseudo-feedbacks at the pooled mean when there is one.
+    fn stats(&self, state: &UcbState, arm: usize, evidence: Option<&Evidence>) -> (f64, f64, f64) {
+        let own = (state.counts[arm], state.sums[arm], state.squares[arm]);
+        match evidence.and_then(|e| e.mean(arm)) {
+            Some(m) if self.share > 0.0 => (own.0 + self.share, own.1 + self.share * m, own.2 + self.share * m * m),
+            _ => own,
+        }
+    }
+
+    /// The confidence interval of a model's mean reward from its statistics, given `ln t`.
+    fn interval(&self, (n, sum, squares): (f64, f64, f64), log_t: f64) -> (f64, f64) {
+        if n <= 0.0 {
+            return (f64::NEG_INFINITY, f64::INFINITY);
+        }
+        let mean = (sum / n).clamp(0.0, 1.0);
+        let budget = self.exploration * log_t;
+        match self.bound {
+            Bound::Tuned => {
+                let variance = (squares / n - mean * mean).max(0.0) + (2.0 * log_t / n).sqrt();
+                let width = (budget / n * variance.min(0.25)).sqrt();
+                (mean - width, mean + width)
+            }
+            Bound::Kl => (kl_bound(mean, budget / n, false), kl_bound(mean, budget / n, true)),
+        }
+    }
+
+    fn upper(&self, stats: (f64, f64, f64), log_t: f64) -> f64 {
+        match self.bound {
+            // Only the upper bound: half the bisections.
+            Bound::Kl if stats.0 > 0.0 => kl_bound(
+                (stats.1 / stats.0).clamp(0.0, 1.0),
+                self.exploration * log_t / stats.0,
+                true,
+            ),
+            _ => self.interval(stats, log_t).1,
+        }
+    }
+
+    /// The allowed models with the highest upper bound, and how many there are.
+    fn leaders(&self, state: &UcbState, query: Query<'_>) -> (Vec<usize>, usize) {
+        let stats: Vec<(f64, f64, f64)> = (0..state.counts.len())
+            .map(|arm| self.stats(state, arm, query.evidence))
+            .collect();
+        let log_t = stats.iter().map(|s| s.0).sum::<f64>().max(1.0).ln();
+        let mut best = Vec::new();
+        let mut top = f64::NEG_INFINITY;
+        for arm in (0..state.counts.len()).filter(|&arm| query.subset.contains(arm)) {
+            let upper = self.upper(stats[arm], log_t);
+            if upper > top {
+                top = upper;
+                best.clear();
+            }
+            if upper == top {
+                best.push(arm);
+            }
+        }
+        let ties = best.len();
+        (best, ties)
+    }
+
+    fn log_t(state: &UcbState) -> f64 {
+        state.counts.iter().sum::<f64>().max(1.0).ln()
+    }
+}
+
+/// The Bernoulli divergence kl(p, q), with the usual conventions at 0 and 1.
+fn kl(p: f64, q: f64) -> f64 {
+    let term = |a: f64, b: f64| if a <= 0.0 { 0.0 } else { a * (a / b).ln() };
+    let q = q.clamp(1e-15, 1.0 - 1e-15);
+    term(p, q) + term(1.0 - p, 1.0 - q)
+}
+
+/// The farthest `q` from `mean` (above it when `upper`) with `kl(mean, q) ≤ limit`, by bisection.
+fn kl_bound(mean: f64, limit: f64, upper: bool) -> f64 {
+    let (mut inside, mut outside) = if upper { (mean, 1.0) } else { (mean, 0.0) };
+    if kl(mean, outside) <= limit {
+        return outside;
+    }
+    while (outside - inside).abs() > 1e-6 {
+        let middle = 0.5 * (inside + outside);
+        if kl(mean, middle) <= limit {
+            inside = middle;
+        } else {
+            outside = middle;
+        }
+    }
+    inside
+}
+
+impl Algorithm for UcbConfig {
+    type State = UcbState;
+
+    fn validate(&self, _models: usize) -> Result<()> {
+        if !(self.exploration.is_finite() && self.exploration > 0.0) {
+            return Err(Error::parameter("exploration", self.exploration, "finite and > 0"));
+        }
+        if !(self.discount > 0.0 && self.discount <= 1.0) {
+            return Err(Error::parameter("discount", self.discount, "in (0, 1]"));
+        }
+        if !(self.share.is_finite() && self.share >= 0.0) {
+            return Err(Error::parameter(
+                "share",
+                self.share,
+                "finite and >= 0 (pseudo-feedbacks)",
+            ));
+        }
+        Ok(())
+    }
+
+    fn lock(&self) -> bool {
+        self.lock
+    }
+
+    fn discount(&self) -> f64 {
+        self.discount
+    }
+
+    /// The router's prior, one mean reward in [0, 1] per model, counts as one observation.
+    fn initial_state(&self, models: usize, prior: Option<&[f64]>) -> Result<UcbState> {
+        let Some(prior) = prior else {
+            return Ok(UcbState {
+                counts: vec![0.0; models],
+                sums: vec![0.0; models],
+                squares: vec![0.0; models],
+            });
+        };
+        if let Some(bad) = prior.iter().find(|m| !(0.0..=1.0).contains(*m)) {
+            return Err(Error::parameter("prior", bad, "mean rewards in [0, 1]"));
+        }
+        Ok(UcbState {
+            counts: vec![1.0; models],
+            sums: prior.to_vec(),
+            squares: prior.iter().map(|m| m * m).collect(),
+        })
+    }
+
+    fn select(&self, state: &UcbState, query: Query<'_>, rng: &mut Rng) -> Result<(usize, f64)> {
+        let (best, ties) = self.leaders(state, query);
+        if ties == 0 {
+            return Err(Error::NoEligibleModel);
+        }
+        // A random number only when bounds tie (at the start, every untried model's is infinite).
+        let k = if ties > 1 { rng.below(ties) } else { 0 };
+        let arm = best.iter().copied().nth(k).ok_or(Error::NoEligibleModel)?;
+        #[allow(clippy::cast_precision_loss)]
+        Ok((arm, 1.0 / ties as f64))
+    }
+
+    fn probabilities(&self, state: &UcbState, query: Query<'_>) -> Vec<f64> {
+        let (best, ties) = self.leaders(state, query);
+        #[allow(clippy::cast_precision_loss)]
+        let share = 1.0 / ties.max(1) as f64;
+        (0..state.counts.len())
+            .map(|arm| if best.contains(&arm) { share } else { 0.0 })
+            .collect()
+    }
+
+    fn update(&self, state: &mut UcbState, event: Event) -> Option<usize> {
+        if self.discount < 1.0 {
+            for v in state.counts.iter_mut().chain(&mut state.sums).chain(&mut state.squares) {
+                *v *= self.discount;
+            }
+        }
+        state.counts[event.arm] += 1.0;
+        state.sums[event.arm] += event.reward;
+        state.squares[event.arm] += event.reward * event.reward;
+        self.converged(state)
+    }
+
+    fn converged(&self, state: &UcbState) -> Option<usize> {
+        let log_t = Self::log_t(state);
+        let stats = |arm: usize| (state.counts[arm], state.sums[arm], state.squares[arm]);
+        let leader = *self.ranking(state).first()?;
+        let lower = self.interval(stats(leader), log_t).0;
+        (0..state.counts.len())
+            .filter(|&arm| arm != leader)
+            .all(|arm| self.interval(stats(arm), log_t).1 < lower)
+            .then_some(leader)
+    }
+
+    fn ranking(&self, state: &UcbState) -> Vec<usize> {
+        let means: Vec<f64> = (0..state.counts.len()).map(|arm| state.mean(arm)).collect();
+        rank_by(&means)
+    }
+
+    fn validate_state(&self, state: &UcbState, models: usize) -> Result<()> {
+        let slack = 1e-9;
+        let valid = state.counts.len() == models
+            && state.sums.len() == models
+            && state.squares.len() == models
+            && (0..models).all(|arm| {
+                let (n, s, q) = (state.counts[arm], state.sums[arm], state.squares[arm]);
+                n.is_finite() && n >= 0.0 && (-slack..=n + slack).contains(&s) && (-slack..=s + slack).contains(&q)
+            });
+        if valid {
+            Ok(())
+        } else {
+            Err(Error::snapshot(
+                "UCB statistics must be counts n >= 0 with reward sums in [0, n] and squared sums in [0, sum], one per model",
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::subset::Subset;
+
+    fn config(bound: Bound) -> UcbConfig {
+        UcbConfig {
+            exploration: 1.0,
+            discount: 1.0,
+            bound,
+            share: 0.0,
+            lock: false,
+        }
+    }
+
+    fn event(arm: usize, reward: f64) -> Event {
+        Event {
+            arm,
+            reward,
+            propensity: 1.0,
+            count: 1,
+        }
+    }
+
+    #[test]
+    fn shared_evidence_starts_a_new_context_from_the_pool() {
+        let c = UcbConfig {
+            share: 10.0,
+            ..config(Bound::Tuned)
+        };
+        let fresh = c.initial_state(3, None).unwrap();
+        let mut evidence = Evidence::new(3);
+        for _ in 0..50 {
+            evidence.record(0, 0.1, 1.0);
+            evidence.record(1, 0.9, 1.0);
+            evidence.record(2, 0.5, 1.0);
+        }
+        let query = Query {
+            subset: Subset::ALL,
+            evidence: Some(&evidence),
+        };
+        // No own feedback, yet the pool's best model leads; alone, all three would tie.
+        assert_eq!(c.select(&fresh, query, &mut Rng::seed_from_u64(0)).unwrap(), (1, 1.0));
+        assert_eq!(config(Bound::Tuned).probabilities(&fresh, query), vec![1.0 / 3.0; 3]);
+    }
+
+    #[test]
+    fn tries_every_model_first_then_the_best() {
+        for bound in [Bound::Tuned, Bound::Kl] {
+            let c = config(bound);
+            let mut s = c.initial_state(3, None).unwrap();
+            let mut rng = Rng::seed_from_u64(0);
+            let all = Query::over(Subset::ALL);
+            let mut tried = Vec::new();
+            for untried in (1..=3).rev() {
+                let (arm, p) = c.select(&s, all, &mut rng).unwrap();
+                assert!(!tried.contains(&arm));
+                assert_eq!(p, 1.0 / f64::from(untried));
+                tried.push(arm);
+                c.update(&mut s, event(arm, [0.2, 0.9, 0.5][arm]));
+            }
+            assert_eq!(c.select(&s, all, &mut rng).unwrap().0, 1);
+            let mask = [true, false, true];
+            assert_eq!(c.select(&s, Query::over(Subset(Some(&mask))), &mut rng).unwrap().0, 2);
+        }
+    }
+
+    #[test]
+    fn kl_bound_solves_the_divergence_equation() {
+        let upper = kl_bound(0.3, 0.1, true);
+        assert!((kl(0.3, upper) - 0.1).abs() < 1e-5 && upper > 0.3);
+        let lower = kl_bound(0.3, 0.1, false);
+        assert!((kl(0.3, lower) - 0.1).abs() < 1e-5 && lower < 0.3);
+        assert_eq!(kl_bound(0.5, 20.0, true), 1.0);
+    }
+
+    #[test]
+    fn converges_once_the_bounds_separate() {
+        let c = config(Bound::Tuned);
+        let mut s = c.initial_state(2, None).unwrap();
+        c.update(&mut s, event(0, 0.6));
+        c.update(&mut s, event(1, 0.4));
+        assert_eq!(c.converged(&s), None, "0.6 against 0.4 once each proves nothing");
+        for _ in 0..200 {
+            c.update(&mut s, event(0, 0.6));
+            c.update(&mut s, event(1, 0.4));
+        }
+        // Widths sqrt(ln 402 / 201 · V), V = sqrt(2 ln 402 / 201) = 0.244: 0.085 around 0.6 and 0.4.
+        assert_eq!(c.converged(&s), Some(0));
+    }
+
+    #[test]
+    fn discount_shrinks_the_evidence() {
+        let c = UcbConfig {
+            discount: 0.5,
+            ..config(Bound::Tuned)
+        };
+        let mut s = c.initial_state(2, None).unwrap();
+        c.update(&mut s, event(0, 1.0));
+        c.update(&mut s, event(1, 0.5));
+        assert_eq!(s.counts, vec![0.5, 1.0]);
+        assert_eq!(s.sums, vec![0.5, 0.5]);
+    }
+
+    #[test]
+    fn bad_configs_name_the_field() {
+        for (c, field) in [
+            (
+                UcbConfig {
+                    exploration: 0.0,
+                    ..config(Bound::Kl)
+                },
+                "exploration",
+            ),
+            (
+                UcbConfig {
+                    discount: 0.0,
+                    ..config(Bound::Kl)
+                },
+                "discount",
+            ),
+        ] {
+            assert!(Algorithm::validate(&c, 3).unwrap_err().to_string().starts_with(field));
+        }
+    }
+}

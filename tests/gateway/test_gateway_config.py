@@ -1,0 +1,241 @@
+"""The gateway's config file and its delayed-feedback store, without servers."""
+
+from __future__ import annotations
+
+import pytest
+
+from pickllm import ConfigError, Decision, DecisionError, QLearning
+from pickllm.gateway.config import GatewayConfig, resolve_secret
+from pickllm.gateway.errors import (
+    DecisionCancelledError,
+    DecisionExpiredError,
+    DecisionSettledError,
+    UnknownDecisionError,
+)
+from pickllm.gateway.feedback import FeedbackStore, Outcome, Pending
+
+MODELS = """
+[models.small]
+base_url = "http://127.0.0.1:8080/v1"
+[models.large]
+base_url = "http://127.0.0.1:8081/v1"
+"""
+
+
+def test_the_issue_sketch_loads(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PICKLLM_KEY", "k")
+    config = GatewayConfig.from_toml(
+        """
+[server]
+api_keys = ["env:PICKLLM_KEY"]
+[models.small]
+base_url = "http://127.0.0.1:8080/v1"
+model_id = "smollm2-135m-instruct"
+api_key = "env:SMALL_KEY"
+input_price = 0.05
+output_price = 0.05
+[models.large]
+base_url = "http://127.0.0.1:8081/v1"
+[routers.auto]
+models = ["small", "large"]
+policy = { kind = "q_learning", learning_rate = "sample_average" }
+reward = { accuracy = 1.0, cost = 0.5, latency = 0.5 }
+"""
+    )
+    router = config.routers["auto"]
+    assert router.policy.build() == QLearning("sample_average")
+    assert router.build_reward().cost == 0.5
+    assert config.model_id("small") == "smollm2-135m-instruct"
+    assert config.model_id("large") == "large"
+
+
+def test_errors_name_the_key_and_its_line() -> None:
+    text = MODELS + '[routers.auto]\nmodels = ["small"]\nmax_attempts = "three"\n'
+    with pytest.raises(ConfigError) as caught:
+        GatewayConfig.from_toml(text, "pickllm.toml")
+    assert "pickllm.toml:8: routers.auto.max_attempts" in str(caught.value)
+
+
+def test_policy_errors_name_the_router_and_line() -> None:
+    text = (
+        MODELS
+        + '[routers.auto]\nmodels = ["small"]\npolicy = { kind = "q_learning", epsilon = 2.0 }\n'
+    )
+    with pytest.raises(ConfigError, match=r"pickllm.toml:8: routers.auto.policy: .*epsilon"):
+        GatewayConfig.from_toml(text, "pickllm.toml")
+
+
+def test_unknown_policy_kind() -> None:
+    text = MODELS + '[routers.auto]\nmodels = ["small"]\npolicy = { kind = "magic" }\n'
+    with pytest.raises(ConfigError, match=r"policy\.kind must be one of"):
+        GatewayConfig.from_toml(text)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ('[routers.auto]\nmodels = ["small", "huge"]\n', "unknown models"),
+        ('[routers.auto]\nmodels = ["small", "small"]\n', "unique"),
+        ('[routers.small]\nmodels = ["large"]\n', "either a model or a router"),
+        ("[routers.auto]\nmodels = []\n", "at least 1"),
+        ('[routers.auto]\nmodels = ["small"]\nbudget = { total = 1.0 }\n', "max_tokens"),
+        ('[routers.auto]\nmodels = ["small"]\ncolour = "blue"\n', "colour"),
+        ('[routers.auto]\nmodels = ["small"]\ndefault_accuracy = 1.5\n', "default_accuracy"),
+        (
+            '[routers.auto]\nmodels = ["small"]\njudge = { model = "nope" }\n',
+            "unknown model 'nope'",
+        ),
+    ],
+)
+def test_bad_routers(extra: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        GatewayConfig.from_toml(MODELS + extra)
+
+
+def test_invalid_toml_and_bad_url() -> None:
+    with pytest.raises(ConfigError, match="invalid TOML"):
+        GatewayConfig.from_toml("[models.x\n")
+    with pytest.raises(ConfigError, match="base_url must start with http"):
+        GatewayConfig.from_toml('[models.x]\nbase_url = "ftp://x"\n')
+
+
+def test_inline_secrets_are_refused_without_echoing_them() -> None:
+    secret = "sk-live-very-secret"
+    text = f'[models.x]\nbase_url = "http://127.0.0.1:1/v1"\napi_key = "{secret}"\n'
+    with pytest.raises(ConfigError) as caught:
+        GatewayConfig.from_toml(text)
+    assert "env:NAME" in str(caught.value)
+    assert secret not in str(caught.value)
+    with pytest.raises(ConfigError) as caught:
+        resolve_secret(secret, "server.api_keys[0]")
+    assert secret not in str(caught.value)
+
+
+def test_missing_environment_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PICKLLM_ABSENT", raising=False)
+    with pytest.raises(ConfigError, match="PICKLLM_ABSENT is not set"):
+        resolve_secret("env:PICKLLM_ABSENT", "models.x.api_key")
+
+
+def test_bad_shared_state_is_refused() -> None:
+    from pickllm.gateway.routes import RoutedModels
+
+    config = GatewayConfig.from_toml(
+        MODELS
+        + '[routers.auto]\nmodels = ["small"]\nshared = { url = "redis://x", name = "a b" }\n'
+    )
+    with pytest.raises(ConfigError, match=r"RedisState\.name"):
+        RoutedModels("auto", config.routers["auto"], config)
+
+
+# ==================== The delayed-feedback store ====================
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def applied() -> list[tuple[int, float | None, Outcome]]:
+    return []
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def store(applied: list[tuple[int, float | None, Outcome]], clock: Clock) -> FeedbackStore:
+    def settle(pending: Pending, accuracy: float | None, outcome: Outcome) -> None:
+        applied.append((pending.decision.id, accuracy, outcome))
+
+    return FeedbackStore(settle, clock=clock, remember=3)
+
+
+def decision(n: int) -> Decision:
+    return Decision(n, "small", 0.5, "default")
+
+
+def answer(store: FeedbackStore, gid: str, timeout: float = 10.0) -> None:
+    store.answered(gid, cost=0.01, latency=0.5, timeout=timeout, default_accuracy=0.25)
+
+
+def test_feedback_settles_once(store: FeedbackStore, applied: list[object]) -> None:
+    store.open("a", "auto", decision(1))
+    answer(store, "a")
+    store.feedback("a", 1.0)
+    with pytest.raises(DecisionSettledError):
+        store.feedback("a", 0.0)
+    assert applied == [(1, 1.0, "feedback")]
+    assert len(store) == 0
+
+
+def test_feedback_during_the_answer_waits_for_its_end(
+    store: FeedbackStore, applied: list[object]
+) -> None:
+    store.open("a", "auto", decision(1))
+    store.feedback("a", 0.75)
+    assert applied == []
+    with pytest.raises(DecisionSettledError):
+        store.feedback("a", 0.5)
+    answer(store, "a")
+    assert applied == [(1, 0.75, "feedback")]
+
+
+def test_deadline_applies_the_default_accuracy(
+    store: FeedbackStore, applied: list[object], clock: Clock
+) -> None:
+    store.open("a", "auto", decision(1))
+    store.open("b", "auto", decision(2))
+    answer(store, "a", timeout=5.0)
+    answer(store, "b", timeout=20.0)
+    clock.now = 4.999
+    assert store.expire() == 0
+    clock.now = 5.0
+    assert store.expire() == 1
+    assert store.next_deadline() == 20.0
+    assert applied == [(1, 0.25, "expired")]
+    with pytest.raises(DecisionExpiredError, match="default_accuracy"):
+        store.feedback("a", 1.0)
+    store.feedback("b", 1.0)
+    clock.now = 30.0
+    assert store.expire() == 0  # b was settled by its feedback: its deadline does nothing
+    assert applied == [(1, 0.25, "expired"), (2, 1.0, "feedback")]
+
+
+def test_cancelled_and_unknown(store: FeedbackStore, applied: list[object]) -> None:
+    store.open("a", "auto", decision(1))
+    store.cancel("a")
+    store.cancel("a")  # a second cancel changes nothing
+    with pytest.raises(DecisionCancelledError):
+        store.feedback("a", 1.0)
+    with pytest.raises(UnknownDecisionError) as caught:
+        store.feedback("nope", 1.0)
+    assert isinstance(caught.value, DecisionError)
+    assert caught.value.status == 404
+    assert applied == [(1, None, "cancelled")]
+
+
+def test_settled_ids_are_remembered_within_a_bound(store: FeedbackStore) -> None:
+    for n in range(5):
+        store.open(f"d{n}", "auto", decision(n))
+        store.cancel(f"d{n}")
+    with pytest.raises(DecisionCancelledError):
+        store.feedback("d4", 1.0)
+    with pytest.raises(UnknownDecisionError):  # forgotten: remember=3
+        store.feedback("d0", 1.0)
+
+
+def test_shutdown_settles_everything_once(store: FeedbackStore, applied: list[object]) -> None:
+    store.open("a", "auto", decision(1))
+    store.open("b", "auto", decision(2))
+    answer(store, "b")
+    store.settle_all()
+    assert sorted(applied) == [(1, None, "cancelled"), (2, 0.25, "expired")]
+    assert len(store) == 0
+    assert store.expire() == 0

@@ -1,0 +1,110 @@
+"""Processes of the gateway tests and benchmarks: the local upstream and `pickllm serve`.
+
+Not a test module: tests/gateway/conftest.py builds fixtures from these helpers, and the gateway
+benchmark starts the same processes. Each is a child process on 127.0.0.1 and a free port.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+UPSTREAM = Path(__file__).parent / "gateway" / "upstream.py"
+#: The key clients send; the config names it as env:PICKLLM_TEST_KEY.
+KEY = "sk-gateway-test-key-0123456789"
+#: Bound on a process's startup (a loaded 2-core CI machine is slow to import).
+STARTUP_TIMEOUT_S = 60.0
+
+
+@dataclass
+class Process:
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def stop(self) -> str:
+        """Stop the process (SIGTERM, then SIGKILL) and return what it printed."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.log.read_text(errors="replace")
+
+
+def start(
+    args: list[str], ready_url: str, log: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            args, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+        )
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"{args} exited with {process.returncode}:\n{log.read_text()}")
+        try:
+            if httpx.get(ready_url, timeout=1.0).status_code == 200:
+                return process
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            process.kill()
+            process.wait()
+            raise RuntimeError(f"{args} did not become ready:\n{log.read_text()}")
+        time.sleep(0.05)
+
+
+def upstream_stats(upstream: str) -> dict[str, Any]:
+    return dict(httpx.get(upstream.removesuffix("/v1") + "/_stats").json())
+
+
+def upstream_last(upstream: str) -> dict[str, Any]:
+    return dict(httpx.get(upstream.removesuffix("/v1") + "/_last").json())
+
+
+def base_config(upstream: str, extra: str = "") -> str:
+    """Models good and bad (both answering), a failing one, and router auto over good/bad."""
+    return f"""
+[server]
+api_keys = ["env:PICKLLM_TEST_KEY"]
+
+[models.good]
+base_url = "{upstream}"
+model_id = "good-model"
+input_price = 1.0
+output_price = 2.0
+
+[models.bad]
+base_url = "{upstream}"
+input_price = 0.5
+output_price = 0.5
+
+[models.broken]
+base_url = "{upstream}"
+model_id = "fail-500"
+
+[routers.auto]
+models = ["good", "bad"]
+reward = {{ accuracy = 1.0, cost = 0.0, latency = 0.0 }}
+seed = 7
+{extra}
+[routers.auto.policy]
+kind = "q_learning"
+learning_rate = "sample_average"
+epsilon = 0.1
+epsilon_decay = 1.0
+epsilon_min = 0.1
+"""
+
+
+Serve = Callable[..., Process]
