@@ -38,6 +38,10 @@ PEER = {
     "plain Python q-learning": "pickllm q-learning",
     "River EpsilonGreedy": "pickllm q-learning",
     "plain Python automaton (pickle)": "pickllm automaton",
+    "minimal Python epsilon-greedy": "pickllm q-learning",
+    # Below 1x: the share of pickllm's time that is the bare call into the extension.
+    "PyO3 no-op floor": "pickllm automaton",
+    "raw httpx": "OpenAICompatible, no limits",
 }
 
 

@@ -19,6 +19,21 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
+#: Set by .ci/run when it tests the built wheel: pickllm must then come from site-packages, not
+#: from python/ of this tree, or a packaging mistake would go unseen.
+TEST_INSTALLED = os.environ.get("PICKLLM_TEST_INSTALLED") == "1"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Under PICKLLM_TEST_INSTALLED=1, refuse to test anything but the installed package."""
+    if TEST_INSTALLED:
+        import pickllm
+
+        where = Path(pickllm.__file__).resolve()
+        if where.is_relative_to(REPO_ROOT / "python") or "site-packages" not in where.parts:
+            raise pytest.UsageError(f"PICKLLM_TEST_INSTALLED=1 but pickllm comes from {where}")
+
+
 #: Set by .ci/run: a missing data folder is then a failure, not a skip.
 REQUIRE_DATA = os.environ.get("PICKLLM_REQUIRE_DATA") == "1"
 

@@ -77,3 +77,19 @@ def test_replay_errors_are_one_clear_line(tmp_path: Path, shared_data: Path) -> 
     assert no_latency.returncode == 2
     assert "--llmperf" in no_latency.stderr
     assert "Traceback" not in no_latency.stderr
+
+
+def test_no_subcommand_prints_help_and_exits_2() -> None:
+    result = run()
+    assert result.returncode == 2
+    assert "usage: pickllm" in result.stderr
+    assert "replay" in result.stderr
+    assert result.stdout == ""
+
+
+def test_version_names_the_installed_package() -> None:
+    from pickllm import __version__
+
+    result = run("--version")
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"pickllm {__version__}"

@@ -28,3 +28,11 @@ def test_console_script_exists() -> None:
         [sys.executable, "-m", "pickllm", "--version"], capture_output=True, text=True, check=True
     )
     assert result.stdout.startswith("pickllm ")
+
+
+def test_links_are_absolute_so_they_work_on_pypi() -> None:
+    text = (REPO_ROOT / "README.md").read_text()
+    targets = re.findall(r"\]\(([^)]+)\)", text)
+    assert targets
+    relative = [t for t in targets if not t.startswith("https://")]
+    assert relative == []

@@ -314,3 +314,38 @@ class RiverEpsilonGreedy:
         context, arm = self._ledger.redeem(decision, self.models)
         self._contexts[context].update(self.models[arm], reward)
         return reward
+
+
+class MinimalEpsilonGreedy:
+    """The least a Python router can do: epsilon-greedy over running means, one learner per
+    context, no decision record, no decision checks, no expiry. ``select`` returns the arm index
+    and ``feedback(arm, ...)`` applies the same (checked) linear reward to that arm's mean. Not
+    the same job as pickllm's (decisions are not settled exactly once): a lower bound for plain
+    Python."""
+
+    def __init__(self, models: Sequence[str], *, epsilon: float = 0.1, seed: int = 7) -> None:
+        self.models = list(models)
+        self._epsilon = epsilon
+        self._random = random.Random(seed)
+        self._contexts: dict[str, tuple[list[float], list[int]]] = {}
+        self._context = ""
+
+    def select(self, context: str = "default") -> int:
+        learner = self._contexts.get(context)
+        if learner is None:
+            n = len(self.models)
+            learner = self._contexts[context] = ([0.0] * n, [0] * n)
+        self._context = context
+        means = learner[0]
+        if self._random.random() < self._epsilon:
+            return self._random.randrange(len(means))
+        return means.index(max(means))
+
+    def feedback(
+        self, arm: int, *, accuracy: float, cost: float = 0.0, latency: float = 0.0
+    ) -> float:
+        reward = linear_reward(accuracy, cost, latency)
+        means, counts = self._contexts[self._context]
+        counts[arm] += 1
+        means[arm] += (reward - means[arm]) / counts[arm]
+        return reward

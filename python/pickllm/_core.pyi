@@ -1,14 +1,18 @@
 """Type stub of the compiled core (rust/python/). Checked against the binary by mypy.stubtest."""
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import final
+
+from typing_extensions import Buffer
 
 __all__ = [
     "GENERATOR",
     "SNAPSHOT_FORMAT_VERSION",
     "Decision",
+    "ReplaySession",
     "RouterCore",
+    "_Floor",
     "__version__",
     "compute_reward",
     "replay_sessions",
@@ -86,12 +90,59 @@ class RouterCore:
     @staticmethod
     def restore(blob: bytes) -> RouterCore: ...
 
+@final
+class _Floor:
+    """Benchmarks only: ``select`` and ``feedback`` with RouterCore's signatures, doing nothing."""
+
+    def __new__(cls, decision: Decision) -> _Floor: ...
+    def select(
+        self,
+        context: object = None,
+        *,
+        exclude: object = None,
+        allowed: object = None,
+    ) -> Decision: ...
+    def feedback(
+        self,
+        decision: object,
+        *,
+        accuracy: object,
+        cost: object = None,
+        latency: object = None,
+    ) -> float: ...
+
 def validate_policy(policy_json: str, models: int) -> None: ...
 def validate_reward(reward_json: str) -> None: ...
 def compute_reward(reward_json: str, accuracy: float, cost: float, latency: float) -> float: ...
 
-#: One table per context: (accuracy, cost, latency), each row-major query x model.
-_Columns = tuple[Sequence[float], Sequence[float], Sequence[float]]
+#: One table per context: (accuracy, cost, latency), each a float64 buffer (``array('d')``),
+#: row-major query x model.
+_Columns = tuple[Buffer, Buffer, Buffer]
+
+@final
+class ReplaySession:
+    """What one replayed session produced, sums over its queries."""
+
+    @property
+    def cost(self) -> float: ...
+    @property
+    def latency(self) -> float: ...
+    @property
+    def accuracy(self) -> float: ...
+    @property
+    def reward(self) -> float: ...
+    @property
+    def best_fixed_reward(self) -> float: ...
+    @property
+    def random_reward(self) -> float: ...
+    @property
+    def picks(self) -> list[int]: ...
+    @property
+    def converged(self) -> list[tuple[int, int] | None]: ...
+    @property
+    def trace(self) -> list[float]: ...
+    @property
+    def drift(self) -> tuple[int | None, float, float, int, int] | None: ...
 
 def replay_sessions(
     models: int,
@@ -102,18 +153,5 @@ def replay_sessions(
     seeds: list[int],
     trace: bool = False,
     drift_json: str | None = None,
-) -> list[
-    tuple[
-        float,
-        float,
-        float,
-        float,
-        float,
-        float,
-        list[int],
-        list[tuple[int, int] | None],
-        list[float],
-        tuple[int | None, float, float, int, int] | None,
-    ]
-]: ...
+) -> list[ReplaySession]: ...
 def table_means(models: int, columns: _Columns, reward_json: str) -> list[list[float]]: ...

@@ -478,8 +478,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        parser.print_help()
-        return 0
+        # A bare `pickllm` is a usage error, as with git or cargo: help goes to stderr, status 2.
+        parser.print_help(sys.stderr)
+        return 2
     try:
         if args.command == "serve":
             from pickllm.gateway.serve import serve  # the server extra, imported only here

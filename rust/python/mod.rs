@@ -3,6 +3,7 @@
 
 mod decision;
 mod errors;
+mod floor;
 mod functions;
 mod replay;
 mod router;
@@ -14,9 +15,11 @@ mod _core {
     #[pymodule_export]
     use super::decision::PyDecision;
     #[pymodule_export]
+    use super::floor::PyFloor;
+    #[pymodule_export]
     use super::functions::{compute_reward, validate_policy, validate_reward};
     #[pymodule_export]
-    use super::replay::{replay_sessions, table_means};
+    use super::replay::{PyReplaySession, replay_sessions, table_means};
     #[pymodule_export]
     use super::router::PyRouterCore;
 

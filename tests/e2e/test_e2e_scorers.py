@@ -155,7 +155,7 @@ def test_docs_examples_run_against_the_real_servers(
     blocks = [b for b in re.findall(r"```python\n(.*?)```", text, re.DOTALL) if "127.0.0.1" in b]
     assert len(blocks) == 2
     for block in blocks:
-        # The docs name the ports of the README's setup; the fixtures' servers use free ones.
-        block = block.replace("http://127.0.0.1:8081/v1", embedding_server.base_url)
+        # The docs name the ports of scripts/serve-local.sh; the fixtures' servers use free ones.
+        block = block.replace("http://127.0.0.1:8082/v1", embedding_server.base_url)
         block = block.replace("http://127.0.0.1:8080/v1", smollm2_server.base_url)
         exec(compile(block, "docs/scorers.md", "exec"), {})

@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import re
 import time
+from pathlib import Path
+from typing import Any
 
 import anyio
 import litellm
@@ -136,3 +139,24 @@ def test_deployment_ids_are_checked(upstream: str) -> None:
     router = litellm.Router(model_list=pool(upstream))
     with pytest.raises(UnknownModelError, match="not deployment ids"):
         PickLLMStrategy(router, {"auto": Router(["good", "nope"])})
+
+
+async def test_the_docs_example_runs(upstream: str) -> None:
+    """docs/gateway.md's LiteLLM example, as written but for its server addresses (both swapped
+    for the local upstream): its `ask` answers from one of the two deployments, and feedback
+    by the request's id settles that decision once."""
+    doc = Path(__file__).resolve().parents[2] / "docs" / "gateway.md"
+    (code,) = re.findall(r"```python\n(.*?)```", doc.read_text(), flags=re.DOTALL)
+    code = code.replace("http://127.0.0.1:8080/v1", upstream)
+    code = code.replace("http://127.0.0.1:8081/v1", upstream)
+    namespace: dict[str, Any] = {}
+    exec(compile(code, "docs/gateway.md", "exec"), namespace)
+    answer = await namespace["ask"]("hello there", "req-1")
+    assert answer in ("smollm2: hello there", "gemma: hello there")
+    strategy: PickLLMStrategy = namespace["strategy"]
+    strategy.feedback("req-1", accuracy=1.0)
+    (pickllm_router,) = strategy.routers.values()
+    await settled(pickllm_router)
+    assert sum(pickllm_router.feedback_counts("support").values()) == 1
+    with pytest.raises(DecisionError):
+        strategy.feedback("req-1", accuracy=1.0)

@@ -190,3 +190,22 @@ def test_shipped_scenario_is_what_the_build_script_makes(shared_data: Path) -> N
         build.main(shared_data)
     shipped = REPO_ROOT / "python/pickllm/replay/scenarios/default.json"
     assert json.loads(out.getvalue()) == json.loads(shipped.read_text())
+
+
+def test_core_returns_typed_sessions_read_from_float64_buffers() -> None:
+    import json
+
+    from pickllm import _core
+
+    t = table()
+    spec = json.dumps(Strategy.fixed(1, "small").spec)
+    reward = json.dumps(ACCURACY_ONLY._core_dict())
+    (s,) = _core.replay_sessions(2, [t.columns()], reward, spec, 10, [4])
+    assert isinstance(s, _core.ReplaySession)
+    assert (s.accuracy, s.picks, s.converged, s.trace) == (5.0, [0, 10], [], [])
+    with pytest.raises(AttributeError):
+        s.accuracy = 1.0  # type: ignore[misc]
+    # The binding reads float64 buffers; a list of floats is refused, not converted cell by cell.
+    listed = tuple(list(column) for column in t.columns())
+    with pytest.raises(TypeError):
+        _core.replay_sessions(2, [listed], reward, spec, 10, [4])  # type: ignore[list-item]

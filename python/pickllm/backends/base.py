@@ -6,23 +6,6 @@ is measured. Anything with those methods (and ``close`` / ``aclose``) is a backe
 ones speak HTTP (:class:`~pickllm.backends.OpenAICompatible`, :class:`~pickllm.backends.Anthropic`)
 and also work as context managers.
 
-A backend of your own needs no base class:
-
->>> import asyncio
->>> class Echo:
-...     def complete(self, messages, *, model, max_tokens=None, temperature=None, stream=False):
-...         text = messages[-1]["content"]
-...         return Completion(text=text, model=model, usage=Usage(1, 1), latency=0.0)
-...     async def acomplete(self, messages, *, model, max_tokens=None, temperature=None,
-...                         stream=False):
-...         return self.complete(messages, model=model)
-...     def close(self): pass
-...     async def aclose(self): pass
->>> isinstance(Echo(), Backend)
-True
->>> Echo().complete([{"role": "user", "content": "hi"}], model="echo").text
-'hi'
-
 Limits. The router also bounds each call: ``deadline`` (an absolute ``time.monotonic()``, or None)
 and ``max_response_bytes`` (or None). It passes them as keyword arguments to ``complete`` and
 ``acomplete`` when their signatures name them (``**kwargs`` does not count: wrappers often
@@ -31,6 +14,24 @@ router then cancels its ``acomplete`` at the deadline, while its sync calls and 
 are its own business. The built-in backends take both: past the deadline they raise
 :class:`~pickllm.backends.errors.DeadlineExceededError`, past the cap
 :class:`~pickllm.backends.errors.ResponseTooLargeError`.
+
+A backend of your own needs no base class.
+
+Examples:
+    >>> import asyncio
+    >>> class Echo:
+    ...     def complete(self, messages, *, model, max_tokens=None, temperature=None, stream=False):
+    ...         text = messages[-1]["content"]
+    ...         return Completion(text=text, model=model, usage=Usage(1, 1), latency=0.0)
+    ...     async def acomplete(self, messages, *, model, max_tokens=None, temperature=None,
+    ...                         stream=False):
+    ...         return self.complete(messages, model=model)
+    ...     def close(self): pass
+    ...     async def aclose(self): pass
+    >>> isinstance(Echo(), Backend)
+    True
+    >>> Echo().complete([{"role": "user", "content": "hi"}], model="echo").text
+    'hi'
 """
 
 from __future__ import annotations

@@ -5,16 +5,18 @@ seed; a strategy (a learner or a baseline) picks one model per query and the out
 the data. Every strategy sees the same queries for the same seed, so policies compare on identical
 sessions. Sessions run in the core with the interpreter released.
 
->>> from array import array
->>> from pickllm import LearningAutomaton, Reward
->>> table = Table(
-...     "math", ("big", "small"),
-...     accuracy=array("d", [1.0, 0.0, 1.0, 1.0]), cost=array("d", [0.01, 0.001] * 2),
-...     latency=array("d", [2.0, 0.5] * 2),
-... )
->>> sessions = run_sessions([table], Reward(), Strategy.learner(LearningAutomaton(0.1)), 50, [1, 2])
->>> [s.queries for s in sessions]
-[50, 50]
+Examples:
+    >>> from array import array
+    >>> from pickllm import LearningAutomaton, Reward
+    >>> table = Table(
+    ...     "math", ("big", "small"),
+    ...     accuracy=array("d", [1.0, 0.0, 1.0, 1.0]), cost=array("d", [0.01, 0.001] * 2),
+    ...     latency=array("d", [2.0, 0.5] * 2),
+    ... )
+    >>> learner = Strategy.learner(LearningAutomaton(0.1))
+    >>> sessions = run_sessions([table], Reward(), learner, 50, [1, 2])
+    >>> [s.queries for s in sessions]
+    [50, 50]
 """
 
 from __future__ import annotations
@@ -247,7 +249,7 @@ def run_sessions(
     models = tables[0].models
     if any(t.models != models for t in tables):
         raise ConfigError("every table must have the same pool of models, in the same order")
-    raw = _core.replay_sessions(
+    results = _core.replay_sessions(
         len(models),
         [t.columns() for t in tables],
         json.dumps(reward._core_dict()),
@@ -260,29 +262,18 @@ def run_sessions(
     return [
         Session(
             queries,
-            cost,
-            latency,
-            accuracy,
-            reward_sum,
-            best_fixed,
-            random_reward,
-            tuple(picks),
-            tuple(converged),
-            tuple(probabilities),
-            None if after is None else DriftOutcome(*after),
+            r.cost,
+            r.latency,
+            r.accuracy,
+            r.reward,
+            r.best_fixed_reward,
+            r.random_reward,
+            tuple(r.picks),
+            tuple(r.converged),
+            tuple(r.trace),
+            None if r.drift is None else DriftOutcome(*r.drift),
         )
-        for (
-            cost,
-            latency,
-            accuracy,
-            reward_sum,
-            best_fixed,
-            random_reward,
-            picks,
-            converged,
-            probabilities,
-            after,
-        ) in raw
+        for r in results
     ]
 
 

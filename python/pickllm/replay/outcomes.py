@@ -5,7 +5,7 @@ the queries of that context and, for each query and each model of the pool, what
 accuracy in [0, 1], cost in USD, latency in seconds, and the number of output tokens (used to
 estimate latency when the data has none).
 
-Layout (what the Rust replay engine reads, without copying, through the buffer protocol):
+Layout (what the Rust replay engine reads through the buffer protocol, one memcpy per array):
 
 * ``Outcomes.models``: the pool, a tuple of names; column ``j`` of every array is ``models[j]``.
 * ``Outcomes.contexts``: a tuple of :class:`ContextOutcomes`, one per context, in the order the

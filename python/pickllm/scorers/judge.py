@@ -174,10 +174,12 @@ class LLMJudge:
     def messages(self, prompt: str, response: str, reference: str | None = None) -> list[Message]:
         """The chat messages sent to the judge model.
 
-        >>> class NoBackend:
-        ...     pass
-        >>> LLMJudge(NoBackend(), "m").messages("2+2?", "4", "4")[1]["content"].splitlines()[0]
-        'Question:'
+        Examples:
+            >>> class NoBackend:
+            ...     pass
+            >>> judge = LLMJudge(NoBackend(), "m")
+            >>> judge.messages("2+2?", "4", "4")[1]["content"].splitlines()[0]
+            'Question:'
         """
         system = (
             "You are a strict grader. "

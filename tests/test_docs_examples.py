@@ -1,0 +1,63 @@
+"""Every Python example of the documentation site runs, page by page, as written.
+
+The site (mkdocs.yml) is docs/*.md, with README.md and CHANGELOG.md included as its home and
+changelog pages. The examples of one page run in order in one namespace, as a reader would run
+them. Examples that talk to local LLM servers (an address on 127.0.0.1) run in tests/e2e against
+the real servers of the fixtures, with the ports swapped: SERVER_EXAMPLES counts them, so a new
+one cannot slip in untested.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO_ROOT
+
+SITE_PAGES = sorted(
+    [REPO_ROOT / "README.md", REPO_ROOT / "CHANGELOG.md", *(REPO_ROOT / "docs").rglob("*.md")]
+)
+
+#: Examples needing servers, per page, and the end-to-end test that runs them.
+SERVER_EXAMPLES = {
+    # tests/e2e/test_e2e_route.py::test_readme_routing_example_runs, and
+    # tests/gateway/test_docs_gateway.py::test_the_readme_gateway_section_runs
+    "README.md": 2,
+    "docs/gateway.md": 1,  # tests/gateway/test_litellm.py::test_the_docs_example_runs
+    "docs/scorers.md": 2,  # tests/e2e/test_e2e_scorers.py::test_docs_examples_run_against_...
+}
+
+
+def python_blocks(page: Path) -> list[str]:
+    """The ```python blocks of a page, in order."""
+    return re.findall(r"```python\n(.*?)```", page.read_text(), flags=re.DOTALL)
+
+
+def needs_servers(block: str) -> bool:
+    return "http://127.0.0.1:" in block
+
+
+def name(page: Path) -> str:
+    return page.relative_to(REPO_ROOT).as_posix()
+
+
+@pytest.mark.parametrize("page", SITE_PAGES, ids=name)
+def test_offline_examples_run(page: Path) -> None:
+    namespace: dict[str, object] = {}
+    for block in python_blocks(page):
+        if not needs_servers(block):
+            exec(compile(block, name(page), "exec"), namespace)
+
+
+def test_every_server_example_is_run_by_an_e2e_test() -> None:
+    counts = {name(p): sum(map(needs_servers, python_blocks(p))) for p in SITE_PAGES}
+    assert {page: n for page, n in counts.items() if n} == SERVER_EXAMPLES
+
+
+def test_site_has_examples_on_the_pages_that_teach() -> None:
+    # The pages with the most examples: a regex gone wrong would otherwise find none and pass.
+    assert len(python_blocks(REPO_ROOT / "docs" / "routing.md")) >= 7
+    assert len(python_blocks(REPO_ROOT / "docs" / "scorers.md")) >= 5
+    assert len(python_blocks(REPO_ROOT / "README.md")) >= 2
