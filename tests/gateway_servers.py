@@ -7,6 +7,7 @@ benchmark starts the same processes. Each is a child process on 127.0.0.1 and a 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import time
 from collections.abc import Callable
@@ -62,6 +63,18 @@ def start(
             process.wait()
             raise RuntimeError(f"{args} did not become ready:\n{log.read_text()}")
         time.sleep(0.05)
+
+
+def metric(gateway: Process, name: str, **labels: str) -> float:
+    """The value of one sample of the gateway's GET /metrics (0 when absent)."""
+    text = httpx.get(f"{gateway.url}/metrics").text
+    for line in text.splitlines():
+        if not line.startswith(name + "{") and not line.startswith(name + " "):
+            continue
+        found = dict(re.findall(r'(\w+)="([^"]*)"', line.split(" ")[0]))
+        if all(found.get(k) == v for k, v in labels.items()):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
 
 
 def upstream_stats(upstream: str) -> dict[str, Any]:

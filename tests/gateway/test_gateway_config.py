@@ -85,11 +85,58 @@ def test_unknown_policy_kind() -> None:
             '[routers.auto]\nmodels = ["small"]\njudge = { model = "nope" }\n',
             "unknown model 'nope'",
         ),
+        ('[routers.auto]\nmodels = ["small"]\ndeadline = 0.0\n', "deadline"),
+        ('[routers.auto]\nmodels = ["small"]\ndeadline = true\n', "deadline"),
+        ('[routers.auto]\nmodels = ["small"]\nattempt_deadline = -1.0\n', "attempt_deadline"),
+        ('[routers.auto]\nmodels = ["small"]\nmax_response_bytes = 0\n', "max_response_bytes"),
+        ('[routers.auto]\nmodels = ["small"]\nmax_retry_after = 0.0\n', "max_retry_after"),
     ],
 )
 def test_bad_routers(extra: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         GatewayConfig.from_toml(MODELS + extra)
+
+
+def test_limits_default_to_routers_and_false_is_unbounded() -> None:
+    from pickllm.gateway.routes import RoutedModels
+    from pickllm.routing import RouteOptions
+
+    defaults = RouteOptions()
+    config = GatewayConfig.from_toml(MODELS + '[routers.auto]\nmodels = ["small"]\n')
+    auto = config.routers["auto"]
+    assert (auto.deadline, auto.max_response_bytes, auto.max_retry_after) == (
+        defaults.deadline,
+        defaults.max_response_bytes,
+        defaults.max_retry_after,
+    )
+    assert auto.attempt_deadline is False  # RouteOptions' None: what is left of the deadline
+    unbounded = GatewayConfig.from_toml(
+        MODELS + '[routers.auto]\nmodels = ["small"]\ndeadline = false\n'
+        "max_response_bytes = false\nmax_retry_after = 5.0\n"
+    )
+    routed = RoutedModels("auto", unbounded.routers["auto"], unbounded)
+    assert routed.health.max_hold == 5.0
+
+
+@pytest.mark.anyio
+async def test_attempt_limits_take_the_nearer_deadline() -> None:
+    from pickllm.gateway.routes import RoutedModels
+
+    config = GatewayConfig.from_toml(
+        MODELS + '[routers.a]\nmodels = ["small"]\ndeadline = 10.0\nattempt_deadline = 2.0\n'
+        '[routers.b]\nmodels = ["small"]\ndeadline = false\nmax_response_bytes = false\n'
+    )
+    a = RoutedModels("a", config.routers["a"], config)
+    b = RoutedModels("b", config.routers["b"], config)
+    due = a.deadline()
+    assert due is not None
+    assert b.deadline() is None
+    # The attempt's 2 s end before the request's 10 s; past them only the request's remain.
+    assert a.limits(due).deadline_name == "attempt deadline of 2 s"
+    assert a.limits(due - 9.0).deadline_name == "request deadline of 10 s"
+    assert a.limits(due).max_bytes == 8 * 1024 * 1024
+    unbounded = b.limits(None)
+    assert (unbounded.deadline, unbounded.max_bytes) == (None, None)
 
 
 def test_invalid_toml_and_bad_url() -> None:

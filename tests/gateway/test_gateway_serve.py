@@ -4,7 +4,6 @@ plain HTTP, in front of the local upstream (tests/gateway/upstream.py)."""
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -13,7 +12,15 @@ import httpx
 import openai
 import pytest
 
-from gateway_servers import KEY, Process, Serve, base_config, upstream_last, upstream_stats
+from gateway_servers import (
+    KEY,
+    Process,
+    Serve,
+    base_config,
+    metric,
+    upstream_last,
+    upstream_stats,
+)
 from pickllm.logs import read_log
 
 #: Bound on waiting for something the gateway does in the background (a deadline passing, a
@@ -27,18 +34,6 @@ def wait_for(condition: Callable[[], bool], what: str) -> None:
         if time.monotonic() > deadline:
             pytest.fail(f"timed out waiting for {what}")
         time.sleep(0.02)
-
-
-def metric(gateway: Process, name: str, **labels: str) -> float:
-    """The value of one sample of GET /metrics (0 when absent)."""
-    text = httpx.get(f"{gateway.url}/metrics").text
-    for line in text.splitlines():
-        if not line.startswith(name + "{") and not line.startswith(name + " "):
-            continue
-        found = dict(re.findall(r'(\w+)="([^"]*)"', line.split(" ")[0]))
-        if all(found.get(k) == v for k, v in labels.items()):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
 
 
 def client(gateway: Process) -> openai.OpenAI:

@@ -37,8 +37,9 @@ from pickllm.gateway.config import GatewayConfig, JudgeConfig, load_config, reso
 from pickllm.gateway.errors import APIError, UnknownDecisionError
 from pickllm.gateway.feedback import FeedbackStore, Outcome, Pending
 from pickllm.gateway.metrics import BREAKER_VALUES, CONTENT_TYPE_LATEST, Metrics
-from pickllm.gateway.proxy import DONE, Answer, Stream, Upstream, UpstreamError
+from pickllm.gateway.proxy import DONE, Answer, Limits, Stream, Upstream, UpstreamError
 from pickllm.gateway.routes import Attempt, RoutedModels
+from pickllm.routing import DEFAULT_DEADLINE, DEFAULT_MAX_RESPONSE_BYTES
 from pickllm.scorers.judge import DEFAULT_RUBRIC, LLMJudge
 
 __all__ = ["CONFIG_ENV", "Gateway", "app_from_environment", "create_app"]
@@ -226,8 +227,10 @@ class Gateway:
         prompt_chars: int,
     ) -> Response:
         attempts: list[Attempt] = []
+        deadline = routed.deadline()
         while True:
-            decision, reservation = routed.next(context, prompt_bytes, messages, attempts)
+            decision, reservation = routed.next(context, prompt_bytes, messages, attempts, deadline)
+            limits = routed.limits(deadline)
             gid = self._decision_id()
             self.store.open(gid, routed.name, decision)
             if routed.name in self.judges:
@@ -239,10 +242,10 @@ class Gateway:
             try:
                 if stream:
                     opened = await upstream.stream(
-                        body, prompt_chars, keep_text=routed.name in self.judges
+                        body, prompt_chars, keep_text=routed.name in self.judges, limits=limits
                     )
                 else:
-                    answer = await upstream.complete(body, prompt_chars)
+                    answer = await upstream.complete(body, prompt_chars, limits)
             except UpstreamError as error:
                 self.metrics.failures.labels(decision.model, error.kind).inc()
                 if not error.model_fault:  # the request's own fault: no model is judged
@@ -276,15 +279,25 @@ class Gateway:
         self, upstream: Upstream, body: dict[str, Any], stream: bool, prompt_chars: int
     ) -> Response:
         headers = {"x-pickllm-model": upstream.name}
+        # No router, so Router's defaults: the same guarantees as a routed request.
+        limits = Limits(
+            asyncio.get_running_loop().time() + DEFAULT_DEADLINE,
+            f"request deadline of {DEFAULT_DEADLINE:g} s",
+            DEFAULT_MAX_RESPONSE_BYTES,
+        )
         try:
             if stream:
-                opened = await upstream.stream(body, prompt_chars)
+                opened = await upstream.stream(body, prompt_chars, limits=limits)
             else:
-                answer = await upstream.complete(body, prompt_chars)
+                answer = await upstream.complete(body, prompt_chars, limits)
         except UpstreamError as error:
             self.metrics.failures.labels(upstream.name, error.kind).inc()
             if not error.model_fault:
                 return _upstream_refusal(error)
+            if error.kind == "deadline":
+                raise APIError(
+                    str(error), status=504, type="server_error", code="deadline_exceeded"
+                ) from None
             raise APIError(
                 str(error), status=502, type="server_error", code="upstream_failed"
             ) from None
@@ -589,7 +602,7 @@ class _StreamResponse(Response):
                         "error": {
                             "message": str(error),
                             "type": "server_error",
-                            "code": "upstream_stream_broken",
+                            "code": _STREAM_ERROR_CODES.get(error.kind, "upstream_stream_broken"),
                         }
                     }
                     tail = b"data: " + json.dumps(event).encode() + b"\n\n"
@@ -600,6 +613,10 @@ class _StreamResponse(Response):
         finally:
             self.stream.close()
             self._settle("left", None)
+
+
+#: The code of the error event that ends a stream cut short, by UpstreamError kind.
+_STREAM_ERROR_CODES = {"deadline": "deadline_exceeded", "too_large": "response_too_large"}
 
 
 async def _watch_disconnect(receive: Receive, scope: anyio.CancelScope) -> None:

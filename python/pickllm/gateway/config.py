@@ -34,6 +34,7 @@ from pickllm.budget import Budget
 from pickllm.config import LearningAutomaton, Policy, QLearning, Reward
 from pickllm.errors import ConfigError
 from pickllm.health import CircuitBreaker
+from pickllm.routing import DEFAULT_DEADLINE, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_RETRY_AFTER
 
 __all__ = [
     "GatewayConfig",
@@ -181,6 +182,15 @@ class RouterConfig(_Section):
     judge: JudgeConfig | None = None
     #: Calls made for one request before giving up (fallbacks happen before the first byte).
     max_attempts: int = Field(default=3, ge=1)
+    #: Seconds for one request, every attempt included, to the answer's last byte (``false``:
+    #: unbounded). As ``Router(deadline=...)``.
+    deadline: Annotated[float, Field(gt=0.0)] | Literal[False] = DEFAULT_DEADLINE
+    #: Seconds for one attempt, within ``deadline`` (``false``: whatever is left of it).
+    attempt_deadline: Annotated[float, Field(gt=0.0)] | Literal[False] = False
+    #: Bytes read at most from one answer, body or stream (``false``: unbounded).
+    max_response_bytes: Annotated[int, Field(ge=1)] | Literal[False] = DEFAULT_MAX_RESPONSE_BYTES
+    #: The longest a 429's Retry-After holds a model out, in seconds.
+    max_retry_after: float = Field(default=DEFAULT_MAX_RETRY_AFTER, gt=0.0)
     #: Circuit breaker (``CircuitBreaker`` fields); ``false`` disables it.
     breaker: dict[str, Any] | Literal[False] = Field(default_factory=dict)
     #: Spending caps (``Budget`` fields: per_context, total).
@@ -190,6 +200,14 @@ class RouterConfig(_Section):
     #: Where every decision is logged (``Router(decision_log=...)``).
     decision_log: str | None = None
     max_pending: int = Field(default=100_000, ge=1)
+
+    @field_validator("deadline", "attempt_deadline", "max_response_bytes", mode="before")
+    @classmethod
+    def _positive_or_false(cls, value: Any) -> Any:
+        # 0 == False in Python, so Literal[False] alone would take a 0 for "unbounded".
+        if not isinstance(value, bool) and isinstance(value, int | float) and value <= 0:
+            raise ValueError("must be a number > 0, or false for unbounded")
+        return value
 
     @field_validator("models")
     @classmethod

@@ -6,11 +6,18 @@ aiohttp is the client: under concurrency it costs a fraction of httpx's CPU per 
 docs/performance.md). A call fails with :class:`UpstreamError` before its first byte reaches the
 client (connection refused, timeout, 429, 5xx, an error instead of the first event), which lets
 the gateway fall back to another model; once bytes flow, a broken stream can only be reported.
+
+Each call runs within its :class:`Limits`: a deadline for the whole answer (every byte, not each
+read, so a server dripping one byte a second cannot hold it) and a cap on the bytes read,
+counted as they arrive, so an endless body or stream costs at most that much memory.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import math
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -20,13 +27,13 @@ import aiohttp
 
 from pickllm.gateway.config import ModelConfig
 
-__all__ = ["DONE", "Answer", "Stream", "Upstream", "UpstreamError"]
+__all__ = ["DONE", "Answer", "Limits", "Stream", "Upstream", "UpstreamError"]
 
 #: The last event of an OpenAI stream.
 DONE = b"data: [DONE]\n\n"
 
-#: Upper bound on an upstream answer (non-streamed) or error body kept in memory.
-MAX_ANSWER_BYTES = 32 * 1024 * 1024
+#: Bytes of an error body kept (passed back to the client for a 4xx).
+MAX_ERROR_BYTES = 64 * 1024
 #: Characters per token when a server reports no usage (as pickllm.backends.usage).
 CHARS_PER_TOKEN = 4
 
@@ -58,6 +65,31 @@ class UpstreamError(Exception):
         return self.kind != "http_4xx"
 
 
+@dataclass(frozen=True)
+class Limits:
+    """What one call may take: until ``deadline`` (on the event loop's clock; None: no end),
+    described in errors as ``deadline_name``, and at most ``max_bytes`` of answer (None:
+    unbounded)."""
+
+    deadline: float | None = None
+    deadline_name: str = "deadline"
+    max_bytes: int | None = None
+
+    def expired(self, name: str, started: float) -> UpstreamError:
+        return UpstreamError(
+            "deadline",
+            f"{name}: no complete answer within the {self.deadline_name}",
+            latency=time.perf_counter() - started,
+        )
+
+    def exceeded(self, name: str, started: float) -> UpstreamError:
+        return UpstreamError(
+            "too_large",
+            f"{name}: the answer exceeds max_response_bytes = {self.max_bytes}",
+            latency=time.perf_counter() - started,
+        )
+
+
 @dataclass
 class Usage:
     input_tokens: int
@@ -86,13 +118,19 @@ class Stream:
 
     response: aiohttp.ClientResponse
     started: float
+    name: str
+    limits: Limits
     rename: str | None
     strip_usage: bool
     prompt_chars: int
     first: list[bytes] = field(default_factory=list)
+    #: The parsed events, one generator for the whole stream (it holds partial lines).
+    source: AsyncIterator[bytes] | None = None
     ttft: float | None = None
     usage: Usage | None = None
     output_chars: int = 0
+    #: Bytes read so far (held to ``limits.max_bytes``).
+    received: int = 0
     #: The answer's text, kept only when asked (for a judge).
     parts: list[str] | None = None
     done: bool = False
@@ -106,7 +144,8 @@ class Stream:
         for chunk in self.first:
             yield chunk
         self.first.clear()
-        async for chunk in _events(self):
+        assert self.source is not None, "opened by Upstream.stream"
+        async for chunk in self.source:
             yield chunk
         self.latency = time.perf_counter() - self.started
         if not (self.done or self.finished):
@@ -196,13 +235,18 @@ class Upstream:
             await _refuse(self.name, response, started)
         return response
 
-    async def complete(self, body: dict[str, Any], prompt_chars: int) -> Answer:
+    async def complete(
+        self, body: dict[str, Any], prompt_chars: int, limits: Limits = Limits()
+    ) -> Answer:
         """A whole answer; its ``model`` field names this model."""
         started = time.perf_counter()
-        response = await self._send(self._payload(body, stream=False), started)
-        try:
-            raw = await _read(response, started, self.name)
-        finally:
+        async with _until(limits, self.name, started):
+            response = await self._send(self._payload(body, stream=False), started)
+            try:
+                raw = await _read(response, started, self.name, limits)
+            except BaseException:
+                response.close()  # unread bytes may follow: never reuse this connection
+                raise
             response.release()
         latency = time.perf_counter() - started
         try:
@@ -219,25 +263,35 @@ class Upstream:
         return Answer(answer, latency, _usage(answer.get("usage"), prompt_chars, answer))
 
     async def stream(
-        self, body: dict[str, Any], prompt_chars: int, *, keep_text: bool = False
+        self,
+        body: dict[str, Any],
+        prompt_chars: int,
+        *,
+        keep_text: bool = False,
+        limits: Limits = Limits(),
     ) -> Stream:
         """Open a streamed answer and read up to its first event (so that a failure before
-        any byte reached the client can still fall back)."""
+        any byte reached the client can still fall back). ``limits`` hold for the whole
+        stream, its events read later included."""
         started = time.perf_counter()
-        response = await self._send(self._payload(body, stream=True), started)
+        async with _until(limits, self.name, started):
+            response = await self._send(self._payload(body, stream=True), started)
         wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         stream = Stream(
             response,
             started,
+            self.name,
+            limits,
             rename=None if self.model_id == self.name else self.name,
             strip_usage=not wants_usage,
             prompt_chars=prompt_chars,
             parts=[] if keep_text else None,
         )
+        stream.source = _events(stream)
         try:
-            async for chunk in _events(stream):
-                stream.first.append(chunk)
-                break
+            first = await anext(stream.source, None)
+            if first is not None:
+                stream.first.append(first)
         except BaseException:
             response.close()
             raise
@@ -254,10 +308,17 @@ class Upstream:
 async def _events(stream: Stream) -> AsyncIterator[bytes]:
     """Parse the upstream's SSE lines into events; yield each event to forward, as bytes."""
     data: list[bytes] = []
-    content = stream.response.content
-    try:
-        async for line in content:
-            line = line.rstrip(b"\r\n")
+    pending = bytearray()  # bytes after the last complete line (bounded by max_bytes)
+    while chunk := await _chunk(stream):
+        cut = chunk.rfind(b"\n")
+        pending += chunk
+        if cut < 0:
+            continue
+        end = len(pending) - len(chunk) + cut
+        lines = bytes(pending[:end]).split(b"\n")
+        del pending[: end + 1]
+        for line in lines:
+            line = line.rstrip(b"\r")
             if line:
                 if line.startswith(b"data:"):
                     data.append(line[5:].lstrip())
@@ -269,12 +330,24 @@ async def _events(stream: Stream) -> AsyncIterator[bytes]:
             out = _event(stream, payload)
             if out is not None:
                 yield out
+
+
+async def _chunk(stream: Stream) -> bytes:
+    """The next bytes of a stream (b"" at its end), within its limits."""
+    limits = stream.limits
+    try:
+        async with _until(limits, stream.name, stream.started):
+            chunk = await stream.response.content.readany()
     except (TimeoutError, aiohttp.ClientError) as error:
         raise UpstreamError(
             "broken_stream",
             f"the upstream stream broke: {type(error).__name__}",
             latency=time.perf_counter() - stream.started,
         ) from None
+    stream.received += len(chunk)
+    if limits.max_bytes is not None and stream.received > limits.max_bytes:
+        raise limits.exceeded(stream.name, stream.started)
+    return chunk
 
 
 def _event(stream: Stream, payload: bytes) -> bytes | None:
@@ -340,29 +413,48 @@ def _count(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
-async def _read(response: aiohttp.ClientResponse, started: float, name: str) -> bytes:
+@contextlib.asynccontextmanager
+async def _until(limits: Limits, name: str, started: float) -> AsyncIterator[None]:
+    """Cancel what runs inside at ``limits.deadline``: an UpstreamError of kind "deadline"."""
+    if limits.deadline is None:
+        yield
+        return
+    timeout = asyncio.timeout_at(limits.deadline)
     try:
-        raw = await response.content.read(MAX_ANSWER_BYTES + 1)
+        async with timeout:
+            yield
+    except TimeoutError:
+        if timeout.expired():
+            raise limits.expired(name, started) from None
+        raise
+
+
+async def _read(
+    response: aiohttp.ClientResponse, started: float, name: str, limits: Limits
+) -> bytes:
+    """The whole body, counted as it arrives: refused past ``limits.max_bytes``."""
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        while chunk := await response.content.readany():
+            size += len(chunk)
+            if limits.max_bytes is not None and size > limits.max_bytes:
+                raise limits.exceeded(name, started)
+            chunks.append(chunk)
     except (TimeoutError, aiohttp.ClientError) as error:
         raise UpstreamError(
             "broken_stream",
             f"{name}: the answer broke off: {type(error).__name__}",
             latency=time.perf_counter() - started,
         ) from None
-    if len(raw) > MAX_ANSWER_BYTES:
-        raise UpstreamError(
-            "malformed",
-            f"{name}: the answer exceeds {MAX_ANSWER_BYTES} bytes",
-            latency=time.perf_counter() - started,
-        )
-    return raw
+    return b"".join(chunks)
 
 
 async def _refuse(name: str, response: aiohttp.ClientResponse, started: float) -> None:
     """Raise the UpstreamError of a non-200 answer (its body kept for 4xx pass-through)."""
     status = response.status
     try:
-        body = await response.content.read(64 * 1024)
+        body = await response.content.read(MAX_ERROR_BYTES)
     except (TimeoutError, aiohttp.ClientError):
         body = b""
     finally:
@@ -394,4 +486,5 @@ def _retry_after(value: str | None) -> float | None:
         seconds = float(value)
     except ValueError:
         return None
-    return seconds if 0 < seconds < 3600 else None
+    # Held to the router's max_retry_after by its Health, whatever the server asks.
+    return seconds if seconds > 0 and math.isfinite(seconds) else None

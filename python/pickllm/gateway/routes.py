@@ -4,21 +4,29 @@ The gateway makes its own upstream calls (it forwards whole request bodies), so 
 the way :meth:`pickllm.Router.route` does, with the same public pieces: the learner's choice
 first, then for each fallback the remaining model the learner ranks highest; models already
 tried, with an open circuit, or whose worst-case cost does not fit the budget are left out.
+Each attempt gets the :class:`Limits` of ``route()``: what is left of the request's
+``deadline``, cut to ``attempt_deadline``, and ``max_response_bytes``. With ``shared = {url,
+name}`` the budget is the one in Redis, so that no number of workers or replicas overspends it.
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pickllm._core import Decision
 from pickllm.budget import BudgetExceeded, Reservation, Spending
 from pickllm.errors import ConfigError
 from pickllm.gateway.config import GatewayConfig, RouterConfig
 from pickllm.gateway.errors import APIError
+from pickllm.gateway.proxy import Limits
 from pickllm.health import Health
 from pickllm.router import Router
 from pickllm.state import RedisState
+
+if TYPE_CHECKING:
+    from pickllm.state.budget import SharedSpending  # imports redis: only with shared = ...
 
 __all__ = ["RoutedModels", "cost_bound"]
 
@@ -48,6 +56,7 @@ class RoutedModels:
         self.name = name
         self.config = config
         self.gateway = gateway
+        shared = None if config.shared is None else RedisState(**config.shared)
         self.router = Router(
             list(config.models),
             policy=config.policy.build(),
@@ -55,28 +64,66 @@ class RoutedModels:
             seed=config.seed,
             max_pending=config.max_pending,
             default_context=config.default_context,
+            shared=shared,
             **_optional_arguments(config),
         )
-        self.health = Health(config.build_breaker(), config.models)
+        self.health = Health(config.build_breaker(), config.models, max_hold=config.max_retry_after)
         budget = config.build_budget()
-        self.spending = None if budget is None else Spending(budget)
+        self.spending: Spending | SharedSpending | None = None
+        if budget is not None:  # with shared state, its accounts live in Redis
+            self.spending = self.router._shared_spending(budget) or Spending(budget)
 
     @property
     def shared(self) -> bool:
         return self.config.shared is not None
 
+    def deadline(self) -> float | None:
+        """When a request starting now must be answered, on the event loop's clock."""
+        seconds = self.config.deadline
+        return None if seconds is False else asyncio.get_running_loop().time() + seconds
+
+    def limits(self, deadline: float | None) -> Limits:
+        """The limits of one attempt of a request due at ``deadline``."""
+        name = f"request deadline of {self.config.deadline:g} s"
+        attempt = self.config.attempt_deadline
+        if attempt is not False:
+            due = asyncio.get_running_loop().time() + attempt
+            if deadline is None or due < deadline:
+                deadline, name = due, f"attempt deadline of {attempt:g} s"
+        size = self.config.max_response_bytes
+        return Limits(deadline, name, None if size is False else size)
+
     def next(
-        self, context: str | None, prompt_bytes: int, messages: int, attempts: list[Attempt]
+        self,
+        context: str | None,
+        prompt_bytes: int,
+        messages: int,
+        attempts: list[Attempt],
+        deadline: float | None = None,
     ) -> tuple[Decision, Reservation | None]:
-        """The next model to call for one request, selected (and its cost reserved)."""
+        """The next model to call for one request, selected (and its cost reserved); a 504
+        once the request's ``deadline`` has passed."""
+        if deadline is not None and attempts and asyncio.get_running_loop().time() >= deadline:
+            tried = "; ".join(f"{a.model}: {a.error}" for a in attempts)
+            raise APIError(
+                f"router {self.name!r}: the request deadline of {self.config.deadline:g} s "
+                f"passed after {len(attempts)} attempt(s) ({tried})",
+                status=504,
+                type="server_error",
+                code="deadline_exceeded",
+            )
         if self.spending is None:
             return self._choose(context, prompt_bytes, messages, attempts), None
-        with self.spending.transaction():
-            decision = self._choose(context, prompt_bytes, messages, attempts)
-            bound = self._bound(decision.model, prompt_bytes, messages)
-            reservation = self.spending.reserve(decision.context, bound)
-        assert reservation is not None, "chosen among the models that fit, under the same lock"
-        return decision, reservation
+        while True:
+            with self.spending.transaction():  # what fits, select, reserve: one atomic step
+                decision = self._choose(context, prompt_bytes, messages, attempts)
+                bound = self._bound(decision.model, prompt_bytes, messages)
+                reservation = self.spending.reserve(decision.context, bound)
+            if reservation is not None:
+                return decision, reservation
+            # Only with a budget shared across workers: another one took the money between
+            # "what fits" and "reserve". Close the selection unjudged and choose again.
+            self.health.released(decision.model)
 
     def _choose(
         self, context: str | None, prompt_bytes: int, messages: int, attempts: list[Attempt]
@@ -147,10 +194,8 @@ class RoutedModels:
 
 
 def _optional_arguments(config: RouterConfig) -> dict[str, Any]:
-    """``shared`` (learning across workers and replicas) and ``decision_log``, when given."""
+    """``decision_log``, when given."""
     arguments: dict[str, Any] = {}
-    if config.shared is not None:
-        arguments["shared"] = RedisState(**config.shared)
     if config.decision_log is not None:
         arguments["decision_log"] = config.decision_log
     return arguments
