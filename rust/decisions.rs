@@ -10,8 +10,6 @@
 //! the window from its distance to `next_id`, so no operation on the decision path divides (a
 //! 64-bit division costs as much as the rest of `issue`).
 
-use serde::{Deserialize, Serialize};
-
 use crate::error::{DecisionProblem, Error, Result};
 
 /// The largest ring: 10 million decisions, 320 MB. The ring is allocated as decisions are
@@ -24,26 +22,39 @@ pub const MAX_PENDING: usize = 10_000_000;
 /// refuses to select past it, and snapshots beyond it are refused.
 pub const MAX_NEXT_ID: u64 = 1 << 63;
 
-/// A decision as the router recorded it.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// A decision as the router recorded it (24 bytes plus the generation, which fits in the padding
+/// of a 32-byte ring slot).
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Pending {
     pub id: u64,
+    /// The slot of the decision's context...
     pub context: u32,
+    /// ...and that slot's generation then: if the context has been evicted since, the slot's
+    /// generation has moved on (see `Contexts`).
+    pub generation: u32,
     pub arm: u32,
     pub probability: f64,
 }
 
+/// The id of a slot that holds no redeemable decision (ids stay below [`MAX_NEXT_ID`]): a
+/// sentinel rather than a flag keeps a slot at 32 bytes.
+const DEAD: u64 = u64::MAX;
+
 #[derive(Clone, Copy, Debug)]
 struct Slot {
     pending: Pending,
-    live: bool,
+}
+
+impl Slot {
+    fn live(&self) -> bool {
+        self.pending.id != DEAD
+    }
 }
 
 /// What a dead slot held is unobservable, so it does not take part in equality.
 impl PartialEq for Slot {
     fn eq(&self, other: &Self) -> bool {
-        self.live == other.live && (!self.live || self.pending == other.pending)
+        self.live() == other.live() && (!self.live() || self.pending == other.pending)
     }
 }
 
@@ -94,19 +105,19 @@ impl Ledger {
     }
 
     /// Record a new decision and return its id. Expires the decision `capacity` ids older.
-    pub fn issue(&mut self, context: u32, arm: u32, probability: f64) -> u64 {
+    pub fn issue(&mut self, context: u32, generation: u32, arm: u32, probability: f64) -> u64 {
         let id = self.next_id;
         let slot = Slot {
             pending: Pending {
                 id,
                 context,
+                generation,
                 arm,
                 probability,
             },
-            live: true,
         };
         if let Some(old) = self.slots.get_mut(self.cursor) {
-            if old.live {
+            if old.live() {
                 self.live -= 1;
             }
             *old = slot;
@@ -141,7 +152,7 @@ impl Ledger {
                 .window_slot(id)
                 .and_then(|index| Some((index, self.slots.get(index)?)))
             {
-                Some((index, slot)) if slot.live && slot.pending.id == id => return Ok((index, slot.pending)),
+                Some((index, slot)) if slot.live() && slot.pending.id == id => return Ok((index, slot.pending)),
                 _ => DecisionProblem::AlreadyUsed,
             }
         };
@@ -158,10 +169,10 @@ impl Ledger {
     /// [`Ledger::consume`] for the slot that [`Ledger::find`] returned with decision `id`.
     pub fn consume_slot(&mut self, index: usize, id: u64) {
         if let Some(slot) = self.slots.get_mut(index)
-            && slot.live
+            && slot.live()
             && slot.pending.id == id
         {
-            slot.live = false;
+            slot.pending.id = DEAD;
             self.live -= 1;
         }
     }
@@ -185,7 +196,7 @@ impl Ledger {
     /// The redeemable decisions, oldest first.
     #[must_use]
     pub fn pending(&self) -> Vec<Pending> {
-        let mut out: Vec<Pending> = self.slots.iter().filter(|s| s.live).map(|s| s.pending).collect();
+        let mut out: Vec<Pending> = self.slots.iter().filter(|s| s.live()).map(|s| s.pending).collect();
         out.sort_by_key(|p| p.id);
         out
     }
@@ -200,12 +211,12 @@ impl Ledger {
         let filled = usize::try_from(next_id.min(capacity as u64)).map_err(|_| Error::snapshot("next_id too large"))?;
         let dead = Slot {
             pending: Pending {
-                id: u64::MAX,
+                id: DEAD,
                 context: 0,
+                generation: 0,
                 arm: 0,
                 probability: 0.0,
             },
-            live: false,
         };
         ledger.slots = vec![dead; filled];
         for p in pending {
@@ -222,13 +233,10 @@ impl Ledger {
                 )));
             }
             let index = ledger.slot_of(p.id);
-            if ledger.slots[index].live {
+            if ledger.slots[index].live() {
                 return Err(Error::snapshot(format!("pending decision {} appears twice", p.id)));
             }
-            ledger.slots[index] = Slot {
-                pending: *p,
-                live: true,
-            };
+            ledger.slots[index] = Slot { pending: *p };
             ledger.live += 1;
         }
         Ok(ledger)
@@ -247,6 +255,11 @@ mod tests {
     }
 
     #[test]
+    fn a_slot_stays_32_bytes_with_the_generation() {
+        assert_eq!(std::mem::size_of::<Slot>(), 32);
+    }
+
+    #[test]
     fn capacity_is_bounded() {
         assert!(Ledger::new(0).is_err());
         assert!(Ledger::new(MAX_PENDING).is_ok());
@@ -257,7 +270,7 @@ mod tests {
     #[test]
     fn issue_get_consume() {
         let mut ledger = Ledger::new(3).unwrap();
-        let a = ledger.issue(0, 1, 0.5);
+        let a = ledger.issue(0, 0, 1, 0.5);
         assert_eq!(ledger.get(a).unwrap().arm, 1);
         ledger.consume(a);
         assert_eq!(problem(ledger.get(a)), DecisionProblem::AlreadyUsed);
@@ -268,7 +281,7 @@ mod tests {
     #[test]
     fn old_decisions_expire_and_memory_stays_bounded() {
         let mut ledger = Ledger::new(3).unwrap();
-        let ids: Vec<u64> = (0..10).map(|i| ledger.issue(0, i, 0.5)).collect();
+        let ids: Vec<u64> = (0..10).map(|i| ledger.issue(0, 0, i, 0.5)).collect();
         assert_eq!(ledger.live(), 3);
         assert_eq!(ledger.slots.len(), 3);
         assert_eq!(problem(ledger.get(ids[6])), DecisionProblem::Expired { max_pending: 3 });
@@ -283,7 +296,7 @@ mod tests {
         for capacity in 1..6usize {
             let mut ledger = Ledger::new(capacity).unwrap();
             for _ in 0..20 {
-                ledger.issue(0, 0, 0.5);
+                ledger.issue(0, 0, 0, 0.5);
                 let next = ledger.next_id();
                 for id in 0..next + 3 {
                     let inside = id < next && next - id <= capacity as u64;
@@ -301,7 +314,7 @@ mod tests {
     fn round_trip_through_parts() {
         let mut ledger = Ledger::new(4).unwrap();
         for i in 0..6 {
-            ledger.issue(i, 0, 0.25);
+            ledger.issue(i, 0, 0, 0.25);
         }
         ledger.consume(3);
         let rebuilt = Ledger::from_parts(4, ledger.next_id(), &ledger.pending()).unwrap();
@@ -314,6 +327,7 @@ mod tests {
                 &[Pending {
                     id: 1,
                     context: 0,
+                    generation: 0,
                     arm: 0,
                     probability: 0.5
                 }]
@@ -327,6 +341,7 @@ mod tests {
                 &[Pending {
                     id: 5,
                     context: 0,
+                    generation: 0,
                     arm: 0,
                     probability: 0.0
                 }]

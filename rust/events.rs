@@ -158,6 +158,7 @@ mod tests {
                 prior: None,
                 max_pending: 8,
                 default_context: "default".into(),
+                max_contexts: None,
             },
             1,
         )

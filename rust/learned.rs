@@ -3,40 +3,85 @@
 //! the same order hold equal learned parts whatever they selected, so it is what shared-state
 //! checkpoints store and what tests compare.
 //!
-//! JSON: `{"contexts": {"<name>": <learner>, ...}, "evidence": <pooled evidence>}`, names
-//! sorted, and only contexts that learned something (a context a replica merely selected in is
-//! still fresh and left out). The pooled evidence (`learner::Evidence`) is learned state too.
+//! JSON: `{"contexts": {"<name>": <learner>, ...}, "evidence": <pooled evidence>}`, only
+//! contexts that learned something (a context a replica merely selected in is still fresh and
+//! left out), least recently learned first: the order in which `max_contexts` evicts them, which
+//! is itself learned state (it depends only on the ordered events), so a replica starting from a
+//! checkpoint evicts exactly as the others do. The pooled evidence (`learner::Evidence`) is
+//! learned state too.
 
-use std::collections::BTreeMap;
+use std::fmt;
 
-use serde::{Deserialize, Serialize};
+use serde::de::{MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::{Error, Result};
 use crate::learner::{Evidence, Learner};
 use crate::router::Router;
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize)]
+struct LearnedOut<'a> {
+    contexts: InOrder<'a>,
+    evidence: &'a Evidence,
+}
+
+/// `(name, learner)` pairs written as one JSON object, keys in the given order.
+struct InOrder<'a>(Vec<(&'a str, &'a Learner)>);
+
+impl Serialize for InOrder<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        serializer.collect_map(self.0.iter().copied())
+    }
+}
+
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Learned {
-    contexts: BTreeMap<String, Learner>,
+    #[serde(deserialize_with = "in_order")]
+    contexts: Vec<(String, Learner)>,
     /// Absent from learned parts written before learners pooled evidence: none.
     #[serde(default)]
     evidence: Evidence,
+}
+
+/// A JSON object's entries in the order written; a repeated name is refused.
+fn in_order<'de, D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Vec<(String, Learner)>, D::Error> {
+    struct Entries;
+    impl<'de> Visitor<'de> for Entries {
+        type Value = Vec<(String, Learner)>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an object of learners by context name")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<Self::Value, A::Error> {
+            let mut entries: Vec<(String, Learner)> = Vec::new();
+            let mut seen = std::collections::HashSet::new();
+            while let Some((name, learner)) = map.next_entry::<String, Learner>()? {
+                if !seen.insert(name.clone()) {
+                    return Err(serde::de::Error::custom(format!("context {name:?} appears twice")));
+                }
+                entries.push((name, learner));
+            }
+            Ok(entries)
+        }
+    }
+    deserializer.deserialize_map(Entries)
 }
 
 impl Router {
     /// The learned part as JSON bytes; [`Router::restore_learned`] installs it in a router with
     /// the same configuration.
     pub fn learned(&self) -> Result<Vec<u8>> {
-        let fresh = Learner::new(self.fresh.clone());
         let contexts = self
             .contexts
             .iter()
-            .filter(|(_, learner)| **learner != fresh)
-            .map(|(name, learner)| (name.to_owned(), learner.clone()))
+            .filter(|&(_, _, learned)| learned)
+            .map(|(name, learner, _)| (name, learner))
             .collect();
-        let evidence = self.evidence.clone();
-        serde_json::to_vec(&Learned { contexts, evidence }).map_err(|e| Error::snapshot(format!("cannot encode: {e}")))
+        serde_json::to_vec(&LearnedOut {
+            contexts: InOrder(contexts),
+            evidence: &self.evidence,
+        })
+        .map_err(|e| Error::snapshot(format!("cannot encode: {e}")))
     }
 
     /// Replace every learner by the one [`Router::learned`] gave (contexts it does not name
@@ -57,28 +102,33 @@ impl Router {
                 .validate(&self.config.policy, models)
                 .map_err(|e| Error::snapshot(format!("context {name:?}: {e}")))?;
         }
-        let names: Vec<String> = self.contexts.names().into_iter().map(str::to_owned).collect();
-        if names.len().saturating_add(learned.contexts.len()) > u32::MAX as usize {
+        if self.contexts.len().saturating_add(learned.contexts.len()) >= u32::MAX as usize {
             return Err(Error::snapshot("more contexts than a router can hold"));
         }
-        let mut total: u64 = 0;
-        for name in names {
-            if !learned.contexts.contains_key(&name)
-                && let Some(slot) = self.contexts.index_of(&name).and_then(|i| self.contexts.learner_mut(i))
-            {
-                *slot = Learner::new(self.fresh.clone());
-            }
+        let named: std::collections::HashSet<&str> = learned.contexts.iter().map(|(n, _)| n.as_str()).collect();
+        let forgotten: Vec<u32> = self
+            .contexts
+            .iter()
+            .filter(|&(name, _, learned)| learned && !named.contains(name))
+            .filter_map(|(name, _, _)| self.contexts.index_of(name))
+            .collect();
+        for index in forgotten {
+            self.contexts.unlearn(index, Learner::new(self.fresh.clone()));
         }
+        let mut total: u64 = 0;
+        // In order: each becomes the most recently learned, so the list ends in the given order.
         for (name, learner) in learned.contexts {
             total = learner.feedbacks.iter().fold(total, |sum, &n| sum.saturating_add(n));
             let fresh = &self.fresh;
             let mut learner = Some(learner);
             if let Some(index) = self
                 .contexts
-                .get_or_insert(&name, || learner.take().unwrap_or_else(|| Learner::new(fresh.clone())))
-                && let (Some(slot), Some(learner)) = (self.contexts.learner_mut(index), learner)
+                .get_or_insert_for_learning(&name, || learner.take().unwrap_or_else(|| Learner::new(fresh.clone())))
             {
-                *slot = learner;
+                if let (Some(slot), Some(learner)) = (self.contexts.learner_mut(index), learner) {
+                    *slot = learner;
+                }
+                self.contexts.learned_at(index);
             }
         }
         // Installed counts were learned elsewhere; they answer to no decision of this router.
@@ -105,6 +155,7 @@ mod tests {
             prior: None,
             max_pending: 8,
             default_context: "default".into(),
+            max_contexts: None,
         }
     }
 
@@ -185,6 +236,37 @@ mod tests {
             let restored = Router::restore(&target.snapshot().unwrap()).unwrap();
             assert_eq!(restored.learned().unwrap(), source.learned().unwrap());
         }
+    }
+
+    #[test]
+    fn a_checkpoint_keeps_the_eviction_order() {
+        let bounded = || {
+            let mut c = config(policies()[0].clone());
+            c.max_contexts = Some(3);
+            Router::new(c, 1).unwrap()
+        };
+        let good = Observation::new(1.0, 0.0, 0.0).unwrap();
+        let mut one = bounded();
+        for context in ["p", "q", "r", "s", "q", "p"] {
+            one.observe(context, "a", good, None).unwrap();
+        }
+        // A replica starting from the checkpoint, with contexts of its own selections.
+        let mut two = bounded();
+        two.select(Some("r"), Subset::ALL).unwrap();
+        two.observe("t", "b", good, None).unwrap();
+        two.restore_learned(&one.learned().unwrap()).unwrap();
+        assert_eq!(two.learned().unwrap(), one.learned().unwrap());
+        assert_eq!(
+            two.feedback_counts("t"),
+            vec![0, 0, 0],
+            "forgotten: not in the checkpoint"
+        );
+        // Then the same events evict the same contexts (s, the least recently learned, first).
+        for router in [&mut one, &mut two] {
+            router.observe("u", "c", good, None).unwrap();
+            assert_eq!(&router.contexts()[..3], ["q", "p", "u"]);
+        }
+        assert_eq!(two.learned().unwrap(), one.learned().unwrap());
     }
 
     #[test]

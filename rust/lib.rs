@@ -22,7 +22,7 @@
 //! });
 //! let config = Config {
 //!     models: vec!["gpt-4o".into(), "mistral-7b".into()], policy, reward: Reward::default(),
-//!     prior: None, max_pending: 10_000, default_context: "default".into(),
+//!     prior: None, max_pending: 10_000, default_context: "default".into(), max_contexts: None,
 //! };
 //! let mut router = Router::new(config, 7).unwrap();
 //! let d = router.select(Some("finance"), Subset::ALL).unwrap();

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::contexts::Contexts;
+use crate::contexts::{Contexts, Counts};
 use crate::decisions::{Ledger, MAX_NEXT_ID, Pending};
 use crate::error::{DecisionProblem, Error, Result};
 use crate::identity;
@@ -28,7 +28,15 @@ pub struct Config {
     pub max_pending: usize,
     /// The context of selections that name none.
     pub default_context: String,
+    /// The most learned contexts kept (and, apart, the most contexts created by selections that
+    /// have not learned yet); `None`: unbounded. Absent from snapshots before format 3, whose
+    /// routers were unbounded.
+    #[serde(default)]
+    pub max_contexts: Option<u32>,
 }
+
+/// The largest `max_contexts`: both lists together then still fit 32-bit slot indices.
+pub const MAX_CONTEXTS: u32 = 1 << 31;
 
 impl Config {
     /// Validate every part; returns the state a new context starts from.
@@ -55,6 +63,15 @@ impl Config {
         self.policy.validate(self.models.len())?;
         self.reward.validate()?;
         Ledger::new(self.max_pending)?;
+        if let Some(max) = self.max_contexts
+            && !(1..=MAX_CONTEXTS).contains(&max)
+        {
+            return Err(Error::parameter(
+                "max_contexts",
+                max,
+                format!("in [1, {MAX_CONTEXTS}], or None for unbounded"),
+            ));
+        }
         self.policy
             .initial_state(self.models.len(), self.prior_in_range().as_deref())
     }
@@ -82,7 +99,7 @@ pub struct Selection {
     pub context: u32,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct Router {
     pub(crate) config: Config,
     pub(crate) model_index: HashMap<String, u32>,
@@ -97,6 +114,34 @@ pub struct Router {
     pub(crate) observed: u64,
     /// Random, written on every decision (see [`identity`]).
     pub(crate) identity: u64,
+}
+
+/// Two routers are equal when they would behave the same: slot numbers are how contexts are
+/// stored, so pending decisions are compared by their context's name (`None` once evicted).
+impl PartialEq for Router {
+    fn eq(&self, other: &Self) -> bool {
+        let decisions = |router: &Router| {
+            router
+                .ledger
+                .pending()
+                .into_iter()
+                .map(|p| {
+                    let context = (router.contexts.generation(p.context) == Some(p.generation))
+                        .then(|| router.contexts.name(p.context))
+                        .flatten()
+                        .map(str::to_owned);
+                    (p.id, context, p.arm, p.probability)
+                })
+                .collect::<Vec<_>>()
+        };
+        self.config == other.config
+            && self.rng == other.rng
+            && self.identity == other.identity
+            && self.contexts == other.contexts
+            && self.ledger.capacity() == other.ledger.capacity()
+            && self.ledger.next_id() == other.ledger.next_id()
+            && decisions(self) == decisions(other)
+    }
 }
 
 impl Router {
@@ -116,6 +161,7 @@ impl Router {
     ///     prior: None,
     ///     max_pending: 1000,
     ///     default_context: "default".into(),
+    ///     max_contexts: Some(100_000),
     /// };
     /// let mut router = Router::new(config, 7).unwrap();
     /// let decision = router.select(Some("finance"), Subset::ALL).unwrap();
@@ -133,11 +179,12 @@ impl Router {
             .map(|(name, i)| (name.clone(), i))
             .collect();
         let ledger = Ledger::new(config.max_pending)?;
+        let max_contexts = config.max_contexts;
         Ok(Router {
             config,
             model_index,
             fresh,
-            contexts: Contexts::default(),
+            contexts: Contexts::new(max_contexts),
             evidence: Evidence::new(models),
             ledger,
             rng: Rng::seed_from_u64(seed),
@@ -207,7 +254,8 @@ impl Router {
         };
         let (arm, probability) = learner.select(&self.config.policy, query, &mut self.rng)?;
         // arm < models.len() < 2^32 (checked at construction), so the cast cannot truncate.
-        let id = self.ledger.issue(index, arm as u32, probability);
+        let generation = self.contexts.generation(index).unwrap_or(0);
+        let id = self.ledger.issue(index, generation, arm as u32, probability);
         Ok(Selection {
             id,
             arm,
@@ -218,9 +266,13 @@ impl Router {
 
     /// Apply the outcome of decision `id`, which the caller says chose `model` in `context`.
     /// Returns the reward used. Everything is checked before anything changes.
+    ///
+    /// If the decision's context was evicted since (see `Config::max_contexts`), its name is
+    /// gone with it, so `context` cannot be checked: the feedback settles into the context of
+    /// that name, re-created from the prior if it is absent.
     pub fn feedback(&mut self, id: u64, model: &str, context: &str, observation: Observation) -> Result<f64> {
-        let (pending, reward) = self.redeem(id, model, context, observation)?;
-        self.learn(pending.context, pending.arm as usize, reward, pending.probability);
+        let (pending, reward, index) = self.redeem(id, model, context, observation, true)?;
+        self.learn(index, pending.arm as usize, reward, pending.probability);
         Ok(reward)
     }
 
@@ -228,12 +280,22 @@ impl Router {
     /// sharing its state learns from the event once it reads it back from the shared log, in
     /// the log's order, exactly like every other replica (see [`Router::observe`]).
     pub fn settle(&mut self, id: u64, model: &str, context: &str, observation: Observation) -> Result<f64> {
-        self.redeem(id, model, context, observation).map(|(_, reward)| reward)
+        self.redeem(id, model, context, observation, false)
+            .map(|(_, reward, _)| reward)
     }
 
     /// Check decision `id` against what the caller says it chose, compute the reward and retire
-    /// the decision; nothing changes unless every check passes.
-    fn redeem(&mut self, id: u64, model: &str, context: &str, observation: Observation) -> Result<(Pending, f64)> {
+    /// the decision; nothing changes unless every check passes. Returns the decision, the reward
+    /// and the slot of its context; a context evicted since is re-created by name first if the
+    /// decision is to `learn` (see [`Router::feedback`]).
+    fn redeem(
+        &mut self,
+        id: u64,
+        model: &str,
+        context: &str,
+        observation: Observation,
+        learn: bool,
+    ) -> Result<(Pending, f64, u32)> {
         let (slot, pending) = self.ledger.find(id)?;
         let mismatch = |field, expected: &str, got: &str| Error::Decision {
             id,
@@ -247,21 +309,32 @@ impl Router {
         if issued_model != model {
             return Err(mismatch("model", issued_model, model));
         }
+        let present = self.contexts.generation(pending.context) == Some(pending.generation);
         // Names are unique, so comparing with the decision's context name is the same check as
         // looking `context` up, without hashing it.
-        let issued_context = self.contexts.name(pending.context).unwrap_or("");
-        if issued_context != context {
-            return Err(mismatch("context", issued_context, context));
+        if present {
+            let issued_context = self.contexts.name(pending.context).unwrap_or("");
+            if issued_context != context {
+                return Err(mismatch("context", issued_context, context));
+            }
         }
         let reward = self.finite_reward(observation)?;
-        if self.contexts.learner(pending.context).is_none() {
+        let index = if present || !learn {
+            pending.context
+        } else {
+            let fresh = &self.fresh;
+            self.contexts
+                .get_or_insert_for_learning(context, || Learner::new(fresh.clone()))
+                .ok_or_else(|| Error::parameter("context", context, "one of at most 2^32 contexts"))?
+        };
+        if present && self.contexts.learner(index).is_none() {
             return Err(Error::Decision {
                 id,
                 problem: DecisionProblem::NeverIssued,
             });
         }
         self.ledger.consume_slot(slot, id);
-        Ok((pending, reward))
+        Ok((pending, reward, index))
     }
 
     /// Learn from an outcome that no pending decision of this router stands for: an event of the
@@ -280,7 +353,7 @@ impl Router {
         let fresh = &self.fresh;
         let index = self
             .contexts
-            .get_or_insert(context, || Learner::new(fresh.clone()))
+            .get_or_insert_for_learning(context, || Learner::new(fresh.clone()))
             .ok_or_else(|| Error::parameter("context", context, "one of at most 2^32 contexts"))?;
         let Some(learner) = self.contexts.learner(index) else {
             return Err(Error::parameter("context", context, "a context of this router"));
@@ -332,6 +405,8 @@ impl Router {
         if let Some(learner) = self.contexts.learner_mut(context) {
             learner.learn(&self.config.policy, arm, reward, propensity);
             self.evidence.record(arm, reward, self.config.policy.discount());
+            // Every learning event (feedback, observe) orders the contexts `max_contexts` keeps.
+            self.contexts.learned_at(context);
         }
     }
 
@@ -361,10 +436,17 @@ impl Router {
             .map_or_else(|| vec![0; self.config.models.len()], |l| l.feedbacks.clone())
     }
 
-    /// Context names, in the order they were first seen.
+    /// Context names: learned ones least recently learned first, then those that have not
+    /// learned yet, oldest first (the order in which `max_contexts` lets them go).
     #[must_use]
     pub fn contexts(&self) -> Vec<&str> {
         self.contexts.names()
+    }
+
+    /// How many contexts are held, and how many were let go.
+    #[must_use]
+    pub fn context_counts(&self) -> Counts {
+        self.contexts.counts()
     }
 
     /// How many decisions still await feedback.
@@ -388,6 +470,7 @@ mod tests {
             prior: None,
             max_pending: 8,
             default_context: "default".into(),
+            max_contexts: None,
         }
     }
 
@@ -541,8 +624,80 @@ mod tests {
         assert!(Router::new(c, 0).unwrap_err().to_string().contains("[0, 1]"));
     }
 
+    fn bounded(max: u32) -> Router {
+        let mut c = config(automaton());
+        c.max_contexts = Some(max);
+        c.max_pending = 100;
+        Router::new(c, 4).unwrap()
+    }
+
+    fn settle(router: &mut Router, d: Selection, context: &str) -> Result<f64> {
+        let model = router.config.models[d.arm].clone();
+        router.feedback(d.id, &model, context, good())
+    }
+
+    #[test]
+    fn decisions_whose_context_was_evicted_settle_into_it_by_name() {
+        let mut router = bounded(2);
+        let early = router.select(Some("a"), Subset::ALL).unwrap();
+        // Two selections that never learn drop "a" (never learned), and one reuses its slot.
+        router.select(Some("v1"), Subset::ALL).unwrap();
+        router.select(Some("v2"), Subset::ALL).unwrap();
+        for name in ["b", "c", "d"] {
+            let d = router.select(Some(name), Subset::ALL).unwrap();
+            settle(&mut router, d, name).unwrap();
+        }
+        assert!(router.contexts.index_of("a").is_none());
+        assert_eq!(router.contexts(), vec!["c", "d", "v2"]);
+        assert_eq!(settle(&mut router, early, "a").unwrap(), 1.0);
+        assert_eq!(router.feedback_counts("a").iter().sum::<u64>(), 1);
+        assert_eq!(router.contexts(), vec!["d", "a", "v2"]);
+        // Settled exactly once.
+        assert!(matches!(settle(&mut router, early, "a"), Err(Error::Decision { .. })));
+        let counts = router.context_counts();
+        assert_eq!(
+            (counts.learned, counts.unlearned, counts.evicted, counts.dropped),
+            (2, 1, 2, 2)
+        );
+        // The snapshot keeps the order and the counts, and a decision pending on an evicted
+        // context still settles after a restore.
+        let late = router.select(Some("d"), Subset::ALL).unwrap();
+        let e = router.select(Some("e"), Subset::ALL).unwrap();
+        settle(&mut router, e, "e").unwrap(); // evicts "d", with `late` pending on it
+        let mut restored = Router::restore(&router.snapshot().unwrap()).unwrap();
+        assert_eq!(restored, router);
+        assert_eq!(restored.contexts(), vec!["a", "e", "v2"]);
+        assert_eq!(restored.context_counts(), router.context_counts());
+        assert_eq!(settle(&mut restored, late, "d").unwrap(), 1.0);
+        assert_eq!(restored.contexts(), vec!["e", "d", "v2"]);
+        assert_eq!(restored.context_counts().evicted, 4);
+    }
+
+    #[test]
+    fn selections_never_evict_learned_contexts() {
+        let mut router = bounded(3);
+        for name in ["a", "b", "c"] {
+            let d = router.select(Some(name), Subset::ALL).unwrap();
+            settle(&mut router, d, name).unwrap();
+        }
+        for i in 0..1000 {
+            router.select(Some(&format!("visitor-{i}")), Subset::ALL).unwrap();
+        }
+        let counts = router.context_counts();
+        assert_eq!(
+            (counts.learned, counts.unlearned, counts.evicted, counts.dropped),
+            (3, 3, 0, 997)
+        );
+        assert_eq!(&router.contexts()[..3], ["a", "b", "c"]);
+    }
+
     #[test]
     fn invalid_configs_are_rejected() {
+        for max in [0, MAX_CONTEXTS + 1] {
+            let mut c = config(automaton());
+            c.max_contexts = Some(max);
+            assert!(Router::new(c, 0).unwrap_err().to_string().contains("max_contexts"));
+        }
         let mut c = config(automaton());
         c.models = vec![];
         assert!(Router::new(c, 0).is_err());

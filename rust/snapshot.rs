@@ -8,7 +8,7 @@
 //! | 4 | format version (`FORMAT_VERSION`) |
 //! | 8 | payload length |
 //! | 4 | CRC-32 (IEEE) of the payload |
-//! | n | payload: UTF-8 JSON with the generator's name, the config, the generator state, the next decision id, the router's identity (format 2 on), every context's learner and the pending decisions |
+//! | n | payload: UTF-8 JSON with the generator's name, the config, the generator state, the next decision id, the router's identity (format 2 on), every context's learner, the counts of contexts let go (format 3 on) and the pending decisions |
 //!
 //! JSON keeps the snapshot readable by any tool and diffable; the header makes truncation,
 //! corruption and a newer format each a clear error before any JSON is parsed. The checksum
@@ -21,10 +21,16 @@
 //!
 //! Format 2 added the router's identity (see [`identity`]); format 1 snapshots still restore,
 //! with a fresh identity, as they were written before decisions carried one.
+//!
+//! Format 3 bounds contexts: the config holds `max_contexts`, contexts are listed in the order
+//! they would be let go (learned ones least recently learned first, then unlearned ones oldest
+//! first; a context is learned once it has any feedback), the payload counts those `evicted` and
+//! `dropped`, and a pending decision whose context was evicted has context `null`. Older formats
+//! restore unbounded, as they were written, with their contexts in creation order.
 
 use serde::{Deserialize, Serialize};
 
-use crate::contexts::{Contexts, Shared};
+use crate::contexts::{Contexts, NONE, Shared};
 use crate::decisions::{Ledger, MAX_NEXT_ID, Pending};
 use crate::error::{Error, Result};
 use crate::identity;
@@ -34,7 +40,7 @@ use crate::router::{Config, Router};
 
 const MAGIC: &[u8; 8] = b"PICKLLM\0";
 /// The format this build writes, and the newest it reads.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 const HEADER: usize = 8 + 4 + 8 + 4;
 
 #[derive(Deserialize)]
@@ -48,7 +54,12 @@ struct Payload {
     #[serde(default)]
     identity: Option<u64>,
     contexts: Vec<ContextRecord>,
-    pending: Vec<Pending>,
+    /// Present from format 3 on, absent before (checked, so that a changed version is refused).
+    #[serde(default)]
+    evicted: Option<u64>,
+    #[serde(default)]
+    dropped: Option<u64>,
+    pending: Vec<PendingRecord>,
     /// Feedbacks learned without a local decision (`Router::observe`); absent when none, so
     /// snapshots of routers that never observed are unchanged.
     #[serde(default)]
@@ -56,6 +67,18 @@ struct Payload {
     /// Absent from snapshots written before learners pooled evidence: restored as none.
     #[serde(default)]
     evidence: Evidence,
+}
+
+/// A pending decision in a snapshot: its context is a position in `contexts`, `None` if evicted.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PendingRecord {
+    id: u64,
+    /// Required, `null` included: an absent field is a damaged snapshot, not an evicted context.
+    #[serde(deserialize_with = "Option::deserialize")]
+    context: Option<u32>,
+    arm: u32,
+    probability: f64,
 }
 
 #[derive(Deserialize)]
@@ -86,7 +109,9 @@ struct PayloadOut<'a> {
     next_id: u64,
     identity: u64,
     contexts: ContextsOut<'a>,
-    pending: &'a [Pending],
+    evicted: u64,
+    dropped: u64,
+    pending: &'a [PendingRecord],
     #[serde(skip_serializing_if = "is_zero")]
     observed: u64,
     evidence: &'a Evidence,
@@ -107,7 +132,7 @@ struct ContextOut<'a> {
 
 impl Serialize for ContextsOut<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
-        serializer.collect_seq(self.0.iter().map(|(name, learner)| ContextOut { name, learner }))
+        serializer.collect_seq(self.0.iter().map(|(_, name, learner)| ContextOut { name, learner }))
     }
 }
 
@@ -138,6 +163,26 @@ impl Router {
 impl Capture {
     /// The snapshot bytes of the captured state.
     pub fn encode(self) -> Result<Vec<u8>> {
+        // Slot numbers are how the table stores contexts; the snapshot names them by position.
+        let mut positions = vec![NONE; self.contexts.slots()];
+        for ((slot, _, _), position) in self.contexts.iter().zip(0u32..) {
+            if let Some(entry) = positions.get_mut(slot as usize) {
+                *entry = position;
+            }
+        }
+        let pending: Vec<PendingRecord> = self
+            .pending
+            .iter()
+            .map(|p| PendingRecord {
+                id: p.id,
+                context: (self.contexts.generation(p.context) == Some(p.generation))
+                    .then(|| positions.get(p.context as usize).copied())
+                    .flatten(),
+                arm: p.arm,
+                probability: p.probability,
+            })
+            .collect();
+        let counts = self.contexts.counts();
         let payload = PayloadOut {
             generator: GENERATOR,
             config: &self.config,
@@ -145,7 +190,9 @@ impl Capture {
             next_id: self.next_id,
             identity: self.identity,
             contexts: ContextsOut(&self.contexts),
-            pending: &self.pending,
+            evicted: counts.evicted,
+            dropped: counts.dropped,
+            pending: &pending,
             observed: self.observed,
             evidence: &self.evidence,
         };
@@ -163,7 +210,13 @@ impl Capture {
 impl Router {
     /// Rebuild a router from [`Router::snapshot`] bytes, or explain why they are not valid.
     pub fn restore(bytes: &[u8]) -> Result<Router> {
-        let payload = parse(bytes)?;
+        let (version, payload) = parse(bytes)?;
+        if (version >= 3) != (payload.evicted.is_some() && payload.dropped.is_some()) {
+            return Err(Error::snapshot(format!(
+                "format {version} {} the counts of contexts let go (evicted, dropped)",
+                if version >= 3 { "needs" } else { "predates" }
+            )));
+        }
         if payload.generator != GENERATOR {
             return Err(Error::snapshot(format!(
                 "generator {:?} is not {GENERATOR:?}, the only one this version knows",
@@ -177,21 +230,18 @@ impl Router {
             payload.evidence.validate(models)?;
             router.evidence = payload.evidence;
         }
-        let mut contexts = Contexts::default();
-        for record in payload.contexts {
+        for record in &payload.contexts {
             record
                 .learner
                 .validate(&router.config.policy, models)
                 .map_err(|e| in_context(&record.name, e))?;
-            let before = contexts.len();
-            let mut learner = Some(record.learner);
-            contexts.get_or_insert(&record.name, || {
-                learner.take().unwrap_or_else(|| Learner::new(router.fresh.clone()))
-            });
-            if contexts.len() == before {
-                return Err(Error::snapshot(format!("context {:?} appears twice", record.name)));
-            }
         }
+        let mut contexts = Contexts::restore(
+            router.config.max_contexts,
+            payload.contexts.into_iter().map(|r| (r.name, r.learner)),
+        )
+        .map_err(Error::snapshot)?;
+        contexts.set_let_go(payload.evicted.unwrap_or(0), payload.dropped.unwrap_or(0));
         if payload.next_id > MAX_NEXT_ID {
             return Err(Error::snapshot(format!(
                 "next_id {} is beyond any router's reach (at most 2^63)",
@@ -203,7 +253,7 @@ impl Router {
         // together they cannot outnumber the decisions issued. This also keeps every count far
         // from overflowing when it is incremented.
         let mut redeemed: u64 = 0;
-        for (_, learner) in contexts.iter() {
+        for (_, learner, _) in contexts.iter() {
             for &count in &learner.feedbacks {
                 redeemed = redeemed.saturating_add(count);
             }
@@ -216,18 +266,29 @@ impl Router {
                 payload.next_id
             )));
         }
+        let mut pending = Vec::with_capacity(payload.pending.len());
         for p in &payload.pending {
-            if p.context as usize >= contexts.len() || p.arm as usize >= models {
+            if p.context.is_some_and(|c| c as usize >= contexts.len()) || p.arm as usize >= models {
                 return Err(Error::snapshot(format!(
                     "pending decision {} refers to a missing context or model",
                     p.id
                 )));
             }
+            // Context `i` took slot `i`; an evicted one gets no slot, so its feedback re-creates
+            // it by name.
+            let context = p.context.unwrap_or(NONE);
+            pending.push(Pending {
+                id: p.id,
+                context,
+                generation: contexts.generation(context).unwrap_or(0),
+                arm: p.arm,
+                probability: p.probability,
+            });
         }
         router.contexts = contexts;
         router.identity = payload.identity.unwrap_or_else(identity::fresh);
         router.observed = payload.observed;
-        router.ledger = Ledger::from_parts(router.config.max_pending, payload.next_id, &payload.pending)?;
+        router.ledger = Ledger::from_parts(router.config.max_pending, payload.next_id, &pending)?;
         Ok(router)
     }
 }
@@ -245,7 +306,8 @@ fn le_u32(bytes: &[u8]) -> u32 {
     u32::from_le_bytes(word)
 }
 
-fn parse(bytes: &[u8]) -> Result<Payload> {
+/// The format version and the payload.
+fn parse(bytes: &[u8]) -> Result<(u32, Payload)> {
     if bytes.len() < HEADER {
         if bytes.is_empty() {
             return Err(Error::snapshot("empty input"));
@@ -287,7 +349,8 @@ fn parse(bytes: &[u8]) -> Result<Payload> {
             "checksum mismatch: the snapshot was altered or corrupted",
         ));
     }
-    serde_json::from_slice(body).map_err(|e| Error::snapshot(format!("payload: {e}")))
+    let payload = serde_json::from_slice(body).map_err(|e| Error::snapshot(format!("payload: {e}")))?;
+    Ok((version, payload))
 }
 
 #[cfg(test)]
@@ -308,6 +371,7 @@ mod tests {
             prior: None,
             max_pending: 16,
             default_context: "default".into(),
+            max_contexts: None,
         };
         let mut router = Router::new(config, 9).unwrap();
         for i in 0..200 {
@@ -350,7 +414,8 @@ mod tests {
             for _ in 0..50 {
                 let a = original.select(Some("x"), Subset::ALL).unwrap();
                 let b = restored.select(Some("x"), Subset::ALL).unwrap();
-                assert_eq!(a, b);
+                // Slot numbers may differ: how each table stores its contexts.
+                assert_eq!((a.id, a.arm, a.probability), (b.id, b.arm, b.probability));
             }
         }
     }
@@ -370,7 +435,7 @@ mod tests {
         flipped[last] ^= 1;
         assert!(message(&flipped).contains("checksum"));
         let mut newer = bytes.clone();
-        newer[8] = 3;
+        newer[8..12].copy_from_slice(&(FORMAT_VERSION + 1).to_le_bytes());
         assert!(message(&newer).contains("newer"));
         let mut magic = bytes;
         magic[0] = b'X';
@@ -468,7 +533,9 @@ mod tests {
         let original = trained(policies().remove(0));
         let bytes = original.snapshot().unwrap();
         let mut doc: serde_json::Value = serde_json::from_slice(&bytes[HEADER..]).unwrap();
-        doc.as_object_mut().unwrap().remove("identity");
+        for field in ["identity", "evicted", "dropped"] {
+            doc.as_object_mut().unwrap().remove(field);
+        }
         let json = serde_json::to_vec(&doc).unwrap();
         let mut old = MAGIC.to_vec();
         old.extend_from_slice(&1u32.to_le_bytes());
@@ -478,6 +545,35 @@ mod tests {
         let mut restored = Router::restore(&old).unwrap();
         assert_ne!(restored.identity(), original.identity());
         restored.identity = original.identity;
+        assert_eq!(restored, original);
+    }
+
+    #[test]
+    fn format_2_snapshots_restore_unbounded() {
+        let mut original = trained(policies().remove(0));
+        original.select(Some("only selected"), Subset::ALL).unwrap();
+        let bytes = original.snapshot().unwrap();
+        let mut doc: serde_json::Value = serde_json::from_slice(&bytes[HEADER..]).unwrap();
+        for field in ["evicted", "dropped"] {
+            doc.as_object_mut().unwrap().remove(field);
+        }
+        doc["config"].as_object_mut().unwrap().remove("max_contexts");
+        // Format 2 listed contexts in creation order, the unlearned one first here.
+        let n = doc["contexts"].as_array().unwrap().len() as u64;
+        doc["contexts"].as_array_mut().unwrap().rotate_right(1);
+        for p in doc["pending"].as_array_mut().unwrap() {
+            p["context"] = (p["context"].as_u64().unwrap() + 1).rem_euclid(n).into();
+        }
+        let json = serde_json::to_vec(&doc).unwrap();
+        let mut old = MAGIC.to_vec();
+        old.extend_from_slice(&2u32.to_le_bytes());
+        old.extend_from_slice(&(json.len() as u64).to_le_bytes());
+        old.extend_from_slice(&crc32fast::hash(&json).to_le_bytes());
+        old.extend_from_slice(&json);
+        let restored = Router::restore(&old).unwrap();
+        assert_eq!(restored.config().max_contexts, None);
+        assert_eq!(restored.contexts(), original.contexts());
+        assert_eq!(restored.contexts().last(), Some(&"only selected"));
         assert_eq!(restored, original);
     }
 

@@ -114,7 +114,7 @@ def test_restore_and_copy_keep_configuration() -> None:
         assert clone.reward == reward
         assert clone.select().context == "c"
     assert router.snapshot()[:8] == b"PICKLLM\x00"
-    assert _core.SNAPSHOT_FORMAT_VERSION == 2
+    assert _core.SNAPSHOT_FORMAT_VERSION == 3
 
 
 def test_repr_is_useful() -> None:

@@ -48,7 +48,7 @@ def test_save_replaces_atomically(tmp_path: Path) -> None:
         (lambda b: b[: len(b) // 2], "truncated"),
         (lambda b: b[:20], "truncated"),
         (lambda b: b[:-1] + bytes([b[-1] ^ 0x20]), "checksum"),
-        (lambda b: b[:8] + (3).to_bytes(4, "little") + b[12:], "newer"),
+        (lambda b: b[:8] + (99).to_bytes(4, "little") + b[12:], "newer"),
         (lambda b: b"{" + b[1:], "magic"),
     ],
 )

@@ -71,7 +71,12 @@ fn exp3() -> Policy {
     })
 }
 
+/// A router as `pickllm.Router` builds one by default: a million contexts at most.
 fn router(models: usize, policy: Policy, max_pending: usize) -> (Router, Vec<String>) {
+    bounded_router(models, policy, max_pending, 1_000_000)
+}
+
+fn bounded_router(models: usize, policy: Policy, max_pending: usize, max_contexts: u32) -> (Router, Vec<String>) {
     let names: Vec<String> = (0..models).map(|i| format!("model-{i}")).collect();
     let config = Config {
         models: names.clone(),
@@ -80,6 +85,7 @@ fn router(models: usize, policy: Policy, max_pending: usize) -> (Router, Vec<Str
         prior: None,
         max_pending,
         default_context: "default".into(),
+        max_contexts: Some(max_contexts),
     };
     (Router::new(config, 7).unwrap(), names)
 }
@@ -174,6 +180,26 @@ fn bench_contexts(c: &mut Criterion) {
                 select_feedback(&mut router, &names, context, observation)
             });
         });
+    }
+    // Twice as many contexts in turn as `max_contexts` keeps: each selection creates its
+    // context afresh and each feedback evicts the least recently learned one.
+    {
+        let count = 200_000;
+        let (mut router, names) = bounded_router(4, automaton(), 100_000, 100_000);
+        let contexts: Vec<String> = (0..count).map(|i| format!("tenant-{i}")).collect();
+        let observation = zero_reward();
+        for context in &contexts {
+            select_feedback(&mut router, &names, context, observation);
+        }
+        let mut next = 0;
+        group.bench_with_input(BenchmarkId::new("automaton_4_evicting", count), &count, |b, _| {
+            b.iter(|| {
+                let context = &contexts[next];
+                next = if next + 1 == contexts.len() { 0 } else { next + 1 };
+                select_feedback(&mut router, &names, context, observation)
+            });
+        });
+        assert!(router.context_counts().evicted > 0);
     }
     group.finish();
 }

@@ -3,14 +3,16 @@
 //! Allocator-level tools cannot see inside the router from Python, so this binary measures what
 //! the operating system charges: VmRSS from /proc/self/status before and after creating
 //! 1,000,000 idle contexts (a name, a learner, its slot in the table), and before and after
-//! issuing 1,000,000 decisions that stay pending. Prints one JSON object per line.
+//! issuing 1,000,000 decisions that stay pending, and along 10,000,000 decisions with feedback on
+//! distinct contexts with `max_contexts` set (the resident set must stop growing) against the same
+//! without a bound. Prints one JSON object per line.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout, missing_docs)] // a bench binary
 
 use _core::automaton::AutomatonConfig;
 use _core::learner::Policy;
 use _core::q_learning::{QConfig, StepSize};
-use _core::reward::Reward;
+use _core::reward::{Observation, Reward};
 use _core::router::{Config, Router};
 use _core::subset::Subset;
 
@@ -25,6 +27,10 @@ fn rss() -> u64 {
 }
 
 fn router(models: usize, policy: Policy, max_pending: usize) -> Router {
+    bounded_router(models, policy, max_pending, None)
+}
+
+fn bounded_router(models: usize, policy: Policy, max_pending: usize, max_contexts: Option<u32>) -> Router {
     let config = Config {
         models: (0..models).map(|i| format!("model-{i}")).collect(),
         policy,
@@ -32,6 +38,7 @@ fn router(models: usize, policy: Policy, max_pending: usize) -> Router {
         prior: None,
         max_pending,
         default_context: "default".into(),
+        max_contexts,
     };
     Router::new(config, 7).unwrap()
 }
@@ -99,6 +106,38 @@ fn pending() {
     );
 }
 
+/// Resident set growth along `count` decisions, each with feedback, each in a new context (the
+/// way per-user contexts grow when users keep arriving), with `max_contexts` set or not.
+fn distinct(max_contexts: Option<u32>, count: usize) {
+    let (_, policy) = policies().into_iter().next().unwrap();
+    let mut router = bounded_router(4, policy, 1000, max_contexts);
+    let observation = Observation::new(0.9, 0.001, 0.5).unwrap();
+    let before = rss();
+    let mut name = String::new();
+    let mut growth = Vec::new();
+    for i in 0..count {
+        name.clear();
+        std::fmt::Write::write_fmt(&mut name, format_args!("user-{i:08}")).unwrap();
+        let d = router.select(Some(&name), Subset::ALL).unwrap();
+        let model = router.config().models[d.arm].clone();
+        router.feedback(d.id, &model, &name, observation).unwrap();
+        if (i + 1).is_power_of_two() || (i + 1) % 1_000_000 == 0 {
+            growth.push(format!("[{}, {}]", i + 1, rss().saturating_sub(before)));
+        }
+    }
+    let counts = router.context_counts();
+    let held = u64::from(counts.learned) + u64::from(counts.unlearned);
+    assert_eq!(held + counts.evicted + counts.dropped, count as u64);
+    let max = max_contexts.map_or_else(|| "null".to_owned(), |m| m.to_string());
+    println!(
+        "{{\"kind\": \"distinct_contexts\", \"max_contexts\": {max}, \"decisions\": {count}, \
+         \"held\": {held}, \"evicted\": {}, \"rss_bytes\": {}, \"growth\": [{}]}}",
+        counts.evicted,
+        rss().saturating_sub(before),
+        growth.join(", ")
+    );
+}
+
 /// Each case runs in a fresh process (this binary, re-executed with `--case`), so that memory
 /// freed by one case cannot hide the growth of the next.
 fn main() {
@@ -107,6 +146,7 @@ fn main() {
         let case = &args[at + 1..];
         match case[0].as_str() {
             "pending" => pending(),
+            "distinct" => distinct(case[1].parse().ok(), case[2].parse().unwrap()),
             label => {
                 let (_, policy) = policies().into_iter().find(|(l, _)| *l == label).unwrap();
                 contexts(label, policy, case[1].parse().unwrap());
@@ -122,6 +162,9 @@ fn main() {
         }
     }
     cases.push(vec!["pending".to_owned()]);
+    for (max_contexts, count) in [("100000", "10000000"), ("none", "1000000")] {
+        cases.push(vec!["distinct".to_owned(), max_contexts.to_owned(), count.to_owned()]);
+    }
     for case in cases {
         let output = std::process::Command::new(&exe)
             .arg("--case")

@@ -35,6 +35,7 @@ from pickllm.router import Router as Router
 from pickllm.routing import AllModelsFailedError as AllModelsFailedError
 from pickllm.routing import RouteResult as RouteResult
 from pickllm.state import RedisState as RedisState
+from pickllm.stats import ContextStats as ContextStats
 
 __all__ = [
     "UCB",
@@ -46,6 +47,7 @@ __all__ = [
     "BudgetExceeded",
     "CircuitBreaker",
     "ConfigError",
+    "ContextStats",
     "Decision",
     "DecisionError",
     "EncodingError",

@@ -32,6 +32,7 @@ from pickllm.routing import (
 from pickllm.scorers.base import ScorerLike
 from pickllm.state.config import RedisState
 from pickllm.state.status import SharedStatus
+from pickllm.stats import DEFAULT_MAX_CONTEXTS, MAX_CONTEXTS, ContextStats
 
 if TYPE_CHECKING:
     from pickllm.state.budget import SharedSpending
@@ -88,6 +89,11 @@ class Router(Closing):
         max_pending: a decision can still receive feedback until this many newer decisions
             have been issued; older ones expire, so unanswered decisions cost bounded memory.
         default_context: the context of selections that name none.
+        max_contexts: the most contexts that have learned kept at once (default a million;
+            None: unbounded); past it the least recently learned is evicted. As many contexts
+            that were selected but never learned are kept apart, the oldest dropped first, so
+            selections never evict learned ones. A decision whose context was evicted still
+            takes feedback, which re-creates the context from the prior. See :meth:`stats`.
         scorer: grades routed answers in [0, 1] (see :mod:`pickllm.scorers`); without one,
             :meth:`route` leaves each decision for :meth:`feedback` to complete later.
         max_attempts: calls :meth:`route` makes for one query before giving up.
@@ -144,6 +150,7 @@ class Router(Closing):
         prior: Mapping[str, float] | None = None,
         max_pending: int = 100_000,
         default_context: str = "default",
+        max_contexts: int | None = DEFAULT_MAX_CONTEXTS,
         scorer: ScorerLike | None = None,
         max_attempts: int = 3,
         temperature: float | None = None,
@@ -185,6 +192,15 @@ class Router(Closing):
             raise ConfigError(f"seed must be an integer in [0, 2**64), got {seed!r}")
         if isinstance(max_pending, bool) or not isinstance(max_pending, int) or max_pending < 1:
             raise ConfigError(f"max_pending must be an integer >= 1, got {max_pending!r}")
+        if max_contexts is not None and (
+            isinstance(max_contexts, bool)
+            or not isinstance(max_contexts, int)
+            or not 1 <= max_contexts <= MAX_CONTEXTS
+        ):
+            raise ConfigError(
+                f"max_contexts must be an integer in [1, 2**31] or None for unbounded, "
+                f"got {max_contexts!r}"
+            )
         if not isinstance(default_context, str):
             raise ConfigError(f"default_context must be a str, got {default_context!r}")
         config = {
@@ -194,6 +210,7 @@ class Router(Closing):
             "prior": _prior_values(prior, names),
             "max_pending": max_pending,
             "default_context": default_context,
+            "max_contexts": max_contexts,
         }
         self._core = _core.RouterCore(json.dumps(config), seed)
         self._shared: Replica | None = None if shared is None else shared._attach(self._core)
@@ -433,8 +450,23 @@ class Router(Closing):
         return dict(zip(self._models, counts, strict=True))
 
     def contexts(self) -> list[str]:
-        """Every context seen so far, in order of first use."""
+        """Every context held: those that have learned, least recently learned first, then
+        those only selected so far, oldest first (the order in which ``max_contexts`` lets
+        them go)."""
         return self._core.contexts()
+
+    def stats(self) -> ContextStats:
+        """How many contexts the router holds and how many it let go (see :class:`ContextStats`)."""
+        learned, unlearned, evicted, dropped = self._core.context_counts()
+        max_contexts = json.loads(self._core.config_json()).get("max_contexts")
+        return ContextStats(
+            contexts=learned + unlearned,
+            learned=learned,
+            unlearned=unlearned,
+            evicted=evicted,
+            dropped=dropped,
+            max_contexts=max_contexts,
+        )
 
     @property
     def identity(self) -> int:

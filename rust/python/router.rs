@@ -387,6 +387,14 @@ impl PyRouterCore {
         self.with(|router| Ok(router.contexts().into_iter().map(str::to_owned).collect()))
     }
 
+    /// `(learned, unlearned, evicted, dropped)`: contexts held, and let go (see `Counts`).
+    fn context_counts(&self) -> PyResult<(u32, u32, u64, u64)> {
+        self.with(|router| {
+            let c = router.context_counts();
+            Ok((c.learned, c.unlearned, c.evicted, c.dropped))
+        })
+    }
+
     fn pending(&self) -> PyResult<usize> {
         self.with(|router| Ok(router.pending()))
     }
