@@ -310,6 +310,7 @@ mod tests {
             prior: None,
             max_pending: 8,
             default_context: "default".into(),
+            max_contexts: None,
         };
         let mut through_log = Router::new(config.clone(), 1).unwrap();
         let mut direct = Router::new(config, 2).unwrap();
