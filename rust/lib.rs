@@ -40,6 +40,7 @@ pub mod identity;
 pub mod learned;
 pub mod learner;
 pub mod learners;
+pub mod outbox;
 pub mod replay;
 pub mod reward;
 pub mod rng;

@@ -349,17 +349,7 @@ impl Router {
         observation: Observation,
         probability: Option<f64>,
     ) -> Result<f64> {
-        let arm = self.model_index(model)?;
-        if let Some(p) = probability
-            && !(p > 0.0 && p <= 1.0)
-        {
-            return Err(Error::InvalidObservation {
-                field: "probability",
-                value: p,
-                expected: "in (0, 1]",
-            });
-        }
-        let reward = self.finite_reward(observation)?;
+        let (arm, reward) = self.assess(model, observation, probability)?;
         let fresh = &self.fresh;
         let index = self
             .contexts
@@ -376,6 +366,22 @@ impl Router {
         self.learn(index, arm, reward, propensity);
         self.observed = self.observed.saturating_add(1);
         Ok(reward)
+    }
+
+    /// Check an observation as [`Router::observe`] does, without learning from it: the model's
+    /// index and the reward. A replica sharing its state learns from it from the shared log.
+    pub fn assess(&self, model: &str, observation: Observation, probability: Option<f64>) -> Result<(usize, f64)> {
+        let arm = self.model_index(model)?;
+        if let Some(p) = probability
+            && !(p > 0.0 && p <= 1.0)
+        {
+            return Err(Error::InvalidObservation {
+                field: "probability",
+                value: p,
+                expected: "in (0, 1]",
+            });
+        }
+        Ok((arm, self.finite_reward(observation)?))
     }
 
     fn finite_reward(&self, observation: Observation) -> Result<f64> {

@@ -247,12 +247,11 @@ class Router(Closing):
         directly skips one Python frame per call, about a quarter of a decision's cost. The
         methods stay on the class for their documentation and for subclasses that override
         them (those are left alone). With a decision log, both are wrapped to queue a record;
-        without one, nothing is added. With shared state, feedback is the replica's."""
+        without one, nothing is added. With shared state, the core's feedback settles and
+        queues the event for the shared log (see :mod:`pickllm.state.replica`)."""
         select, feedback = self._core.select, self._core.feedback
-        if self._shared is not None:  # settle here, learn from the shared log
-            feedback = self._shared.feedback
         if self._log is not None:
-            select, feedback = self._log.wrap(self._core, feedback)
+            select, feedback = self._log.wrap(self._core)
         self.__dict__["_select"] = select
         self.__dict__["_feedback"] = feedback
         cls = type(self)
@@ -312,9 +311,6 @@ class Router(Closing):
         >>> router.feedback_counts("finance")
         {'gpt-4o': 1, 'mistral-7b': 0}
         """
-        if self._shared is not None:
-            context = self._context(context)
-            return self._shared.observe(context, model, accuracy, cost, latency, probability)
         return self._core.observe(
             context, model, accuracy=accuracy, cost=cost, latency=latency, probability=probability
         )
@@ -504,6 +500,7 @@ class Router(Closing):
         blob: bytes | bytearray | memoryview,
         *,
         models: Sequence[Model] | None = None,
+        shared: RedisState | None = None,
         **options: Unpack[RouteKeywords],
     ) -> Router:
         """The router :meth:`snapshot` saved, identical in every future decision.
@@ -513,15 +510,30 @@ class Router(Closing):
         :class:`Router`'s route options. Raises SnapshotError when the bytes are
         truncated, altered, of a newer format or otherwise invalid; nothing half-restored is
         ever returned.
+
+        Snapshots (and pickles) hold no connection either: give ``shared`` to join a shared
+        state again, as a worker restarted from its snapshot does. The snapshot then brings the
+        configuration, the identity with its pending decisions and the generator, while the
+        learned state is the shared one: it is replaced by the latest checkpoint and the events
+        after it, exactly as for a new router, so the replicas still agree.
         """
         if not isinstance(blob, bytes | bytearray | memoryview):
             raise ArgumentTypeError(f"blob must be bytes, got {type(blob).__name__}")
+        if shared is not None and not isinstance(shared, RedisState):
+            raise ArgumentTypeError(f"shared must be a RedisState or None, got {shared!r}")
         router = cls._from_core(_core.RouterCore.restore(bytes(blob)))
         specs = {m.name: m for m in models or ()}
         unknown = sorted(set(specs) - set(router._models))
         if unknown:
             raise UnknownModelError(f"models not in the snapshot's pool: {unknown}")
-        router._route_loop = router._build_route_loop(specs, RouteOptions(**options))
+        route_options = RouteOptions(**options)
+        router._shared = None if shared is None else shared._attach(router._core)
+        try:
+            router._route_loop = router._build_route_loop(specs, route_options)
+        except BaseException:
+            if router._shared is not None:  # a refused router leaves no threads behind
+                router._shared.close()
+            raise
         return router
 
     @classmethod
@@ -555,12 +567,14 @@ class Router(Closing):
         path: str | os.PathLike[str],
         *,
         models: Sequence[Model] | None = None,
+        shared: RedisState | None = None,
         **options: Unpack[RouteKeywords],
     ) -> Router:
-        """The router :meth:`save` wrote to ``path`` (see :meth:`restore` for the arguments).
-        A truncated, altered, empty or newer-version file raises SnapshotError."""
+        """The router :meth:`save` wrote to ``path`` (see :meth:`restore` for the arguments,
+        ``shared`` included). A truncated, altered, empty or newer-version file raises
+        SnapshotError."""
         _savefile.remove_stale_temporaries(path)
-        return cls.restore(Path(path).read_bytes(), models=models, **options)
+        return cls.restore(Path(path).read_bytes(), models=models, shared=shared, **options)
 
     def __reduce__(self) -> tuple[Any, tuple[bytes]]:
         return (_restore, (self.snapshot(),))

@@ -5,6 +5,7 @@ mod decision;
 mod errors;
 mod floor;
 mod functions;
+mod outbox;
 mod replay;
 mod router;
 
@@ -18,6 +19,8 @@ mod _core {
     use super::floor::PyFloor;
     #[pymodule_export]
     use super::functions::{compute_reward, validate_policy, validate_reward};
+    #[pymodule_export]
+    use super::outbox::PyOutbox;
     #[pymodule_export]
     use super::replay::{PyReplaySession, replay_sessions, table_means};
     #[pymodule_export]

@@ -9,16 +9,18 @@
 //! routing while a large router is saved.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString};
 
 use super::decision::PyDecision;
 use super::errors::{internal, utf8, wrong_type};
+use super::outbox::PyOutbox;
 use crate::error::Error;
 use crate::events::Entry;
+use crate::outbox::Outbox;
 use crate::reward::Observation;
 use crate::router::{Config, Router};
 use crate::subset::Subset;
@@ -33,6 +35,8 @@ pub struct PyRouterCore {
     default_context: Py<PyString>,
     /// The router's identity, written on every `Decision`; fixed for the core's life.
     identity: u64,
+    /// Set once the router shares its learned state: feedback then settles and queues here.
+    outbox: OnceLock<Arc<Outbox>>,
 }
 
 impl PyRouterCore {
@@ -51,6 +55,7 @@ impl PyRouterCore {
             broken: AtomicBool::new(false),
             models,
             default_context,
+            outbox: OnceLock::new(),
         }
     }
 
@@ -227,12 +232,20 @@ impl PyRouterCore {
         )?;
         let model = utf8(py, "model", decision.model.bind(py))?;
         let context = utf8(py, "context", decision.context.bind(py))?;
-        let (id, issuer) = (decision.id, decision.router);
+        let (id, issuer, probability) = (decision.id, decision.router, decision.probability);
+        let outbox = self.outbox.get();
         self.with(|router| {
             if let Some(issuer) = issuer {
                 router.check_issuer(issuer, id)?;
             }
-            router.feedback(id, model, context, observation)
+            let Some(outbox) = outbox else {
+                return router.feedback(id, model, context, observation);
+            };
+            // Shared: settled here, learned from the shared log like every replica's events.
+            let arm = router.model_index(model)?;
+            let reward = router.settle(id, model, context, observation)?;
+            outbox.push(context, arm, observation, reward, Some(probability));
+            Ok(reward)
         })
     }
 
@@ -305,12 +318,34 @@ impl PyRouterCore {
             Some(value) if !value.is_none() => Some(as_f64(py, "probability", value)?),
             _ => None,
         };
-        self.with(|router| router.observe(context, model, observation, probability))
+        let Some(outbox) = self.outbox.get() else {
+            return self.with(|router| router.observe(context, model, observation, probability));
+        };
+        self.with(|router| {
+            let (arm, reward) = router.assess(model, observation, probability)?;
+            outbox.push(context, arm, observation, reward, probability);
+            Ok(reward)
+        })
+    }
+
+    /// Share the learned state as replica `replica`: from now on `feedback` and `observe` learn
+    /// nothing here but settle, check and queue their events (at most `buffer` unacknowledged;
+    /// beyond that dropped and counted) in the returned outbox, which a publisher sends to the
+    /// shared log; the router learns with `apply_entry`. Once per router.
+    fn share(&self, replica: &str, buffer: usize) -> PyResult<PyOutbox> {
+        let models = self.with(|router| Ok(router.config().models.clone()))?;
+        let outbox = Arc::new(Outbox::new(replica, &models, buffer)?);
+        self.outbox
+            .set(outbox.clone())
+            .map_err(|_| Error::parameter("share", "a second call", "one call per router"))?;
+        Ok(PyOutbox { outbox })
     }
 
     /// Learn from one shared-state stream entry (see `events.rs`). `seen` maps each replica to
     /// the highest sequence number applied; it is read and updated here. Returns (applied,
-    /// rejected); an entry of another format raises.
+    /// rejected); an entry of another format raises. Applying holds the interpreter: detached,
+    /// the applier had to win it back from a busy routing thread after every entry (at the
+    /// switch interval), which cut replication to a quarter (docs/performance.md).
     fn apply_entry(&self, blob: &[u8], seen: &Bound<'_, PyDict>) -> PyResult<(u64, u64)> {
         let entry = Entry::decode(blob)?;
         let after = match seen.get_item(&entry.replica)? {

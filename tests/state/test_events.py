@@ -1,8 +1,9 @@
-"""The event format: versioned JSON written in Python, read whole entries at a time by the core;
-anything else (pickle, another version, wrong shapes) is refused."""
+"""The event format: versioned JSON written by the core's outbox and read whole entries at a
+time by the core; anything else (pickle, another version, wrong shapes) is refused."""
 
 from __future__ import annotations
 
+import json
 import pickle
 
 import pytest
@@ -10,39 +11,64 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pickllm import PickLLMError, Router
-from pickllm.state.events import Fields, encode
 
 MODELS = ["a", "b"]
 
-fields = st.tuples(
-    st.integers(1, 2**63),
+#: context, model, accuracy, cost, latency, probability
+Outcome = tuple[str, str, float, float, float, float | None]
+
+outcomes = st.tuples(
     st.text(),
     st.sampled_from(MODELS),
     st.floats(0, 1),
     st.floats(0, 1e6),
     st.floats(0, 1e6),
-    st.floats(0, 1),
     st.one_of(st.none(), st.floats(0, 1, exclude_min=True)),
 )
 
 
-@given(st.text(), st.lists(fields, max_size=50))
-def test_what_python_writes_the_core_applies_like_observe(
-    replica: str, events: list[Fields]
+@given(st.text(), st.lists(outcomes, max_size=50), st.integers(1, 7))
+def test_what_the_outbox_writes_the_core_applies_like_observe(
+    replica: str, events: list[Outcome], per_entry: int
 ) -> None:
-    events = sorted({e[0]: e for e in events}.values())  # one replica numbers events in order
-    through_stream, direct = Router(MODELS, seed=1), Router(MODELS, seed=2)
+    writer, through_stream, direct = (Router(MODELS, seed=seed) for seed in (1, 2, 3))
+    outbox = writer._core.share(replica, 1000)
+    for context, model, accuracy, cost, latency, probability in events:
+        for router in (writer, direct):
+            router.observe(
+                context,
+                model,
+                accuracy=accuracy,
+                cost=cost,
+                latency=latency,
+                probability=probability,
+            )
+    entries, count = outbox.take(1000, per_entry, 0.0)
+    assert count == len(events)
+    assert len(entries) == -(-len(events) // per_entry)
+    assert outbox.counts() == (len(events), 0, len(events), 0)
+    assert writer._core.learned() == Router(MODELS, seed=4)._core.learned(), "queued, not learned"
     seen: dict[str, int] = {}
-    assert through_stream._core.apply_entry(encode(replica, events), seen) == (len(events), 0)
-    assert seen == ({replica: events[-1][0]} if events else {replica: 0})
-    for _, context, model, accuracy, cost, latency, _, probability in events:
-        direct.observe(
-            context, model, accuracy=accuracy, cost=cost, latency=latency, probability=probability
-        )
+    assert [through_stream._core.apply_entry(e, seen) for e in entries] == [
+        (len(json.loads(e)["e"]), 0) for e in entries
+    ]
+    assert seen == ({replica: len(events)} if events else {})
     assert through_stream._core.learned() == direct._core.learned()
-    # The same entry again (a copy after a lost reply) changes nothing.
-    assert through_stream._core.apply_entry(encode(replica, events), seen) == (0, 0)
+    # The same entries again (copies after a lost reply) change nothing.
+    assert [through_stream._core.apply_entry(e, seen) for e in entries] == [(0, 0)] * len(entries)
     assert through_stream._core.learned() == direct._core.learned()
+    assert outbox.acknowledge(count) == len(events)
+    assert outbox.counts() == (len(events), len(events), 0, 0)
+
+
+def test_a_router_shares_once() -> None:
+    router = Router(MODELS, seed=1)
+    router._core.share("r", 10)
+    with pytest.raises(PickLLMError, match="one call per router"):
+        router._core.share("r", 10)
+    outbox = Router(MODELS, seed=1)._core.share("r", 10)
+    with pytest.raises(PickLLMError, match="seconds"):
+        outbox.take(1, 1, -1.0)
 
 
 @pytest.mark.parametrize(

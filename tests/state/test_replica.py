@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -12,12 +13,17 @@ import redis
 import pickllm
 from pickllm import ConfigError, FeedbackError, RedisState, Router, UnknownModelError
 from pickllm.state import SharedStateError
-from pickllm.state.events import encode
 from redis_servers import RedisServer
 
 MODELS = ["a", "b", "c"]
 #: Accuracy per (context, model): fixed, so every run feeds back the same outcomes.
 ACCURACY = {("x", "a"): 0.9, ("x", "b"): 0.2, ("x", "c"): 0.5, ("y", "a"): 0.1}
+
+
+def encode(replica: str, events: list[Any]) -> bytes:
+    """A stream entry written by hand (the core's outbox writes the real ones), so that it can
+    hold what no replica would write."""
+    return json.dumps({"v": 1, "r": replica, "e": events}).encode()
 
 
 def drive(router: Router, n: int, contexts: tuple[str, ...] = ("x", "y")) -> None:
@@ -110,7 +116,7 @@ def test_copies_are_applied_once_and_invalid_events_skipped_by_all(
         (6, "x", "b", 1.0, 0.0, 0.0, 1.0, None),
         (6, "x", "b", 1.0, 0.0, 0.0, 1.0, None),  # a copy within one entry
     ]
-    client.xadd(key, {"e": encode("elsewhere", bad)})  # type: ignore[arg-type]
+    client.xadd(key, {"e": encode("elsewhere", bad)})
     for router in pair:
         router.sync(timeout=30)
         assert router.feedback_counts("x") == {"a": 1, "b": 1, "c": 0}
@@ -150,6 +156,45 @@ def test_checkpoints_bound_the_stream_and_new_routers_start_from_them(
             assert total(late) == 10_000
             assert late.shared_status().applied < 10_000, "started from the checkpoint"
         client.close()
+
+
+@pytest.mark.parametrize("checkpoint_every", [100, 50_000])
+def test_a_restored_or_loaded_router_rejoins_with_the_shared_state(
+    redis_server: RedisServer, tmp_path: Path, checkpoint_every: int
+) -> None:
+    state = RedisState(url=redis_server.url, name="test", checkpoint_every=checkpoint_every)
+    one = Router(MODELS, seed=1, shared=state)
+    drive(one, 300)
+    one.sync(timeout=60)
+    drive(one, 1)  # applied after the checkpoint of the first 300 (if any) is stored
+    one.sync(timeout=60)
+    client = redis.Redis.from_url(redis_server.url)
+    assert client.exists("pickllm:test:checkpoint") == (checkpoint_every == 100)
+    client.close()
+    worker = Router(MODELS, seed=3)
+    drive(worker, 200, ("x", "elsewhere"))  # learned alone, before joining: not shared
+    pending = worker.select("x")
+    worker.save(tmp_path / "worker.bin")
+    with (
+        Router.restore(worker.snapshot(), shared=state) as restored,
+        Router.load(tmp_path / "worker.bin", shared=state) as loaded,
+    ):
+        for router in (restored, loaded):
+            router.sync(timeout=60)
+            assert router._core.learned() == one._core.learned(), "the fleet's state, not its own"
+            assert total(router) == 301
+            assert router.identity == worker.identity
+        # The identity came back with the snapshot: its pending decision is settled here and
+        # learned everywhere through the log.
+        restored.feedback(pending, accuracy=1.0)
+        with pytest.raises(pickllm.DecisionError):
+            restored.feedback(pending, accuracy=1.0)
+        sync_all(one, restored, loaded)
+        assert one._core.learned() == restored._core.learned() == loaded._core.learned()
+        assert total(loaded) == 302
+    one.close()
+    with pytest.raises(pickllm.ArgumentTypeError):
+        Router.restore(worker.snapshot(), shared="redis://127.0.0.1")  # type: ignore[arg-type]
 
 
 def test_needs_shared_state() -> None:

@@ -135,18 +135,17 @@ class DecisionLog:
         self._thread.start()
         _OPEN.add(self)
 
-    def wrap(self, core: RouterCore, settle: Any = None) -> tuple[Any, Any]:
+    def wrap(self, core: RouterCore) -> tuple[Any, Any]:
         """``select`` and ``feedback`` of ``core`` that also queue a record: the hot path of a
         logging router. Everything is bound to locals once, so a call costs the core's call, a
         read of the learner's distribution (select only), a clock read and a deque append.
 
         The distribution is read right after the draw: feedback from another thread may land
         in between, so ``probabilities`` is as of just after the decision; ``probability`` is
-        always the draw's own. ``settle`` replaces the core's feedback: a shared-state
-        replica's, which settles here and learns from the shared log."""
+        always the draw's own."""
         queue, now, drop = self._queue, time.time, self._drop
         core_select, probabilities = core.select, core.probabilities
-        core_feedback = core.feedback if settle is None else settle
+        core_feedback = core.feedback
         log = self
 
         def select(

@@ -1,21 +1,21 @@
 """One router's link to the shared state: a publisher and an applier, each on its own thread.
 
-The hot path (``feedback``) settles the decision in the core without learning and appends the
-event to a bounded local queue; it never touches the network. The publisher thread sends the
-queue to the stream in order (``XADD`` in pipelined batches) and keeps what Redis has not
-acknowledged; the applier thread reads the stream in order and learns from each event exactly
-once, its own included. See docs/design.md for why this is exactly once and in order.
+The hot path is the core's own ``feedback``: in one call it settles the decision without
+learning and queues the event in the core's bounded outbox (``RouterCore.share``); it never
+touches the network, nor Python. The publisher thread takes the outbox's events as ready-encoded
+stream entries (waiting and encoding detached from the interpreter), sends them in order
+(``XADD`` in pipelined batches) and acknowledges them once Redis has; the applier thread reads
+the stream in order and learns from each event exactly once, its own included. See
+docs/design.md for why this is exactly once and in order.
 """
 
 from __future__ import annotations
 
 import contextlib
-import itertools
 import json
 import secrets
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -23,12 +23,11 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from pickllm._core import Decision, RouterCore, compute_reward
+from pickllm._core import RouterCore
 from pickllm.budget import Budget
-from pickllm.errors import ArgumentTypeError, FeedbackError, PickLLMError, UnknownModelError
+from pickllm.errors import PickLLMError
 from pickllm.state.budget import SharedSpending
 from pickllm.state.errors import SharedStateError, SyncTimeoutError
-from pickllm.state.events import Fields, encode
 from pickllm.state.status import SharedStatus
 
 if TYPE_CHECKING:
@@ -43,8 +42,12 @@ BATCH = 1000
 ENTRIES = 10
 #: How long one XREAD blocks before the applier checks whether it should stop (milliseconds).
 BLOCK_MS = 200
+#: The longest the publisher waits for an event in one call (seconds); a push or close wakes it.
+TAKE_SECONDS = 1.0
 
 _UNREACHABLE = (redis.ConnectionError, redis.TimeoutError)
+#: The learned part of a router that has learned nothing (see rust/learned.rs).
+_NOTHING_LEARNED = b'{"contexts": {}}'
 
 #: Store a checkpoint only if it is newer than the stored one, then trim the stream behind the
 #: previous checkpoint: a replica still reading between the two finds the trim mark and reloads.
@@ -99,8 +102,6 @@ class Replica:
         self.id = secrets.token_hex(8)
         self._core = core
         self._config_json = core.config_json()
-        self._reward_json = json.dumps(json.loads(self._config_json)["reward"])
-        self._models = frozenset(json.loads(self._config_json)["models"])
         prefix = f"pickllm:{config.name}:"
         self.keys = {
             part: prefix + part
@@ -120,19 +121,11 @@ class Replica:
         self._checkpoint_script = self._applier_client.register_script(_CHECKPOINT)
         self._lease_script = self._applier_client.register_script(_LEASE)
 
-        # Publishing: the queue holds the events Redis has not acknowledged yet, in order.
-        # The hot path takes only a plain lock (a Condition costs Python frames per call) and
-        # wakes the publisher only when it waits, announced by `_idle`.
-        self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self._idle = False
+        # Publishing: the core's outbox holds the events Redis has not acknowledged yet, in
+        # order; from here on the core's feedback queues into it instead of learning.
         self._acked = threading.Condition()  # Redis acknowledged more (or gave up for good)
-        self._queue: deque[Fields] = deque()
-        self._seq = 0
         self._acknowledged = 0  # the highest seq Redis has acknowledged
         self._published = 0
-        self._dropped = 0
-        self._buffer = config.buffer
 
         # Applying: the stream position read, and per issuing replica the highest seq applied.
         self._applied_cond = threading.Condition()
@@ -154,6 +147,7 @@ class Replica:
         # Fail fast when reachable; otherwise the applier checks when it gets through.
         with contextlib.suppress(*_UNREACHABLE):
             self._check_config(self.client)
+        self._outbox = core.share(self.id, config.buffer)
         self._threads = [
             threading.Thread(target=self._publish_loop, name="pickllm-publish", daemon=True),
             threading.Thread(target=self._apply_loop, name="pickllm-apply", daemon=True),
@@ -178,77 +172,6 @@ class Replica:
         """The budget ``budget`` held in Redis for every router sharing this state."""
         return SharedSpending(budget, self.client, self.keys["budget"])
 
-    # ==================== The hot path ====================
-
-    def feedback(
-        self, decision: Decision, *, accuracy: float, cost: float = 0.0, latency: float = 0.0
-    ) -> float:
-        """``Router.feedback`` with shared state: settle locally, learn from the stream."""
-        reward = self._core.settle(decision, accuracy=accuracy, cost=cost, latency=latency)
-        # _enqueue inlined: this is the hot path.
-        with self._lock:
-            if len(self._queue) >= self._buffer:
-                self._dropped += 1
-            else:
-                self._seq += 1
-                # float(): the core accepted any real number; the stream carries plain floats.
-                self._queue.append(
-                    (
-                        self._seq,
-                        decision.context,
-                        decision.model,
-                        float(accuracy),
-                        float(cost),
-                        float(latency),
-                        reward,
-                        decision.probability,
-                    )
-                )
-        if self._idle:
-            self._wake.set()
-        return reward
-
-    def observe(
-        self,
-        context: str,
-        model: str,
-        accuracy: float,
-        cost: float,
-        latency: float,
-        probability: float | None,
-    ) -> float:
-        """``Router.observe`` with shared state: checked here, learned from the stream."""
-        if model not in self._models:
-            raise UnknownModelError(f"model {model!r} is not in the pool")
-        if probability is not None:
-            if isinstance(probability, bool) or not isinstance(probability, int | float):
-                raise ArgumentTypeError(f"probability must be a number, got {probability!r}")
-            if not 0.0 < probability <= 1.0:
-                raise FeedbackError(f"probability must be in (0, 1], got {probability!r}")
-        reward = compute_reward(self._reward_json, accuracy, cost, latency)
-        self._enqueue(context, model, accuracy, cost, latency, reward, probability)
-        return reward
-
-    def _enqueue(
-        self,
-        context: str,
-        model: str,
-        accuracy: float,
-        cost: float,
-        latency: float,
-        reward: float,
-        probability: float | None,
-    ) -> None:
-        with self._lock:
-            if len(self._queue) >= self._buffer:
-                self._dropped += 1
-                return
-            self._seq += 1
-            event = (self._seq, context, model, float(accuracy), float(cost), float(latency))
-            self._queue.append((*event, reward, probability))
-        if self._idle:
-            self._wake.set()
-
     # ==================== Publishing ====================
 
     def _publish_loop(self) -> None:
@@ -256,42 +179,32 @@ class Replica:
         while not self._ready.wait(0.5):
             if self._closing.is_set() or self._fatal is not None:
                 return
-        client = self._publisher_client
+        client, take = self._publisher_client, self._outbox.take
         while True:
-            with self._lock:
-                batch = list(itertools.islice(self._queue, BATCH * ENTRIES))
-            if not batch:
+            # Waits for events without the GIL; empty once closed and drained.
+            entries, count = take(BATCH * ENTRIES, BATCH, TAKE_SECONDS)
+            if not count:
                 if self._closing.is_set():
                     return
-                # Announce the wait, then look again: an event queued before the announcement
-                # is seen here, one queued after it sets `_wake`.
-                self._wake.clear()
-                self._idle = True
-                with self._lock:
-                    empty = not self._queue
-                if empty:
-                    self._wake.wait()
-                self._idle = False
                 continue
-            try:
-                pipe = client.pipeline(transaction=False)
-                for start in range(0, len(batch), BATCH):
-                    entry = encode(self.id, batch[start : start + BATCH])
-                    pipe.xadd(self.keys["events"], {"e": entry})
-                pipe.execute()
-            except _UNREACHABLE:
-                # Some of the batch may have gone through: sent again, readers drop the copies.
-                self._connected = False
-                if self._closing.wait(self.config.reconnect_seconds):
-                    return
-                continue
+            # Until Redis acknowledges them: the outbox counts them as buffered meanwhile.
+            while True:
+                try:
+                    pipe = client.pipeline(transaction=False)
+                    for entry in entries:
+                        pipe.xadd(self.keys["events"], {"e": entry})
+                    pipe.execute()
+                    break
+                except _UNREACHABLE:
+                    # Some may have gone through: sent again, readers drop the copies.
+                    self._connected = False
+                    if self._closing.wait(self.config.reconnect_seconds):
+                        return
             self._connected = True
-            with self._lock:
-                for _ in batch:
-                    self._queue.popleft()
+            acknowledged = self._outbox.acknowledge(count)
             with self._acked:
-                self._published += len(batch)
-                self._acknowledged = batch[-1][0]
+                self._published += count
+                self._acknowledged = acknowledged
                 self._acked.notify_all()
 
     # ==================== Applying ====================
@@ -354,6 +267,11 @@ class Replica:
                 self._position = stream_id(document["position"])
                 self._offset = document["offset"]
                 self._seen = dict(document["seen"])
+            else:
+                # No checkpoint: the shared state is the whole stream, read from its start. A
+                # router restored from a snapshot forgets what it learned elsewhere.
+                self._core.restore_learned(_NOTHING_LEARNED)
+                self._position, self._offset, self._seen = (0, 0), 0, {}
             self._loaded = True
             self._applied_cond.notify_all()
         self._connected = True
@@ -414,8 +332,7 @@ class Replica:
         def left() -> float:
             return max(0.0, deadline - time.monotonic())
 
-        with self._lock:
-            target = self._seq
+        target = self._outbox.counts()[0]
         with self._acked:
             if not self._acked.wait_for(
                 lambda: self._acknowledged >= target or self._fatal is not None, left()
@@ -456,8 +373,7 @@ class Replica:
             lag = 0  # no stream yet: nothing to apply
         except _UNREACHABLE:
             self._connected = False
-        with self._lock:
-            buffered, dropped = len(self._queue), self._dropped
+        _, _, buffered, dropped = self._outbox.counts()
         with self._acked:
             published = self._published
         with self._applied_cond:
@@ -475,7 +391,7 @@ class Replica:
     def close(self, timeout: float = 5.0) -> None:
         """Publish what is queued (within ``timeout``) and stop both threads."""
         self._closing.set()
-        self._wake.set()
+        self._outbox.close()
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
