@@ -143,21 +143,10 @@ mod tests {
     use crate::automaton::AutomatonConfig;
     use crate::learner::Policy;
     use crate::q_learning::{QConfig, StepSize};
-    use crate::reward::{Observation, Reward};
-    use crate::router::{Config, Router};
+    use crate::reward::Observation;
+    use crate::router::Router;
+    use crate::router::tests::config;
     use crate::subset::Subset;
-
-    fn config(policy: Policy) -> Config {
-        Config {
-            models: vec!["a".into(), "b".into(), "c".into()],
-            policy,
-            reward: Reward::default(),
-            prior: None,
-            max_pending: 8,
-            default_context: "default".into(),
-            max_contexts: None,
-        }
-    }
 
     fn policies() -> [Policy; 2] {
         [

@@ -457,7 +457,7 @@ impl Router {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::automaton::AutomatonConfig;
     use crate::q_learning::{QConfig, StepSize};
