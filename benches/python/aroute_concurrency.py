@@ -1,0 +1,184 @@
+"""`Router.aroute` under 100 concurrent tasks, against raw HTTP clients, side by side in one run.
+
+One instant local OpenAI-compatible server (tests/gateway/upstream.py, aiohttp, a subprocess)
+answers every target; each target sends the same chat completion request in closed loop from
+``--concurrency`` tasks until ``--requests`` are done, and reads and decodes the JSON answer:
+
+- ``raw aiohttp``: ``aiohttp.ClientSession.post`` (the baseline of issue 14);
+- ``raw httpx``: ``httpx.AsyncClient.post`` with its own transport;
+- ``aroute``: a Router over two models of one ``OpenAICompatible`` backend, on its default
+  async pool (httpx's client on pickllm's aiohttp transport);
+- ``aroute (httpx transport)``: the same, with an injected ``httpx.AsyncClient``.
+
+Targets run in turn, ``--rounds`` times (interleaved, so that a busy moment of a shared machine
+hits every target alike); each reports its median rate over the rounds and its ratio to raw
+aiohttp's median rate.
+
+    python benches/python/aroute_concurrency.py [--requests 3000] [--rounds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from gateway_servers import UPSTREAM, start  # noqa: E402
+from pickllm import Router  # noqa: E402
+from pickllm.backends import OpenAICompatible  # noqa: E402
+from pickllm.models import Model  # noqa: E402
+from servers import free_port  # noqa: E402
+
+PROMPT = "Name the largest planet."
+BODY = {"model": "m1", "messages": [{"role": "user", "content": PROMPT}], "max_tokens": 50}
+
+#: One request: returns the answer's text (checked, so that no target skips the decoding).
+Send = Callable[[], Awaitable[str]]
+
+
+async def closed_loop(send: Send, concurrency: int, requests: int) -> float:
+    """Requests per second of ``concurrency`` tasks sending back to back until ``requests``."""
+    remaining = requests
+
+    async def worker() -> None:
+        nonlocal remaining
+        while remaining > 0:
+            remaining -= 1
+            text = await send()
+            if not text.startswith("m"):
+                raise AssertionError(f"unexpected answer {text!r}")
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return requests / (time.perf_counter() - started)
+
+
+class Targets:
+    """The four ways to send the request, each with its client open for the whole run."""
+
+    def __init__(self, base: str, concurrency: int) -> None:
+        self.url = base + "/chat/completions"
+        self.concurrency = concurrency
+
+    async def __aenter__(self) -> Targets:
+        connector = aiohttp.TCPConnector(limit=self.concurrency)
+        self.session = aiohttp.ClientSession(connector=connector)
+        limits = httpx.Limits(max_connections=self.concurrency)
+        self.httpx = httpx.AsyncClient(limits=limits)
+        self.injected = httpx.AsyncClient(limits=limits)
+        base = self.url.rsplit("/chat/completions", 1)[0]
+        self.fast = self._router(OpenAICompatible(base_url=base, api_key_env=None, limits=limits))
+        self.slow = self._router(
+            OpenAICompatible(base_url=base, api_key_env=None, async_http_client=self.injected)
+        )
+        return self
+
+    @staticmethod
+    def _router(backend: OpenAICompatible) -> Router:
+        models = [Model(name, backend=backend, max_tokens=50) for name in ("m1", "m2")]
+        return Router(models, seed=1)
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.fast.aclose()
+        await self.slow.aclose()
+        await self.injected.aclose()
+        await self.httpx.aclose()
+        await self.session.close()
+
+    def sends(self) -> dict[str, Send]:
+        payload = json.dumps(BODY).encode()
+        headers = {"Content-Type": "application/json"}
+
+        async def raw_aiohttp() -> str:
+            async with self.session.post(self.url, data=payload, headers=headers) as response:
+                data = json.loads(await response.read())
+            return str(data["choices"][0]["message"]["content"])
+
+        async def raw_httpx() -> str:
+            response = await self.httpx.post(self.url, content=payload, headers=headers)
+            return str(response.json()["choices"][0]["message"]["content"])
+
+        async def aroute() -> str:
+            return (await self.fast.aroute(PROMPT)).text
+
+        async def aroute_httpx() -> str:
+            return (await self.slow.aroute(PROMPT)).text
+
+        return {
+            "raw aiohttp": raw_aiohttp,
+            "raw httpx": raw_httpx,
+            "aroute": aroute,
+            "aroute (httpx transport)": aroute_httpx,
+        }
+
+
+async def measure(base: str, concurrency: int, requests: int, rounds: int) -> dict[str, Any]:
+    async with Targets(base, concurrency) as targets:
+        sends = targets.sends()
+        for send in sends.values():  # warm up: connections open, caches filled
+            await closed_loop(send, concurrency, concurrency * 2)
+        rates: dict[str, list[float]] = {name: [] for name in sends}
+        for _ in range(rounds):
+            for name, send in sends.items():
+                rates[name].append(await closed_loop(send, concurrency, requests))
+    baseline = statistics.median(rates["raw aiohttp"])
+    rows = [
+        {
+            "target": name,
+            "median_rps": statistics.median(values),
+            "min_rps": min(values),
+            "max_rps": max(values),
+            "ratio_to_aiohttp": statistics.median(values) / baseline,
+        }
+        for name, values in rates.items()
+    ]
+    return {"concurrency": concurrency, "requests": requests, "rounds": rounds, "rows": rows}
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--concurrency", type=int, default=100)
+    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args(argv)
+    port = free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        upstream = start(
+            [sys.executable, str(UPSTREAM), str(port)],
+            f"http://127.0.0.1:{port}/_stats",
+            Path(tmp) / "upstream.log",
+        )
+        try:
+            report = asyncio.run(
+                measure(f"http://127.0.0.1:{port}/v1", args.concurrency, args.requests, args.rounds)
+            )
+        finally:
+            upstream.terminate()
+            upstream.wait()
+    print(
+        f"{report['concurrency']} concurrent tasks, {report['requests']} requests per round, "
+        f"{report['rounds']} rounds (median, min-max, ratio to raw aiohttp's median)"
+    )
+    for row in report["rows"]:
+        print(
+            f"  {row['target']:<26} {row['median_rps']:8.0f} req/s"
+            f"  ({row['min_rps']:.0f}-{row['max_rps']:.0f})  {row['ratio_to_aiohttp']:6.1%}"
+        )
+    return report
+
+
+if __name__ == "__main__":
+    main()
