@@ -12,7 +12,8 @@ answers every target; each target sends the same chat completion request in clos
 
 Targets run in turn, ``--rounds`` times (interleaved, so that a busy moment of a shared machine
 hits every target alike); each reports its median rate over the rounds and its ratio to raw
-aiohttp's median rate.
+aiohttp's median rate, and the CPU time of this (client) process per request: the server runs in
+its own process, so a target faster than the server shows it in CPU, not in rate.
 
     python benches/python/aroute_concurrency.py [--requests 3000] [--rounds 5]
 """
@@ -49,8 +50,9 @@ BODY = {"model": "m1", "messages": [{"role": "user", "content": PROMPT}], "max_t
 Send = Callable[[], Awaitable[str]]
 
 
-async def closed_loop(send: Send, concurrency: int, requests: int) -> float:
-    """Requests per second of ``concurrency`` tasks sending back to back until ``requests``."""
+async def closed_loop(send: Send, concurrency: int, requests: int) -> tuple[float, float]:
+    """Requests per second of ``concurrency`` tasks sending back to back until ``requests``, and
+    the CPU seconds this process spent per request (the server's are its own process's)."""
     remaining = requests
 
     async def worker() -> None:
@@ -61,9 +63,9 @@ async def closed_loop(send: Send, concurrency: int, requests: int) -> float:
             if not text.startswith("m"):
                 raise AssertionError(f"unexpected answer {text!r}")
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return requests / (time.perf_counter() - started)
+    return requests / (time.perf_counter() - started), (time.process_time() - cpu) / requests
 
 
 class Targets:
@@ -131,10 +133,14 @@ async def measure(base: str, concurrency: int, requests: int, rounds: int) -> di
         for send in sends.values():  # warm up: connections open, caches filled
             await closed_loop(send, concurrency, concurrency * 2)
         rates: dict[str, list[float]] = {name: [] for name in sends}
+        cpus: dict[str, list[float]] = {name: [] for name in sends}
         for _ in range(rounds):
             for name, send in sends.items():
-                rates[name].append(await closed_loop(send, concurrency, requests))
+                rate, cpu = await closed_loop(send, concurrency, requests)
+                rates[name].append(rate)
+                cpus[name].append(cpu)
     baseline = statistics.median(rates["raw aiohttp"])
+    baseline_cpu = statistics.median(cpus["raw aiohttp"])
     rows = [
         {
             "target": name,
@@ -142,6 +148,8 @@ async def measure(base: str, concurrency: int, requests: int, rounds: int) -> di
             "min_rps": min(values),
             "max_rps": max(values),
             "ratio_to_aiohttp": statistics.median(values) / baseline,
+            "cpu_us_per_request": statistics.median(cpus[name]) * 1e6,
+            "cpu_ratio_to_aiohttp": statistics.median(cpus[name]) / baseline_cpu,
         }
         for name, values in rates.items()
     ]
@@ -170,12 +178,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             upstream.wait()
     print(
         f"{report['concurrency']} concurrent tasks, {report['requests']} requests per round, "
-        f"{report['rounds']} rounds (median, min-max, ratio to raw aiohttp's median)"
+        f"{report['rounds']} rounds. Rate: median (min-max), ratio to raw aiohttp's median; "
+        "client CPU per request: median, ratio to raw aiohttp's"
     )
     for row in report["rows"]:
         print(
-            f"  {row['target']:<26} {row['median_rps']:8.0f} req/s"
-            f"  ({row['min_rps']:.0f}-{row['max_rps']:.0f})  {row['ratio_to_aiohttp']:6.1%}"
+            f"  {row['target']:<26} {row['median_rps']:6.0f} req/s ({row['min_rps']:.0f}"
+            f"-{row['max_rps']:.0f}) {row['ratio_to_aiohttp']:6.1%}"
+            f"   {row['cpu_us_per_request']:7.0f} us CPU {row['cpu_ratio_to_aiohttp']:5.2f}x"
         )
     return report
 
