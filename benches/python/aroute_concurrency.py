@@ -13,7 +13,8 @@ answers every target; each target sends the same chat completion request in clos
 Targets run in turn, ``--rounds`` times (interleaved, so that a busy moment of a shared machine
 hits every target alike); each reports its median rate over the rounds and its ratio to raw
 aiohttp's median rate, and the CPU time of this (client) process per request: the server runs in
-its own process, so a target faster than the server shows it in CPU, not in rate.
+its own process, so a target faster than the server shows it in CPU, not in rate; the server's
+CPU per request is read from /proc (Linux).
 
     python benches/python/aroute_concurrency.py [--requests 3000] [--rounds 5]
 """
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -127,16 +129,27 @@ class Targets:
         }
 
 
-async def measure(base: str, concurrency: int, requests: int, rounds: int) -> dict[str, Any]:
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) process ``pid`` has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def measure(
+    base: str, server_pid: int, concurrency: int, requests: int, rounds: int
+) -> dict[str, Any]:
     async with Targets(base, concurrency) as targets:
         sends = targets.sends()
         for send in sends.values():  # warm up: connections open, caches filled
             await closed_loop(send, concurrency, concurrency * 2)
         rates: dict[str, list[float]] = {name: [] for name in sends}
         cpus: dict[str, list[float]] = {name: [] for name in sends}
+        server_cpus: dict[str, list[float]] = {name: [] for name in sends}
         for _ in range(rounds):
             for name, send in sends.items():
+                server_before = process_cpu(server_pid)
                 rate, cpu = await closed_loop(send, concurrency, requests)
+                server_cpus[name].append((process_cpu(server_pid) - server_before) / requests)
                 rates[name].append(rate)
                 cpus[name].append(cpu)
     baseline = statistics.median(rates["raw aiohttp"])
@@ -150,6 +163,7 @@ async def measure(base: str, concurrency: int, requests: int, rounds: int) -> di
             "ratio_to_aiohttp": statistics.median(values) / baseline,
             "cpu_us_per_request": statistics.median(cpus[name]) * 1e6,
             "cpu_ratio_to_aiohttp": statistics.median(cpus[name]) / baseline_cpu,
+            "server_cpu_us_per_request": statistics.median(server_cpus[name]) * 1e6,
         }
         for name, values in rates.items()
     ]
@@ -171,7 +185,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         )
         try:
             report = asyncio.run(
-                measure(f"http://127.0.0.1:{port}/v1", args.concurrency, args.requests, args.rounds)
+                measure(
+                    f"http://127.0.0.1:{port}/v1",
+                    upstream.pid,
+                    args.concurrency,
+                    args.requests,
+                    args.rounds,
+                )
             )
         finally:
             upstream.terminate()
@@ -179,13 +199,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(
         f"{report['concurrency']} concurrent tasks, {report['requests']} requests per round, "
         f"{report['rounds']} rounds. Rate: median (min-max), ratio to raw aiohttp's median; "
-        "client CPU per request: median, ratio to raw aiohttp's"
+        "client CPU per request: median, ratio to raw aiohttp's; the server's CPU per request"
     )
     for row in report["rows"]:
         print(
             f"  {row['target']:<26} {row['median_rps']:6.0f} req/s ({row['min_rps']:.0f}"
             f"-{row['max_rps']:.0f}) {row['ratio_to_aiohttp']:6.1%}"
             f"   {row['cpu_us_per_request']:7.0f} us CPU {row['cpu_ratio_to_aiohttp']:5.2f}x"
+            f"   server {row['server_cpu_us_per_request']:4.0f} us"
         )
     return report
 

@@ -150,7 +150,10 @@ class ClientPools:
         if client is None:
             pool = await self._async_pool()
             if pool.direct is not None:
-                body = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+                # Encoded as httpx encodes json= bodies.
+                body = json.dumps(
+                    payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False
+                )
                 return await pool.direct.send(
                     "POST",
                     url,
