@@ -5,6 +5,7 @@ its response and stream events; :class:`HTTPBackend` does the rest the same way 
 with one helper module per concern:
 
 - :mod:`._pools`: the httpx clients (per event loop for async ones; or the ones injected);
+  under asyncio, async requests go through :mod:`._transport` (aiohttp);
 - :mod:`._limits`: the call's overall deadline and the cap on the bytes read;
 - :mod:`._parsing`: bounded JSON decoding and checks of hostile fields;
 - :mod:`._classify`: every failure turned into exactly one
