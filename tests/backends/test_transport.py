@@ -415,3 +415,46 @@ def test_under_trio_the_async_pool_keeps_httpx_transport(server: Any) -> None:
     assert text == "ok"
     assert isinstance(used, httpx.AsyncHTTPTransport)
     assert server.last.path == "/chat/completions"
+
+
+# ------------------------------------------------------------------ proxies
+
+
+def _no_proxy_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+
+
+async def test_http_proxy_from_the_environment_is_used_unless_no_proxy_names_the_host(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    lines: list[bytes] = []
+
+    def proxy(state: Scripted) -> Handler:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            while True:
+                try:
+                    head_bytes = await reader.readuntil(b"\r\n\r\n")
+                except asyncio.IncompleteReadError:
+                    return
+                lines.append(head_bytes.split(b"\r\n", 1)[0])
+                length = int(head_bytes.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+                await reader.readexactly(length)
+                writer.write(head(Content_Length=str(len(ANSWER))) + ANSWER)
+                await writer.drain()
+
+        return handle
+
+    _no_proxy_environment(monkeypatch)
+    target = f"http://127.0.0.1:{closed_port()}/v1/chat/completions"  # nothing listens there
+    async with scripted(proxy) as server:
+        monkeypatch.setenv("HTTP_PROXY", server.url)
+        async with client(httpx.Timeout(5.0)) as c:
+            assert (await c.post(target, content=b"{}")).status_code == 200
+        assert lines == [f"POST {target} HTTP/1.1".encode()]
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        async with client(httpx.Timeout(5.0)) as c:
+            with pytest.raises(httpx.ConnectError):  # straight to the closed port
+                await c.post(target, content=b"{}")
+        assert len(lines) == 1
