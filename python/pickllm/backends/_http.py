@@ -325,7 +325,7 @@ class HTTPBackend(Closing):
                 response = await self._pools.asend(
                     self._url,
                     payload,
-                    timeout=call.limits.timeout(self._timeout),
+                    timeout=call.limits.timeout(self._timeout, scoped=True),
                     trace=call.limits.atrace,
                 )
                 try:
