@@ -393,14 +393,7 @@ fn session(phases: &Phases<'_>, strategy: &Strategy, queries: usize, seed: u64, 
             Strategy::Learner { policy, .. } => {
                 // Selection over all models cannot fail; model 0 stands in for the impossible.
                 let (arm, p) = learners[learner_index]
-                    .select(
-                        policy,
-                        Query {
-                            subset: Subset::ALL,
-                            evidence: Some(&evidence),
-                        },
-                        &mut rng,
-                    )
+                    .select(policy, Query::pooled(Subset::ALL, &evidence), &mut rng)
                     .unwrap_or((0, 1.0));
                 propensity = p;
                 arm

@@ -121,9 +121,11 @@ def _policy_label(policy: Policy) -> str:
         case QLearning():
             rate = policy.learning_rate
             step = "1/n" if rate == "sample_average" else f"{rate:g}"
-            return f"q-learning a={step} eps={policy.epsilon:g}->{policy.epsilon_min:g}"
+            return f"q-learning a={step} eps={policy.epsilon:g}->{policy.epsilon_min:g}" + _sharing(
+                policy.share
+            )
         case ThompsonSampling():
-            return "thompson" + _forgetting(policy.discount)
+            return "thompson" + _forgetting(policy.discount) + _sharing(policy.share)
         case UCB():
             shared = f" share={policy.share:g}"
             return (
@@ -132,7 +134,13 @@ def _policy_label(policy: Policy) -> str:
                 + shared
             )
         case Exp3():
-            return f"exp3 g={policy.gamma:g}" + _forgetting(policy.discount)
+            return (
+                f"exp3 g={policy.gamma:g}" + _forgetting(policy.discount) + _sharing(policy.share)
+            )
+
+
+def _sharing(share: float) -> str:
+    return "" if share == 0.0 else f" share={share:g}"
 
 
 def _forgetting(discount: float) -> str:
