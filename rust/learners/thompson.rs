@@ -171,7 +171,7 @@ impl Algorithm for ThompsonConfig {
         }
         state.alpha[event.arm] += event.reward;
         state.beta[event.arm] += 1.0 - event.reward;
-        state.probabilities = best_probabilities(&state.alpha, &state.beta);
+        fill_best_probabilities(&state.alpha, &state.beta, &mut state.probabilities);
         self.converged(state)
     }
 
@@ -282,11 +282,14 @@ fn fast_cdf(table: &[[f64; 2]], x: f64) -> f64 {
     const SCALE: f64 = CDF_STEPS as f64 / (2.0 * TAIL);
     #[allow(clippy::cast_precision_loss)]
     let position = ((x + TAIL) * SCALE).clamp(0.0, CDF_STEPS as f64);
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // clamped into [0, STEPS]
-    let i = position as usize;
+    // Through i64, not usize: x86-64 converts signed integers to and from f64 in one
+    // instruction each, unsigned ones in about ten (same values: `position` is in [0, STEPS]).
+    #[allow(clippy::cast_possible_truncation)] // clamped into [0, STEPS]
+    let i = position as i64;
     #[allow(clippy::cast_precision_loss)]
     let fraction = position - i as f64;
-    let [value, step] = table[i];
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let [value, step] = table[i as usize];
     value + fraction * step
 }
 
@@ -308,6 +311,13 @@ fn normal_cdf(x: f64) -> f64 {
 /// Per model, the probability that its mean reward is the largest, with each Beta posterior
 /// taken as the normal of its mean and variance (see the module docs). Sums to 1.
 pub(crate) fn best_probabilities(alpha: &[f64], beta: &[f64]) -> Vec<f64> {
+    let mut probabilities = Vec::with_capacity(alpha.len());
+    fill_best_probabilities(alpha, beta, &mut probabilities);
+    probabilities
+}
+
+/// [`best_probabilities`] into `probabilities`, reusing its allocation (a feedback's update).
+fn fill_best_probabilities(alpha: &[f64], beta: &[f64], probabilities: &mut Vec<f64>) {
     // Per model: mean, standard deviation and its inverse.
     let moments: Vec<(f64, f64, f64)> = alpha
         .iter()
@@ -334,44 +344,41 @@ pub(crate) fn best_probabilities(alpha: &[f64], beta: &[f64]) -> Vec<f64> {
         .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &(z, _)| {
             (lo.min(z), hi.max(z))
         });
-    let mut probabilities: Vec<f64> = moments
-        .iter()
-        .enumerate()
-        .map(|(a, &(mean, sd, _))| {
-            if mean + TAIL * sd < floor {
+    probabilities.clear();
+    probabilities.extend(moments.iter().enumerate().map(|(a, &(mean, sd, _))| {
+        if mean + TAIL * sd < floor {
+            return 0.0;
+        }
+        let points: [f64; NODES] = std::array::from_fn(|k| mean + sd * rule[k].0);
+        let mut products: [f64; NODES] = std::array::from_fn(|k| rule[k].1);
+        let (lowest, highest) = (mean + sd * low, mean + sd * high);
+        for (b, &(mb, _, inverse)) in moments.iter().enumerate() {
+            if b == a || (lowest - mb) * inverse >= TAIL {
+                continue;
+            }
+            if (highest - mb) * inverse <= -TAIL {
                 return 0.0;
             }
-            let points: [f64; NODES] = std::array::from_fn(|k| mean + sd * rule[k].0);
-            let mut products: [f64; NODES] = std::array::from_fn(|k| rule[k].1);
-            let (lowest, highest) = (mean + sd * low, mean + sd * high);
-            for (b, &(mb, _, inverse)) in moments.iter().enumerate() {
-                if b == a || (lowest - mb) * inverse >= TAIL {
-                    continue;
-                }
-                if (highest - mb) * inverse <= -TAIL {
-                    return 0.0;
-                }
-                for (product, &x) in products.iter_mut().zip(&points) {
-                    let u = (x - mb) * inverse;
-                    *product *= if u >= TAIL {
-                        1.0
-                    } else if u <= -TAIL {
-                        0.0
-                    } else {
-                        fast_cdf(table, u)
-                    };
-                }
+            for (product, &x) in products.iter_mut().zip(&points) {
+                let u = (x - mb) * inverse;
+                *product *= if u >= TAIL {
+                    1.0
+                } else if u <= -TAIL {
+                    0.0
+                } else {
+                    fast_cdf(table, u)
+                };
             }
-            let mut total = 0.0;
-            for product in products {
-                total += product;
-            }
-            total
-        })
-        .collect();
+        }
+        let mut total = 0.0;
+        for product in products {
+            total += product;
+        }
+        total
+    }));
     let total: f64 = probabilities.iter().sum();
     if total > 0.0 && total.is_finite() {
-        for p in &mut probabilities {
+        for p in probabilities.iter_mut() {
             *p /= total;
         }
     } else {
@@ -379,7 +386,6 @@ pub(crate) fn best_probabilities(alpha: &[f64], beta: &[f64]) -> Vec<f64> {
         let uniform = 1.0 / probabilities.len().max(1) as f64;
         probabilities.fill(uniform);
     }
-    probabilities
 }
 
 #[cfg(test)]
