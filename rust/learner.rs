@@ -52,9 +52,10 @@ impl<'a> Query<'a> {
 }
 
 /// What all contexts have learned, pooled: per model, the (discounted, as the policy's own
-/// evidence) number of feedbacks and their reward sum, over every context. A function of the ordered events, like every learner's state.
-/// Learners that share evidence (UCB's `share`) shrink a context's estimates toward it, so a
-/// new or rarely seen context does not start from nothing.
+/// evidence) number of feedbacks and their reward sum, over every context. A function of the
+/// ordered events, like every learner's state. Learners that share evidence (the `share` of
+/// UCB, Thompson sampling, Exp3 and Q-learning) shrink a context's estimates toward it, so a new
+/// or rarely seen context does not start from nothing.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Evidence {
