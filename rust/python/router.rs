@@ -255,41 +255,6 @@ impl PyRouterCore {
         self.identity
     }
 
-    /// Settle a decision like `feedback` without learning from it (a shared-state replica
-    /// learns from the event when it reads it back from the shared log); returns the reward.
-    #[pyo3(
-        signature = (decision, *, accuracy, cost = Optional::Absent, latency = Optional::Absent),
-        text_signature = "($self, decision, *, accuracy, cost=0.0, latency=0.0)",
-        name = "settle"
-    )]
-    fn settle_decision(
-        &self,
-        py: Python<'_>,
-        decision: &Bound<'_, PyAny>,
-        accuracy: &Bound<'_, PyAny>,
-        cost: Optional<'_>,
-        latency: Optional<'_>,
-    ) -> PyResult<f64> {
-        let decision = decision
-            .cast::<PyDecision>()
-            .map_err(|_| wrong_type(py, "decision", "a Decision", decision))?;
-        let decision = decision.get();
-        let observation = Observation::new(
-            as_f64(py, "accuracy", accuracy)?,
-            cost.as_f64_or(py, "cost", 0.0)?,
-            latency.as_f64_or(py, "latency", 0.0)?,
-        )?;
-        let model = utf8(py, "model", decision.model.bind(py))?;
-        let context = utf8(py, "context", decision.context.bind(py))?;
-        let (id, issuer) = (decision.id, decision.router);
-        self.with(|router| {
-            if let Some(issuer) = issuer {
-                router.check_issuer(issuer, id)?;
-            }
-            router.settle(id, model, context, observation)
-        })
-    }
-
     /// Learn from an outcome without a pending decision (a shared-log event, an imported log
     /// line); returns the reward used.
     #[pyo3(
