@@ -474,7 +474,7 @@ pub(crate) mod tests {
         }
     }
 
-    fn automaton() -> Policy {
+    pub(crate) fn automaton() -> Policy {
         Policy::LearningAutomaton(AutomatonConfig {
             learning_rate: 0.2,
             threshold: 0.95,
