@@ -138,14 +138,14 @@ impl Serialize for ContextsOut<'_> {
 
 impl Router {
     /// The whole router as bytes; [`Router::restore`] gives it back, identical.
-    pub fn snapshot(&self) -> Result<Vec<u8>> {
+    pub fn snapshot(&mut self) -> Result<Vec<u8>> {
         self.capture().encode()
     }
 
     /// A copy of the state a snapshot holds: reference counts for the contexts (see
     /// [`Contexts::share`]), so it takes milliseconds where encoding takes most of a second.
     #[must_use]
-    pub fn capture(&self) -> Capture {
+    pub fn capture(&mut self) -> Capture {
         let next_id = self.ledger.next_id();
         Capture {
             config: self.config.clone(),
@@ -530,7 +530,7 @@ mod tests {
 
     #[test]
     fn format_1_snapshots_restore_with_a_fresh_identity() {
-        let original = trained(policies().remove(0));
+        let mut original = trained(policies().remove(0));
         let bytes = original.snapshot().unwrap();
         let mut doc: serde_json::Value = serde_json::from_slice(&bytes[HEADER..]).unwrap();
         for field in ["identity", "evicted", "dropped"] {
