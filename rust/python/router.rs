@@ -377,26 +377,32 @@ impl PyRouterCore {
         let capture = self.with(|router| Ok(router.capture()))?;
         let encoded = py.detach(|| catch_unwind(AssertUnwindSafe(|| capture.encode())));
         let bytes = self.settle(encoded)?;
-        // Copying tens of megabytes into the new object is detached too: no other thread can
-        // see the object before it is returned.
+        // Copying tens of megabytes into the new object is detached too (no other thread can
+        // see the object before it is returned), and so is freeing them, which unmaps the
+        // encoder's buffer (15-30 ms for 88 MB). Allocating the object and PyO3's zeroing of it
+        // hold the interpreter: the one pause left (docs/performance.md).
         PyBytes::new_with(py, bytes.len(), |buffer| {
-            py.detach(|| buffer.copy_from_slice(&bytes));
+            py.detach(move || {
+                buffer.copy_from_slice(&bytes);
+                drop(bytes);
+            });
             Ok(())
         })
     }
 
-    /// Write the snapshot bytes to the existing file `path` (truncating it), all detached from
-    /// the interpreter: `Router.save` calls this on its temporary file, so saving never holds
-    /// the interpreter for longer than the copy of the state, not even to build a `bytes`.
+    /// Write the snapshot to the existing file `path` (truncating it): `Router.save` calls this
+    /// on its temporary file. Only the copy of the state holds the interpreter; the encoding
+    /// runs detached, straight into the file (no buffer of the snapshot's size to allocate,
+    /// fault in and free; see `Capture::write_to`).
     fn write_snapshot(&self, py: Python<'_>, path: std::path::PathBuf) -> PyResult<()> {
         let capture = self.with(|router| Ok(router.capture()))?;
-        let encoded = py.detach(|| catch_unwind(AssertUnwindSafe(|| capture.encode())));
-        let bytes = self.settle(encoded)?;
-        py.detach(|| {
-            let mut file = std::fs::OpenOptions::new().write(true).truncate(true).open(&path)?;
-            std::io::Write::write_all(&mut file, &bytes)
-        })?;
-        Ok(())
+        let written = py.detach(|| {
+            catch_unwind(AssertUnwindSafe(|| {
+                let mut file = std::fs::OpenOptions::new().write(true).truncate(true).open(&path)?;
+                capture.write_to(&mut file)
+            }))
+        });
+        Ok(self.settle(written.map(Ok))??)
     }
 
     /// Parsing and validating a large snapshot runs detached from the interpreter too.
