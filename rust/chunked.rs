@@ -173,4 +173,23 @@ mod tests {
         assert_ne!(items.chunks[0].items().as_ptr(), copy.chunks[0].items().as_ptr());
         assert_eq!((copy.get(0), items.get(0)), (Some(&2), Some(&3)));
     }
+
+    #[test]
+    fn a_chunk_no_copy_holds_is_taken_back_without_a_copy() {
+        let mut items = Chunked::default();
+        items.push(1);
+        let before = items.chunks[0].items().as_ptr();
+        drop(items.share());
+        assert!(matches!(items.chunks[0], Chunk::Shared(_)));
+        if let Some(x) = items.get_mut(0) {
+            *x = 2;
+        }
+        assert!(matches!(items.chunks[0], Chunk::Owned(_)));
+        assert_eq!(items.chunks[0].items().as_ptr(), before);
+        let mut clone = items.clone();
+        if let Some(x) = clone.get_mut(0) {
+            *x = 3;
+        }
+        assert_eq!((items.get(0), clone.get(0)), (Some(&2), Some(&3)));
+    }
 }
