@@ -471,7 +471,7 @@ pub(crate) mod tests {
         }
     }
 
-    fn automaton() -> Policy {
+    pub(crate) fn automaton() -> Policy {
         Policy::LearningAutomaton(AutomatonConfig {
             learning_rate: 0.2,
             threshold: 0.95,
@@ -604,7 +604,7 @@ pub(crate) mod tests {
     fn huge_priors_stay_on_the_simplex_and_snapshot() {
         let mut c = config(automaton());
         c.prior = Some(vec![1e308, 1e308, f64::MAX]);
-        let router = Router::new(c, 0).unwrap();
+        let mut router = Router::new(c, 0).unwrap();
         let p = router.probabilities("any");
         assert!(
             p.iter().all(|&x| x > 0.0) && (p.iter().sum::<f64>() - 1.0).abs() < 1e-12,

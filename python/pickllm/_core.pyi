@@ -63,9 +63,6 @@ class RouterCore:
     ) -> float: ...
     @property
     def identity(self) -> int: ...
-    def settle(
-        self, decision: Decision, *, accuracy: float, cost: float = 0.0, latency: float = 0.0
-    ) -> float: ...
     def observe(
         self,
         context: str,
