@@ -248,10 +248,7 @@ impl Router {
         let Some(learner) = self.contexts.learner(index) else {
             return Err(Error::NoEligibleModel);
         };
-        let query = Query {
-            subset,
-            evidence: Some(&self.evidence),
-        };
+        let query = Query::pooled(subset, &self.evidence);
         let (arm, probability) = learner.select(&self.config.policy, query, &mut self.rng)?;
         // arm < models.len() < 2^32 (checked at construction), so the cast cannot truncate.
         let generation = self.contexts.generation(index).unwrap_or(0);
@@ -489,6 +486,7 @@ pub(crate) mod tests {
             epsilon_decay: 0.95,
             epsilon_min: 0.01,
             patience: 10,
+            share: 0.0,
             lock: true,
         })
     }

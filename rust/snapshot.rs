@@ -447,6 +447,7 @@ mod tests {
                 epsilon_decay: 0.99,
                 epsilon_min: 0.02,
                 patience: 20,
+                share: 0.0,
                 lock: false,
             }),
         ]

@@ -97,6 +97,7 @@ fn q_learning(learning_rate: StepSize, epsilon_decay: f64, lock: bool) -> Policy
         epsilon_decay,
         epsilon_min: 0.05,
         patience: 5,
+        share: 0.0,
         lock,
     })
 }

@@ -39,6 +39,7 @@ fn q_learning() -> Policy {
         epsilon_decay: 0.99,
         epsilon_min: 0.01,
         patience: 50,
+        share: 0.0,
         lock: true,
     })
 }
@@ -58,6 +59,7 @@ fn thompson() -> Policy {
         discount: 1.0,
         prior: [1.0, 1.0],
         threshold: 0.99,
+        share: 0.0,
         lock: false,
     })
 }
@@ -67,6 +69,7 @@ fn exp3() -> Policy {
         gamma: 0.1,
         discount: 1.0,
         threshold: 0.99,
+        share: 0.0,
         lock: false,
     })
 }

@@ -36,6 +36,7 @@ POLICIES: dict[type, st.SearchStrategy[Policy]] = {
         epsilon_decay=st.floats(0.5, 1.0),
         epsilon_min=st.floats(0.0, 0.5),
         patience=st.integers(1, 20),
+        share=st.floats(0.0, 20.0),
         lock=st.booleans(),
     ),
     ThompsonSampling: st.builds(
@@ -43,6 +44,7 @@ POLICIES: dict[type, st.SearchStrategy[Policy]] = {
         discount=st.floats(0.5, 1.0),
         prior=st.tuples(st.floats(0.1, 10.0), st.floats(0.1, 10.0)),
         threshold=st.floats(0.5, 0.999),
+        share=st.floats(0.0, 20.0),
         lock=st.booleans(),
     ),
     UCB: st.builds(
@@ -58,6 +60,7 @@ POLICIES: dict[type, st.SearchStrategy[Policy]] = {
         gamma=st.floats(0.01, 1.0),
         discount=st.floats(0.5, 1.0),
         threshold=st.floats(0.5, 0.999),
+        share=st.floats(0.0, 500.0),
         lock=st.booleans(),
     ),
 }
