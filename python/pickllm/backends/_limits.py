@@ -6,7 +6,8 @@ as a whole:
 
 - every httpx phase timeout (connect, write, pool, read) is cut to the time left when the request
   starts, and the time is checked again at every chunk of the body;
-- async calls run inside an anyio cancel scope that fires at the deadline (asyncio and trio);
+- async calls run inside a cancel scope that fires at the deadline (asyncio's own timeout, or
+  anyio's under trio), so their phases keep only the timeouts shorter than the time left;
 - sync calls register with one shared :class:`Watchdog` thread, which at the deadline shuts the
   call's socket down, waking a read blocked in it (the socket comes from httpcore's trace of a new
   connection, or from the response of a reused one).
@@ -82,16 +83,24 @@ class CallLimits:
     def passed(self) -> bool:
         return self.expired or (self.deadline is not None and time.monotonic() >= self.deadline)
 
-    def timeout(self, configured: httpx.Timeout) -> httpx.Timeout:
-        """``configured`` with every phase cut to the time left (raises if none is left)."""
+    def timeout(self, configured: httpx.Timeout, *, scoped: bool = False) -> httpx.Timeout:
+        """``configured`` with every phase cut to the time left (raises if none is left).
+
+        ``scoped``: the call runs inside a scope that cancels it at the deadline (async calls),
+        so a phase that could only time out at or after the deadline gets no timeout at all:
+        the scope bounds it, and its timer would cost CPU for nothing (aiohttp re-arms the
+        read timer at every chunk received).
+        """
         left = self.remaining()
         if left is None:
             return configured
         if left <= 0:
             raise LimitExceededError("deadline", "the deadline passed before the request was sent")
 
-        def cut(value: float | None) -> float:
-            return left if value is None else min(value, left)
+        def cut(value: float | None) -> float | None:
+            if value is None or value >= left:
+                return None if scoped else left
+            return value
 
         return httpx.Timeout(
             connect=cut(configured.connect),

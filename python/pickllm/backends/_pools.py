@@ -34,6 +34,10 @@ __all__ = ["ClientPools"]
 #: The key of the async client used outside asyncio (under trio, through anyio).
 _NO_LOOP = object()
 
+#: JSON bodies encoded as httpx encodes ``json=`` ones; one encoder for all (``json.dumps``
+#: with these options builds a new one per call).
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
 
 @functools.cache
 def _shared_ssl_context() -> ssl.SSLContext:
@@ -150,15 +154,11 @@ class ClientPools:
         if client is None:
             pool = await self._async_pool()
             if pool.direct is not None:
-                # Encoded as httpx encodes json= bodies.
-                body = json.dumps(
-                    payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False
-                )
                 return await pool.direct.send(
                     "POST",
                     url,
                     headers=pool.json_headers,
-                    body=body.encode(),
+                    body=_JSON.encode(payload).encode(),
                     timeouts=timeout.as_dict(),
                     trace=trace,
                 )

@@ -28,6 +28,7 @@ What httpx's transport gives and this one keeps:
 from __future__ import annotations
 
 import asyncio
+import functools
 import ssl
 import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
@@ -224,5 +225,18 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
 
 def _extensions(response: aiohttp.ClientResponse) -> dict[str, Any]:
     version = response.version
-    http_version = b"HTTP/1.1" if version is None else f"HTTP/{version[0]}.{version[1]}".encode()
-    return {"http_version": http_version, "reason_phrase": (response.reason or "").encode()}
+    return {
+        "http_version": _http_version(None if version is None else tuple(version)),
+        "reason_phrase": _reason_phrase(response.reason or ""),
+    }
+
+
+# Cached: a server answers with the same few versions and reasons (the bytes are immutable).
+@functools.lru_cache(maxsize=8)
+def _http_version(version: tuple[int, ...] | None) -> bytes:
+    return b"HTTP/1.1" if version is None else f"HTTP/{version[0]}.{version[1]}".encode()
+
+
+@functools.lru_cache(maxsize=64)
+def _reason_phrase(reason: str) -> bytes:
+    return reason.encode()

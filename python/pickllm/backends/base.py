@@ -167,7 +167,10 @@ def validate_call(
     if not isinstance(model, str) or not model:
         raise InvalidRequestError(f"model must be a non-empty string, got {model!r}")
     check_unicode(model, "model")
-    if isinstance(messages, str | bytes | Mapping) or not isinstance(messages, Sequence):
+    # type() first: a list of dicts, the usual case, skips the slower ABC checks.
+    if type(messages) is not list and (
+        isinstance(messages, str | bytes | Mapping) or not isinstance(messages, Sequence)
+    ):
         raise InvalidRequestError(
             f"messages must be a sequence of {{'role': ..., 'content': ...}} dicts, "
             f"got {type(messages).__name__}"
@@ -175,7 +178,7 @@ def validate_call(
     if not messages:
         raise InvalidRequestError("messages must not be empty")
     for index, message in enumerate(messages):
-        if not isinstance(message, Mapping):
+        if type(message) is not dict and not isinstance(message, Mapping):
             raise InvalidRequestError(
                 f"messages[{index}] must be a dict with 'role' and 'content', "
                 f"got {type(message).__name__}"
