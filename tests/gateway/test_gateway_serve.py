@@ -4,6 +4,7 @@ plain HTTP, in front of the local upstream (tests/gateway/upstream.py)."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -333,6 +334,31 @@ def test_breaker_opens_after_failures(serve: Serve, upstream: str) -> None:
     statuses = [post(gateway, "/v1/chat/completions", chat("down")).status_code for _ in range(4)]
     assert statuses == [502, 502, 503, 503]
     assert metric(gateway, "pickllm_breaker_state", router="down", model="broken") == 2
+
+
+def test_retry_after_as_an_http_date_holds_the_model_out(serve: Serve, upstream: str) -> None:
+    """A 429 whose Retry-After is an HTTP-date an hour ahead: the model is held out (breaker
+    off, so only the Retry-After can hold it), for at most max_retry_after."""
+    gateway = serve(
+        base_config(upstream)
+        + '\n[models.late]\nbase_url = "'
+        + upstream
+        + '"\nmodel_id = "fail-429-date"\n'
+        + '[routers.limited]\nmodels = ["late"]\nbreaker = false\nmax_retry_after = 120.0\n'
+    )
+    received = upstream_stats(upstream)["requests"]
+    first = post(gateway, "/v1/chat/completions", chat("limited"))
+    assert first.status_code == 502
+    assert "late: HTTP 429" in first.json()["error"]["message"]
+    held = post(gateway, "/v1/chat/completions", chat("limited"))
+    assert held.status_code == 503
+    assert held.json()["error"]["code"] == "no_model_available"
+    (seconds,) = re.findall(
+        r"late: circuit open for ([0-9.]+) s more", held.json()["error"]["message"]
+    )
+    assert 0 < float(seconds) <= 120.0
+    assert upstream_stats(upstream)["requests"] == received + 1  # never called while held
+    assert metric(gateway, "pickllm_breaker_state", router="limited", model="late") == 2
 
 
 def test_upstream_refusal_of_the_request_is_passed_back(serve: Serve, upstream: str) -> None:
