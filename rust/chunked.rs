@@ -1,9 +1,15 @@
 //! A growable vector whose copies share storage in chunks, copied on write.
 //!
-//! Cloning one costs a reference count per chunk of `CHUNK` elements (about 500 for a million
-//! contexts), not a copy of every element, so a snapshot can copy the router's contexts under its
-//! lock in microseconds and encode them after releasing it. The first write to a chunk that a
-//! copy still shares clones that chunk alone (at most `CHUNK` elements, tens of microseconds).
+//! [`Chunked::share`] hands out a copy for a reference count per chunk of `CHUNK` elements
+//! (about 500 for a million contexts), not a copy of every element, so a snapshot can copy the
+//! router's contexts under its lock in microseconds and encode them after releasing it. The
+//! first write to a chunk that a copy still shares clones that chunk alone (at most `CHUNK`
+//! elements, tens of microseconds); a chunk no copy holds any longer is taken back as it is.
+//!
+//! A chunk is a plain vector until it is shared, and becomes one again on its first write: the
+//! hot path (a feedback writes a learner and up to four list links) then writes in place, with
+//! neither the atomic read-modify-write that `Arc::make_mut` costs on every call nor the
+//! indirection through the `Arc`.
 
 use std::sync::Arc;
 
@@ -12,8 +18,40 @@ use std::sync::Arc;
 const CHUNK: usize = 1024;
 
 #[derive(Clone, Debug)]
+enum Chunk<T> {
+    /// Held by this vector alone.
+    Owned(Vec<T>),
+    /// Shared with copies made by [`Chunked::share`] (some may be gone).
+    Shared(Arc<Vec<T>>),
+}
+
+impl<T> Chunk<T> {
+    fn items(&self) -> &[T] {
+        match self {
+            Chunk::Owned(items) => items,
+            Chunk::Shared(items) => items,
+        }
+    }
+}
+
+impl<T: Clone> Chunk<T> {
+    /// The chunk's items to write, copied first if a copy still shares them.
+    fn items_mut(&mut self) -> &mut Vec<T> {
+        if let Chunk::Shared(shared) = self {
+            let items = std::mem::take(Arc::make_mut(shared));
+            *self = Chunk::Owned(items);
+        }
+        match self {
+            Chunk::Owned(items) => items,
+            Chunk::Shared(shared) => Arc::make_mut(shared),
+        }
+    }
+}
+
+/// `Clone` copies the chunks this vector owns; [`Chunked::share`] is the cheap copy.
+#[derive(Clone, Debug)]
 pub struct Chunked<T> {
-    chunks: Vec<Arc<Vec<T>>>,
+    chunks: Vec<Chunk<T>>,
     len: usize,
 }
 
@@ -45,27 +83,45 @@ impl<T> Chunked<T> {
 
     #[must_use]
     pub fn get(&self, index: usize) -> Option<&T> {
-        self.chunks.get(index / CHUNK)?.get(index % CHUNK)
+        self.chunks.get(index / CHUNK)?.items().get(index % CHUNK)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &T> {
-        self.chunks.iter().flat_map(|chunk| chunk.iter())
+        self.chunks.iter().flat_map(|chunk| chunk.items().iter())
+    }
+
+    /// A copy that shares every chunk with this vector, for a reference count per chunk (and, for
+    /// a chunk written since the last share, the allocation of its count).
+    pub fn share(&mut self) -> Chunked<T> {
+        let chunks = self
+            .chunks
+            .iter_mut()
+            .map(|chunk| {
+                let shared = match chunk {
+                    Chunk::Shared(items) => items.clone(),
+                    Chunk::Owned(items) => Arc::new(std::mem::take(items)),
+                };
+                *chunk = Chunk::Shared(shared.clone());
+                Chunk::Shared(shared)
+            })
+            .collect();
+        Chunked { chunks, len: self.len }
     }
 }
 
 impl<T: Clone> Chunked<T> {
-    /// Element `index`, after copying its chunk if a clone still shares it.
+    /// Element `index`, after copying its chunk if a copy still shares it.
     pub fn get_mut(&mut self, index: usize) -> Option<&mut T> {
-        Arc::make_mut(self.chunks.get_mut(index / CHUNK)?).get_mut(index % CHUNK)
+        self.chunks.get_mut(index / CHUNK)?.items_mut().get_mut(index % CHUNK)
     }
 
     pub fn push(&mut self, value: T) {
         match self.chunks.last_mut() {
-            Some(last) if last.len() < CHUNK => Arc::make_mut(last).push(value),
+            Some(last) if last.items().len() < CHUNK => last.items_mut().push(value),
             _ => {
                 let mut chunk = Vec::with_capacity(CHUNK);
                 chunk.push(value);
-                self.chunks.push(Arc::new(chunk));
+                self.chunks.push(Chunk::Owned(chunk));
             }
         }
         self.len += 1;
@@ -84,7 +140,7 @@ mod tests {
             items.push(i);
             plain.push(i);
         }
-        let copy = items.clone();
+        let copy = items.share();
         for i in (0..plain.len()).step_by(7) {
             if let Some(x) = items.get_mut(i) {
                 *x += 1;
@@ -105,16 +161,35 @@ mod tests {
     fn an_unshared_chunk_is_written_in_place() {
         let mut items = Chunked::default();
         items.push(1);
-        let before = items.chunks[0].as_ptr();
+        let before = items.chunks[0].items().as_ptr();
         if let Some(x) = items.get_mut(0) {
             *x = 2;
         }
-        assert_eq!(items.chunks[0].as_ptr(), before);
-        let copy = items.clone();
+        assert_eq!(items.chunks[0].items().as_ptr(), before);
+        let copy = items.share();
         if let Some(x) = items.get_mut(0) {
             *x = 3;
         }
-        assert_ne!(items.chunks[0].as_ptr(), copy.chunks[0].as_ptr());
+        assert_ne!(items.chunks[0].items().as_ptr(), copy.chunks[0].items().as_ptr());
         assert_eq!((copy.get(0), items.get(0)), (Some(&2), Some(&3)));
+    }
+
+    #[test]
+    fn a_chunk_no_copy_holds_is_taken_back_without_a_copy() {
+        let mut items = Chunked::default();
+        items.push(1);
+        let before = items.chunks[0].items().as_ptr();
+        drop(items.share());
+        assert!(matches!(items.chunks[0], Chunk::Shared(_)));
+        if let Some(x) = items.get_mut(0) {
+            *x = 2;
+        }
+        assert!(matches!(items.chunks[0], Chunk::Owned(_)));
+        assert_eq!(items.chunks[0].items().as_ptr(), before);
+        let mut clone = items.clone();
+        if let Some(x) = clone.get_mut(0) {
+            *x = 3;
+        }
+        assert_eq!((items.get(0), clone.get(0)), (Some(&2), Some(&3)));
     }
 }

@@ -220,10 +220,7 @@ impl Contexts {
     /// The generation of slot `index` while it holds a context.
     #[must_use]
     pub fn generation(&self, index: u32) -> Option<u32> {
-        self.links
-            .get(index as usize)
-            .filter(|link| link.on != Membership::Free)
-            .map(|link| link.generation)
+        generation(&self.links, index)
     }
 
     /// The name of the context in slot `index`.
@@ -291,13 +288,13 @@ impl Contexts {
             })
     }
 
-    /// A copy of every context, for a reference count per chunk.
+    /// A copy of every context, for a reference count per chunk (see [`Chunked::share`]).
     #[must_use]
-    pub fn share(&self) -> Shared {
+    pub fn share(&mut self) -> Shared {
         Shared {
-            names: self.names.clone(),
-            learners: self.learners.clone(),
-            links: self.links.clone(),
+            names: self.names.share(),
+            learners: self.learners.share(),
+            links: self.links.share(),
             learned: self.learned.oldest,
             unlearned: self.unlearned.oldest,
             max: self.max,
@@ -443,6 +440,14 @@ impl Contexts {
     }
 }
 
+/// The generation of slot `index` while it holds a context.
+fn generation(links: &Chunked<Link>, index: u32) -> Option<u32> {
+    links
+        .get(index as usize)
+        .filter(|link| link.on != Membership::Free)
+        .map(|link| link.generation)
+}
+
 /// The slots of one list, oldest first.
 fn walk(links: &Chunked<Link>, oldest: u32) -> impl Iterator<Item = u32> + '_ {
     std::iter::successors((oldest != NONE).then_some(oldest), move |&index| {
@@ -488,10 +493,7 @@ impl Shared {
     /// The generation of slot `index` while it held a context.
     #[must_use]
     pub fn generation(&self, index: u32) -> Option<u32> {
-        self.links
-            .get(index as usize)
-            .filter(|link| link.on != Membership::Free)
-            .map(|link| link.generation)
+        generation(&self.links, index)
     }
 
     #[must_use]

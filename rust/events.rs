@@ -1,12 +1,14 @@
-//! Entries of the shared-state event stream (docs/design.md, `python/pickllm/state/events.py`
-//! writes them): one replica's feedback events in publishing order, as versioned JSON,
+//! Entries of the shared-state event stream (docs/design.md): one replica's feedback events in
+//! publishing order, as versioned JSON,
 //!
 //! `{"v": 1, "r": "<replica>", "e": [[seq, context, model, accuracy, cost, latency, reward, probability], ...]}`
 //!
-//! Applying an entry here rather than event by event from Python is what keeps a replica's cost
-//! per event of the fleet low: every replica applies every event.
+//! The format lives here alone: [`encode`] writes it (the outbox's publisher is its only
+//! writer), [`Entry::decode`] and [`Router::apply_entry`] read it. Applying an entry here rather
+//! than event by event from Python is what keeps a replica's cost per event of the fleet low:
+//! every replica applies every event.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
@@ -14,8 +16,14 @@ use crate::error::{Error, Result};
 use crate::reward::Observation;
 use crate::router::Router;
 
-/// The entry format this version reads.
+/// The entry format this version writes and reads.
 pub const EVENTS_VERSION: u64 = 1;
+
+/// One event as every replica writes it:
+/// `[seq, context, model, accuracy, cost, latency, reward, probability]`. Read back as this
+/// tuple without building a `Value` (the fast path; any other shape, or a string with escapes,
+/// is parsed as a `Value` and judged there).
+pub type Wire<'a> = (u64, &'a str, &'a str, f64, f64, f64, f64, Option<f64>);
 
 /// A decoded entry: the issuing replica and its events, each still to be parsed and checked
 /// (one at a time, so that a malformed event costs only itself).
@@ -28,9 +36,23 @@ pub struct Entry<'a> {
     events: Vec<&'a RawValue>,
 }
 
-/// An event as every replica writes it, parsed without building a `Value` (the fast path; any
-/// other shape, or a string with escapes, is parsed as a `Value` and judged there).
-type Typed<'a> = (u64, &'a str, &'a str, f64, f64, f64, f64, Option<f64>);
+/// An entry as written; the same fields as [`Entry`], in that order.
+#[derive(Serialize)]
+struct EntryOut<'a> {
+    v: u64,
+    r: &'a str,
+    e: &'a [Wire<'a>],
+}
+
+/// The stream entry of `replica`'s `events`, in order.
+pub fn encode(replica: &str, events: &[Wire<'_>]) -> Result<Vec<u8>> {
+    let entry = EntryOut {
+        v: EVENTS_VERSION,
+        r: replica,
+        e: events,
+    };
+    serde_json::to_vec(&entry).map_err(|e| Error::snapshot(format!("cannot encode events: {e}")))
+}
 
 /// What applying one entry did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -72,7 +94,7 @@ impl Router {
             ..Applied::default()
         };
         for raw in &entry.events {
-            if let Ok(event) = serde_json::from_str::<Typed<'_>>(raw.get()) {
+            if let Ok(event) = serde_json::from_str::<Wire<'_>>(raw.get()) {
                 let seq = event.0;
                 if seq > done.last {
                     done.last = seq;
@@ -106,7 +128,7 @@ impl Router {
         done
     }
 
-    fn apply_typed(&mut self, event: Typed<'_>) -> Result<f64> {
+    fn apply_typed(&mut self, event: Wire<'_>) -> Result<f64> {
         let (_, context, model, accuracy, cost, latency, _, probability) = event;
         self.observe(context, model, Observation::new(accuracy, cost, latency)?, probability)
     }
@@ -140,29 +162,24 @@ impl Router {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::automaton::AutomatonConfig;
-    use crate::learner::Policy;
-    use crate::reward::Reward;
-    use crate::router::Config;
+    use crate::router::tests::{automaton, config};
 
     fn router() -> Router {
-        Router::new(
-            Config {
-                models: vec!["a".into(), "b".into()],
-                policy: Policy::LearningAutomaton(AutomatonConfig {
-                    learning_rate: 0.1,
-                    threshold: 0.99,
-                    lock: true,
-                }),
-                reward: Reward::default(),
-                prior: None,
-                max_pending: 8,
-                default_context: "default".into(),
-                max_contexts: None,
-            },
-            1,
-        )
-        .unwrap()
+        Router::new(config(automaton()), 1).unwrap()
+    }
+
+    #[test]
+    fn the_written_format_to_the_byte() {
+        let events = [
+            (1, "c\"", "a", 0.5, 0.25, 1.5, 0.75, None),
+            (2, "d", "b", 1.0, 0.0, 0.0, 1.0, Some(0.5)),
+        ];
+        let bytes = encode("r1", &events).unwrap();
+        assert_eq!(
+            String::from_utf8(bytes.clone()).unwrap(),
+            r#"{"v":1,"r":"r1","e":[[1,"c\"","a",0.5,0.25,1.5,0.75,null],[2,"d","b",1.0,0.0,0.0,1.0,0.5]]}"#
+        );
+        assert_eq!(Entry::decode(&bytes).unwrap().replica, "r1");
     }
 
     #[test]
@@ -184,7 +201,7 @@ mod tests {
                 rejected: 5
             }
         );
-        assert_eq!(router.feedback_counts("c"), vec![1, 1]);
+        assert_eq!(router.feedback_counts("c"), vec![1, 1, 0]);
         let again = router.apply_entry(&entry, done.last);
         assert_eq!(
             (again.applied, again.rejected),
@@ -198,7 +215,7 @@ mod tests {
         let entry = Entry::decode(br#"{"v":1,"r":"x","e":[[1,"c\"\u00e9","a",1.0,0.0,0.0,1.0,null]]}"#).unwrap();
         let mut router = router();
         assert_eq!(router.apply_entry(&entry, 0).applied, 1);
-        assert_eq!(router.feedback_counts("c\"\u{e9}"), vec![1, 0]);
+        assert_eq!(router.feedback_counts("c\"\u{e9}"), vec![1, 0, 0]);
     }
 
     #[test]

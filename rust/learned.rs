@@ -161,6 +161,7 @@ mod tests {
                 epsilon_decay: 0.95,
                 epsilon_min: 0.01,
                 patience: 10,
+                share: 0.0,
                 lock: true,
             }),
         ]

@@ -20,27 +20,42 @@ use crate::learners::ucb::{UcbConfig, UcbState};
 use crate::rng::Rng;
 use crate::subset::Subset;
 
-/// What a learner is told about the query it picks a model for: the models it may choose from
-/// and what all contexts have learned; a contextual learner would find the query's features
-/// here too.
+/// What a learner is told about the query it picks a model for: the models it may choose from,
+/// what all contexts have learned and how much feedback the context itself has had per model
+/// (filled in by [`Learner`]); a contextual learner would find the query's features here too.
 #[derive(Clone, Copy, Debug)]
 pub struct Query<'a> {
     pub subset: Subset<'a>,
     pub evidence: Option<&'a Evidence>,
+    pub feedbacks: Option<&'a [u64]>,
 }
 
 impl<'a> Query<'a> {
     /// A query over `subset`, without pooled evidence.
     #[must_use]
     pub fn over(subset: Subset<'a>) -> Self {
-        Query { subset, evidence: None }
+        Query {
+            subset,
+            evidence: None,
+            feedbacks: None,
+        }
+    }
+
+    /// A query over `subset` with the pooled evidence of all contexts.
+    #[must_use]
+    pub fn pooled(subset: Subset<'a>, evidence: &'a Evidence) -> Self {
+        Query {
+            evidence: Some(evidence),
+            ..Query::over(subset)
+        }
     }
 }
 
 /// What all contexts have learned, pooled: per model, the (discounted, as the policy's own
-/// evidence) number of feedbacks and their reward sum, over every context. A function of the ordered events, like every learner's state.
-/// Learners that share evidence (UCB's `share`) shrink a context's estimates toward it, so a
-/// new or rarely seen context does not start from nothing.
+/// evidence) number of feedbacks and their reward sum, over every context. A function of the
+/// ordered events, like every learner's state. Learners that share evidence (the `share` of
+/// UCB, Thompson sampling, Exp3 and Q-learning) shrink a context's estimates toward it, so a new
+/// or rarely seen context does not start from nothing.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Evidence {
@@ -274,6 +289,10 @@ impl Learner {
         {
             return Ok((arm, 1.0));
         }
+        let query = Query {
+            feedbacks: Some(&self.feedbacks),
+            ..query
+        };
         dispatch!(policy, &self.state, |config, state| config.select(state, query, rng), else Err(mismatch()))
     }
 
@@ -317,6 +336,7 @@ impl Learner {
         let query = Query {
             subset: Subset::ALL,
             evidence,
+            feedbacks: Some(&self.feedbacks),
         };
         dispatch!(policy, &self.state, |config, state| config.probabilities(state, query), else vec![0.0; models])
     }
@@ -434,6 +454,7 @@ mod tests {
             epsilon_decay: 1.0,
             epsilon_min: 0.1,
             patience: 5,
+            share: 0.0,
             lock: true,
         });
         let mut learner = fresh(&q, 2);
@@ -463,6 +484,7 @@ mod tests {
             epsilon_decay: 1.0,
             epsilon_min: 0.1,
             patience: 5,
+            share: 0.0,
             lock: true,
         });
         assert!(q.initial_state(2, Some(&[0.5, 1.5])).is_err());
@@ -480,18 +502,21 @@ mod tests {
                 epsilon_decay: 0.9,
                 epsilon_min: 0.01,
                 patience: 3,
+                share: 2.0,
                 lock: true,
             }),
             Policy::ThompsonSampling(ThompsonConfig {
                 discount: 0.9,
                 prior: [1.0, 2.0],
                 threshold: 0.9,
+                share: 3.0,
                 lock: true,
             }),
             Policy::ThompsonSampling(ThompsonConfig {
                 discount: 1.0,
                 prior: [1.0, 1.0],
                 threshold: 0.99,
+                share: 0.0,
                 lock: false,
             }),
             Policy::Ucb(UcbConfig {
@@ -512,6 +537,7 @@ mod tests {
                 gamma: 0.2,
                 discount: 0.9,
                 threshold: 0.6,
+                share: 50.0,
                 lock: true,
             }),
         ]
@@ -535,7 +561,7 @@ mod tests {
                 let subset = if mask.iter().any(|&m| m) { Subset(Some(&mask)) } else { Subset::ALL };
                 let mut evidence = Evidence::new(4);
                 for &(arm, reward, propensity) in &events {
-                    let query = Query { subset, evidence: Some(&evidence) };
+                    let query = Query { subset, evidence: Some(&evidence), feedbacks: Some(&busy.feedbacks) };
                     let (picked, p) = busy.select(&policy, query, &mut rng).unwrap();
                     proptest::prop_assert!(subset.contains(picked) && p > 0.0 && p <= 1.0);
                     if busy.locked.is_none_or(|l| !subset.contains(l as usize)) {

@@ -18,7 +18,7 @@
 //!
 //! let policy = Policy::QLearning(QConfig {
 //!     learning_rate: StepSize::Constant(0.1), epsilon: 0.2, epsilon_decay: 0.99,
-//!     epsilon_min: 0.01, patience: 50, lock: true,
+//!     epsilon_min: 0.01, patience: 50, share: 0.0, lock: true,
 //! });
 //! let config = Config {
 //!     models: vec!["gpt-4o".into(), "mistral-7b".into()], policy, reward: Reward::default(),

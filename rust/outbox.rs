@@ -11,10 +11,8 @@ use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
-
 use crate::error::{Error, Result};
-use crate::events::EVENTS_VERSION;
+use crate::events::{self, Wire};
 use crate::reward::Observation;
 
 /// One settled feedback, numbered in the order the replica publishes it.
@@ -62,17 +60,6 @@ pub struct Outbox {
     capacity: usize,
     queue: Mutex<Queue>,
     ready: Condvar,
-}
-
-/// One event as written: `[seq, context, model, accuracy, cost, latency, reward, probability]`.
-type EventOut<'a> = (u64, &'a str, &'a str, f64, f64, f64, f64, Option<f64>);
-
-/// One stream entry as written: `{"v": 1, "r": replica, "e": [event, ...]}`.
-#[derive(Serialize)]
-struct EntryOut<'a> {
-    v: u64,
-    r: &'a str,
-    e: Vec<EventOut<'a>>,
 }
 
 impl Outbox {
@@ -183,28 +170,25 @@ impl Outbox {
         events
             .chunks(per_entry.max(1))
             .map(|chunk| {
-                let entry = EntryOut {
-                    v: EVENTS_VERSION,
-                    r: &self.replica,
-                    e: chunk
-                        .iter()
-                        .map(|event| {
-                            let o = event.observation;
-                            let model = self.models.get(event.arm).map_or("", String::as_str);
-                            (
-                                event.seq,
-                                event.context.as_str(),
-                                model,
-                                o.accuracy,
-                                o.cost,
-                                o.latency,
-                                event.reward,
-                                event.probability,
-                            )
-                        })
-                        .collect(),
-                };
-                serde_json::to_vec(&entry).map_err(|e| Error::snapshot(format!("cannot encode events: {e}")))
+                let wire: Vec<Wire<'_>> = chunk
+                    .iter()
+                    .map(|event| {
+                        let o = event.observation;
+                        let model = self.models.get(event.arm).map_or("", String::as_str);
+                        let context = event.context.as_str();
+                        (
+                            event.seq,
+                            context,
+                            model,
+                            o.accuracy,
+                            o.cost,
+                            o.latency,
+                            event.reward,
+                            event.probability,
+                        )
+                    })
+                    .collect();
+                events::encode(&self.replica, &wire)
             })
             .collect()
     }
@@ -213,11 +197,9 @@ impl Outbox {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::automaton::AutomatonConfig;
     use crate::events::Entry;
-    use crate::learner::Policy;
-    use crate::reward::Reward;
-    use crate::router::{Config, Router};
+    use crate::router::Router;
+    use crate::router::tests::{automaton, config};
 
     fn observation() -> Observation {
         Observation::new(0.5, 0.25, 1.5).unwrap()
@@ -299,19 +281,7 @@ mod tests {
         }
         let entries = outbox.encode(&outbox.take(10, Duration::ZERO), 2).unwrap();
         assert_eq!(entries.len(), 2);
-        let config = Config {
-            models: vec!["a".into(), "b".into()],
-            policy: Policy::LearningAutomaton(AutomatonConfig {
-                learning_rate: 0.1,
-                threshold: 0.99,
-                lock: true,
-            }),
-            reward: Reward::default(),
-            prior: None,
-            max_pending: 8,
-            default_context: "default".into(),
-            max_contexts: None,
-        };
+        let config = config(automaton());
         let mut through_log = Router::new(config.clone(), 1).unwrap();
         let mut direct = Router::new(config, 2).unwrap();
         let mut last = 0;

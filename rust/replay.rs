@@ -210,6 +210,10 @@ pub struct SessionResult {
     pub converged: Vec<Option<(u32, u32)>>,
     /// With `trace`: the first learner's selection probabilities before each query, row-major.
     pub trace: Vec<f64>,
+    /// With `trace`, per query: the reward the strategy earned, and the one the final best
+    /// fixed model of the query's table (its best after the drift, if there is one) would have
+    /// earned on the same query, pairs in query order.
+    pub rewards: Vec<f64>,
     /// With a drift: what happened after it.
     pub drift: Option<DriftResult>,
 }
@@ -370,8 +374,10 @@ fn session(phases: &Phases<'_>, strategy: &Strategy, queries: usize, seed: u64, 
         picks: vec![0; models],
         converged: vec![None; learners.len()],
         trace: Vec::new(),
+        rewards: Vec::new(),
         drift: None,
     };
+    let final_best = &phases.after.map_or(phases.before.1, |(_, scored, _)| scored).best;
     for query in 0..queries {
         let (tables, scored, drift) = match phases.after {
             Some((tables, scored, drift)) if query >= drift.at => (tables, scored, Some(drift)),
@@ -393,14 +399,7 @@ fn session(phases: &Phases<'_>, strategy: &Strategy, queries: usize, seed: u64, 
             Strategy::Learner { policy, .. } => {
                 // Selection over all models cannot fail; model 0 stands in for the impossible.
                 let (arm, p) = learners[learner_index]
-                    .select(
-                        policy,
-                        Query {
-                            subset: Subset::ALL,
-                            evidence: Some(&evidence),
-                        },
-                        &mut rng,
-                    )
+                    .select(policy, Query::pooled(Subset::ALL, &evidence), &mut rng)
                     .unwrap_or((0, 1.0));
                 propensity = p;
                 arm
@@ -439,6 +438,9 @@ fn session(phases: &Phases<'_>, strategy: &Strategy, queries: usize, seed: u64, 
         let uniform = row_rewards.iter().sum::<f64>() / models as f64;
         result.random_reward += uniform;
         result.picks[arm] += 1;
+        if trace {
+            result.rewards.extend([r, row_rewards[final_best[table]]]);
+        }
         if drift.is_some() {
             let best = scored.best[table];
             after.push((r, row_rewards[best], arm == best));
@@ -654,5 +656,47 @@ mod tests {
         ] {
             assert!(run_drifting(&[table()], &reward, &Strategy::Random, 100, &[1], false, Some(&bad)).is_err());
         }
+    }
+
+    #[test]
+    fn traced_rewards_pair_the_strategy_with_the_final_best_model() {
+        let drift = Drift {
+            at: 50,
+            model: 0,
+            accuracy: 0.0,
+            cost: 1.0,
+            smoothing: 10,
+            window: [20, 40],
+        };
+        let reward = accuracy_only();
+        let traced = run_drifting(
+            &[table()],
+            &reward,
+            &Strategy::Fixed { model: 0 },
+            100,
+            &[4],
+            true,
+            Some(&drift),
+        )
+        .unwrap()
+        .remove(0);
+        assert_eq!(traced.rewards.len(), 200);
+        let (own, best): (Vec<f64>, Vec<f64>) = traced.rewards.chunks(2).map(|p| (p[0], p[1])).unzip();
+        assert_eq!(own.iter().sum::<f64>(), traced.reward);
+        // Model 0 is right until the change and never after; the final best, model 1, is right
+        // on half of the queries throughout.
+        assert!(own[..50].iter().all(|&r| r == 1.0) && own[50..].iter().all(|&r| r == 0.0));
+        assert_eq!(best[50..].iter().sum::<f64>(), traced.drift.unwrap().best_fixed_reward);
+        assert_eq!(best.iter().sum::<f64>(), 50.0);
+        let untraced = run_drifting(
+            &[table()],
+            &reward,
+            &Strategy::Fixed { model: 0 },
+            100,
+            &[4],
+            false,
+            Some(&drift),
+        );
+        assert!(untraced.unwrap()[0].rewards.is_empty());
     }
 }

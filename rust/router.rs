@@ -248,10 +248,7 @@ impl Router {
         let Some(learner) = self.contexts.learner(index) else {
             return Err(Error::NoEligibleModel);
         };
-        let query = Query {
-            subset,
-            evidence: Some(&self.evidence),
-        };
+        let query = Query::pooled(subset, &self.evidence);
         let (arm, probability) = learner.select(&self.config.policy, query, &mut self.rng)?;
         // arm < models.len() < 2^32 (checked at construction), so the cast cannot truncate.
         let generation = self.contexts.generation(index).unwrap_or(0);
@@ -474,7 +471,7 @@ pub(crate) mod tests {
         }
     }
 
-    fn automaton() -> Policy {
+    pub(crate) fn automaton() -> Policy {
         Policy::LearningAutomaton(AutomatonConfig {
             learning_rate: 0.2,
             threshold: 0.95,
@@ -489,6 +486,7 @@ pub(crate) mod tests {
             epsilon_decay: 0.95,
             epsilon_min: 0.01,
             patience: 10,
+            share: 0.0,
             lock: true,
         })
     }
@@ -606,7 +604,7 @@ pub(crate) mod tests {
     fn huge_priors_stay_on_the_simplex_and_snapshot() {
         let mut c = config(automaton());
         c.prior = Some(vec![1e308, 1e308, f64::MAX]);
-        let router = Router::new(c, 0).unwrap();
+        let mut router = Router::new(c, 0).unwrap();
         let p = router.probabilities("any");
         assert!(
             p.iter().all(|&x| x > 0.0) && (p.iter().sum::<f64>() - 1.0).abs() < 1e-12,

@@ -17,7 +17,7 @@
 //!
 //! Taking a snapshot has two steps so that callers holding a lock can keep it short:
 //! [`Router::capture`] copies the state (a memory copy, no encoding), and [`Capture::encode`]
-//! turns the copy into bytes without the router.
+//! turns the copy into bytes without the router ([`Capture::write_to`] into a file, as it goes).
 //!
 //! Format 2 added the router's identity (see [`identity`]); format 1 snapshots still restore,
 //! with a fresh identity, as they were written before decisions carried one.
@@ -27,6 +27,8 @@
 //! first; a context is learned once it has any feedback), the payload counts those `evicted` and
 //! `dropped`, and a pending decision whose context was evicted has context `null`. Older formats
 //! restore unbounded, as they were written, with their contexts in creation order.
+
+use std::io::{self, BufWriter, Cursor, Seek, SeekFrom, Write};
 
 use serde::{Deserialize, Serialize};
 
@@ -138,14 +140,14 @@ impl Serialize for ContextsOut<'_> {
 
 impl Router {
     /// The whole router as bytes; [`Router::restore`] gives it back, identical.
-    pub fn snapshot(&self) -> Result<Vec<u8>> {
+    pub fn snapshot(&mut self) -> Result<Vec<u8>> {
         self.capture().encode()
     }
 
     /// A copy of the state a snapshot holds: reference counts for the contexts (see
     /// [`Contexts::share`]), so it takes milliseconds where encoding takes most of a second.
     #[must_use]
-    pub fn capture(&self) -> Capture {
+    pub fn capture(&mut self) -> Capture {
         let next_id = self.ledger.next_id();
         Capture {
             config: self.config.clone(),
@@ -163,6 +165,16 @@ impl Router {
 impl Capture {
     /// The snapshot bytes of the captured state.
     pub fn encode(self) -> Result<Vec<u8>> {
+        let mut out = Cursor::new(Vec::new());
+        self.write_to(&mut out)
+            .map_err(|e| Error::snapshot(format!("cannot encode: {e}")))?;
+        Ok(out.into_inner())
+    }
+
+    /// Write the snapshot of the captured state to `out` as it is encoded, never holding it
+    /// whole: saving a large router then allocates (and later frees) no buffer of its size. The
+    /// header's length and checksum are known last; they are written over a placeholder.
+    pub fn write_to<W: Write + Seek>(self, out: &mut W) -> io::Result<()> {
         // Slot numbers are how the table stores contexts; the snapshot names them by position.
         let mut positions = vec![NONE; self.contexts.slots()];
         for ((slot, _, _), position) in self.contexts.iter().zip(0u32..) {
@@ -196,14 +208,50 @@ impl Capture {
             observed: self.observed,
             evidence: &self.evidence,
         };
-        let json = serde_json::to_vec(&payload).map_err(|e| Error::snapshot(format!("cannot encode: {e}")))?;
-        let mut out = Vec::with_capacity(HEADER + json.len());
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-        out.extend_from_slice(&(json.len() as u64).to_le_bytes());
-        out.extend_from_slice(&crc32fast::hash(&json).to_le_bytes());
-        out.extend_from_slice(&json);
-        Ok(out)
+        let start = out.stream_position()?;
+        out.write_all(&[0; HEADER])?;
+        let mut body = BufWriter::with_capacity(1 << 16, Checksummed::new(&mut *out));
+        serde_json::to_writer(&mut body, &payload)?;
+        let body = body.into_inner().map_err(io::IntoInnerError::into_error)?;
+        let (length, checksum) = (body.length, body.hasher.finalize());
+        out.seek(SeekFrom::Start(start))?;
+        out.write_all(MAGIC)?;
+        out.write_all(&FORMAT_VERSION.to_le_bytes())?;
+        out.write_all(&length.to_le_bytes())?;
+        out.write_all(&checksum.to_le_bytes())?;
+        out.seek(SeekFrom::End(0))?;
+        Ok(())
+    }
+}
+
+/// A writer that counts and checksums what passes through it (the snapshot's body).
+struct Checksummed<W> {
+    inner: W,
+    hasher: crc32fast::Hasher,
+    length: u64,
+}
+
+impl<W> Checksummed<W> {
+    fn new(inner: W) -> Self {
+        Checksummed {
+            inner,
+            hasher: crc32fast::Hasher::new(),
+            length: 0,
+        }
+    }
+}
+
+impl<W: Write> Write for Checksummed<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let written = self.inner.write(buf)?;
+        let done = buf.get(..written).unwrap_or(buf);
+        self.hasher.update(done);
+        self.length += done.len() as u64;
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
     }
 }
 
@@ -399,6 +447,7 @@ mod tests {
                 epsilon_decay: 0.99,
                 epsilon_min: 0.02,
                 patience: 20,
+                share: 0.0,
                 lock: false,
             }),
         ]
@@ -529,8 +578,19 @@ mod tests {
     }
 
     #[test]
+    fn written_as_encoded_wherever_the_writer_starts() {
+        let mut router = trained(policies().remove(0));
+        let mut out = Cursor::new(b"before".to_vec());
+        out.seek(SeekFrom::End(0)).unwrap();
+        router.capture().write_to(&mut out).unwrap();
+        let written = out.into_inner();
+        assert_eq!(written[..6], *b"before");
+        assert_eq!(written[6..], router.snapshot().unwrap()[..]);
+    }
+
+    #[test]
     fn format_1_snapshots_restore_with_a_fresh_identity() {
-        let original = trained(policies().remove(0));
+        let mut original = trained(policies().remove(0));
         let bytes = original.snapshot().unwrap();
         let mut doc: serde_json::Value = serde_json::from_slice(&bytes[HEADER..]).unwrap();
         for field in ["identity", "evicted", "dropped"] {

@@ -97,6 +97,7 @@ fn q_learning(learning_rate: StepSize, epsilon_decay: f64, lock: bool) -> Policy
         epsilon_decay,
         epsilon_min: 0.05,
         patience: 5,
+        share: 0.0,
         lock,
     })
 }
@@ -145,7 +146,7 @@ fn seeds() -> Vec<Vec<u8>> {
         },
     )
     .unwrap();
-    let routers = [
+    let mut routers = [
         // Automaton that locks, a small ring with pending and expired decisions.
         trained(
             config(&["a", "b", "c"], automaton(0.2, 0.9, true), Reward::default(), None, 16),
@@ -199,7 +200,7 @@ fn seeds() -> Vec<Vec<u8>> {
             21,
         ),
     ];
-    routers.iter().map(|r| r.snapshot().unwrap()).collect()
+    routers.iter_mut().map(|r| r.snapshot().unwrap()).collect()
 }
 
 // ==================== Sealing and splitting ====================
@@ -883,7 +884,7 @@ fn judge_in_child(input: &[u8]) -> Result<bool, String> {
 
 /// Ok(true) if accepted and sound, Ok(false) if rejected with a message, Err(why) otherwise.
 fn judge(input: &[u8]) -> Result<bool, String> {
-    let router = match Router::restore(input) {
+    let mut router = match Router::restore(input) {
         Err(error) => {
             return if error.to_string().trim().is_empty() {
                 Err("rejected without a message".into())
@@ -896,7 +897,7 @@ fn judge(input: &[u8]) -> Result<bool, String> {
     let snapshot = router
         .snapshot()
         .map_err(|e| format!("accepted, but cannot snapshot: {e}"))?;
-    let again = Router::restore(&snapshot).map_err(|e| format!("accepted, but its snapshot is refused: {e}"))?;
+    let mut again = Router::restore(&snapshot).map_err(|e| format!("accepted, but its snapshot is refused: {e}"))?;
     if again != router {
         return Err("accepted, but its snapshot restores to a different router".into());
     }
@@ -1079,7 +1080,7 @@ fn env_u64(name: &str, default: u64) -> u64 {
 fn the_seeds_are_valid_and_varied() {
     let seeds = seeds();
     for snapshot in &seeds {
-        let router = Router::restore(snapshot).unwrap();
+        let mut router = Router::restore(snapshot).unwrap();
         assert_eq!(router.snapshot().unwrap(), *snapshot);
     }
     let text: String = seeds

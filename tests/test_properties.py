@@ -35,6 +35,7 @@ policies = st.one_of(
         epsilon_decay=st.floats(0.5, 1.0),
         epsilon_min=st.just(0.0),
         patience=st.integers(1, 20),
+        share=st.floats(0.0, 20.0),
         lock=st.booleans(),
     ),
     st.builds(
@@ -42,6 +43,7 @@ policies = st.one_of(
         discount=st.floats(0.5, 1.0),
         prior=st.tuples(st.floats(0.1, 10.0), st.floats(0.1, 10.0)),
         threshold=st.floats(0.26, 1.0),
+        share=st.floats(0.0, 20.0),
         lock=st.booleans(),
     ),
     st.builds(
@@ -49,6 +51,7 @@ policies = st.one_of(
         exploration=st.floats(0.01, 4.0),
         discount=st.floats(0.5, 1.0),
         bound=st.sampled_from(["kl", "tuned"]),
+        share=st.floats(0.0, 20.0),
         lock=st.booleans(),
     ),
     st.builds(
@@ -56,6 +59,7 @@ policies = st.one_of(
         gamma=st.floats(0.01, 1.0),
         discount=st.floats(0.5, 1.0),
         threshold=st.floats(0.26, 1.0),
+        share=st.floats(0.0, 500.0),
         lock=st.booleans(),
     ),
 )

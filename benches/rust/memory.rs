@@ -61,6 +61,7 @@ fn policies() -> [(&'static str, Policy); 2] {
                 epsilon_decay: 0.99,
                 epsilon_min: 0.01,
                 patience: 50,
+                share: 0.0,
                 lock: true,
             }),
         ),

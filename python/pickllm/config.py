@@ -155,11 +155,14 @@ class QLearning(_Policy):
     value is the mean reward of its model). Exploration ``epsilon`` decays by ``epsilon_decay``
     per applied feedback down to ``epsilon_min``. A context has converged once exploration has
     reached its floor (or never decays) and the same model has been the unique greedy choice for
-    ``patience`` consecutive feedbacks; ``lock`` then behaves as for the automaton.
+    ``patience`` consecutive feedbacks; ``lock`` then behaves as for the automaton. ``share > 0``
+    (not in the paper; 0 by default) shares evidence across contexts: a context selects with
+    each value shrunk toward the model's mean over all contexts as if that mean were ``share``
+    more feedbacks (see docs/learners.md).
 
     >>> q = QLearning("sample_average", epsilon=0.1, epsilon_decay=1.0, epsilon_min=0.1)
-    >>> q.learning_rate, q.patience, q.lock
-    ('sample_average', 50, True)
+    >>> q.learning_rate, q.patience, q.share, q.lock
+    ('sample_average', 50, 0.0, True)
     """
 
     kind: Literal["q_learning"] = "q_learning"
@@ -168,6 +171,7 @@ class QLearning(_Policy):
     epsilon_decay: float = 0.99
     epsilon_min: float = 0.01
     patience: int = 50
+    share: float = 0.0
     lock: bool = True
 
     def __init__(
@@ -177,6 +181,7 @@ class QLearning(_Policy):
         epsilon_decay: float = 0.99,
         epsilon_min: float = 0.01,
         patience: int = 50,
+        share: float = 0.0,
         lock: bool = True,
     ) -> None:
         super().__init__(
@@ -185,6 +190,7 @@ class QLearning(_Policy):
             epsilon_decay=epsilon_decay,
             epsilon_min=epsilon_min,
             patience=patience,
+            share=share,
             lock=lock,
         )
 
@@ -198,15 +204,19 @@ class ThompsonSampling(_Policy):
     ``1 / (1 - discount)`` feedbacks), so the learner follows a model that changes. A context has
     converged once one model's probability of being best reaches ``threshold``; ``lock=True``
     then stops learning as for the automaton, the default ``lock=False`` never stops.
+    ``share > 0`` shares evidence across contexts as for :class:`UCB`: a context selects as if
+    each posterior also held ``share`` observations at the model's mean over all contexts
+    (0, the default, turns it off; see docs/learners.md for when it helps).
 
     >>> ThompsonSampling(discount=0.99)
-    ThompsonSampling(discount=0.99, prior=(1.0, 1.0), threshold=0.99, lock=False)
+    ThompsonSampling(discount=0.99, prior=(1.0, 1.0), threshold=0.99, share=0.0, lock=False)
     """
 
     kind: Literal["thompson_sampling"] = "thompson_sampling"
     discount: float = 1.0
     prior: tuple[float, float] = (1.0, 1.0)
     threshold: float = 0.99
+    share: float = 0.0
     lock: bool = False
 
     def __init__(
@@ -214,12 +224,14 @@ class ThompsonSampling(_Policy):
         discount: float = 1.0,
         prior: tuple[float, float] = (1.0, 1.0),
         threshold: float = 0.99,
+        share: float = 0.0,
         lock: bool = False,
     ) -> None:
         super().__init__(
             discount=discount,
             prior=tuple(prior) if isinstance(prior, list) else prior,
             threshold=threshold,
+            share=share,
             lock=lock,
         )
 
@@ -268,16 +280,19 @@ class Exp3(_Policy):
     Picks from ``(1 - gamma) * weights + gamma / K``; a reward divided by the probability its
     model was picked with grows that model's log-weight. ``discount < 1`` pulls log-weights
     toward uniform after every feedback. Converged once one model holds ``threshold`` of the
-    weight; ``lock`` as for the others.
+    weight; ``lock`` as for the others. ``share > 0`` shares evidence across contexts: a context
+    selects as if it had also played ``share`` rounds in which every model earned its mean over
+    all contexts (0, the default, turns it off; see docs/learners.md).
 
     >>> Exp3(gamma=0.05)
-    Exp3(gamma=0.05, discount=1.0, threshold=0.99, lock=False)
+    Exp3(gamma=0.05, discount=1.0, threshold=0.99, share=0.0, lock=False)
     """
 
     kind: Literal["exp3"] = "exp3"
     gamma: float = 0.1
     discount: float = 1.0
     threshold: float = 0.99
+    share: float = 0.0
     lock: bool = False
 
     def __init__(
@@ -285,9 +300,12 @@ class Exp3(_Policy):
         gamma: float = 0.1,
         discount: float = 1.0,
         threshold: float = 0.99,
+        share: float = 0.0,
         lock: bool = False,
     ) -> None:
-        super().__init__(gamma=gamma, discount=discount, threshold=threshold, lock=lock)
+        super().__init__(
+            gamma=gamma, discount=discount, threshold=threshold, share=share, lock=lock
+        )
 
 
 #: Any learning policy: a union told apart by each class's ``kind`` tag.

@@ -10,12 +10,20 @@
 //! uniform so that a model that became good is found again. Log-weights are kept with their
 //! maximum at 0, so they never overflow.
 //!
-//! **Convergence:** the leader's share of the weights, `e^{w}/Σ e^{w}`, reaches `threshold`.
+//! **Shared evidence:** with `share = s > 0` a context selects as if it had also played `s`
+//! rounds in which every model earned its mean over all contexts (the router's pooled
+//! [`Evidence`]): `γ·s·m/K_all` added to each log-weight, what `s` rounds add in expectation
+//! (the importance-weighted estimate is unbiased). Exp3 moves slowly by design, so a prior of a
+//! few rounds barely moves it; it takes a `share` of hundreds (see docs/learners.md).
+//!
+//! **Convergence:** by the context's own weights: the leader's share of the weights, `e^{w}/Σ e^{w}`, reaches `threshold`.
+
+use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::learner::{Algorithm, Event, Models, Query, rank_by};
+use crate::learner::{Algorithm, Event, Evidence, Models, Query, rank_by};
 use crate::learners::automaton::{draw, leader};
 use crate::learners::check_threshold;
 use crate::rng::Rng;
@@ -26,7 +34,31 @@ pub struct Exp3Config {
     pub gamma: f64,
     pub discount: f64,
     pub threshold: f64,
+    /// Rounds at the pooled mean of all contexts added to each log-weight when selecting
+    /// (0: contexts learn alone).
+    #[serde(default)]
+    pub share: f64,
     pub lock: bool,
+}
+
+impl Exp3Config {
+    /// The log-weights a selection uses: the context's own, plus `share` rounds at each
+    /// model's pooled mean when sharing (see the module docs).
+    fn selection_weights<'a>(&self, state: &'a Exp3State, evidence: Option<&Evidence>) -> Cow<'a, [f64]> {
+        let Some(evidence) = evidence.filter(|_| self.share > 0.0) else {
+            return Cow::Borrowed(&state.log_weights);
+        };
+        #[allow(clippy::cast_precision_loss)]
+        let step = self.gamma * self.share / state.log_weights.len() as f64;
+        Cow::Owned(
+            state
+                .log_weights
+                .iter()
+                .enumerate()
+                .map(|(arm, w)| w + evidence.mean(arm).map_or(0.0, |m| step * m))
+                .collect(),
+        )
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -75,6 +107,9 @@ impl Algorithm for Exp3Config {
         if !(self.discount > 0.0 && self.discount <= 1.0) {
             return Err(Error::parameter("discount", self.discount, "in (0, 1]"));
         }
+        if !(self.share.is_finite() && self.share >= 0.0) {
+            return Err(Error::parameter("share", self.share, "finite and >= 0 (rounds)"));
+        }
         check_threshold(self.threshold, models)
     }
 
@@ -110,7 +145,8 @@ impl Algorithm for Exp3Config {
         let subset = query.subset;
         #[allow(clippy::cast_precision_loss)]
         let explore = self.gamma / subset.count(state.log_weights.len()).max(1) as f64;
-        let mut probabilities = shares(&state.log_weights, |arm| subset.contains(arm));
+        let weights = self.selection_weights(state, query.evidence);
+        let mut probabilities = shares(&weights, |arm| subset.contains(arm));
         for (arm, p) in probabilities.iter_mut().enumerate() {
             if subset.contains(arm) {
                 *p = (1.0 - self.gamma) * *p + explore;
@@ -167,6 +203,7 @@ mod tests {
             gamma: 0.1,
             discount: 1.0,
             threshold: 0.99,
+            share: 0.0,
             lock: false,
         }
     }
@@ -203,6 +240,26 @@ mod tests {
     }
 
     #[test]
+    fn shared_evidence_adds_share_rounds_at_the_pooled_means() {
+        let mut evidence = Evidence::new(2);
+        evidence.record(0, 1.0, 1.0);
+        let s = Exp3State {
+            log_weights: vec![0.0, 0.0],
+        };
+        let query = Query::pooled(Subset::ALL, &evidence);
+        assert_eq!(config().probabilities(&s, query), vec![0.5, 0.5]);
+        let shared = Exp3Config {
+            share: 20.0,
+            ..config()
+        };
+        // Model 0: 20 rounds at reward 1 add γ·20·1/2 = 1 to its log-weight; model 1 has no
+        // pooled evidence.
+        let weight = 1.0f64.exp() / (1.0f64.exp() + 1.0);
+        let p = shared.probabilities(&s, query);
+        assert!((p[0] - (0.9 * weight + 0.05)).abs() < 1e-12, "{p:?}");
+    }
+
+    #[test]
     fn bad_configs_name_the_field() {
         for (c, field) in [
             (Exp3Config { gamma: 0.0, ..config() }, "gamma"),
@@ -219,6 +276,13 @@ mod tests {
                     ..config()
                 },
                 "threshold",
+            ),
+            (
+                Exp3Config {
+                    share: f64::NAN,
+                    ..config()
+                },
+                "share",
             ),
         ] {
             assert!(Algorithm::validate(&c, 3).unwrap_err().to_string().starts_with(field));

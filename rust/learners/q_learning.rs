@@ -8,11 +8,20 @@
 //! **Convergence rule** (the paper leaves it open): the exploration schedule is finished (`ε` is at
 //! its floor, or never decays) and the same model has been the unique greedy choice after each of
 //! the last `patience` feedbacks. With `lock` the session then stops exploring and learning.
+//!
+//! **Shared evidence** (not in the paper; off by default): with `share = s > 0` a context
+//! selects with each value shrunk toward the model's mean over all contexts (the router's
+//! pooled [`Evidence`]) as if that mean were `s` more feedbacks: `(n·Q + s·m)/(n + s)`, `n` the
+//! context's own feedbacks of the model. A new context's values start at the pooled means and
+//! its own evidence outweighs them past `s` feedbacks. The stored values, and convergence, stay
+//! the context's own.
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::learner::{Algorithm, Event, Models, Query, rank_by};
+use std::borrow::Cow;
+
+use crate::learner::{Algorithm, Event, Evidence, Models, Query, rank_by};
 use crate::rng::Rng;
 use crate::subset::Subset;
 
@@ -39,6 +48,10 @@ pub struct QConfig {
     pub epsilon_decay: f64,
     pub epsilon_min: f64,
     pub patience: u32,
+    /// Pseudo-feedbacks at the pooled mean of all contexts each value is shrunk toward when
+    /// selecting (0: contexts learn alone, the paper's learner).
+    #[serde(default)]
+    pub share: f64,
     pub lock: bool,
 }
 
@@ -69,7 +82,27 @@ impl QConfig {
         if self.patience == 0 {
             return Err(Error::parameter("patience", self.patience, "at least 1"));
         }
+        if !(self.share.is_finite() && self.share >= 0.0) {
+            return Err(Error::parameter(
+                "share",
+                self.share,
+                "finite and >= 0 (pseudo-feedbacks)",
+            ));
+        }
         Ok(())
+    }
+
+    /// The values a selection uses: the context's own, shrunk toward the pooled means when
+    /// sharing (see the module docs).
+    fn selection_values<'a>(&self, state: &'a QValues, query: Query<'_>) -> Cow<'a, QValues> {
+        let (Some(evidence), Some(feedbacks)) = (query.evidence.filter(|_| self.share > 0.0), query.feedbacks) else {
+            return Cow::Borrowed(state);
+        };
+        let values = shrink(&state.values, feedbacks, evidence, self.share);
+        Cow::Owned(QValues {
+            values,
+            ..state.clone()
+        })
     }
 
     fn schedule_finished(&self, epsilon: f64) -> bool {
@@ -240,10 +273,11 @@ impl Algorithm for QConfig {
     }
 
     fn select(&self, state: &QValues, query: Query<'_>, rng: &mut Rng) -> Result<(usize, f64)> {
-        state.select(query.subset, rng)
+        self.selection_values(state, query).select(query.subset, rng)
     }
 
     fn probabilities(&self, state: &QValues, query: Query<'_>) -> Vec<f64> {
+        let state = self.selection_values(state, query);
         (0..state.values.len())
             .map(|arm| {
                 if query.subset.contains(arm) {
@@ -273,6 +307,21 @@ impl Algorithm for QConfig {
     }
 }
 
+/// Each value shrunk toward its model's pooled mean, weighted `share` against the context's own
+/// `feedbacks` of the model (a model without pooled feedback keeps its value).
+fn shrink(values: &[f64], feedbacks: &[u64], evidence: &Evidence, share: f64) -> Vec<f64> {
+    values
+        .iter()
+        .zip(feedbacks)
+        .enumerate()
+        .map(|(arm, (&q, &n))| {
+            #[allow(clippy::cast_precision_loss)]
+            let n = n as f64;
+            evidence.mean(arm).map_or(q, |m| (n * q + share * m) / (n + share))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -284,8 +333,32 @@ mod tests {
             epsilon_decay: 0.5,
             epsilon_min: 0.05,
             patience: 3,
+            share: 0.0,
             lock: true,
         }
+    }
+
+    #[test]
+    fn shared_evidence_shrinks_values_toward_the_pooled_means() {
+        let mut evidence = Evidence::new(3);
+        evidence.record(0, 0.9, 1.0);
+        evidence.record(1, 0.3, 1.0);
+        let c = QConfig { share: 2.0, ..config() };
+        let q = QValues::new(&c, vec![0.5, 0.5, 0.5]);
+        let feedbacks = [0, 6, 1];
+        let query = Query {
+            feedbacks: Some(&feedbacks),
+            ..Query::pooled(Subset::ALL, &evidence)
+        };
+        // Model 0: no own feedback, the pooled mean; model 1: (6·0.5 + 2·0.3)/8; model 2: no
+        // pooled evidence, its own value.
+        let values = c.selection_values(&q, query).values.clone();
+        assert_eq!(values, vec![0.9, (6.0 * 0.5 + 2.0 * 0.3) / 8.0, 0.5]);
+        let p = c.probabilities(&q, query);
+        assert!((p[0] - (0.8 + 0.2 / 3.0)).abs() < 1e-12, "{p:?}");
+        // Without sharing, the three values tie.
+        let alone = QConfig { share: 0.0, ..c };
+        assert!((alone.probabilities(&q, query)[0] - 1.0 / 3.0).abs() < 1e-12);
     }
 
     #[test]
@@ -386,6 +459,13 @@ mod tests {
                     ..config()
                 },
                 "patience",
+            ),
+            (
+                QConfig {
+                    share: -0.5,
+                    ..config()
+                },
+                "share",
             ),
         ];
         for (c, field) in bad {

@@ -318,10 +318,7 @@ mod tests {
             evidence.record(1, 0.9, 1.0);
             evidence.record(2, 0.5, 1.0);
         }
-        let query = Query {
-            subset: Subset::ALL,
-            evidence: Some(&evidence),
-        };
+        let query = Query::pooled(Subset::ALL, &evidence);
         // No own feedback, yet the pool's best model leads; alone, all three would tie.
         assert_eq!(c.select(&fresh, query, &mut Rng::seed_from_u64(0)).unwrap(), (1, 1.0));
         assert_eq!(config(Bound::Tuned).probabilities(&fresh, query), vec![1.0 / 3.0; 3]);

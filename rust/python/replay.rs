@@ -40,6 +40,7 @@ pub struct PyReplaySession {
     picks: Vec<u32>,
     converged: Vec<Option<(u32, u32)>>,
     trace: Vec<f64>,
+    rewards: Vec<f64>,
     /// With a drift: what happened after it (see `DriftSummary`).
     drift: Option<DriftSummary>,
 }
@@ -56,6 +57,7 @@ impl From<SessionResult> for PyReplaySession {
             picks: s.picks,
             converged: s.converged,
             trace: s.trace,
+            rewards: s.rewards,
             drift: s.drift.map(|d| {
                 (
                     d.recover,

@@ -255,41 +255,6 @@ impl PyRouterCore {
         self.identity
     }
 
-    /// Settle a decision like `feedback` without learning from it (a shared-state replica
-    /// learns from the event when it reads it back from the shared log); returns the reward.
-    #[pyo3(
-        signature = (decision, *, accuracy, cost = Optional::Absent, latency = Optional::Absent),
-        text_signature = "($self, decision, *, accuracy, cost=0.0, latency=0.0)",
-        name = "settle"
-    )]
-    fn settle_decision(
-        &self,
-        py: Python<'_>,
-        decision: &Bound<'_, PyAny>,
-        accuracy: &Bound<'_, PyAny>,
-        cost: Optional<'_>,
-        latency: Optional<'_>,
-    ) -> PyResult<f64> {
-        let decision = decision
-            .cast::<PyDecision>()
-            .map_err(|_| wrong_type(py, "decision", "a Decision", decision))?;
-        let decision = decision.get();
-        let observation = Observation::new(
-            as_f64(py, "accuracy", accuracy)?,
-            cost.as_f64_or(py, "cost", 0.0)?,
-            latency.as_f64_or(py, "latency", 0.0)?,
-        )?;
-        let model = utf8(py, "model", decision.model.bind(py))?;
-        let context = utf8(py, "context", decision.context.bind(py))?;
-        let (id, issuer) = (decision.id, decision.router);
-        self.with(|router| {
-            if let Some(issuer) = issuer {
-                router.check_issuer(issuer, id)?;
-            }
-            router.settle(id, model, context, observation)
-        })
-    }
-
     /// Learn from an outcome without a pending decision (a shared-log event, an imported log
     /// line); returns the reward used.
     #[pyo3(
@@ -412,26 +377,32 @@ impl PyRouterCore {
         let capture = self.with(|router| Ok(router.capture()))?;
         let encoded = py.detach(|| catch_unwind(AssertUnwindSafe(|| capture.encode())));
         let bytes = self.settle(encoded)?;
-        // Copying tens of megabytes into the new object is detached too: no other thread can
-        // see the object before it is returned.
+        // Copying tens of megabytes into the new object is detached too (no other thread can
+        // see the object before it is returned), and so is freeing them, which unmaps the
+        // encoder's buffer (15-30 ms for 88 MB). Allocating the object and PyO3's zeroing of it
+        // hold the interpreter: the one pause left (docs/performance.md).
         PyBytes::new_with(py, bytes.len(), |buffer| {
-            py.detach(|| buffer.copy_from_slice(&bytes));
+            py.detach(move || {
+                buffer.copy_from_slice(&bytes);
+                drop(bytes);
+            });
             Ok(())
         })
     }
 
-    /// Write the snapshot bytes to the existing file `path` (truncating it), all detached from
-    /// the interpreter: `Router.save` calls this on its temporary file, so saving never holds
-    /// the interpreter for longer than the copy of the state, not even to build a `bytes`.
+    /// Write the snapshot to the existing file `path` (truncating it): `Router.save` calls this
+    /// on its temporary file. Only the copy of the state holds the interpreter; the encoding
+    /// runs detached, straight into the file (no buffer of the snapshot's size to allocate,
+    /// fault in and free; see `Capture::write_to`).
     fn write_snapshot(&self, py: Python<'_>, path: std::path::PathBuf) -> PyResult<()> {
         let capture = self.with(|router| Ok(router.capture()))?;
-        let encoded = py.detach(|| catch_unwind(AssertUnwindSafe(|| capture.encode())));
-        let bytes = self.settle(encoded)?;
-        py.detach(|| {
-            let mut file = std::fs::OpenOptions::new().write(true).truncate(true).open(&path)?;
-            std::io::Write::write_all(&mut file, &bytes)
-        })?;
-        Ok(())
+        let written = py.detach(|| {
+            catch_unwind(AssertUnwindSafe(|| {
+                let mut file = std::fs::OpenOptions::new().write(true).truncate(true).open(&path)?;
+                capture.write_to(&mut file)
+            }))
+        });
+        Ok(self.settle(written.map(Ok))??)
     }
 
     /// Parsing and validating a large snapshot runs detached from the interpreter too.

@@ -1,8 +1,10 @@
 """Learned state is a function of the ordered feedback events alone, for every learner.
 
-Two routers with different seeds, different local selections (settled without learning, as a
-shared-state replica does) and different context tables, fed the same observations in the same
-order, hold the same learned part; a third that installs it from the first agrees too. Policies
+Two routers with different seeds, different local selections and different context tables,
+fed the same observations in the same order, hold the same learned part: one learns from each
+observation directly, the other as a shared-state replica does (its feedback settles without
+learning and queues an event in its outbox; it learns from the encoded stream entries it applies,
+its own included). A third that installs the first's learned part agrees too. Policies
 come from ``POLICIES``, which must cover every member of ``pickllm.config.Policy``: a new learner
 fails ``test_every_learner_is_covered`` until it is added here, and then meets the property.
 """
@@ -34,6 +36,7 @@ POLICIES: dict[type, st.SearchStrategy[Policy]] = {
         epsilon_decay=st.floats(0.5, 1.0),
         epsilon_min=st.floats(0.0, 0.5),
         patience=st.integers(1, 20),
+        share=st.floats(0.0, 20.0),
         lock=st.booleans(),
     ),
     ThompsonSampling: st.builds(
@@ -41,6 +44,7 @@ POLICIES: dict[type, st.SearchStrategy[Policy]] = {
         discount=st.floats(0.5, 1.0),
         prior=st.tuples(st.floats(0.1, 10.0), st.floats(0.1, 10.0)),
         threshold=st.floats(0.5, 0.999),
+        share=st.floats(0.0, 20.0),
         lock=st.booleans(),
     ),
     UCB: st.builds(
@@ -56,6 +60,7 @@ POLICIES: dict[type, st.SearchStrategy[Policy]] = {
         gamma=st.floats(0.01, 1.0),
         discount=st.floats(0.5, 1.0),
         threshold=st.floats(0.5, 0.999),
+        share=st.floats(0.0, 500.0),
         lock=st.booleans(),
     ),
 }
@@ -91,10 +96,17 @@ def test_same_events_same_state(
 ) -> None:
     one = Router(MODELS, policy=policy, seed=seeds[0])
     two = Router(MODELS, policy=policy, seed=seeds[1])
+    outbox = two._core.share("two", 1000)
+    learned = 0
     for i, (context, model, accuracy, cost, latency, probability) in enumerate(events):
         if i < len(local):  # selections on one replica only, interleaved with the events
             decision = two.select(local[i])
-            two._core.settle(decision, accuracy=1.0)
+            # Settled without learning; its event is learned from the stream, by one as well.
+            local_reward = two.feedback(decision, accuracy=1.0)
+            assert local_reward == one.observe(
+                decision.context, decision.model, accuracy=1.0, probability=decision.probability
+            )
+            learned += 1
         # The propensity is part of the event (Exp3 weights by it): both apply the same one.
         rewards = [
             router.observe(
@@ -108,11 +120,18 @@ def test_same_events_same_state(
             for router in (one, two)
         ]
         assert rewards[0] == rewards[1]
+        learned += 1
+    entries, count = outbox.take(1000, 7, 0.0)
+    assert count == learned
+    seen: dict[str, int] = {}
+    for entry in entries:
+        assert two._core.apply_entry(entry, seen) == (min(7, count), 0)
+        count -= 7
     assert one._core.learned() == two._core.learned()
-    for context in CONTEXTS:
+    for context in [*CONTEXTS, "elsewhere"]:
         assert one.probabilities(context) == two.probabilities(context)
         assert one.feedback_counts(context) == two.feedback_counts(context)
     three = Router(MODELS, policy=policy, seed=seeds[0] ^ 1)
     three._core.restore_learned(one._core.learned())
     assert three._core.learned() == one._core.learned()
-    assert sum(sum(one.feedback_counts(c).values()) for c in CONTEXTS) == len(events)
+    assert sum(sum(one.feedback_counts(c).values()) for c in [*CONTEXTS, "elsewhere"]) == learned

@@ -2,6 +2,10 @@
 loop (an AsyncClient's pooled connections belong to the loop that opened them, and one backend
 may serve several loops: ``asyncio.run`` per script step, a loop per test, a loop per thread).
 
+Under asyncio the async client sends through :class:`~._transport.AiohttpTransport` (aiohttp's
+connector: a fraction of httpx's CPU per request under concurrency); aiohttp is asyncio-only, so
+outside asyncio (trio, through anyio) it keeps httpx's own transport.
+
 Clients are created on first use and reused so that calls share keep-alive connections. A client
 the user injected (``http_client=`` / ``async_http_client=``) is used as given, for every loop,
 and never closed here: its owner closes it, as with any httpx client passed to a library.
@@ -11,13 +15,19 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import ssl
 import threading
 from collections.abc import AsyncGenerator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from pickllm.errors import ArgumentTypeError
+
+if TYPE_CHECKING:  # aiohttp is imported with the first async pool, not with pickllm (~0.1 s)
+    from pickllm.backends._transport import AiohttpTransport, Trace
 
 __all__ = ["ClientPools"]
 
@@ -53,9 +63,23 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
         return None
 
 
-def _httpcore_transport(client: httpx.Client | httpx.AsyncClient) -> bool:
+def _traced_transport(client: httpx.Client | httpx.AsyncClient) -> bool:
+    from pickllm.backends._transport import AiohttpTransport
+
     transport = getattr(client, "_transport", None)
-    return isinstance(transport, httpx.HTTPTransport | httpx.AsyncHTTPTransport)
+    return isinstance(transport, httpx.HTTPTransport | httpx.AsyncHTTPTransport | AiohttpTransport)
+
+
+@dataclass(frozen=True, slots=True)
+class _AsyncPool:
+    """One event loop's async client, what closes it with the loop (asyncio only), and, under
+    asyncio, its aiohttp transport and the headers of a JSON request for
+    :meth:`ClientPools.asend`."""
+
+    client: httpx.AsyncClient
+    closer: AsyncGenerator[None, None] | None
+    direct: AiohttpTransport | None
+    json_headers: tuple[tuple[str, str], ...]
 
 
 class ClientPools:
@@ -81,15 +105,14 @@ class ClientPools:
         self._limits = limits if limits is not None else httpx.Limits()
         self._injected = http_client
         self._async_injected = async_http_client
-        #: Whether calls on the sync / async client report httpcore's trace events (see
-        #: CallLimits.trace): only httpx's own transports do; another transport (aiohttp's,
-        #: a mock) gives no way to tell our pool's queue from the server's time.
-        self.traced_sync = http_client is None or _httpcore_transport(http_client)
-        self.traced_async = async_http_client is None or _httpcore_transport(async_http_client)
+        #: Whether calls on the sync / async client report trace events (see CallLimits.trace):
+        #: httpx's own transports and ours do; another transport (httpx-aiohttp's, a mock)
+        #: gives no way to tell our pool's queue from the server's time.
+        self.traced_sync = http_client is None or _traced_transport(http_client)
+        self.traced_async = async_http_client is None or _traced_transport(async_http_client)
         self._lock = threading.Lock()
         self._client: httpx.Client | None = None
-        self._aclients: dict[object, tuple[httpx.AsyncClient, AsyncGenerator[None, None] | None]]
-        self._aclients = {}
+        self._aclients: dict[object, _AsyncPool] = {}
 
     def sync(self) -> httpx.Client:
         if self._injected is not None:
@@ -105,28 +128,88 @@ class ClientPools:
         return client
 
     async def async_(self) -> httpx.AsyncClient:
+        """This event loop's async client (or the injected one), with httpx's whole API."""
         if self._async_injected is not None:
             return self._async_injected
+        return (await self._async_pool()).client
+
+    async def asend(
+        self, url: str, payload: Any, *, timeout: httpx.Timeout, trace: Trace
+    ) -> httpx.Response:
+        """POST ``payload`` as JSON on this loop's pool; return the response with its body unread
+        (the caller closes it). What ``client.send(client.build_request(...), stream=True)``
+        does, and on an injected client or httpx's transport exactly that.
+
+        On our aiohttp transport the request goes straight to it, built once here: our own
+        clients set no auth, redirects, event hooks or cookies, and httpx's machinery that would
+        find so (building the request, sending it through the client) costs more CPU per request
+        than aiohttp's whole exchange. So a server's cookies are not kept, and httpx's INFO log
+        line per request is not written.
+        """
+        client = self._async_injected
+        if client is None:
+            pool = await self._async_pool()
+            if pool.direct is not None:
+                # Encoded as httpx encodes json= bodies.
+                body = json.dumps(
+                    payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False
+                )
+                return await pool.direct.send(
+                    "POST",
+                    url,
+                    headers=pool.json_headers,
+                    body=body.encode(),
+                    timeouts=timeout.as_dict(),
+                    trace=trace,
+                )
+            client = pool.client
+        request = client.build_request(
+            "POST",
+            url,
+            json=payload,
+            headers=self._headers,
+            timeout=timeout,
+            extensions={"trace": trace},
+        )
+        return await client.send(request, stream=True)
+
+    async def _async_pool(self) -> _AsyncPool:
         loop = _running_loop()
         key = loop if loop is not None else _NO_LOOP
-        closer = None
+        pool = self._aclients.get(key)  # a dict read needs no lock
+        if pool is not None:
+            return pool
         with self._lock:
             # Pools of loops that have ended were closed by their closer; forget them.
             for dead in [k for k in self._aclients if isinstance(k, asyncio.AbstractEventLoop)]:
                 if dead.is_closed():
                     del self._aclients[dead]
-            entry = self._aclients.get(key)
-            if entry is None:
-                client = httpx.AsyncClient(
-                    timeout=self._timeout, limits=self._limits, verify=_shared_ssl_context()
-                )
-                closer = _close_with_loop(client) if loop is not None else None
-                self._aclients[key] = (client, closer)
-            else:
-                client = entry[0]
-        if closer is not None:
-            await anext(closer)  # the first step registers it with the loop's shutdown
-        return client
+            pool = self._aclients.get(key)
+            fresh = pool is None
+            if pool is None:
+                pool = self._aclients[key] = self._new_async_pool(loop)
+        if fresh and pool.closer is not None:
+            await anext(pool.closer)  # the first step registers it with the loop's shutdown
+        return pool
+
+    def _new_async_pool(self, loop: asyncio.AbstractEventLoop | None) -> _AsyncPool:
+        if loop is None:  # not asyncio: httpx's transport (anyio's, so trio's too)
+            client = httpx.AsyncClient(
+                headers=self._headers,
+                timeout=self._timeout,
+                limits=self._limits,
+                verify=_shared_ssl_context(),
+            )
+            return _AsyncPool(client, None, None, ())
+        from pickllm.backends._transport import AiohttpTransport
+
+        direct = AiohttpTransport(limits=self._limits, ssl_context=_shared_ssl_context())
+        client = httpx.AsyncClient(headers=self._headers, timeout=self._timeout, transport=direct)
+        # The headers httpx would send with a JSON body: its defaults (User-Agent, Accept, ...),
+        # ours, and the content type (aiohttp adds Host and Content-Length).
+        headers = httpx.Headers(client.headers)
+        headers["Content-Type"] = "application/json"
+        return _AsyncPool(client, _close_with_loop(client), direct, tuple(headers.multi_items()))
 
     @property
     def headers(self) -> dict[str, str]:
@@ -147,8 +230,7 @@ class ClientPools:
         with self._lock:
             entry = self._aclients.pop(loop if loop is not None else _NO_LOOP, None)
         if entry is not None:
-            client, closer = entry
-            if closer is not None:
-                await closer.aclose()  # runs its finally: closes the client
+            if entry.closer is not None:
+                await entry.closer.aclose()  # runs its finally: closes the client
             else:
-                await client.aclose()
+                await entry.client.aclose()

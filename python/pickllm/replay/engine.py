@@ -121,9 +121,11 @@ def _policy_label(policy: Policy) -> str:
         case QLearning():
             rate = policy.learning_rate
             step = "1/n" if rate == "sample_average" else f"{rate:g}"
-            return f"q-learning a={step} eps={policy.epsilon:g}->{policy.epsilon_min:g}"
+            locking = "" if policy.lock else " unlocked"
+            exploring = f"eps={policy.epsilon:g}->{policy.epsilon_min:g}"
+            return f"q-learning a={step} {exploring}{locking}" + _sharing(policy.share)
         case ThompsonSampling():
-            return "thompson" + _forgetting(policy.discount)
+            return "thompson" + _forgetting(policy.discount) + _sharing(policy.share)
         case UCB():
             shared = f" share={policy.share:g}"
             return (
@@ -132,7 +134,13 @@ def _policy_label(policy: Policy) -> str:
                 + shared
             )
         case Exp3():
-            return f"exp3 g={policy.gamma:g}" + _forgetting(policy.discount)
+            return (
+                f"exp3 g={policy.gamma:g}" + _forgetting(policy.discount) + _sharing(policy.share)
+            )
+
+
+def _sharing(share: float) -> str:
+    return "" if share == 0.0 else f" share={share:g}"
 
 
 def _forgetting(discount: float) -> str:
@@ -160,6 +168,9 @@ class Session:
     trace: tuple[float, ...]
     #: With a :class:`Drift`: what happened after it.
     drift: DriftOutcome | None = None
+    #: With ``trace=True``, per query: the reward earned and the reward the final best fixed
+    #: model (the best after the drift, if any) would have earned on it, pairs in query order.
+    rewards: tuple[float, ...] = ()
 
     @property
     def mean_latency(self) -> float:
@@ -272,6 +283,7 @@ def run_sessions(
             tuple(r.converged),
             tuple(r.trace),
             None if r.drift is None else DriftOutcome(*r.drift),
+            tuple(r.rewards),
         )
         for r in results
     ]
