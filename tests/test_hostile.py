@@ -34,7 +34,7 @@ from hostile_server import (
     headers,
     hostile_server,
 )
-from pickllm import ArgumentTypeError, LearningAutomaton, Router
+from pickllm import ArgumentTypeError, DecisionError, LearningAutomaton, Router
 from pickllm.backends import OpenAICompatible
 from pickllm.backends._pools import _shared_ssl_context
 from pickllm.backends.base import Completion, Message
@@ -386,6 +386,63 @@ def test_a_scorer_raising_anything_leaves_the_decision_for_feedback(mode: str) -
     assert router.spent() == pytest.approx(result.cost)
     settled(router)
     router.feedback(result.decision, accuracy=1.0, cost=result.cost)  # still redeemable once
+
+
+#: The route deadline of the scorer tests: the call to the local server takes milliseconds of
+#: it, then the scorer outlasts it.
+SCORER_DEADLINE = 2 * MARGIN
+
+
+def graded_too_late(router: Router, result: RouteResult, server: HostileServer) -> None:
+    """The answer stands (paid for, the model's success, no fallback); only its grade is
+    missing, so the decision awaits feedback, and settles exactly once."""
+    assert result.model == "ok"
+    assert result.text == "The answer is B."
+    assert result.accuracy is None
+    assert result.reward is None
+    assert len(server.requests) == 1
+    assert router.health()["ok"] == "closed"
+    assert router.feedback_counts()["ok"] == 0
+    assert router.pending == 1
+    settled(router)
+    router.feedback(result.decision, accuracy=1.0, cost=result.cost)
+    assert router.pending == 0
+    with pytest.raises(DecisionError):
+        router.feedback(result.decision, accuracy=1.0, cost=result.cost)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_an_async_scorer_is_cancelled_at_the_route_deadline(
+    mode: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    cancelled: list[str] = []
+
+    async def stuck(prompt: str, response: str, reference: str | None) -> float:
+        try:
+            await asyncio.Event().wait()  # never set: only the route's deadline ends it
+        except asyncio.CancelledError:
+            cancelled.append(response)
+            raise
+        return 1.0
+
+    with routed({"ok": good()}, scorer=stuck, deadline=SCORER_DEADLINE) as (router, server):
+        result = route(router, mode)
+        graded_too_late(router, result, server)
+    assert cancelled == ["The answer is B."]
+    assert "did not grade by the deadline" in caplog.text
+
+
+def test_a_sync_scorers_grade_after_the_route_deadline_is_dropped(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def slow(prompt: str, response: str, reference: str | None) -> float:
+        time.sleep(SCORER_DEADLINE)  # started after the route did, so it ends after its deadline
+        return 1.0
+
+    with routed({"ok": good()}, scorer=slow, deadline=SCORER_DEADLINE) as (router, server):
+        result = route(router, "sync")
+        graded_too_late(router, result, server)
+    assert "graded after the deadline: its grade is dropped" in caplog.text
 
 
 def test_cancelling_aroute_during_the_call_or_the_scorer_settles_everything() -> None:

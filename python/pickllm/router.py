@@ -103,9 +103,10 @@ class Router(Closing):
             :class:`CircuitBreaker`); None disables it (Retry-After is honoured regardless).
         budget: spending caps for routed calls, per context and per router (see
             :class:`Budget`); every model then needs ``max_tokens``, which bounds its cost.
-        deadline: seconds for one :meth:`route`/:meth:`aroute` call, every attempt included
-            (None: unbounded). A call still running at the deadline fails as that model's
-            :class:`~pickllm.backends.errors.DeadlineExceededError`.
+        deadline: seconds for one :meth:`route`/:meth:`aroute` call, every attempt and the
+            scorer included (None: unbounded). A call still running at the deadline fails as
+            that model's :class:`~pickllm.backends.errors.DeadlineExceededError`; a scorer
+            without a grade by then leaves the decision for :meth:`feedback`.
         attempt_deadline: seconds for each attempt, within ``deadline`` (None: what is left of
             it), so that a slow model leaves time to fall back.
         max_response_bytes: bytes read at most from one answer, body or stream (default 8 MiB;

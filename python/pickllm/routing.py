@@ -5,9 +5,9 @@ token usage come from the call), the cost follows from the model's prices, the s
 answer, and :meth:`Router.feedback` applies the reward. A failed call (connection refused,
 timeout, 429, 5xx, malformed body, broken stream) is fed back as a zero-accuracy observation with
 its real latency, and the query goes to the remaining model the learner ranks highest, within
-``max_attempts`` calls, all within ``deadline`` seconds. A 429's Retry-After keeps that model
-out of every selection until it has passed (at most ``max_retry_after``). If every attempt fails,
-one :class:`AllModelsFailedError` lists them all.
+``max_attempts`` calls, all within ``deadline`` seconds (the scorer's grading included). A 429's
+Retry-After keeps that model out of every selection until it has passed (at most
+``max_retry_after``). If every attempt fails, one :class:`AllModelsFailedError` lists them all.
 
 Each call is a :class:`_Ticket`: its decision, budget reservation and breaker slot are settled
 exactly once whatever happens after the selection: fed back (an answer, or a failure of the
@@ -40,6 +40,7 @@ from pickllm.errors import ArgumentTypeError, ConfigError, PickLLMError
 from pickllm.health import CircuitBreaker, Health
 from pickllm.models import Model, limits_taken
 from pickllm.scorers.base import ScorerAdapter, ScorerLike, as_scorer
+from pickllm.scorers.errors import ScorerTimeoutError
 
 if TYPE_CHECKING:
     from pickllm.state.budget import SharedSpending
@@ -103,8 +104,8 @@ class RouteResult:
     time_to_first_token: float | None
     input_tokens: int
     output_tokens: int
-    #: The scorer's grade; None without a scorer (or when it failed): the decision then awaits
-    #: :meth:`Router.feedback`, for example from a person.
+    #: The scorer's grade; None without a scorer (or when it failed or had no grade within the
+    #: route's deadline): the decision then awaits :meth:`Router.feedback`, e.g. from a person.
     accuracy: float | None
     #: The reward applied to the learner; None while no feedback was applied.
     reward: float | None
@@ -299,7 +300,7 @@ class RouteLoop:
                     self._failed(ticket, self._as_failure(exc, ticket), attempts)
                     continue
                 self._answered(ticket, cost)
-                accuracy = self._grade(messages, completion.text, reference)
+                accuracy = self._grade(messages, completion.text, reference, deadline)
                 return self._result(ticket, completion, cost, accuracy, attempts)
             finally:
                 self._abandon(ticket)  # only if nothing above settled it (cancelled, a bug)
@@ -322,7 +323,7 @@ class RouteLoop:
                     self._failed(ticket, self._as_failure(exc, ticket), attempts)
                     continue
                 self._answered(ticket, cost)
-                accuracy = await self._agrade(messages, completion.text, reference)
+                accuracy = await self._agrade(messages, completion.text, reference, deadline)
                 return self._result(ticket, completion, cost, accuracy, attempts)
             finally:
                 self._abandon(ticket)  # cancelled (also while the scorer ran), or a bug
@@ -537,22 +538,45 @@ class RouteLoop:
             attempts=(*attempts, Attempt(decision)),
         )
 
-    def _grade(self, messages: Sequence[Message], text: str, reference: str | None) -> float | None:
-        if self.scorer is None:
-            return None
-        try:
-            return self.scorer.score(_prompt_text(messages), text, reference)
-        except Exception:  # a ScorerError, or a bug in a custom scorer: not the model's fault
-            logger.exception("pickllm: the scorer failed; the decision awaits feedback")
-            return None
+    # The scorer grades within what is left of the route's deadline. The answer is paid for by
+    # then (charged, counted as the model's success), so a scorer that fails or runs out of
+    # time is the scorer's failure, never the model's: the decision awaits feedback.
 
-    async def _agrade(
-        self, messages: Sequence[Message], text: str, reference: str | None
+    def _grade(
+        self,
+        messages: Sequence[Message],
+        text: str,
+        reference: str | None,
+        deadline: float | None,
     ) -> float | None:
         if self.scorer is None:
             return None
         try:
-            return await self.scorer.ascore(_prompt_text(messages), text, reference)
-        except Exception:
-            logger.exception("pickllm: the scorer failed; the decision awaits feedback")
+            return self.scorer.score(_prompt_text(messages), text, reference, deadline=deadline)
+        except Exception as error:  # a ScorerError, or a bug in a custom scorer
+            _scorer_failed(error)
             return None
+
+    async def _agrade(
+        self,
+        messages: Sequence[Message],
+        text: str,
+        reference: str | None,
+        deadline: float | None,
+    ) -> float | None:
+        if self.scorer is None:
+            return None
+        try:
+            return await self.scorer.ascore(
+                _prompt_text(messages), text, reference, deadline=deadline
+            )
+        except Exception as error:
+            _scorer_failed(error)
+            return None
+
+
+def _scorer_failed(error: Exception) -> None:
+    if isinstance(error, ScorerTimeoutError):  # expected under load: no traceback
+        logger.warning("pickllm: %s; the decision awaits feedback", error)
+    else:
+        logger.error("pickllm: the scorer failed; the decision awaits feedback", exc_info=error)

@@ -3,6 +3,7 @@ stopped after use (see tests/gateway_servers.py)."""
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from collections.abc import Iterator
@@ -15,6 +16,15 @@ from servers import free_port
 
 # LiteLLM fetches its model price map from the internet at import unless told to use its copy.
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+
+@pytest.fixture(autouse=True)
+def collect_garbage_after_each_test() -> Iterator[None]:
+    """Collect cycles as each test ends: a socket left unclosed in one (an SDK client is a
+    reference cycle) then fails that test, as an unraisable ResourceWarning, instead of
+    whichever later test or the session's end the garbage collector happened to run in."""
+    yield
+    gc.collect()
 
 
 @pytest.fixture

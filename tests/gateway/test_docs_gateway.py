@@ -6,6 +6,7 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -67,7 +68,9 @@ def test_the_readme_gateway_section_runs(
     (client,) = readme_blocks("python")
     monkeypatch.setenv("PICKLLM_KEY", KEY)
     code = client.replace("http://127.0.0.1:4000", gateway.url)
-    exec(compile(code, "README.md", "exec"), {})
+    namespace: dict[str, Any] = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    namespace["client"].close()  # the README's script leaves it to the end of its process
     printed = capsys.readouterr().out
     counts = re.findall(r'pickllm_decisions_total\{context="astronomy",model="(\w+)",', printed)
     assert sorted(counts) == ["large", "small"] or counts in (["small"], ["large"])

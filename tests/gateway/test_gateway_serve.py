@@ -4,6 +4,7 @@ plain HTTP, in front of the local upstream (tests/gateway/upstream.py)."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -36,8 +37,11 @@ def wait_for(condition: Callable[[], bool], what: str) -> None:
         time.sleep(0.02)
 
 
-def client(gateway: Process) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=KEY, max_retries=0)
+def client(gateway: Process, key: str = KEY) -> openai.OpenAI:
+    """An SDK client of the gateway; use it in ``with``. An unclosed one would leave its socket to
+    the garbage collector, which may find it in any later test (an unraisable ResourceWarning:
+    the client is a reference cycle, so the socket can be finalized before the client)."""
+    return openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=key, max_retries=0)
 
 
 def post(
@@ -58,11 +62,12 @@ def gateway(serve: Serve, upstream: str) -> Process:
 
 
 def test_sync_client_headers_and_model(gateway: Process) -> None:
-    raw = client(gateway).chat.completions.with_raw_response.create(
-        model="auto",
-        messages=[{"role": "user", "content": "hello"}],
-        extra_headers={"X-PickLLM-Context": "finance"},
-    )
+    with client(gateway) as openai_client:
+        raw = openai_client.chat.completions.with_raw_response.create(
+            model="auto",
+            messages=[{"role": "user", "content": "hello"}],
+            extra_headers={"X-PickLLM-Context": "finance"},
+        )
     completion = raw.parse()
     chosen = raw.headers["x-pickllm-model"]
     assert chosen in ("good", "bad")
@@ -99,11 +104,14 @@ async def test_async_client(gateway: Process) -> None:
 
 
 def test_streaming_passes_events_through_and_measures_ttft(gateway: Process) -> None:
-    with client(gateway).chat.completions.with_streaming_response.create(
-        model="auto",
-        messages=[{"role": "user", "content": "one two"}],
-        stream=True,
-    ) as response:
+    with (
+        client(gateway) as openai_client,
+        openai_client.chat.completions.with_streaming_response.create(
+            model="auto",
+            messages=[{"role": "user", "content": "one two"}],
+            stream=True,
+        ) as response,
+    ):
         chosen = response.headers["x-pickllm-model"]
         chunks = list(response.parse())
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
@@ -116,14 +124,15 @@ def test_streaming_passes_events_through_and_measures_ttft(gateway: Process) -> 
 
 
 def test_stream_usage_when_the_client_asks(gateway: Process) -> None:
-    chunks = list(
-        client(gateway).chat.completions.create(
-            model="good",
-            messages=[{"role": "user", "content": "x"}],
-            stream=True,
-            stream_options={"include_usage": True},
+    with client(gateway) as openai_client:
+        chunks = list(
+            openai_client.chat.completions.create(
+                model="good",
+                messages=[{"role": "user", "content": "x"}],
+                stream=True,
+                stream_options={"include_usage": True},
+            )
         )
-    )
     assert chunks[-1].usage is not None
     assert chunks[-1].usage.total_tokens == 15
 
@@ -149,7 +158,8 @@ def test_whole_body_is_forwarded_with_model_replaced(gateway: Process, upstream:
 
 
 def test_models_endpoint(gateway: Process) -> None:
-    ids = [m.id for m in client(gateway).models.list()]
+    with client(gateway) as openai_client:
+        ids = [m.id for m in openai_client.models.list()]
     assert ids == ["auto", "good", "bad", "broken"]
 
 
@@ -162,23 +172,23 @@ def test_it_learns_from_delayed_feedback(gateway: Process) -> None:
     """Feedback says good is right (1) and bad wrong (0): with epsilon 0.1 the greedy choice,
     good, is then picked with probability 0.95, so 30 later requests pick it at least 20 times
     except with probability below 1e-9 (binomial tail); the seed makes the run repeatable."""
-    openai_client = client(gateway)
     chosen = []
-    for _ in range(40):
-        raw = openai_client.chat.completions.with_raw_response.create(
-            model="auto", messages=[{"role": "user", "content": "q"}]
-        )
-        model = raw.headers["x-pickllm-model"]
-        chosen.append(model)
-        accepted = post(
-            gateway,
-            "/v1/feedback",
-            {
-                "decision": raw.headers["x-pickllm-decision"],
-                "accuracy": 1.0 if model == "good" else 0,
-            },
-        )
-        assert accepted.status_code == 200
+    with client(gateway) as openai_client:
+        for _ in range(40):
+            raw = openai_client.chat.completions.with_raw_response.create(
+                model="auto", messages=[{"role": "user", "content": "q"}]
+            )
+            model = raw.headers["x-pickllm-model"]
+            chosen.append(model)
+            accepted = post(
+                gateway,
+                "/v1/feedback",
+                {
+                    "decision": raw.headers["x-pickllm-decision"],
+                    "accuracy": 1.0 if model == "good" else 0,
+                },
+            )
+            assert accepted.status_code == 200
     assert chosen[10:].count("good") >= 20
     assert metric(gateway, "pickllm_feedback_settled_total", outcome="feedback") == 40
     assert metric(gateway, "pickllm_pending_feedback", router="auto") == 0
@@ -259,8 +269,8 @@ def test_auth(gateway: Process, upstream: str) -> None:
         assert refused.status_code == 401
         assert refused.json()["error"]["code"] == "invalid_api_key"
         assert KEY not in refused.text
-    with pytest.raises(openai.AuthenticationError):
-        openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="nope", max_retries=0).models.list()
+    with client(gateway, key="nope") as refused_client, pytest.raises(openai.AuthenticationError):
+        refused_client.models.list()
     assert upstream_stats(upstream)["requests"] == before  # nothing was routed
     assert metric(gateway, "pickllm_decisions_total") == 0
     assert KEY not in gateway.stop()  # nor in the logs
@@ -335,6 +345,31 @@ def test_breaker_opens_after_failures(serve: Serve, upstream: str) -> None:
     assert metric(gateway, "pickllm_breaker_state", router="down", model="broken") == 2
 
 
+def test_retry_after_as_an_http_date_holds_the_model_out(serve: Serve, upstream: str) -> None:
+    """A 429 whose Retry-After is an HTTP-date an hour ahead: the model is held out (breaker
+    off, so only the Retry-After can hold it), for at most max_retry_after."""
+    gateway = serve(
+        base_config(upstream)
+        + '\n[models.late]\nbase_url = "'
+        + upstream
+        + '"\nmodel_id = "fail-429-date"\n'
+        + '[routers.limited]\nmodels = ["late"]\nbreaker = false\nmax_retry_after = 120.0\n'
+    )
+    received = upstream_stats(upstream)["requests"]
+    first = post(gateway, "/v1/chat/completions", chat("limited"))
+    assert first.status_code == 502
+    assert "late: HTTP 429" in first.json()["error"]["message"]
+    held = post(gateway, "/v1/chat/completions", chat("limited"))
+    assert held.status_code == 503
+    assert held.json()["error"]["code"] == "no_model_available"
+    (seconds,) = re.findall(
+        r"late: circuit open for ([0-9.]+) s more", held.json()["error"]["message"]
+    )
+    assert 0 < float(seconds) <= 120.0
+    assert upstream_stats(upstream)["requests"] == received + 1  # never called while held
+    assert metric(gateway, "pickllm_breaker_state", router="limited", model="late") == 2
+
+
 def test_upstream_refusal_of_the_request_is_passed_back(serve: Serve, upstream: str) -> None:
     gateway = serve(
         base_config(upstream)
@@ -400,9 +435,12 @@ def test_broken_stream_is_reported_and_fed_back(serve: Serve, upstream: str) -> 
         + upstream
         + '"\nmodel_id = "broken-stream"\n[routers.cutting]\nmodels = ["cut"]\n'
     )
-    with pytest.raises(openai.APIError, match=r"upstream stream broke|ended before"):
+    with (
+        client(gateway) as openai_client,
+        pytest.raises(openai.APIError, match=r"upstream stream broke|ended before"),
+    ):
         list(
-            client(gateway).chat.completions.create(
+            openai_client.chat.completions.create(
                 model="cutting", messages=[{"role": "user", "content": "x"}], stream=True
             )
         )

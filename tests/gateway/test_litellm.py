@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,17 @@ pytestmark = [
     # LiteLLM's own types make pydantic warn; not pickllm's to fix.
     pytest.mark.filterwarnings("ignore:Items? .* using the `ReadOnly` qualifier:UserWarning"),
 ]
+
+
+@pytest.fixture(autouse=True)
+async def close_litellm_clients(anyio_backend: str) -> AsyncIterator[None]:
+    """LiteLLM keeps the HTTP clients it makes, with their keep-alive connections, in a
+    process-wide cache beyond the event loop of one test; close and forget them while this
+    test's loop still runs. Left open, their sockets are found by the garbage collector in some
+    later test (an unraisable ResourceWarning)."""
+    yield
+    await litellm.close_litellm_async_clients()
+    litellm.in_memory_llm_clients_cache.flush_cache()
 
 
 def deployment(name: str, model: str, api_base: str, group: str = "auto") -> dict[str, object]:

@@ -5,6 +5,7 @@ Run as ``python tests/gateway/upstream.py PORT``. Model ids:
 
 * anything else: answers ``"<model>: <last user message>"`` with token usage, streamed or not;
 * ``fail-500`` / ``fail-429``: that status (429 with ``Retry-After: 30``);
+* ``fail-429-date``: 429 with a ``Retry-After`` HTTP-date an hour from now;
 * ``bad-request``: 400 with an OpenAI error body (the request's fault, not the model's);
 * ``no-usage``: answers without ``usage`` (the gateway estimates tokens);
 * ``judge-N``: answers ``Score: N/10`` (an LLM judge's verdict);
@@ -20,6 +21,8 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from typing import Any
 
 from aiohttp import web
@@ -50,6 +53,11 @@ async def completions(request: web.Request) -> web.StreamResponse:
     if model == "fail-429":
         return web.json_response(
             {"error": {"message": "slow down"}}, status=429, headers={"Retry-After": "30"}
+        )
+    if model == "fail-429-date":
+        later = format_datetime(datetime.now(UTC) + timedelta(hours=1), usegmt=True)
+        return web.json_response(
+            {"error": {"message": "slow down"}}, status=429, headers={"Retry-After": later}
         )
     if model == "bad-request":
         error = {

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import functools
 import math
+import time
 from fractions import Fraction
 
 import pytest
 
 from pickllm.errors import PickLLMError
 from pickllm.scorers import (
+    AsyncScoreFunction,
     AsyncScorer,
     EmbeddingSimilarity,
     ExactMatch,
@@ -21,6 +23,7 @@ from pickllm.scorers import (
     Scorer,
     ScorerAdapter,
     ScorerError,
+    ScorerTimeoutError,
     TokenF1,
     as_scorer,
     require_reference,
@@ -124,6 +127,79 @@ def test_async_function_from_sync_code_without_a_loop() -> None:
 async def test_async_only_scorer_refuses_sync_call_inside_a_running_loop() -> None:
     with pytest.raises(ScorerError, match=r"async-only .* call ascore"):
         as_scorer(async_overlap).score("q", "a", "abcd")
+
+
+# A deadline is a time.monotonic() instant. Each case below ends one way whatever the timing:
+# a scorer that waits on an Event nobody sets ends only by the cancellation at the deadline, and
+# one that sleeps longer than the time left returns after it.
+
+
+def never_set_then_cancelled(cancelled: list[str]) -> AsyncScoreFunction:
+    async def scorer(prompt: str, response: str, reference: str | None) -> float:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.append(prompt)
+            raise
+        return 1.0
+
+    return scorer
+
+
+def test_an_async_scorer_is_cancelled_at_its_deadline_from_sync_code() -> None:
+    cancelled: list[str] = []
+    adapter = as_scorer(never_set_then_cancelled(cancelled))
+    with pytest.raises(ScorerTimeoutError, match="did not grade by the deadline"):
+        adapter.score("q", "a", deadline=time.monotonic() + 0.01)
+    assert cancelled == ["q"]
+
+
+@pytest.mark.anyio
+async def test_an_async_scorer_is_cancelled_at_its_deadline() -> None:
+    cancelled: list[str] = []
+    adapter = as_scorer(never_set_then_cancelled(cancelled))
+    with pytest.raises(ScorerTimeoutError, match="did not grade by the deadline"):
+        await adapter.ascore("q", "a", deadline=time.monotonic() + 0.01)
+    assert cancelled == ["q"]
+    # In time, the grade stands.
+    deadline = time.monotonic() + 60
+    assert await as_scorer(async_overlap).ascore("q", "a", "ab", deadline=deadline) == 0.5
+
+
+@pytest.mark.anyio
+async def test_a_sync_grade_after_the_deadline_is_dropped() -> None:
+    def slow(prompt: str, response: str, reference: str | None) -> float:
+        time.sleep(0.02)  # longer than the time left
+        return 1.0
+
+    adapter = as_scorer(slow)
+    with pytest.raises(ScorerTimeoutError, match="graded after the deadline"):
+        adapter.score("q", "a", deadline=time.monotonic() + 0.01)
+    with pytest.raises(ScorerTimeoutError, match="graded after the deadline"):
+        await adapter.ascore("q", "a", deadline=time.monotonic() + 0.01)
+    assert adapter.score("q", "a", deadline=time.monotonic() + 60) == 1.0
+
+
+@pytest.mark.anyio
+async def test_no_scorer_is_called_once_its_deadline_has_passed() -> None:
+    calls: list[str] = []
+
+    def sync(prompt: str, response: str, reference: str | None) -> float:
+        calls.append("sync")
+        return 1.0
+
+    async def async_(prompt: str, response: str, reference: str | None) -> float:
+        calls.append("async")
+        return 1.0
+
+    past = time.monotonic()
+    for adapter in (as_scorer(sync), as_scorer(async_)):
+        with pytest.raises(ScorerTimeoutError, match="no time left"):
+            await adapter.ascore("q", "a", deadline=past)
+    with pytest.raises(ScorerTimeoutError, match="no time left"):
+        as_scorer(sync).score("q", "a", deadline=past)
+    assert calls == []
+    assert issubclass(ScorerTimeoutError, ScorerError)
 
 
 def test_partial_of_async_function_is_detected_as_async() -> None:

@@ -59,7 +59,7 @@ from pickllm.backends.errors import (
     MalformedResponseError,
     RateLimitError,
     ResponseTooLargeError,
-    parse_retry_after,
+    retry_after_of,
 )
 from pickllm.backends.sse import SSEDecoder
 from pickllm.backends.usage import estimate_usage
@@ -485,7 +485,7 @@ class HTTPBackend(Closing):
                 + (f": {detail}" if detail else ""),
                 call,
             )
-        retry_after = self._retry_after(response.headers)
+        retry_after = retry_after_of(response.headers)
         cls = status_class(status)
         what = {RateLimitError: "rate limited", ClientError: "request refused"}.get(
             cls, "server error"
@@ -503,19 +503,6 @@ class HTTPBackend(Closing):
             retry_after=retry_after,
             detail=detail,
         )
-
-    @staticmethod
-    def _retry_after(headers: httpx.Headers) -> float | None:
-        # OpenAI sends the finer "retry-after-ms" beside "retry-after"; prefer it when valid.
-        milliseconds = headers.get("retry-after-ms")
-        if milliseconds is not None:
-            try:
-                value = float(milliseconds)
-            except ValueError:
-                value = -1.0
-            if 0 <= value < float("inf"):
-                return value / 1000.0
-        return parse_retry_after(headers.get("retry-after"))
 
     def _finish(self, parsed: Parsed, messages: Sequence[Message], call: _Call) -> Completion:
         latency = perf_counter() - call.start

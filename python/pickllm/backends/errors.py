@@ -38,6 +38,7 @@ model would not fix them.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -58,6 +59,7 @@ __all__ = [
     "ResponseTooLargeError",
     "ServerError",
     "parse_retry_after",
+    "retry_after_of",
 ]
 
 
@@ -198,3 +200,24 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
         when = when.replace(tzinfo=UTC)
     current = now if now is not None else datetime.now(UTC)
     return max(0.0, (when - current).total_seconds())
+
+
+def retry_after_of(headers: Mapping[str, str]) -> float | None:
+    """Seconds to wait from a response's headers (case-insensitive, as httpx's and aiohttp's
+    are): OpenAI's finer ``retry-after-ms`` when it is valid, else :func:`parse_retry_after`
+    of ``Retry-After``. The backends and the gateway both read a 429 through this.
+
+    >>> retry_after_of({"retry-after-ms": "1500", "retry-after": "2"})
+    1.5
+    >>> retry_after_of({"retry-after-ms": "soon", "retry-after": "2"})
+    2.0
+    """
+    milliseconds = headers.get("retry-after-ms")
+    if milliseconds is not None:
+        try:
+            value = float(milliseconds)
+        except ValueError:
+            value = -1.0
+        if 0 <= value < float("inf"):
+            return value / 1000.0
+    return parse_retry_after(headers.get("retry-after"))

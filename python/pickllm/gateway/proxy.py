@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import math
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from typing import Any
 
 import aiohttp
 
+from pickllm.backends.errors import retry_after_of
 from pickllm.gateway.config import ModelConfig
 
 __all__ = ["DONE", "Answer", "Limits", "Stream", "Upstream", "UpstreamError"]
@@ -460,7 +460,9 @@ async def _refuse(name: str, response: aiohttp.ClientResponse, started: float) -
     finally:
         response.release()
     latency = time.perf_counter() - started
-    retry_after = _retry_after(response.headers.get("Retry-After"))
+    # As the backends read it (seconds, an HTTP-date, retry-after-ms); held to the router's
+    # max_retry_after by its Health, whatever the server asks.
+    retry_after = retry_after_of(response.headers)
     if status == 429:
         kind = "http_429"
     elif status >= 500:
@@ -477,14 +479,3 @@ async def _refuse(name: str, response: aiohttp.ClientResponse, started: float) -
         retry_after=retry_after,
         body=body,
     )
-
-
-def _retry_after(value: str | None) -> float | None:
-    if value is None:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        return None
-    # Held to the router's max_retry_after by its Health, whatever the server asks.
-    return seconds if seconds > 0 and math.isfinite(seconds) else None

@@ -35,6 +35,7 @@ from pickllm.scorers.errors import (
     InvalidScoreError,
     MissingReferenceError,
     ScorerError,
+    ScorerTimeoutError,
     VerdictParseError,
 )
 from pickllm.scorers.exact_match import ExactMatch
@@ -60,6 +61,7 @@ __all__ = [
     "ScorerAdapter",
     "ScorerError",
     "ScorerLike",
+    "ScorerTimeoutError",
     "TokenF1",
     "VerdictParseError",
     "as_scorer",

@@ -23,10 +23,18 @@ import asyncio
 import inspect
 import math
 import numbers
+import time
 from collections.abc import Awaitable, Callable
 from typing import Protocol, TypeAlias, cast, runtime_checkable
 
-from pickllm.scorers.errors import InvalidScoreError, MissingReferenceError, ScorerError
+import anyio
+
+from pickllm.scorers.errors import (
+    InvalidScoreError,
+    MissingReferenceError,
+    ScorerError,
+    ScorerTimeoutError,
+)
 
 __all__ = [
     "AsyncScoreFunction",
@@ -169,30 +177,55 @@ class ScorerAdapter:
     def __repr__(self) -> str:
         return f"ScorerAdapter({self.name})"
 
-    def score(self, prompt: str, response: str, reference: str | None = None) -> float:
-        """Grade synchronously; the result is validated to lie in [0, 1]."""
+    def score(
+        self,
+        prompt: str,
+        response: str,
+        reference: str | None = None,
+        *,
+        deadline: float | None = None,
+    ) -> float:
+        """Grade synchronously; the result is validated to lie in [0, 1].
+
+        With ``deadline`` (a :func:`time.monotonic` instant) a grade must be ready by then, or
+        :class:`~pickllm.scorers.ScorerTimeoutError` is raised: an async implementation is
+        cancelled at it; a sync one cannot be interrupted, so its grade, once late, is refused.
+        """
+        _time_left(self.name, deadline)
         if self._sync is not None:
             value = self._sync(prompt, response, reference)
             if inspect.isawaitable(value):
                 # A plain function that turned out to return a coroutine (a lambda around an
                 # async call, say): run it rather than score the coroutine object.
-                value = self._run_blocking(cast(Awaitable[object], value))
+                value = self._run_blocking(cast(Awaitable[object], value), deadline)
         else:
             assert self._async is not None
             impl = self._async
             self._refuse_inside_loop()
-            value = asyncio.run(_awaited(impl(prompt, response, reference)))
+            value = asyncio.run(_awaited(impl(prompt, response, reference), self.name, deadline))
+        _in_time(self.name, deadline)
         return validate_score(value, scorer=self.name)
 
-    async def ascore(self, prompt: str, response: str, reference: str | None = None) -> float:
-        """Grade asynchronously; the result is validated to lie in [0, 1]."""
+    async def ascore(
+        self,
+        prompt: str,
+        response: str,
+        reference: str | None = None,
+        *,
+        deadline: float | None = None,
+    ) -> float:
+        """Grade asynchronously; the result is validated to lie in [0, 1]. ``deadline`` as in
+        :meth:`score` (a sync implementation runs inline, so it too can only be refused late).
+        """
+        _time_left(self.name, deadline)
         if self._async is not None:
-            value = await self._async(prompt, response, reference)
+            value = await _awaited(self._async(prompt, response, reference), self.name, deadline)
         else:
             assert self._sync is not None
             value = self._sync(prompt, response, reference)
             if inspect.isawaitable(value):
-                value = await cast(Awaitable[object], value)
+                value = await _awaited(cast(Awaitable[object], value), self.name, deadline)
+        _in_time(self.name, deadline)
         return validate_score(value, scorer=self.name)
 
     def _refuse_inside_loop(self) -> None:
@@ -205,7 +238,7 @@ class ScorerAdapter:
             "loop; call ascore (Router.aroute) instead"
         )
 
-    def _run_blocking(self, awaitable: Awaitable[object]) -> object:
+    def _run_blocking(self, awaitable: Awaitable[object], deadline: float | None) -> object:
         try:
             self._refuse_inside_loop()
         except ScorerError:
@@ -214,11 +247,28 @@ class ScorerAdapter:
             if close is not None:
                 close()
             raise
-        return asyncio.run(_awaited(awaitable))
+        return asyncio.run(_awaited(awaitable, self.name, deadline))
 
 
-async def _awaited(awaitable: Awaitable[object]) -> object:
-    return await awaitable
+async def _awaited(awaitable: Awaitable[object], name: str, deadline: float | None) -> object:
+    """Await a grade, cancelled at ``deadline`` (None: no limit)."""
+    if deadline is None:
+        return await awaitable
+    with anyio.move_on_after(deadline - time.monotonic()):
+        return await awaitable
+    raise ScorerTimeoutError(f"{name} did not grade by the deadline: cancelled at it")
+
+
+def _time_left(name: str, deadline: float | None) -> None:
+    """Refuse to start a grade that could only come too late."""
+    if deadline is not None and time.monotonic() >= deadline:
+        raise ScorerTimeoutError(f"{name} was not called: no time left before the deadline")
+
+
+def _in_time(name: str, deadline: float | None) -> None:
+    """Refuse a grade that came after the deadline (a sync scorer cannot be interrupted)."""
+    if deadline is not None and time.monotonic() > deadline:
+        raise ScorerTimeoutError(f"{name} graded after the deadline: its grade is dropped")
 
 
 def as_scorer(scorer: ScorerLike | ScorerAdapter) -> ScorerAdapter:

@@ -14,6 +14,7 @@ __all__ = [
     "InvalidScoreError",
     "MissingReferenceError",
     "ScorerError",
+    "ScorerTimeoutError",
     "VerdictParseError",
 ]
 
@@ -28,6 +29,10 @@ class InvalidScoreError(ScorerError, ValueError):
 
 class MissingReferenceError(ScorerError, ValueError):
     """A reference-based scorer was called without a reference, or with one it cannot read."""
+
+
+class ScorerTimeoutError(ScorerError):
+    """A scorer gave no grade by its deadline (cancelled at it, or it returned too late)."""
 
 
 class EmbeddingError(ScorerError):
