@@ -316,9 +316,9 @@ pub(crate) fn best_probabilities(alpha: &[f64], beta: &[f64]) -> Vec<f64> {
     probabilities
 }
 
-/// [`best_probabilities`] into `probabilities`, reusing its allocation (a feedback's update).
-fn fill_best_probabilities(alpha: &[f64], beta: &[f64], probabilities: &mut Vec<f64>) {
-    // Per model: mean, standard deviation and its inverse.
+/// Per model its posterior's mean, standard deviation and the inverse of that; and the floor,
+/// the highest lower end of any model's plausible range: no model can be best below it.
+fn moments_and_floor(alpha: &[f64], beta: &[f64]) -> (Vec<(f64, f64, f64)>, f64) {
     let moments: Vec<(f64, f64, f64)> = alpha
         .iter()
         .zip(beta)
@@ -328,11 +328,16 @@ fn fill_best_probabilities(alpha: &[f64], beta: &[f64], probabilities: &mut Vec<
             (a / n, sd, 1.0 / sd)
         })
         .collect();
-    // No model can be best where it lies below every other's plausible range.
     let floor = moments
         .iter()
         .map(|(m, s, _)| m - TAIL * s)
         .fold(f64::NEG_INFINITY, f64::max);
+    (moments, floor)
+}
+
+/// [`best_probabilities`] into `probabilities`, reusing its allocation (a feedback's update).
+fn fill_best_probabilities(alpha: &[f64], beta: &[f64], probabilities: &mut Vec<f64>) {
+    let (moments, floor) = moments_and_floor(alpha, beta);
     let rule = gauss_hermite();
     let table = cdf_table();
     // The quadrature's nodes run in one pass per other model (rather than the models per node):
@@ -404,19 +409,7 @@ mod tests {
 
     /// The computation before its loops were exchanged, kept to show the result is unchanged.
     fn reference_probabilities(alpha: &[f64], beta: &[f64]) -> Vec<f64> {
-        let moments: Vec<(f64, f64, f64)> = alpha
-            .iter()
-            .zip(beta)
-            .map(|(&a, &b)| {
-                let n = a + b;
-                let sd = (a * b / (n * n * (n + 1.0))).sqrt();
-                (a / n, sd, 1.0 / sd)
-            })
-            .collect();
-        let floor = moments
-            .iter()
-            .map(|(m, s, _)| m - TAIL * s)
-            .fold(f64::NEG_INFINITY, f64::max);
+        let (moments, floor) = moments_and_floor(alpha, beta);
         let (rule, table) = (gauss_hermite(), cdf_table());
         let mut probabilities: Vec<f64> = moments
             .iter()
