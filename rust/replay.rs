@@ -610,17 +610,22 @@ mod tests {
         );
     }
 
-    #[test]
-    fn drift_changes_the_best_model_and_measures_recovery() {
-        // Model 0 is always right, model 1 half the time; at query 50 model 0 breaks down.
-        let drift = Drift {
+    /// Model 0 is always right, model 1 half the time (see `table`); at query 50 model 0
+    /// breaks down.
+    fn model_0_breaks_at_50() -> Drift {
+        Drift {
             at: 50,
             model: 0,
             accuracy: 0.0,
             cost: 1.0,
             smoothing: 10,
             window: [20, 40],
-        };
+        }
+    }
+
+    #[test]
+    fn drift_changes_the_best_model_and_measures_recovery() {
+        let drift = model_0_breaks_at_50();
         let reward = accuracy_only();
         let session = |strategy: &Strategy| {
             run_drifting(&[table()], &reward, strategy, 100, &[4], false, Some(&drift))
@@ -660,14 +665,7 @@ mod tests {
 
     #[test]
     fn traced_rewards_pair_the_strategy_with_the_final_best_model() {
-        let drift = Drift {
-            at: 50,
-            model: 0,
-            accuracy: 0.0,
-            cost: 1.0,
-            smoothing: 10,
-            window: [20, 40],
-        };
+        let drift = model_0_breaks_at_50();
         let reward = accuracy_only();
         let traced = run_drifting(
             &[table()],
