@@ -175,8 +175,9 @@ class Model(BaseModel):
         max_response_bytes: int | None = None,
     ) -> Completion:
         """The async twin of :meth:`complete`."""
-        limits = _limits(self.backend.acomplete, deadline, max_response_bytes)
-        return await self.backend.acomplete(
+        acomplete = self.backend.acomplete
+        limits = _limits(acomplete, deadline, max_response_bytes)
+        return await acomplete(
             messages,
             model=self.provider_model,
             max_tokens=self.max_tokens,
@@ -190,6 +191,8 @@ def _limits(method: Any, deadline: float | None, max_response_bytes: int | None)
     """The limit keywords ``method`` names (user-written backends may name none)."""
     takes = limits_taken(method)
     limits = {"deadline": deadline, "max_response_bytes": max_response_bytes}
+    if len(takes) == len(limits):  # pickllm's own backends: all of them
+        return limits
     return {k: v for k, v in limits.items() if k in takes}
 
 
