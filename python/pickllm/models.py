@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pydantic import (
@@ -165,7 +165,7 @@ class Model(BaseModel):
             **limits,
         )
 
-    async def acomplete(
+    def acomplete(
         self,
         messages: Sequence[Message],
         *,
@@ -173,11 +173,13 @@ class Model(BaseModel):
         stream: bool = False,
         deadline: float | None = None,
         max_response_bytes: int | None = None,
-    ) -> Completion:
-        """The async twin of :meth:`complete`."""
+    ) -> Awaitable[Completion]:
+        """The async twin of :meth:`complete`: await what it returns, the backend's call
+        itself (a coroutine of our own here would add a frame that every resumption of the
+        call passes through)."""
         acomplete = self.backend.acomplete
         limits = _limits(acomplete, deadline, max_response_bytes)
-        return await acomplete(
+        return acomplete(
             messages,
             model=self.provider_model,
             max_tokens=self.max_tokens,

@@ -238,6 +238,10 @@ class _CallOptions(TypedDict):
     max_response_bytes: int | None
 
 
+#: No scope at all (a nullcontext can be entered any number of times, also at once).
+_NO_SCOPE: contextlib.AbstractContextManager[object] = contextlib.nullcontext()
+
+
 @dataclass(slots=True)
 class _Ticket:
     """One call in flight: its decision, reservation and breaker slot, settled exactly once."""
@@ -278,6 +282,12 @@ class RouteLoop:
             None if options.scorer is None else as_scorer(options.scorer)
         )
         self.health = Health(options.breaker, selector.models, max_hold=options.max_retry_after)
+        #: Models whose backends' async calls take no deadline: cancelled at it instead.
+        self._cancelled_at_deadline = frozenset(
+            name
+            for name, spec in specs.items()
+            if "deadline" not in limits_taken(spec.backend.acomplete)
+        )
         if options.budget is None:
             spending = None
         elif spending is None:
@@ -356,13 +366,12 @@ class RouteLoop:
             "max_response_bytes": self.options.max_response_bytes,
         }
 
-    @staticmethod
     def _outer_deadline(
-        spec: Model, deadline: float | None
+        self, spec: Model, deadline: float | None
     ) -> contextlib.AbstractContextManager[object]:
         """A backend that takes no ``deadline`` is cancelled at it (async calls only)."""
-        if deadline is None or "deadline" in limits_taken(spec.backend.acomplete):
-            return contextlib.nullcontext()
+        if deadline is None or spec.name not in self._cancelled_at_deadline:
+            return _NO_SCOPE
         return anyio.fail_after(max(deadline - time.monotonic(), 0.0))
 
     def _as_failure(self, exc: Exception, ticket: _Ticket) -> BackendError:

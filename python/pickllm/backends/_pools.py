@@ -19,7 +19,14 @@ import functools
 import json
 import ssl
 import threading
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Mapping,
+)
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -31,12 +38,15 @@ from pickllm.errors import ArgumentTypeError
 if TYPE_CHECKING:  # aiohttp is imported with the first async pool, not with pickllm (~0.1 s)
     from multidict import CIMultiDict
 
-    from pickllm.backends._transport import AiohttpTransport, Trace
+    from pickllm.backends._transport import AiohttpTransport, Reply, Trace
 
 __all__ = ["AsyncReply", "ClientPools"]
 
 #: The key of the async client used outside asyncio (under trio, through anyio).
 _NO_LOOP = object()
+
+#: No scope at all (a nullcontext can be entered any number of times, also at once).
+_NO_SCOPE: contextlib.AbstractAsyncContextManager[Any] = contextlib.nullcontext()
 
 #: JSON bodies encoded as httpx encodes ``json=`` ones; one encoder for all (``json.dumps``
 #: with these options builds a new one per call).
@@ -206,15 +216,15 @@ class ClientPools:
         ``deadline`` with aiohttp's own timer; else asyncio's timeout (a third of anyio's
         cost), or anyio's scope under trio."""
         if left is None:
-            return contextlib.nullcontext()
+            return _NO_SCOPE
         loop = _running_loop()
         if loop is None:  # not asyncio (trio)
             return _anyio_deadline(max(left, 0))
         if self._async_injected is None:
-            return contextlib.nullcontext()
+            return _NO_SCOPE
         return asyncio.timeout(max(left, 0))
 
-    async def asend(
+    def asend(
         self,
         url: str,
         payload: Any,
@@ -222,34 +232,62 @@ class ClientPools:
         timeouts: Mapping[str, float | None],
         trace: Trace,
         deadline: float | None,
-    ) -> AsyncReply:
+    ) -> Awaitable[AsyncReply]:
         """POST ``payload`` as JSON on this loop's pool, with httpx's phase ``timeouts``
-        (``Timeout.as_dict()``); return the reply with its body unread
-        (the caller closes it, within :meth:`deadline_scope`). What
-        ``client.send(client.build_request(...), stream=True)`` does, and on an injected client
-        or httpx's transport exactly that.
+        (``Timeout.as_dict()``); await the reply, its body unread (the caller closes it, within
+        :meth:`deadline_scope`). What ``client.send(client.build_request(...), stream=True)``
+        does, and on an injected client or httpx's transport exactly that.
 
         On our aiohttp transport the request goes straight to it, built once here: our own
         clients set no auth, redirects, event hooks or cookies, and httpx's machinery that would
         find so (building the request, sending it through the client, its response object) costs
         more CPU per request than aiohttp's whole exchange. So a server's cookies are not kept,
         and httpx's INFO log line per request is not written; the body is decoded by aiohttp.
+        Once the loop's pool exists, what is returned is the transport's own coroutine (one
+        frame less for every resumption of the call).
         """
+        if self._async_injected is None:
+            loop = _running_loop()
+            pool = self._aclients.get(loop if loop is not None else _NO_LOOP)
+            if pool is not None and pool.direct is not None:
+                return self._send_direct(pool, url, payload, timeouts, trace, deadline)
+        return self._asend(url, payload, timeouts, trace, deadline)
+
+    @staticmethod
+    def _send_direct(
+        pool: _AsyncPool,
+        url: str,
+        payload: Any,
+        timeouts: Mapping[str, float | None],
+        trace: Trace,
+        deadline: float | None,
+    ) -> Awaitable[Reply]:
+        assert pool.direct is not None
+        assert pool.json_headers is not None
+        return pool.direct.send(
+            "POST",
+            url,
+            headers=pool.json_headers,
+            body=_JSON.encode(payload).encode(),
+            timeouts=timeouts,
+            trace=trace,
+            deadline=deadline,
+            decompress=True,
+        )
+
+    async def _asend(
+        self,
+        url: str,
+        payload: Any,
+        timeouts: Mapping[str, float | None],
+        trace: Trace,
+        deadline: float | None,
+    ) -> AsyncReply:
         client = self._async_injected
         if client is None:
             pool = await self._async_pool()
             if pool.direct is not None:
-                assert pool.json_headers is not None
-                return await pool.direct.send(
-                    "POST",
-                    url,
-                    headers=pool.json_headers,
-                    body=_JSON.encode(payload).encode(),
-                    timeouts=timeouts,
-                    trace=trace,
-                    deadline=deadline,
-                    decompress=True,
-                )
+                return await self._send_direct(pool, url, payload, timeouts, trace, deadline)
             client = pool.client
         request = client.build_request(
             "POST",
