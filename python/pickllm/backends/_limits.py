@@ -6,8 +6,9 @@ as a whole:
 
 - every httpx phase timeout (connect, write, pool, read) is cut to the time left when the request
   starts, and the time is checked again at every chunk of the body;
-- async calls run inside a cancel scope that fires at the deadline (asyncio's own timeout, or
-  anyio's under trio), so their phases keep only the timeouts shorter than the time left;
+- async calls are cancelled at the deadline (on our own pools under asyncio by aiohttp's total
+  timer, which every aiohttp request pays for anyway; else by asyncio's timeout, or anyio's
+  scope under trio), so their phases keep only the timeouts shorter than the time left;
 - sync calls register with one shared :class:`Watchdog` thread, which at the deadline shuts the
   call's socket down, waking a read blocked in it (the socket comes from httpcore's trace of a new
   connection, or from the response of a reused one).

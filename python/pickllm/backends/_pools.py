@@ -96,11 +96,11 @@ class _HttpxReply:
         return response.aiter_raw()  # not an async stream: httpx's own error for it
 
     async def read(self, count: Callable[[bytes], object]) -> bytes:
-        body = bytearray()
+        parts = []
         async for chunk in self.chunks():
             count(chunk)
-            body += chunk
-        return bytes(body)
+            parts.append(chunk)
+        return b"".join(parts)
 
     async def aclose(self) -> None:
         await self._response.aclose()

@@ -1,9 +1,11 @@
 """An httpx transport on an ``aiohttp.ClientSession``: the async pools' way to the network.
 
 httpx's own async pool spends milliseconds of CPU per request assigning connections once a
-hundred tasks share it (encode/httpx#3215); aiohttp's connector does not. Requests and responses
-stay httpx objects (the clients, injection, timeouts and error classes the backends know), and
-only the bytes travel through aiohttp. One transport belongs to one asyncio event loop.
+hundred tasks share it (encode/httpx#3215); aiohttp's connector does not. Behind an httpx
+client, requests and responses stay httpx objects (the clients, timeouts and error classes
+httpx users know); the backends' own calls skip them and get a :class:`Reply` straight from
+:meth:`AiohttpTransport.send`. Either way errors are httpx's. One transport belongs to one
+asyncio event loop.
 
 What httpx's transport gives and this one keeps:
 
@@ -13,7 +15,8 @@ What httpx's transport gives and this one keeps:
   extension (event ``connection.acquired``), so a deadline that passes in the queue is told apart
   from one that passes at the server (``CallLimits.acquired``).
 - **timeouts**: ``connect`` bounds opening a connection, ``read`` the wait for each chunk.
-  aiohttp has no write timeout: a request body is small, and the call's deadline bounds it.
+  aiohttp has no write timeout: a request body is small, and the call's deadline bounds it
+  (aiohttp's ``total`` timer, when the caller gives :meth:`AiohttpTransport.send` one).
 - **errors**, each aiohttp failure as the httpx exception httpx's transport raises for it
   (see :func:`_httpx_error`); decoding (``Content-Encoding``) is left to httpx, as with httpx's
   transport.
@@ -132,17 +135,17 @@ class Reply:
         """The whole body; ``count`` is given each chunk as it arrives, and may raise to stop.
         (What ``chunks`` gives, without an async generator's set-up and finalization.)"""
         content = self._response.content
-        body = b""
+        parts = []
         try:
             while chunk := await content.readany():
                 count(chunk)
-                body += chunk
+                parts.append(chunk)
         except _NETWORK_ERRORS as exc:
             if _deadline(exc):
                 raise
             raise _httpx_error(exc, self._request, responded=True) from exc
         self._ended = True
-        return body
+        return b"".join(parts)  # one chunk (the usual answer) is returned as it is, uncopied
 
     async def aclose(self) -> None:
         slot, self._slot = self._slot, None
