@@ -193,6 +193,9 @@ class Attempts(Generic[P]):
     def answered(self, ticket: Ticket, cost: float) -> None:
         """The model answered: charge what it reports (see docs/reliability.md on providers
         that report more than the bound reserved), and count the success."""
+        if not self._settle(ticket, cost):
+            return
+        self.health.succeeded(ticket.decision.model)
         if ticket.reservation is not None and cost > ticket.reservation.amount:
             logger.warning(
                 "pickllm: %s reported usage costing %.6f USD, above the %.6f USD bound reserved",
@@ -200,8 +203,6 @@ class Attempts(Generic[P]):
                 cost,
                 float(ticket.reservation.amount),
             )
-        if self._settle(ticket, cost):
-            self.health.succeeded(ticket.decision.model)
 
     def failed(
         self,
