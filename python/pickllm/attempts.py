@@ -196,12 +196,14 @@ class Attempts(Generic[P]):
         if not self._settle(ticket, cost):
             return
         self.health.succeeded(ticket.decision.model)
-        if ticket.reservation is not None and cost > ticket.reservation.amount:
+        # Compared as floats: a float against a Fraction takes microseconds, on every answer.
+        reserved = None if ticket.reservation is None else float(ticket.reservation.amount)
+        if reserved is not None and cost > reserved:
             logger.warning(
                 "pickllm: %s reported usage costing %.6f USD, above the %.6f USD bound reserved",
                 ticket.decision.model,
                 cost,
-                float(ticket.reservation.amount),
+                reserved,
             )
 
     def failed(
