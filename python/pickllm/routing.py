@@ -9,10 +9,9 @@ its real latency, and the query goes to the remaining model the learner ranks hi
 Retry-After keeps that model out of every selection until it has passed (at most
 ``max_retry_after``). If every attempt fails, one :class:`AllModelsFailedError` lists them all.
 
-Each call is a :class:`_Ticket`: its decision, budget reservation and breaker slot are settled
-exactly once whatever happens after the selection: fed back (an answer, or a failure of the
-model), or released as abandoned (a cancellation, congestion on our side), never both and never
-left open. The loop talks to its router through the narrow :class:`Selector` protocol.
+Which model each attempt calls, and the settling of each call exactly once (answered, failed or
+abandoned), are :class:`pickllm.attempts.Attempts`' (the gateway's too). The loop talks to its
+router through the narrow :class:`Selector` protocol.
 """
 
 from __future__ import annotations
@@ -21,13 +20,14 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol, TypedDict, cast
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypedDict, cast
 
 import anyio
 
 from pickllm._core import Decision
+from pickllm.attempts import AllModelsFailedError, Attempt, Attempts, Selector, Ticket
 from pickllm.backends.base import Completion, Message, check_unicode, validate_call
 from pickllm.backends.errors import (
     BackendError,
@@ -35,8 +35,8 @@ from pickllm.backends.errors import (
     InvalidRequestError,
     RateLimitError,
 )
-from pickllm.budget import Budget, BudgetExceeded, Reservation, Spending, cost_bound
-from pickllm.errors import ArgumentTypeError, ConfigError, PickLLMError
+from pickllm.budget import Budget, Spending, cost_bound
+from pickllm.errors import ArgumentTypeError, ConfigError
 from pickllm.health import CircuitBreaker, Health
 from pickllm.models import Model, limits_taken
 from pickllm.scorers.base import ScorerAdapter, ScorerLike, as_scorer
@@ -60,32 +60,6 @@ logger = logging.getLogger("pickllm")
 
 #: A prompt: plain text (one user message) or chat messages.
 Prompt = str | Sequence[Message]
-
-
-@dataclass(frozen=True)
-class Attempt:
-    """One call made for a query: its decision, and the error when it failed."""
-
-    decision: Decision
-    error: str | None = None
-
-    @property
-    def model(self) -> str:
-        return self.decision.model
-
-
-class AllModelsFailedError(PickLLMError):
-    """Every attempt of one routed query failed; ``attempts`` lists each, in order."""
-
-    def __init__(self, message: str, attempts: Sequence[Attempt]) -> None:
-        lines = [f"  {i}. {a.model}: {a.error}" for i, a in enumerate(attempts, 1)]
-        super().__init__("\n".join([message, *lines]))
-        self.message = message
-        self.attempts = tuple(attempts)
-
-    def __reduce__(self) -> tuple[type[AllModelsFailedError], tuple[str, tuple[Attempt, ...]]]:
-        # Exceptions pickle as cls(*args), which would lose `attempts`.
-        return (type(self), (self.message, self.attempts))
 
 
 @dataclass(frozen=True)
@@ -188,30 +162,6 @@ class RouteOptions:
         return self.scorer is not None or self.budget is not None
 
 
-class Selector(Protocol):
-    """What the loop needs of its router: the pool, selection, feedback and ranking."""
-
-    @property
-    def models(self) -> tuple[str, ...]: ...
-
-    @property
-    def default_context(self) -> str: ...
-
-    def select(
-        self,
-        context: str | None = None,
-        *,
-        exclude: Iterable[str] | None = None,
-        allowed: Iterable[str] | None = None,
-    ) -> Decision: ...
-
-    def feedback(
-        self, decision: Decision, *, accuracy: float, cost: float = 0.0, latency: float = 0.0
-    ) -> float: ...
-
-    def probabilities(self, context: str | None = None) -> dict[str, float]: ...
-
-
 def to_messages(prompt: Prompt) -> list[Message]:
     """A prompt as chat messages (plain text becomes one user message)."""
     if isinstance(prompt, str):
@@ -240,15 +190,6 @@ class _CallOptions(TypedDict):
 
 #: No scope at all (a nullcontext can be entered any number of times, also at once).
 _NO_SCOPE: contextlib.AbstractContextManager[object] = contextlib.nullcontext()
-
-
-@dataclass(slots=True)
-class _Ticket:
-    """One call in flight: its decision, reservation and breaker slot, settled exactly once."""
-
-    decision: Decision
-    reservation: Reservation | None
-    settled: bool = field(default=False)
 
 
 class RouteLoop:
@@ -293,6 +234,15 @@ class RouteLoop:
         elif spending is None:
             spending = Spending(options.budget)
         self.spending: Spending | SharedSpending | None = spending
+        deadline = "route deadline" + (f" of {options.deadline:g} s" if options.deadline else "")
+        self.attempts: Attempts[Sequence[Message]] = Attempts(
+            selector,
+            self.health,
+            spending,
+            options.max_attempts,
+            lambda model, messages: cost_bound(specs[model], messages),
+            deadline_name=deadline,
+        )
 
     # ==================== Sync and async entry points ====================
 
@@ -300,7 +250,7 @@ class RouteLoop:
         messages, deadline = self._start(prompt, reference)
         attempts: list[Attempt] = []
         while True:
-            ticket = self._next(context, messages, attempts, deadline)
+            ticket = self.attempts.next(context, messages, attempts, deadline)
             try:
                 spec = self.specs[ticket.decision.model]
                 try:
@@ -309,11 +259,11 @@ class RouteLoop:
                 except Exception as exc:
                     self._failed(ticket, self._as_failure(exc, ticket), attempts)
                     continue
-                self._answered(ticket, cost)
+                self.attempts.answered(ticket, cost)
                 accuracy = self._grade(messages, completion.text, reference, deadline)
                 return self._result(ticket, completion, cost, accuracy, attempts)
             finally:
-                self._abandon(ticket)  # only if nothing above settled it (cancelled, a bug)
+                self.attempts.abandon(ticket)  # only if nothing above settled it (cancelled, a bug)
 
     async def aroute(
         self, prompt: Prompt, context: str | None, reference: str | None
@@ -321,7 +271,7 @@ class RouteLoop:
         messages, deadline = self._start(prompt, reference)
         attempts: list[Attempt] = []
         while True:
-            ticket = self._next(context, messages, attempts, deadline)
+            ticket = self.attempts.next(context, messages, attempts, deadline)
             try:
                 spec = self.specs[ticket.decision.model]
                 try:
@@ -332,11 +282,11 @@ class RouteLoop:
                 except Exception as exc:
                     self._failed(ticket, self._as_failure(exc, ticket), attempts)
                     continue
-                self._answered(ticket, cost)
+                self.attempts.answered(ticket, cost)
                 accuracy = await self._agrade(messages, completion.text, reference, deadline)
                 return self._result(ticket, completion, cost, accuracy, attempts)
             finally:
-                self._abandon(ticket)  # cancelled (also while the scorer ran), or a bug
+                self.attempts.abandon(ticket)  # cancelled (also while the scorer ran), or a bug
 
     # ==================== Shared steps ====================
 
@@ -374,7 +324,7 @@ class RouteLoop:
             return _NO_SCOPE
         return anyio.fail_after(max(deadline - time.monotonic(), 0.0))
 
-    def _as_failure(self, exc: Exception, ticket: _Ticket) -> BackendError:
+    def _as_failure(self, exc: Exception, ticket: Ticket) -> BackendError:
         """What a call that raised means for its model. Anything a backend or its answer does
         wrong (hostile usage, a bug in a custom backend) is that model's failure."""
         if isinstance(exc, BackendError):
@@ -400,125 +350,20 @@ class RouteLoop:
             raise OverflowError(f"the reported usage {completion.usage} prices to {cost} USD")
         return cost
 
-    def _next(
-        self,
-        context: str | None,
-        messages: Sequence[Message],
-        attempts: list[Attempt],
-        deadline: float | None,
-    ) -> _Ticket:
-        """The next call: the learner's own choice first, then, for each fallback, the remaining
-        model the learner ranks highest (selected with ``allowed=[it]``, so that the decision is
-        recorded and its feedback counted like any other). Models already tried, with an open
-        circuit, or whose worst-case cost does not fit the budget are left out."""
-        if deadline is not None and attempts and time.monotonic() >= deadline:
-            raise AllModelsFailedError(
-                f"the route deadline of {self.options.deadline:g} s passed after "
-                f"{len(attempts)} attempt(s)",
-                attempts,
-            )
-        if self.spending is None:
-            return _Ticket(self._choose(context, messages, attempts), None)
-        while True:
-            with self.spending.transaction():  # what fits, select, reserve: one atomic step
-                decision = self._choose(context, messages, attempts)
-                bound = cost_bound(self.specs[decision.model], messages)
-                reservation = self.spending.reserve(decision.context, bound)
-            if reservation is not None:
-                return _Ticket(decision, reservation)
-            # Only with a budget shared across replicas: another one took the money between
-            # "what fits" and "reserve". Close the decision unjudged and choose again.
-            self.health.released(decision.model)
-
-    def _choose(
-        self, context: str | None, messages: Sequence[Message], attempts: list[Attempt]
-    ) -> Decision:
-        blocked = self.health.blocked()
-        unaffordable = self._unaffordable(context, messages)
-        excluded = {a.model for a in attempts} | set(blocked) | set(unaffordable)
-        remaining = [m for m in self.selector.models if m not in excluded]
-        max_attempts = self.options.max_attempts
-        if not remaining or len(attempts) >= max_attempts:
-            reasons = {**unaffordable, **blocked}
-            why = "; ".join(f"{m}: {r}" for m, r in reasons.items())
-            message = (
-                f"no model answered in {len(attempts)} attempt(s) (max_attempts="
-                f"{max_attempts})" + (f"; unavailable: {why}" if why else "")
-            )
-            if unaffordable and not remaining and len(attempts) < max_attempts:
-                raise BudgetExceeded(message)
-            raise AllModelsFailedError(message, attempts)
-        if not attempts:
-            decision = self.selector.select(context, exclude=sorted(excluded) or None)
-        else:
-            ranking = self.selector.probabilities(context)
-            best = max(remaining, key=ranking.__getitem__)
-            decision = self.selector.select(context, allowed=[best])
-        self.health.started(decision.model)
-        return decision
-
-    def _unaffordable(self, context: str | None, messages: Sequence[Message]) -> dict[str, str]:
-        if self.spending is None:
-            return {}
-        left = self.spending.remaining(
-            self.selector.default_context if context is None else context
-        )
-        bounds = {m: cost_bound(self.specs[m], messages) for m in self.selector.models}
-        return {
-            m: f"worst-case cost {b:.6f} USD exceeds the {left:.6f} USD left"
-            for m, b in bounds.items()
-            if b > left
-        }
-
-    def _settle(self, ticket: _Ticket, cost: float) -> None:
-        ticket.settled = True
-        if ticket.reservation is not None and self.spending is not None:
-            self.spending.settle(ticket.reservation, cost)
-
-    def _failed(self, ticket: _Ticket, error: BackendError, attempts: list[Attempt]) -> None:
-        """A failed call: the model's failure is fed back as zero accuracy with its real
-        latency; congestion on our side releases the call without judging the model."""
-        decision = ticket.decision
-        attempts.append(Attempt(decision, str(error)))
+    def _failed(self, ticket: Ticket, error: BackendError, attempts: list[Attempt]) -> None:
+        """A failed call: the model's failure is fed back (a 429's Retry-After holds it out);
+        congestion on our side releases the call without judging the model."""
+        attempts.append(Attempt(ticket.decision, str(error)))
         if not error.blames_model:
-            logger.warning("pickllm: %s not called: %s", decision.model, error)
-            self._abandon(ticket)
+            logger.warning("pickllm: %s not called: %s", ticket.decision.model, error)
+            self.attempts.abandon(ticket)
             return
-        self._settle(ticket, 0.0)
-        self.health.failed(decision.model)
-        if isinstance(error, RateLimitError) and error.retry_after:
-            self.health.hold(decision.model, error.retry_after)
-        logger.warning("pickllm: %s failed: %s", decision.model, error)
-        # Last: should the core refuse it (the decision expired under load), nothing else is
-        # left unsettled.
-        latency = error.latency if math.isfinite(error.latency) and error.latency >= 0 else 0.0
-        self.selector.feedback(decision, accuracy=0.0, cost=0.0, latency=latency)
-
-    def _abandon(self, ticket: _Ticket) -> None:
-        """A call ended by something other than a verdict on the model (a cancellation, our own
-        congestion, a bug): release its reservation and breaker slot, feed nothing back. The
-        decision stays unanswered, to expire after ``max_pending`` newer ones."""
-        if ticket.settled:
-            return
-        self._settle(ticket, 0.0)
-        self.health.released(ticket.decision.model)
-
-    def _answered(self, ticket: _Ticket, cost: float) -> None:
-        """The model answered: charge what it reports (see docs/reliability.md on providers
-        that report more than the bound reserved), and count the success."""
-        if ticket.reservation is not None and cost > ticket.reservation.amount:
-            logger.warning(
-                "pickllm: %s reported usage costing %.6f USD, above the %.6f USD bound reserved",
-                ticket.decision.model,
-                cost,
-                float(ticket.reservation.amount),
-            )
-        self._settle(ticket, cost)
-        self.health.succeeded(ticket.decision.model)
+        retry_after = error.retry_after if isinstance(error, RateLimitError) else None
+        self.attempts.failed(ticket, error, error.latency, retry_after=retry_after)
 
     def _result(
         self,
-        ticket: _Ticket,
+        ticket: Ticket,
         completion: Completion,
         cost: float,
         accuracy: float | None,

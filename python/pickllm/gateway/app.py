@@ -16,7 +16,7 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,15 +30,15 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from pickllm._core import Decision
+from pickllm.attempts import Attempt, Ticket
 from pickllm.backends.openai import OpenAICompatible
-from pickllm.budget import Reservation
 from pickllm.errors import DecisionError, PickLLMError
 from pickllm.gateway.config import GatewayConfig, JudgeConfig, load_config, resolve_secret
 from pickllm.gateway.errors import APIError, UnknownDecisionError
 from pickllm.gateway.feedback import FeedbackStore, Outcome, Pending
 from pickllm.gateway.metrics import BREAKER_VALUES, CONTENT_TYPE_LATEST, Metrics
 from pickllm.gateway.proxy import DONE, Answer, Limits, Stream, Upstream, UpstreamError
-from pickllm.gateway.routes import Attempt, RoutedModels
+from pickllm.gateway.routes import RoutedModels
 from pickllm.routing import DEFAULT_DEADLINE, DEFAULT_MAX_RESPONSE_BYTES
 from pickllm.scorers.judge import DEFAULT_RUBRIC, LLMJudge
 
@@ -226,20 +226,20 @@ class Gateway:
         messages: int,
         prompt_chars: int,
     ) -> Response:
-        attempts: list[Attempt] = []
+        tried: list[Attempt] = []
         deadline = routed.deadline()
         while True:
-            decision, reservation = routed.next(context, prompt_bytes, messages, attempts, deadline)
-            limits = routed.limits(deadline)
+            ticket = routed.next(context, (prompt_bytes, messages), tried, deadline)
+            decision = ticket.decision
             gid = self._decision_id()
             self.store.open(gid, routed.name, decision)
-            if routed.name in self.judges:
-                self._keep_prompt(gid, body)
-            self.metrics.decisions.labels(
-                routed.name, self.metrics.context(decision.context), decision.model
-            ).inc()
-            upstream = self.upstreams[decision.model]
             try:
+                if routed.name in self.judges:
+                    self._keep_prompt(gid, body)
+                self.metrics.decisions.labels(
+                    routed.name, self.metrics.context(decision.context), decision.model
+                ).inc()
+                upstream, limits = self.upstreams[decision.model], routed.limits(deadline)
                 if stream:
                     opened = await upstream.stream(
                         body, prompt_chars, keep_text=routed.name in self.judges, limits=limits
@@ -248,31 +248,19 @@ class Gateway:
                     answer = await upstream.complete(body, prompt_chars, limits)
             except UpstreamError as error:
                 self.metrics.failures.labels(decision.model, error.kind).inc()
-                if not error.model_fault:  # the request's own fault: no model is judged
-                    self._abandon(routed, gid, decision, reservation, 0.0)
+                self._failed(routed, gid, ticket, error)
+                if not error.model_fault:  # the request's own fault: passed back as is
                     return _upstream_refusal(error)
-                self._failed(routed, gid, decision, reservation, error)
-                attempts.append(Attempt(decision.model, str(error)))
+                tried.append(Attempt(decision, str(error)))
                 continue
             except BaseException:
-                self._abandon(routed, gid, decision, reservation, 0.0)
+                self._abandon(routed, gid, ticket)
                 raise
             headers = _decision_headers(gid, decision)
             if stream:
-                ended = functools.partial(
-                    self._stream_ended, routed, gid, decision, reservation, opened
-                )
+                ended = functools.partial(self._stream_ended, routed, gid, ticket, opened)
                 return _StreamResponse(opened, headers, ended)
-            self._answered(
-                routed,
-                gid,
-                decision,
-                reservation,
-                answer.latency,
-                None,
-                self._cost(decision.model, answer),
-                answer.text(),
-            )
+            self._answered(routed, gid, ticket, answer, self._cost(decision.model, answer))
             return _json_response(answer.body, headers)
 
     async def _passed_through(
@@ -340,26 +328,18 @@ class Gateway:
             self.metrics.ttft.labels(model).observe(ttft)
 
     def _answered(
-        self,
-        routed: RoutedModels,
-        gid: str,
-        decision: Decision,
-        reservation: Reservation | None,
-        latency: float,
-        ttft: float | None,
-        cost: float,
-        text: str | None,
+        self, routed: RoutedModels, gid: str, ticket: Ticket, answer: Answer | Stream, cost: float
     ) -> None:
-        routed.settle_budget(reservation, cost)
-        routed.health.succeeded(decision.model)
-        self._measured(decision.model, latency, ttft)
+        routed.attempts.answered(ticket, cost)
+        ttft = answer.ttft if isinstance(answer, Stream) else None
+        self._measured(ticket.decision.model, answer.latency, ttft)
         pending = self.store.get(gid)
         if pending is not None and pending.prompt is not None:
-            pending.answer = text  # for the judge
+            pending.answer = answer.text()  # for the judge
         self.store.answered(
             gid,
             cost=cost,
-            latency=latency,
+            latency=answer.latency,
             timeout=routed.config.feedback_timeout,
             default_accuracy=routed.config.default_accuracy,
         )
@@ -368,80 +348,67 @@ class Gateway:
         self,
         routed: RoutedModels,
         gid: str,
-        decision: Decision,
-        reservation: Reservation | None,
+        ticket: Ticket,
         error: UpstreamError,
         cost: float = 0.0,
     ) -> None:
-        """A model failed this request: zero accuracy with its real latency, breaker told."""
+        """A call failed: the model's failure is fed back as zero accuracy with its real
+        latency; the request's own fault (a 4xx) judges no model."""
         self.store.cancel(gid)
-        routed.settle_budget(reservation, cost)
-        routed.health.failed(decision.model)
-        if error.retry_after:
-            routed.health.hold(decision.model, error.retry_after)
-        latency = error.latency if error.latency >= 0 else 0.0
-        self._learn(routed.name, decision, 0.0, cost, latency)
-        logger.warning("pickllm gateway: %s failed: %s", decision.model, error)
+        if not error.model_fault:
+            routed.attempts.abandon(ticket, cost)
+            return
+        failed = routed.attempts.failed
+        self._learn(
+            routed.name,
+            ticket.decision,
+            lambda: failed(ticket, error, error.latency, retry_after=error.retry_after, cost=cost),
+        )
 
-    def _abandon(
-        self,
-        routed: RoutedModels,
-        gid: str,
-        decision: Decision,
-        reservation: Reservation | None,
-        cost: float,
-    ) -> None:
-        """Ended without a verdict on the model (client left, request refused): no learning."""
+    def _abandon(self, routed: RoutedModels, gid: str, ticket: Ticket, cost: float = 0.0) -> None:
+        """Ended without a verdict on the model (the client left, a bug): no learning."""
         self.store.cancel(gid)
-        routed.settle_budget(reservation, cost)
-        routed.health.released(decision.model)
+        routed.attempts.abandon(ticket, cost)
 
     def _stream_ended(
         self,
         routed: RoutedModels,
         gid: str,
-        decision: Decision,
-        reservation: Reservation | None,
+        ticket: Ticket,
         stream: Stream,
         outcome: str,
         error: UpstreamError | None,
     ) -> None:
-        cost = self._cost(decision.model, stream)
+        cost = self._cost(ticket.decision.model, stream)
         if outcome == "done":
-            self._answered(
-                routed,
-                gid,
-                decision,
-                reservation,
-                stream.latency,
-                stream.ttft,
-                cost,
-                stream.text(),
-            )
+            self._answered(routed, gid, ticket, stream, cost)
         elif outcome == "broken" and error is not None:
-            self.metrics.failures.labels(decision.model, error.kind).inc()
-            self._failed(routed, gid, decision, reservation, error, cost)
+            self.metrics.failures.labels(ticket.decision.model, error.kind).inc()
+            self._failed(routed, gid, ticket, error, cost)
         else:  # the client left: cancel upstream (done by the response), settle once
-            self._abandon(routed, gid, decision, reservation, cost)
+            self._abandon(routed, gid, ticket, cost)
 
     def _settled(self, pending: Pending, accuracy: float | None, outcome: Outcome) -> None:
         """The feedback store settled a decision: apply its reward (unless cancelled)."""
         self.metrics.settled.labels(pending.router, outcome).inc()
         if accuracy is None:
             return
+        router, decision = self.routers[pending.router].router, pending.decision
+        cost, latency = pending.cost or 0.0, pending.latency or 0.0
         self._learn(
-            pending.router, pending.decision, accuracy, pending.cost or 0.0, pending.latency or 0.0
+            pending.router,
+            decision,
+            lambda: router.feedback(decision, accuracy=accuracy, cost=cost, latency=latency),
         )
 
-    def _learn(
-        self, router: str, decision: Decision, accuracy: float, cost: float, latency: float
-    ) -> None:
+    def _learn(self, router: str, decision: Decision, feedback: Callable[[], float | None]) -> None:
+        """Apply ``feedback`` to the learner and record its reward."""
         try:
-            reward = self.routers[router].router.feedback(
-                decision, accuracy=accuracy, cost=cost, latency=latency
-            )
+            reward = feedback()
         except DecisionError as error:  # expired in the learner (max_pending newer decisions)
             logger.warning("pickllm gateway: feedback not applied: %s", error)
+            return
+        if reward is None:
             return
         self.metrics.rewards.labels(
             router, self.metrics.context(decision.context), decision.model
