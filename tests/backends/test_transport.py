@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from pickllm.backends import OpenAICompatible
-from pickllm.backends._pools import _shared_ssl_context
+from pickllm.backends._pools import _encode_json, _shared_ssl_context
 from pickllm.backends._transport import ACQUIRED, AiohttpTransport
 from pickllm.backends.errors import (
     BackendConnectionError,
@@ -433,6 +433,17 @@ async def test_own_pools_send_the_headers_httpx_would() -> None:
     ):
         assert b"\r\n" + line in request_head
     assert json.loads(body)["messages"] == MESSAGES
+
+
+def test_request_bodies_are_encoded_as_json_dumps_would() -> None:
+    payload = {"model": "m", "messages": [{"role": "user", "content": 'é \u2028 "x" \n'}]}
+    payload |= {"max_tokens": 5, "temperature": 0.5, "stream": True, "n": None}
+    expected = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    assert _encode_json(payload) == expected.encode()
+    with pytest.raises(ValueError, match="Out of range float"):
+        _encode_json({"temperature": float("nan")})
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        _encode_json({"content": b"bytes"})
 
 
 # ------------------------------------------------------------------ trio

@@ -481,16 +481,17 @@ class HTTPBackend(Closing):
             input_tokens=parsed.input_tokens,
             output_tokens=parsed.output_tokens,
         )
-        logger.debug(
-            "POST %s model=%s stream=%s ok in %.3f s (%d+%d tokens%s)",
-            self._url,
-            call.model,
-            call.stream,
-            latency,
-            usage.input_tokens,
-            usage.output_tokens,
-            ", estimated" if usage.estimated else "",
-        )
+        if logger.isEnabledFor(logging.DEBUG):  # skips packing the arguments of every call
+            logger.debug(
+                "POST %s model=%s stream=%s ok in %.3f s (%d+%d tokens%s)",
+                self._url,
+                call.model,
+                call.stream,
+                latency,
+                usage.input_tokens,
+                usage.output_tokens,
+                ", estimated" if usage.estimated else "",
+            )
         return Completion(
             text=parsed.text,
             model=parsed.model or call.model,

@@ -140,6 +140,8 @@ class Reply:
             while chunk := await content.readany():
                 count(chunk)
                 parts.append(chunk)
+                if content.at_eof():  # whole: no call for the empty chunk that says so
+                    break
         except _NETWORK_ERRORS as exc:
             if _deadline(exc):
                 raise
