@@ -44,7 +44,7 @@ from pickllm.backends._parsing import (
     error_detail,
     load_json,
 )
-from pickllm.backends._pools import ClientPools
+from pickllm.backends._pools import ClientPools, running_loop
 from pickllm.backends._redact import Secrets, check_headers, excerpt
 from pickllm.backends._url import checked_base_url
 from pickllm.backends.base import Completion, Message, validate_call
@@ -292,14 +292,16 @@ class HTTPBackend(Closing):
         )
         call.limits.acquired = not self._pools.traced_async  # untraced: blame as before
         limits = call.limits
+        loop = running_loop()
         try:
-            async with self._pools.deadline_scope(limits.remaining()):
+            async with self._pools.deadline_scope(limits.remaining(), loop):
                 response = await self._pools.asend(
                     self._url,
                     payload,
                     timeouts=limits.phases(self._phases),
                     trace=limits.atrace,
                     deadline=limits.deadline,
+                    loop=loop,
                 )
                 try:
                     call.responded = True

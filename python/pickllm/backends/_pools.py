@@ -40,7 +40,7 @@ if TYPE_CHECKING:  # aiohttp is imported with the first async pool, not with pic
 
     from pickllm.backends._transport import AiohttpTransport, Reply, Trace
 
-__all__ = ["AsyncReply", "ClientPools"]
+__all__ = ["AsyncReply", "ClientPools", "running_loop"]
 
 #: The key of the async client used outside asyncio (under trio, through anyio).
 _NO_LOOP = object()
@@ -154,7 +154,9 @@ async def _close_with_loop(client: httpx.AsyncClient) -> AsyncGenerator[None, No
         await client.aclose()
 
 
-def _running_loop() -> asyncio.AbstractEventLoop | None:
+def running_loop() -> asyncio.AbstractEventLoop | None:
+    """The running asyncio loop; None outside asyncio (under trio). Asked once per call: under
+    Python 3.11 each ``asyncio.get_running_loop()`` makes a system call (``getpid``)."""
     try:
         return asyncio.get_running_loop()
     except RuntimeError:
@@ -231,14 +233,15 @@ class ClientPools:
             return self._async_injected
         return (await self._async_pool()).client
 
-    def deadline_scope(self, left: float | None) -> contextlib.AbstractAsyncContextManager[Any]:
-        """What cancels an async call ``left`` seconds from now, raising TimeoutError: nothing
-        more on our own pools under asyncio, whose requests :meth:`asend` bounds by their
-        ``deadline`` with aiohttp's own timer; else asyncio's timeout (a third of anyio's
-        cost), or anyio's scope under trio."""
+    def deadline_scope(
+        self, left: float | None, loop: asyncio.AbstractEventLoop | None
+    ) -> contextlib.AbstractAsyncContextManager[Any]:
+        """What cancels an async call ``left`` seconds from now, raising TimeoutError, in
+        ``loop`` (:func:`running_loop`): nothing more on our own pools under asyncio, whose
+        requests :meth:`asend` bounds by their ``deadline`` with aiohttp's own timer; else
+        asyncio's timeout (a third of anyio's cost), or anyio's scope under trio."""
         if left is None:
             return _NO_SCOPE
-        loop = _running_loop()
         if loop is None:  # not asyncio (trio)
             return _anyio_deadline(max(left, 0))
         if self._async_injected is None:
@@ -253,8 +256,10 @@ class ClientPools:
         timeouts: Mapping[str, float | None],
         trace: Trace,
         deadline: float | None,
+        loop: asyncio.AbstractEventLoop | None,
     ) -> Awaitable[AsyncReply]:
-        """POST ``payload`` as JSON on this loop's pool, with httpx's phase ``timeouts``
+        """POST ``payload`` as JSON on the pool of ``loop`` (:func:`running_loop`), with
+        httpx's phase ``timeouts``
         (``Timeout.as_dict()``); await the reply, its body unread (the caller closes it, within
         :meth:`deadline_scope`). What ``client.send(client.build_request(...), stream=True)``
         does, and on an injected client or httpx's transport exactly that.
@@ -268,7 +273,6 @@ class ClientPools:
         frame less for every resumption of the call).
         """
         if self._async_injected is None:
-            loop = _running_loop()
             pool = self._aclients.get(loop if loop is not None else _NO_LOOP)
             if pool is not None and pool.direct is not None:
                 return self._send_direct(pool, url, payload, timeouts, trace, deadline)
@@ -321,7 +325,7 @@ class ClientPools:
         return _HttpxReply(await client.send(request, stream=True))
 
     async def _async_pool(self) -> _AsyncPool:
-        loop = _running_loop()
+        loop = running_loop()
         key = loop if loop is not None else _NO_LOOP
         pool = self._aclients.get(key)  # a dict read needs no lock
         if pool is not None:
@@ -379,7 +383,7 @@ class ClientPools:
     async def aclose(self) -> None:
         """Close the sync pool and this event loop's async pool (not injected clients)."""
         self.close()
-        loop = _running_loop()
+        loop = running_loop()
         with self._lock:
             entry = self._aclients.pop(loop if loop is not None else _NO_LOOP, None)
         if entry is not None:
