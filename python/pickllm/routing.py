@@ -22,7 +22,7 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypedDict, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import anyio
 
@@ -191,13 +191,6 @@ def _prompt_text(messages: Sequence[Message]) -> str:
     return str(messages[-1].get("content", "")) if messages else ""
 
 
-class _CallOptions(TypedDict):
-    temperature: float | None
-    stream: bool
-    deadline: float | None
-    max_response_bytes: int | None
-
-
 #: No scope at all (a nullcontext can be entered any number of times, also at once).
 _NO_SCOPE: contextlib.AbstractContextManager[object] = contextlib.nullcontext()
 
@@ -264,7 +257,14 @@ class RouteLoop:
             try:
                 spec = self.specs[ticket.decision.model]
                 try:
-                    completion = spec.complete(messages, **self._call_options(deadline))
+                    options = self.options
+                    completion = spec.complete(
+                        messages,
+                        temperature=options.temperature,
+                        stream=options.stream,
+                        deadline=self._call_deadline(deadline),
+                        max_response_bytes=options.max_response_bytes,
+                    )
                     cost = self._price(spec, completion)
                 except Exception as exc:
                     self._failed(ticket, self._as_failure(exc, ticket), attempts)
@@ -285,9 +285,16 @@ class RouteLoop:
             try:
                 spec = self.specs[ticket.decision.model]
                 try:
-                    options = self._call_options(deadline)
-                    with self._outer_deadline(spec, options["deadline"]):
-                        completion = await spec.acomplete(messages, **options)
+                    options = self.options
+                    call_deadline = self._call_deadline(deadline)
+                    with self._outer_deadline(spec, call_deadline):
+                        completion = await spec.acomplete(
+                            messages,
+                            temperature=options.temperature,
+                            stream=options.stream,
+                            deadline=call_deadline,
+                            max_response_bytes=options.max_response_bytes,
+                        )
                     cost = self._price(spec, completion)
                 except Exception as exc:
                     self._failed(ticket, self._as_failure(exc, ticket), attempts)
@@ -316,17 +323,12 @@ class RouteLoop:
         deadline = self.options.deadline
         return messages, None if deadline is None else time.monotonic() + deadline
 
-    def _call_options(self, deadline: float | None) -> _CallOptions:
-        """Keyword arguments of one call: the route's deadline, cut to ``attempt_deadline``."""
-        if self.options.attempt_deadline is not None:
-            attempt = time.monotonic() + self.options.attempt_deadline
-            deadline = attempt if deadline is None else min(deadline, attempt)
-        return {
-            "temperature": self.options.temperature,
-            "stream": self.options.stream,
-            "deadline": deadline,
-            "max_response_bytes": self.options.max_response_bytes,
-        }
+    def _call_deadline(self, deadline: float | None) -> float | None:
+        """The deadline of one call: the route's, cut to ``attempt_deadline``."""
+        if self.options.attempt_deadline is None:
+            return deadline
+        attempt = time.monotonic() + self.options.attempt_deadline
+        return attempt if deadline is None else min(deadline, attempt)
 
     def _outer_deadline(
         self, spec: Model, deadline: float | None
