@@ -42,7 +42,6 @@ from typing import Any
 import aiohttp
 import httpx
 from aiohttp.http_exceptions import HttpProcessingError
-from multidict import CIMultiDict
 from yarl import URL
 
 __all__ = ["AiohttpTransport", "Reply"]
@@ -231,7 +230,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         method: str,
         url: str,
         *,
-        headers: Iterable[tuple[str, str]] | CIMultiDict[str],
+        headers: Mapping[str, str] | Iterable[tuple[str, str]],
         body: bytes,
         timeouts: Mapping[str, float | None],
         trace: Trace | None = None,
