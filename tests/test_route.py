@@ -4,6 +4,7 @@ pricing, scoring, feedback, fallbacks by ranking, Retry-After cooldowns, total f
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -12,7 +13,7 @@ from model_farm import Behaviour, answer, fail, model_farm
 from pickllm import ConfigError, LearningAutomaton, Router
 from pickllm.backends import OpenAICompatible
 from pickllm.models import Model
-from pickllm.routing import AllModelsFailedError
+from pickllm.routing import AllModelsFailedError, RouteResult
 from pickllm.scorers import MultipleChoice
 
 Pool = Callable[..., list[Model]]
@@ -49,6 +50,13 @@ def test_route_prices_scores_and_learns(pool: Pool) -> None:
         assert router.feedback_counts("math")[result.model] == 1
         assert farm.calls[result.model] == 1
         assert [a.model for a in result.attempts] == [result.model]
+        # Built in one step by the route loop, it is the dataclass its constructor builds.
+        fields = {f.name: getattr(result, f.name) for f in dataclasses.fields(RouteResult)}
+        assert vars(result) == fields
+        assert result == RouteResult(**fields)
+        assert hash(result) == hash(RouteResult(**fields))
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            result.cost = 0.0  # type: ignore[misc]
 
 
 def test_failed_calls_fall_back_by_ranking_and_count_as_zero_accuracy(pool: Pool) -> None:

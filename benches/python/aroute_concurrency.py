@@ -6,8 +6,12 @@ answers every target; each target sends the same chat completion request in clos
 
 - ``raw aiohttp``: ``aiohttp.ClientSession.post`` (the baseline of issue 14);
 - ``raw httpx``: ``httpx.AsyncClient.post`` with its own transport;
-- ``aroute``: a Router over two models of one ``OpenAICompatible`` backend, on its default
-  async pool (httpx's client on pickllm's aiohttp transport);
+- ``pickllm transport``: the backends' aiohttp transport alone (``AiohttpTransport.send``, the
+  body read and the reply closed), the same pre-encoded body: what the layers above it add is
+  the difference to the next two;
+- ``backend.acomplete``: one ``OpenAICompatible`` backend's call, no router;
+- ``aroute``: a Router over two models of that backend, on its default async pool (pickllm's
+  aiohttp transport);
 - ``aroute (httpx transport)``: the same, with an injected ``httpx.AsyncClient``.
 
 Targets run in turn, ``--rounds`` times (interleaved, so that a busy moment of a shared machine
@@ -42,6 +46,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 from gateway_servers import UPSTREAM, start  # noqa: E402
 from pickllm import Router  # noqa: E402
 from pickllm.backends import OpenAICompatible  # noqa: E402
+from pickllm.backends._pools import _shared_ssl_context  # noqa: E402
+from pickllm.backends._transport import AiohttpTransport  # noqa: E402
 from pickllm.models import Model  # noqa: E402
 from servers import free_port  # noqa: E402
 
@@ -84,7 +90,9 @@ class Targets:
         self.httpx = httpx.AsyncClient(limits=limits)
         self.injected = httpx.AsyncClient(limits=limits)
         base = self.url.rsplit("/chat/completions", 1)[0]
-        self.fast = self._router(OpenAICompatible(base_url=base, api_key_env=None, limits=limits))
+        self.transport = AiohttpTransport(limits=limits, ssl_context=_shared_ssl_context())
+        self.backend = OpenAICompatible(base_url=base, api_key_env=None, limits=limits)
+        self.fast = self._router(self.backend)
         self.slow = self._router(
             OpenAICompatible(base_url=base, api_key_env=None, async_http_client=self.injected)
         )
@@ -97,6 +105,7 @@ class Targets:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.fast.aclose()
+        await self.transport.aclose()
         await self.slow.aclose()
         await self.injected.aclose()
         await self.httpx.aclose()
@@ -115,6 +124,39 @@ class Targets:
             response = await self.httpx.post(self.url, content=payload, headers=headers)
             return str(response.json()["choices"][0]["message"]["content"])
 
+        backend = self.backend
+        messages: list[Any] = [{"role": "user", "content": PROMPT}]
+        transport = self.transport
+        # What aroute passes by default: its 30 s deadline (aiohttp's total timer, as raw
+        # aiohttp's 5 min default) and its 8 MiB cap.
+        deadline, cap = 30.0, 8 * 1024 * 1024
+
+        async def pickllm_transport() -> str:
+            reply = await transport.send(
+                "POST",
+                self.url,
+                headers=headers,
+                body=payload,
+                timeouts={},
+                deadline=time.monotonic() + deadline,
+                decompress=True,
+            )
+            try:
+                data = json.loads(await reply.read(len))
+            finally:
+                await reply.aclose()
+            return str(data["choices"][0]["message"]["content"])
+
+        async def backend_acomplete() -> str:
+            answer = await backend.acomplete(
+                messages,
+                model="m1",
+                max_tokens=50,
+                deadline=time.monotonic() + deadline,
+                max_response_bytes=cap,
+            )
+            return answer.text
+
         async def aroute() -> str:
             return (await self.fast.aroute(PROMPT)).text
 
@@ -124,6 +166,8 @@ class Targets:
         return {
             "raw aiohttp": raw_aiohttp,
             "raw httpx": raw_httpx,
+            "pickllm transport": pickllm_transport,
+            "backend.acomplete": backend_acomplete,
             "aroute": aroute,
             "aroute (httpx transport)": aroute_httpx,
         }

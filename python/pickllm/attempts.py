@@ -146,6 +146,10 @@ class Attempts(Generic[P]):
 
     def _choose(self, context: str | None, prompt: P, tried: Sequence[Attempt]) -> Decision:
         blocked = self.health.blocked()
+        if not tried and not blocked and self.spending is None:  # the usual call: any model
+            decision = self.selector.select(context)
+            self.health.started(decision.model)
+            return decision
         unaffordable = self._unaffordable(context, prompt)
         excluded = {a.model for a in tried} | set(blocked) | set(unaffordable)
         remaining = [m for m in self.selector.models if m not in excluded]

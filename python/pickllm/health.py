@@ -84,14 +84,21 @@ class Health:
         self._lock = threading.Lock()
         window = breaker.window if breaker else 1
         self._models = {m: _Model(recent=deque(maxlen=window)) for m in models}
+        #: How many models are not closed: while none is, there is nothing to refresh, block
+        #: or count as a probe, and the calls below return without taking the lock.
+        self._not_closed = 0
 
     def _refresh(self, m: _Model, now: float) -> None:
         if m.state == "open" and now >= m.until:
             m.state = "half_open" if self.breaker else "closed"
             m.probes = 0
+            if m.state == "closed":
+                self._not_closed -= 1
 
     def blocked(self) -> dict[str, str]:
         """Models not to call now, each with the reason."""
+        if not self._not_closed:  # read without the lock: as if called a moment earlier
+            return {}
         now = self._clock()
         out = {}
         with self._lock:
@@ -111,6 +118,8 @@ class Health:
 
     def started(self, model: str) -> None:
         """A call to ``model`` begins (counts a half-open probe)."""
+        if not self._not_closed:
+            return
         with self._lock:
             m = self._models[model]
             self._refresh(m, self._clock())
@@ -130,6 +139,7 @@ class Health:
             if m.state == "half_open":
                 m.state, m.probes = "closed", 0
                 m.recent.clear()
+                self._not_closed -= 1
             m.consecutive = 0
             m.recent.append(False)
 
@@ -154,7 +164,8 @@ class Health:
             m = self._models[model]
             self._open(m, max(m.until, self._clock() + seconds))
 
-    @staticmethod
-    def _open(m: _Model, until: float) -> None:
+    def _open(self, m: _Model, until: float) -> None:
+        if m.state == "closed":
+            self._not_closed += 1
         m.state, m.until, m.probes = "open", until, 0
         m.consecutive = 0

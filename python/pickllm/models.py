@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pydantic import (
@@ -165,7 +165,7 @@ class Model(BaseModel):
             **limits,
         )
 
-    async def acomplete(
+    def acomplete(
         self,
         messages: Sequence[Message],
         *,
@@ -173,10 +173,13 @@ class Model(BaseModel):
         stream: bool = False,
         deadline: float | None = None,
         max_response_bytes: int | None = None,
-    ) -> Completion:
-        """The async twin of :meth:`complete`."""
-        limits = _limits(self.backend.acomplete, deadline, max_response_bytes)
-        return await self.backend.acomplete(
+    ) -> Awaitable[Completion]:
+        """The async twin of :meth:`complete`: await what it returns, the backend's call
+        itself (a coroutine of our own here would add a frame that every resumption of the
+        call passes through)."""
+        acomplete = self.backend.acomplete
+        limits = _limits(acomplete, deadline, max_response_bytes)
+        return acomplete(
             messages,
             model=self.provider_model,
             max_tokens=self.max_tokens,
@@ -190,6 +193,8 @@ def _limits(method: Any, deadline: float | None, max_response_bytes: int | None)
     """The limit keywords ``method`` names (user-written backends may name none)."""
     takes = limits_taken(method)
     limits = {"deadline": deadline, "max_response_bytes": max_response_bytes}
+    if len(takes) == len(limits):  # pickllm's own backends: all of them
+        return limits
     return {k: v for k, v in limits.items() if k in takes}
 
 

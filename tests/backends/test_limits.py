@@ -24,12 +24,13 @@ def test_a_scoped_call_keeps_only_the_phase_timeouts_shorter_than_the_time_left(
     # Its cancel scope fires at the deadline: a timeout of at least the time left could only
     # fire after it, so none is set (and no timer re-armed per chunk).
     limits = CallLimits.checked(time.monotonic() + 100.0, None)
-    timeout = limits.timeout(CONFIGURED, scoped=True)
-    assert timeout.connect == 10.0
-    assert (timeout.read, timeout.write, timeout.pool) == (None, None, None)
+    phases = limits.phases(CONFIGURED.as_dict())
+    assert phases["connect"] == 10.0
+    assert (phases["read"], phases["write"], phases["pool"]) == (None, None, None)
 
 
 def test_without_a_deadline_the_configured_timeouts_stay() -> None:
     limits = CallLimits.checked(None, None)
     assert limits.timeout(CONFIGURED) is CONFIGURED
-    assert limits.timeout(CONFIGURED, scoped=True) is CONFIGURED
+    configured = CONFIGURED.as_dict()
+    assert limits.phases(configured) is configured

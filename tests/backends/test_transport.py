@@ -9,6 +9,7 @@ asserted, never durations: where a timeout is the point, nothing else can end th
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import socket
 import struct
@@ -21,7 +22,7 @@ import httpx
 import pytest
 
 from pickllm.backends import OpenAICompatible
-from pickllm.backends._pools import _shared_ssl_context
+from pickllm.backends._pools import _encode_json, _shared_ssl_context
 from pickllm.backends._transport import ACQUIRED, AiohttpTransport
 from pickllm.backends.errors import (
     BackendConnectionError,
@@ -29,6 +30,7 @@ from pickllm.backends.errors import (
     DeadlineExceededError,
     LocalCongestionError,
     MalformedResponseError,
+    ResponseTooLargeError,
 )
 
 pytestmark = pytest.mark.anyio
@@ -290,6 +292,44 @@ async def test_a_deadline_passing_at_the_server_blames_the_model() -> None:
         assert caught.value.blames_model
 
 
+async def test_a_deadline_passing_while_the_body_arrives_blames_the_model() -> None:
+    # The head and part of the body arrive, then nothing: only the call's deadline (aiohttp's
+    # total timer on our own pool) can end it, and the connection is not reused.
+    stalled = replying(head(Content_Length="100") + b'{"choices": [', then="wait")
+    async with scripted(stalled) as server, OpenAICompatible(server.url, api_key_env=None) as b:
+        with pytest.raises(DeadlineExceededError) as caught:
+            await b.acomplete(MESSAGES, model="m", deadline=time.monotonic() + 0.5)
+        assert caught.value.blames_model
+        await asyncio.wait_for(server.closed_by_client.wait(), 30)
+
+
+def gzipped(body: bytes) -> Callable[[Scripted], Handler]:
+    return replying(
+        head(Content_Length=str(len(packed := gzip.compress(body))), Content_Encoding="gzip")
+        + packed
+    )
+
+
+@pytest.mark.parametrize("pool", ["own", "injected httpx client"])
+async def test_an_encoded_body_is_decoded_and_capped_after_decoding(pool: str) -> None:
+    # JSON may start with any amount of whitespace: a megabyte of it compresses to a kilobyte.
+    padded = b" " * 1_000_000 + ANSWER
+    injected = httpx.AsyncClient() if pool != "own" else None
+    for cap, body in ((None, ANSWER), (2_000_000, padded), (100_000, padded)):
+        async with (
+            scripted(gzipped(body)) as server,
+            OpenAICompatible(server.url, api_key_env=None, async_http_client=injected) as b,
+        ):
+            call = b.acomplete(MESSAGES, model="m", max_response_bytes=cap)
+            if cap == 100_000:  # the decoded bytes count, not the kilobyte sent
+                with pytest.raises(ResponseTooLargeError):
+                    await call
+            else:
+                assert (await call).text == "ok"
+    if injected is not None:
+        await injected.aclose()
+
+
 # ------------------------------------------------------------------ pool, trace, cancellation
 
 
@@ -393,6 +433,17 @@ async def test_own_pools_send_the_headers_httpx_would() -> None:
     ):
         assert b"\r\n" + line in request_head
     assert json.loads(body)["messages"] == MESSAGES
+
+
+def test_request_bodies_are_encoded_as_json_dumps_would() -> None:
+    payload = {"model": "m", "messages": [{"role": "user", "content": 'é \u2028 "x" \n'}]}
+    payload |= {"max_tokens": 5, "temperature": 0.5, "stream": True, "n": None}
+    expected = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    assert _encode_json(payload) == expected.encode()
+    with pytest.raises(ValueError, match="Out of range float"):
+        _encode_json({"temperature": float("nan")})
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        _encode_json({"content": b"bytes"})
 
 
 # ------------------------------------------------------------------ trio

@@ -22,17 +22,14 @@ Every response is read as a stream, plain bodies included, so that the limits ho
 
 from __future__ import annotations
 
-import asyncio
 import codecs
-import contextlib
 import functools
 import logging
-from collections.abc import AsyncIterable, AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from time import perf_counter
-from typing import Any
+from typing import Any, Protocol
 
-import anyio
 import httpx
 
 from pickllm._closing import Closing
@@ -47,7 +44,7 @@ from pickllm.backends._parsing import (
     error_detail,
     load_json,
 )
-from pickllm.backends._pools import ClientPools
+from pickllm.backends._pools import ClientPools, running_loop
 from pickllm.backends._redact import Secrets, check_headers, excerpt
 from pickllm.backends._url import checked_base_url
 from pickllm.backends.base import Completion, Message, validate_call
@@ -74,52 +71,25 @@ logger = logging.getLogger("pickllm.backends")
 DEFAULT_TIMEOUT = httpx.Timeout(120.0, connect=10.0)
 
 
-def _is_json(response: httpx.Response) -> bool:
+class _Head(Protocol):
+    """What the steps below read of a response: an ``httpx.Response`` (sync calls) or an
+    :class:`~._pools.AsyncReply` (async ones)."""
+
+    @property
+    def status_code(self) -> int: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+
+def _is_json(response: _Head) -> bool:
     # A server that ignores "stream": true answers with one JSON body; read it as such rather
     # than as an event stream with no events.
     content_type: str = response.headers.get("content-type", "")
     return content_type.startswith("application/json")
 
 
-def _deadline_scope(left: float | None) -> contextlib.AbstractAsyncContextManager[Any]:
-    """Cancel the call ``left`` seconds from now, raising TimeoutError (never if None).
-
-    Under asyncio, asyncio's own timeout: it costs less than half of anyio's scope, which serves
-    trio.
-    """
-    if left is None:
-        return contextlib.nullcontext()
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:  # not asyncio (trio)
-        return _anyio_deadline(max(left, 0))
-    return asyncio.timeout(max(left, 0))
-
-
-@contextlib.asynccontextmanager
-async def _anyio_deadline(left: float) -> AsyncIterator[None]:
-    with anyio.fail_after(left):
-        yield
-
-
-def _chunks(response: httpx.Response) -> AsyncIterable[bytes]:
-    """The body's chunks as they arrive, decoded if the server encoded them.
-
-    Undecoded bytes when there is nothing to decode, straight from the transport's stream:
-    httpx's ``aiter_raw`` around it (download counters, stream-state flags, the request attached
-    to errors per chunk: nothing used here) costs a tenth of an ``aroute``'s CPU, and every
-    transport (httpx's, ours) raises httpx's exceptions from its own stream. The caller closes
-    the response.
-    """
-    if "content-encoding" in response.headers:
-        return response.aiter_bytes()
-    stream = response.stream
-    if isinstance(stream, httpx.AsyncByteStream):
-        return stream
-    return response.aiter_raw()  # not an async stream: httpx's own error for it
-
-
-def _charset(response: httpx.Response) -> str:
+def _charset(response: _Head) -> str:
     """The charset the body declares if Python knows it, else UTF-8 (JSON's): what
     ``response.encoding`` says, without its parse of the content type by email.message (a few
     percent of a whole call's CPU)."""
@@ -184,6 +154,7 @@ class HTTPBackend(Closing):
         self._url = self._base_url + self._path
         self._parsed_url = httpx.URL(self._url)  # parsed once, not per request
         self._timeout = timeout
+        self._phases = timeout.as_dict()  # what async calls cut to their deadline
         self._header_names = tuple(sorted(headers or {}))
         self._secrets = Secrets.of_headers(all_headers)
         self._pools = ClientPools(
@@ -320,31 +291,35 @@ class HTTPBackend(Closing):
             messages, model, max_tokens, temperature, stream, deadline, max_response_bytes
         )
         call.limits.acquired = not self._pools.traced_async  # untraced: blame as before
+        limits = call.limits
+        loop = running_loop()
         try:
-            async with _deadline_scope(call.limits.remaining()):
+            async with self._pools.deadline_scope(limits.remaining(), loop):
                 response = await self._pools.asend(
                     self._url,
                     payload,
-                    timeout=call.limits.timeout(self._timeout, scoped=True),
-                    trace=call.limits.atrace,
+                    timeouts=limits.phases(self._phases),
+                    trace=limits.atrace,
+                    deadline=limits.deadline,
+                    loop=loop,
                 )
                 try:
                     call.responded = True
-                    if not response.is_success:
-                        body = await self._aread_all(response, call)
+                    if not 200 <= response.status_code < 300:
+                        body = await response.read(limits.count)
                         raise self._status_error(response, body, call)
                     if call.stream and not _is_json(response):
                         self._begin_stream(call)
-                        async for chunk in _chunks(response):
+                        async for chunk in response.chunks():
                             self._on_bytes(chunk, call)
                         parsed = self._end_stream(call)
                     else:
-                        parsed = self._on_body(response, await self._aread_all(response, call))
+                        parsed = self._on_body(response, await response.read(limits.count))
                 finally:
                     await response.aclose()
         except TimeoutError as exc:
-            # anyio's scope fired at the deadline; an httpx timeout is not a TimeoutError.
-            call.limits.expired = True
+            # The deadline's timer or scope fired; an httpx timeout is not a TimeoutError.
+            limits.expired = True
             parsed = self._recover_or_raise(exc, call)
         except Exception as exc:
             parsed = self._recover_or_raise(exc, call)
@@ -377,15 +352,7 @@ class HTTPBackend(Closing):
             body += chunk
         return bytes(body)
 
-    @staticmethod
-    async def _aread_all(response: httpx.Response, call: _Call) -> bytes:
-        body = bytearray()
-        async for chunk in _chunks(response):
-            call.limits.count(chunk)
-            body += chunk
-        return bytes(body)
-
-    def _on_body(self, response: httpx.Response, body: bytes) -> Parsed:
+    def _on_body(self, response: _Head, body: bytes) -> Parsed:
         text = body.decode(_charset(response), errors="replace")
         return self._parse_response(load_json(text, "response body"))
 
@@ -475,9 +442,9 @@ class HTTPBackend(Closing):
             latency=perf_counter() - call.start,
         )
 
-    def _status_error(self, response: httpx.Response, body: bytes, call: _Call) -> BackendError:
+    def _status_error(self, response: _Head, body: bytes, call: _Call) -> BackendError:
         status = response.status_code
-        detail = excerpt(self._secrets, error_detail(body, response.charset_encoding))
+        detail = excerpt(self._secrets, error_detail(body, _charset(response)))
         if not 400 <= status <= 599:
             return self._error(
                 MalformedResponseError,
@@ -516,16 +483,17 @@ class HTTPBackend(Closing):
             input_tokens=parsed.input_tokens,
             output_tokens=parsed.output_tokens,
         )
-        logger.debug(
-            "POST %s model=%s stream=%s ok in %.3f s (%d+%d tokens%s)",
-            self._url,
-            call.model,
-            call.stream,
-            latency,
-            usage.input_tokens,
-            usage.output_tokens,
-            ", estimated" if usage.estimated else "",
-        )
+        if logger.isEnabledFor(logging.DEBUG):  # skips packing the arguments of every call
+            logger.debug(
+                "POST %s model=%s stream=%s ok in %.3f s (%d+%d tokens%s)",
+                self._url,
+                call.model,
+                call.stream,
+                latency,
+                usage.input_tokens,
+                usage.output_tokens,
+                ", estimated" if usage.estimated else "",
+            )
         return Completion(
             text=parsed.text,
             model=parsed.model or call.model,

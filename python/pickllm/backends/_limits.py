@@ -6,8 +6,9 @@ as a whole:
 
 - every httpx phase timeout (connect, write, pool, read) is cut to the time left when the request
   starts, and the time is checked again at every chunk of the body;
-- async calls run inside a cancel scope that fires at the deadline (asyncio's own timeout, or
-  anyio's under trio), so their phases keep only the timeouts shorter than the time left;
+- async calls are cancelled at the deadline (on our own pools under asyncio by aiohttp's total
+  timer, which every aiohttp request pays for anyway; else by asyncio's timeout, or anyio's
+  scope under trio), so their phases keep only the timeouts shorter than the time left;
 - sync calls register with one shared :class:`Watchdog` thread, which at the deadline shuts the
   call's socket down, waking a read blocked in it (the socket comes from httpcore's trace of a new
   connection, or from the response of a reused one).
@@ -26,7 +27,8 @@ import os
 import socket
 import threading
 import time
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -44,6 +46,11 @@ class LimitExceededError(Exception):
         self.what = what
 
 
+#: Orders a sync call's socket becoming known against its expiry (held for two assignments,
+#: so one lock serves every call; one per call would cost each async call a lock for nothing).
+_STREAM_LOCK = threading.Lock()
+
+
 @dataclass(slots=True)
 class CallLimits:
     """The deadline and the byte cap of one call, and what it has read so far."""
@@ -57,7 +64,6 @@ class CallLimits:
     acquired: bool = False
     #: The network stream of the call's connection, once known (sync calls only).
     stream: Any = None
-    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
     def checked(cls, deadline: float | None, max_bytes: int | None) -> CallLimits:
@@ -83,31 +89,32 @@ class CallLimits:
     def passed(self) -> bool:
         return self.expired or (self.deadline is not None and time.monotonic() >= self.deadline)
 
-    def timeout(self, configured: httpx.Timeout, *, scoped: bool = False) -> httpx.Timeout:
-        """``configured`` with every phase cut to the time left (raises if none is left).
+    def timeout(self, configured: httpx.Timeout) -> httpx.Timeout:
+        """``configured`` with every phase cut to the time left (raises if none is left)."""
+        if self.deadline is None:
+            return configured
+        return httpx.Timeout(**self.phases(configured.as_dict(), scoped=False))
 
-        ``scoped``: the call runs inside a scope that cancels it at the deadline (async calls),
-        so a phase that could only time out at or after the deadline gets no timeout at all:
-        the scope bounds it, and its timer would cost CPU for nothing (aiohttp re-arms the
-        read timer at every chunk received).
+    def phases(
+        self, configured: Mapping[str, float | None], *, scoped: bool = True
+    ) -> Mapping[str, float | None]:
+        """httpx's phase timeouts (``Timeout.as_dict()``) cut to the time left (raises if none
+        is left).
+
+        ``scoped``: the call is cancelled at the deadline anyway (async calls), so a phase that
+        could only time out at or after the deadline gets no timeout at all: its timer would
+        cost CPU for nothing (aiohttp re-arms the read timer at every chunk received).
         """
         left = self.remaining()
         if left is None:
             return configured
         if left <= 0:
             raise LimitExceededError("deadline", "the deadline passed before the request was sent")
-
-        def cut(value: float | None) -> float | None:
-            if value is None or value >= left:
-                return None if scoped else left
-            return value
-
-        return httpx.Timeout(
-            connect=cut(configured.connect),
-            read=cut(configured.read),
-            write=cut(configured.write),
-            pool=cut(configured.pool),
-        )
+        cut = None if scoped else left
+        return {
+            phase: cut if value is None or value >= left else value
+            for phase, value in configured.items()
+        }
 
     def count(self, chunk: bytes) -> None:
         """Account for one chunk read; raise once over the cap or past the deadline."""
@@ -135,7 +142,7 @@ class CallLimits:
     def attach(self, stream: Any) -> None:
         if stream is None:
             return
-        with self._lock:
+        with _STREAM_LOCK:
             self.stream = stream
             expired = self.expired
         if expired:
@@ -143,7 +150,7 @@ class CallLimits:
 
     def expire(self) -> None:
         """Called by the watchdog at the deadline: wake the call by shutting its socket down."""
-        with self._lock:
+        with _STREAM_LOCK:
             self.expired = True
             stream = self.stream
         if stream is not None:

@@ -14,29 +14,123 @@ and never closed here: its owner closes it, as with any httpx client passed to a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import ssl
 import threading
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Mapping,
+)
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
+import anyio
 import httpx
 
 from pickllm.errors import ArgumentTypeError
 
 if TYPE_CHECKING:  # aiohttp is imported with the first async pool, not with pickllm (~0.1 s)
-    from pickllm.backends._transport import AiohttpTransport, Trace
+    from multidict import CIMultiDict
 
-__all__ = ["ClientPools"]
+    from pickllm.backends._transport import AiohttpTransport, Reply, Trace
+
+__all__ = ["AsyncReply", "ClientPools", "running_loop"]
 
 #: The key of the async client used outside asyncio (under trio, through anyio).
 _NO_LOOP = object()
 
+#: No scope at all (a nullcontext can be entered any number of times, also at once).
+_NO_SCOPE: contextlib.AbstractAsyncContextManager[Any] = contextlib.nullcontext()
+
 #: JSON bodies encoded as httpx encodes ``json=`` ones; one encoder for all (``json.dumps``
 #: with these options builds a new one per call).
 _JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def _unserializable(value: object) -> object:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def _json_body() -> Callable[[Any], bytes]:
+    """What encodes a request body: ``_JSON``'s C encoder itself, made once (``_JSON.encode``
+    makes one per call, in Python: half of the encoding's cost), without the circular-reference
+    check (bodies are built fresh by the backends); ``_JSON`` where Python has no C encoder."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:
+        return lambda payload: _JSON.encode(payload).encode()
+    encode = make(
+        None, _unserializable, json.encoder.encode_basestring, None, ":", ",", False, False, False
+    )
+    return lambda payload: "".join(encode(payload, 0)).encode()
+
+
+#: ``_json_body()``: the request body of a JSON payload, as bytes.
+_encode_json = _json_body()
+
+
+class AsyncReply(Protocol):
+    """A response to an async request, its body unread: :class:`~._transport.Reply` on our own
+    pools under asyncio, :class:`_HttpxReply` on httpx's. Reading raises httpx's exceptions;
+    the caller closes it."""
+
+    status_code: int
+    headers: Mapping[str, str]
+
+    def chunks(self) -> AsyncIterable[bytes]:
+        """The body's (decoded) chunks as they arrive."""
+        ...
+
+    async def read(self, count: Callable[[bytes], object]) -> bytes:
+        """The whole (decoded) body; ``count`` is given each chunk, and may raise to stop."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+class _HttpxReply:
+    """An ``httpx.Response`` streamed by an httpx client, as an :class:`AsyncReply`."""
+
+    __slots__ = ("_response", "headers", "status_code")
+
+    def __init__(self, response: httpx.Response) -> None:
+        self._response = response
+        self.status_code = response.status_code
+        self.headers: Mapping[str, str] = response.headers
+
+    def chunks(self) -> AsyncIterable[bytes]:
+        """Undecoded bytes when there is nothing to decode, straight from the transport's
+        stream: httpx's ``aiter_raw`` around it (download counters, stream-state flags, the
+        request attached to errors per chunk: nothing used here) costs CPU for nothing, and
+        every transport raises httpx's exceptions from its own stream."""
+        response = self._response
+        if "content-encoding" in response.headers:
+            return response.aiter_bytes()
+        stream = response.stream
+        if isinstance(stream, httpx.AsyncByteStream):
+            return stream
+        return response.aiter_raw()  # not an async stream: httpx's own error for it
+
+    async def read(self, count: Callable[[bytes], object]) -> bytes:
+        parts = []
+        async for chunk in self.chunks():
+            count(chunk)
+            parts.append(chunk)
+        return b"".join(parts)
+
+    async def aclose(self) -> None:
+        await self._response.aclose()
+
+
+@contextlib.asynccontextmanager
+async def _anyio_deadline(left: float) -> AsyncIterator[None]:
+    with anyio.fail_after(left):
+        yield
 
 
 @functools.cache
@@ -60,7 +154,9 @@ async def _close_with_loop(client: httpx.AsyncClient) -> AsyncGenerator[None, No
         await client.aclose()
 
 
-def _running_loop() -> asyncio.AbstractEventLoop | None:
+def running_loop() -> asyncio.AbstractEventLoop | None:
+    """The running asyncio loop; None outside asyncio (under trio). Asked once per call: under
+    Python 3.11 each ``asyncio.get_running_loop()`` makes a system call (``getpid``)."""
     try:
         return asyncio.get_running_loop()
     except RuntimeError:
@@ -83,7 +179,7 @@ class _AsyncPool:
     client: httpx.AsyncClient
     closer: AsyncGenerator[None, None] | None
     direct: AiohttpTransport | None
-    json_headers: tuple[tuple[str, str], ...]
+    json_headers: CIMultiDict[str] | None
 
 
 class ClientPools:
@@ -137,44 +233,99 @@ class ClientPools:
             return self._async_injected
         return (await self._async_pool()).client
 
-    async def asend(
-        self, url: str, payload: Any, *, timeout: httpx.Timeout, trace: Trace
-    ) -> httpx.Response:
-        """POST ``payload`` as JSON on this loop's pool; return the response with its body unread
-        (the caller closes it). What ``client.send(client.build_request(...), stream=True)``
+    def deadline_scope(
+        self, left: float | None, loop: asyncio.AbstractEventLoop | None
+    ) -> contextlib.AbstractAsyncContextManager[Any]:
+        """What cancels an async call ``left`` seconds from now, raising TimeoutError, in
+        ``loop`` (:func:`running_loop`): nothing more on our own pools under asyncio, whose
+        requests :meth:`asend` bounds by their ``deadline`` with aiohttp's own timer; else
+        asyncio's timeout (a third of anyio's cost), or anyio's scope under trio."""
+        if left is None:
+            return _NO_SCOPE
+        if loop is None:  # not asyncio (trio)
+            return _anyio_deadline(max(left, 0))
+        if self._async_injected is None:
+            return _NO_SCOPE
+        return asyncio.timeout(max(left, 0))
+
+    def asend(
+        self,
+        url: str,
+        payload: Any,
+        *,
+        timeouts: Mapping[str, float | None],
+        trace: Trace,
+        deadline: float | None,
+        loop: asyncio.AbstractEventLoop | None,
+    ) -> Awaitable[AsyncReply]:
+        """POST ``payload`` as JSON on the pool of ``loop`` (:func:`running_loop`), with
+        httpx's phase ``timeouts``
+        (``Timeout.as_dict()``); await the reply, its body unread (the caller closes it, within
+        :meth:`deadline_scope`). What ``client.send(client.build_request(...), stream=True)``
         does, and on an injected client or httpx's transport exactly that.
 
         On our aiohttp transport the request goes straight to it, built once here: our own
         clients set no auth, redirects, event hooks or cookies, and httpx's machinery that would
-        find so (building the request, sending it through the client) costs more CPU per request
-        than aiohttp's whole exchange. So a server's cookies are not kept, and httpx's INFO log
-        line per request is not written.
+        find so (building the request, sending it through the client, its response object) costs
+        more CPU per request than aiohttp's whole exchange. So a server's cookies are not kept,
+        and httpx's INFO log line per request is not written; the body is decoded by aiohttp.
+        Once the loop's pool exists, what is returned is the transport's own coroutine (one
+        frame less for every resumption of the call).
         """
+        if self._async_injected is None:
+            pool = self._aclients.get(loop if loop is not None else _NO_LOOP)
+            if pool is not None and pool.direct is not None:
+                return self._send_direct(pool, url, payload, timeouts, trace, deadline)
+        return self._asend(url, payload, timeouts, trace, deadline)
+
+    @staticmethod
+    def _send_direct(
+        pool: _AsyncPool,
+        url: str,
+        payload: Any,
+        timeouts: Mapping[str, float | None],
+        trace: Trace,
+        deadline: float | None,
+    ) -> Awaitable[Reply]:
+        assert pool.direct is not None
+        assert pool.json_headers is not None
+        return pool.direct.send(
+            "POST",
+            url,
+            headers=pool.json_headers,
+            body=_encode_json(payload),
+            timeouts=timeouts,
+            trace=trace,
+            deadline=deadline,
+            decompress=True,
+        )
+
+    async def _asend(
+        self,
+        url: str,
+        payload: Any,
+        timeouts: Mapping[str, float | None],
+        trace: Trace,
+        deadline: float | None,
+    ) -> AsyncReply:
         client = self._async_injected
         if client is None:
             pool = await self._async_pool()
             if pool.direct is not None:
-                return await pool.direct.send(
-                    "POST",
-                    url,
-                    headers=pool.json_headers,
-                    body=_JSON.encode(payload).encode(),
-                    timeouts=timeout.as_dict(),
-                    trace=trace,
-                )
+                return await self._send_direct(pool, url, payload, timeouts, trace, deadline)
             client = pool.client
         request = client.build_request(
             "POST",
             url,
             json=payload,
             headers=self._headers,
-            timeout=timeout,
+            timeout=httpx.Timeout(**timeouts),
             extensions={"trace": trace},
         )
-        return await client.send(request, stream=True)
+        return _HttpxReply(await client.send(request, stream=True))
 
     async def _async_pool(self) -> _AsyncPool:
-        loop = _running_loop()
+        loop = running_loop()
         key = loop if loop is not None else _NO_LOOP
         pool = self._aclients.get(key)  # a dict read needs no lock
         if pool is not None:
@@ -200,16 +351,22 @@ class ClientPools:
                 limits=self._limits,
                 verify=_shared_ssl_context(),
             )
-            return _AsyncPool(client, None, None, ())
+            return _AsyncPool(client, None, None, None)
+        from multidict import CIMultiDict
+
         from pickllm.backends._transport import AiohttpTransport
 
         direct = AiohttpTransport(limits=self._limits, ssl_context=_shared_ssl_context())
         client = httpx.AsyncClient(headers=self._headers, timeout=self._timeout, transport=direct)
         # The headers httpx would send with a JSON body: its defaults (User-Agent, Accept, ...),
-        # ours, and the content type (aiohttp adds Host and Content-Length).
+        # ours, and the content type; aiohttp adds Host and Content-Length, and Accept-Encoding:
+        # it decodes the body, and its own header names the encodings it can decode.
         headers = httpx.Headers(client.headers)
         headers["Content-Type"] = "application/json"
-        return _AsyncPool(client, _close_with_loop(client), direct, tuple(headers.multi_items()))
+        if not any(name.lower() == "accept-encoding" for name in self._headers):
+            del headers["Accept-Encoding"]
+        json_headers = CIMultiDict(headers.multi_items())
+        return _AsyncPool(client, _close_with_loop(client), direct, json_headers)
 
     @property
     def headers(self) -> dict[str, str]:
@@ -226,7 +383,7 @@ class ClientPools:
     async def aclose(self) -> None:
         """Close the sync pool and this event loop's async pool (not injected clients)."""
         self.close()
-        loop = _running_loop()
+        loop = running_loop()
         with self._lock:
             entry = self._aclients.pop(loop if loop is not None else _NO_LOOP, None)
         if entry is not None:

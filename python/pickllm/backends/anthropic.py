@@ -148,7 +148,9 @@ class Anthropic(HTTPBackend):
         return body
 
     def _parse_response(self, data: Any) -> Parsed:
-        if not isinstance(data, Mapping):
+        # JSON objects decode to dicts: isinstance(x, dict), not the ABC check of Mapping
+        # (ten times slower, and run a few times per answer).
+        if not isinstance(data, dict):
             raise ResponseProtocolError(f"expected a JSON object, got {type(data).__name__}")
         if data.get("type") == "error":
             raise error_from_payload(data)
@@ -158,7 +160,7 @@ class Anthropic(HTTPBackend):
         text = "".join(_block_text(block, f"content[{i}]") for i, block in enumerate(content))
         input_tokens = output_tokens = None
         usage = data.get("usage")
-        if isinstance(usage, Mapping):
+        if isinstance(usage, dict):
             input_tokens = _input_tokens(usage)
             output_tokens = token_count(usage, "output_tokens", "usage")
         return Parsed(
@@ -175,7 +177,7 @@ class Anthropic(HTTPBackend):
 
 
 def _block_text(block: object, where: str) -> str:
-    if not isinstance(block, Mapping):
+    if not isinstance(block, dict):
         raise ResponseProtocolError(f"'{where}' is not a content block object")
     if block.get("type") != "text":
         return ""  # tool_use, thinking...: not part of the answer text
@@ -226,7 +228,7 @@ class _MessageStream:
 
     def feed(self, event: SSEEvent) -> str:
         payload = load_json(event.data, f"{event.event!r} event data")
-        if not isinstance(payload, Mapping):
+        if not isinstance(payload, dict):
             raise ResponseProtocolError(f"{event.event!r} event data is not a JSON object")
         # The data's "type" repeats the SSE event name; it is the one the docs tell clients to use.
         kind = optional_str(payload.get("type")) or event.event
@@ -234,18 +236,18 @@ class _MessageStream:
             raise error_from_payload(payload)
         if kind == "message_start":
             message = payload.get("message")
-            if not isinstance(message, Mapping):
+            if not isinstance(message, dict):
                 raise ResponseProtocolError("'message_start' event without a 'message' object")
             self._started = True
             self._id = optional_str(message.get("id"))
             self._model = optional_str(message.get("model"))
             usage = message.get("usage")
-            if isinstance(usage, Mapping):
+            if isinstance(usage, dict):
                 self._input_tokens = _input_tokens(usage)
                 self._output_tokens = token_count(usage, "output_tokens", "message.usage")
         elif kind == "content_block_delta":
             delta = payload.get("delta")
-            if not isinstance(delta, Mapping):
+            if not isinstance(delta, dict):
                 raise ResponseProtocolError("'content_block_delta' event without a 'delta' object")
             if delta.get("type") == "text_delta":
                 text = delta.get("text")
@@ -256,10 +258,10 @@ class _MessageStream:
                 return text
         elif kind == "message_delta":
             delta = payload.get("delta")
-            if isinstance(delta, Mapping):
+            if isinstance(delta, dict):
                 self._stop_reason = optional_str(delta.get("stop_reason")) or self._stop_reason
             usage = payload.get("usage")
-            if isinstance(usage, Mapping):
+            if isinstance(usage, dict):
                 # Counts here are cumulative for the whole message, so they replace earlier ones.
                 output_tokens = token_count(usage, "output_tokens", "usage")
                 if output_tokens is not None:

@@ -125,16 +125,18 @@ class OpenAICompatible(HTTPBackend):
         return body
 
     def _parse_response(self, data: Any) -> Parsed:
-        if not isinstance(data, Mapping):
+        # JSON objects decode to dicts: isinstance(x, dict), not the ABC check of Mapping
+        # (ten times slower, and run a few times per answer).
+        if not isinstance(data, dict):
             raise ResponseProtocolError(f"expected a JSON object, got {type(data).__name__}")
         if "error" in data and "choices" not in data:
             raise error_from_payload(data)
         choices = data.get("choices")
-        if not isinstance(choices, list) or not choices or not isinstance(choices[0], Mapping):
+        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
             raise ResponseProtocolError("'choices' is missing, empty or not a list of objects")
         choice = choices[0]
         message = choice.get("message")
-        if not isinstance(message, Mapping) or "content" not in message:
+        if not isinstance(message, dict) or "content" not in message:
             raise ResponseProtocolError("'choices[0].message.content' is missing")
         content = message["content"]
         if content is None:
@@ -146,7 +148,7 @@ class OpenAICompatible(HTTPBackend):
             )
         input_tokens = output_tokens = None
         usage = data.get("usage")
-        if isinstance(usage, Mapping):
+        if isinstance(usage, dict):
             input_tokens = token_count(usage, "prompt_tokens", "usage")
             output_tokens = token_count(usage, "completion_tokens", "usage")
         return Parsed(
@@ -193,7 +195,7 @@ class _ChatStream:
             self._done = True
             return ""
         chunk = load_json(event.data, "stream chunk")
-        if not isinstance(chunk, Mapping):
+        if not isinstance(chunk, dict):
             raise ResponseProtocolError(f"stream chunk is not a JSON object: {event.data[:200]!r}")
         if "error" in chunk and not chunk.get("choices"):
             # OpenAI and vLLM report a failure mid-stream as a data chunk with an "error" object.
@@ -201,7 +203,7 @@ class _ChatStream:
         self._id = self._id or optional_str(chunk.get("id"))
         self._model = self._model or optional_str(chunk.get("model"))
         usage = chunk.get("usage")
-        if isinstance(usage, Mapping):
+        if isinstance(usage, dict):
             self._input_tokens = token_count(usage, "prompt_tokens", "usage")
             self._output_tokens = token_count(usage, "completion_tokens", "usage")
         choices = chunk.get("choices")
@@ -212,10 +214,10 @@ class _ChatStream:
         text = ""
         for choice in choices:
             # n > 1 is never requested; index 0 is the answer.
-            if not isinstance(choice, Mapping) or choice.get("index", 0) != 0:
+            if not isinstance(choice, dict) or choice.get("index", 0) != 0:
                 continue
             delta = choice.get("delta")
-            if isinstance(delta, Mapping):
+            if isinstance(delta, dict):
                 content = delta.get("content")
                 if content is not None and not isinstance(content, str):
                     raise ResponseProtocolError(
