@@ -86,8 +86,11 @@ def test_failed_calls_fall_back_by_ranking_and_count_as_zero_accuracy(pool: Pool
         assert router.pending == 0
 
 
-def test_retry_after_keeps_a_rate_limited_model_out(pool: Pool) -> None:
-    behaviours = {"limited": fail(429, ("Retry-After", "30")), "good": answer("B")}
+@pytest.mark.parametrize("status", [429, 503])
+def test_retry_after_keeps_a_rate_limited_model_out(pool: Pool, status: int) -> None:
+    # A 503's Retry-After says how long the server will be unavailable (RFC 9110), a 429's
+    # how long to wait: either holds the model out, as in the gateway.
+    behaviours = {"limited": fail(status, ("Retry-After", "30")), "good": answer("B")}
     with model_farm(behaviours) as farm:
         router = Router(
             pool(farm.url, "limited", "good"),

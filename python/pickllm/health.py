@@ -11,9 +11,10 @@ A model whose calls keep failing is taken out of selection for a while instead o
 * **half-open**: after the cooldown, up to ``probes`` trial calls may run at once. A success
   closes the circuit (its history starts afresh); a failure opens it for another cooldown.
 
-A 429 with Retry-After holds the model open until that time has passed, breaker or not, but for
-at most ``max_hold`` seconds (the router's ``max_retry_after``, five minutes by default): a server
-asking for ``Retry-After: 99999999999`` or a date in 2099 does not bench a model for decades.
+An error answer with Retry-After (a 429, a 503) holds the model open until that time has passed,
+breaker or not, but for at most ``max_hold`` seconds (the router's ``max_retry_after``, five
+minutes by default): a server asking for ``Retry-After: 99999999999`` or a date in 2099 does not
+bench a model for decades.
 """
 
 from __future__ import annotations
@@ -158,7 +159,8 @@ class Health:
                 self._open(m, self._clock() + b.cooldown)
 
     def hold(self, model: str, seconds: float) -> None:
-        """Keep ``model`` out for ``seconds`` (a 429's Retry-After), at most ``max_hold``."""
+        """Keep ``model`` out for ``seconds`` (an error answer's Retry-After), at most
+        ``max_hold``."""
         seconds = min(seconds, self.max_hold) if seconds >= 0 else 0.0  # NaN compares False
         with self._lock:
             m = self._models[model]

@@ -112,7 +112,7 @@ class Router(Closing):
         max_response_bytes: bytes read at most from one answer, body or stream (default 8 MiB;
             None: unbounded); past it the call fails as a
             :class:`~pickllm.backends.errors.ResponseTooLargeError`.
-        max_retry_after: the longest a 429's Retry-After keeps a model out, in seconds.
+        max_retry_after: the longest an error answer's Retry-After keeps a model out, in seconds.
         decision_log: a folder (or a :class:`~pickllm.logs.DecisionLog` for its options) where
             every decision, with its probabilities, and every feedback is logged off the hot
             path, for ``pickllm evaluate``; closed by :meth:`close`/:meth:`aclose`.

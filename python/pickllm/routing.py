@@ -5,9 +5,10 @@ token usage come from the call), the cost follows from the model's prices, the s
 answer, and :meth:`Router.feedback` applies the reward. A failed call (connection refused,
 timeout, 429, 5xx, malformed body, broken stream) is fed back as a zero-accuracy observation with
 its real latency, and the query goes to the remaining model the learner ranks highest, within
-``max_attempts`` calls, all within ``deadline`` seconds (the scorer's grading included). A 429's
-Retry-After keeps that model out of every selection until it has passed (at most
-``max_retry_after``). If every attempt fails, one :class:`AllModelsFailedError` lists them all.
+``max_attempts`` calls, all within ``deadline`` seconds (the scorer's grading included). The
+Retry-After of an error answer (a 429's, a 503's) keeps that model out of every selection until
+it has passed (at most ``max_retry_after``). If every attempt fails, one
+:class:`AllModelsFailedError` lists them all.
 
 Which model each attempt calls, and the settling of each call exactly once (answered, failed or
 abandoned), are :class:`pickllm.attempts.Attempts`' (the gateway's too). The loop talks to its
@@ -31,9 +32,9 @@ from pickllm.attempts import AllModelsFailedError, Attempt, Attempts, Selector, 
 from pickllm.backends.base import Completion, Message, check_unicode, validate_call
 from pickllm.backends.errors import (
     BackendError,
+    BackendStatusError,
     DeadlineExceededError,
     InvalidRequestError,
-    RateLimitError,
 )
 from pickllm.budget import Budget, Spending, cost_bound
 from pickllm.errors import ArgumentTypeError, ConfigError
@@ -365,14 +366,15 @@ class RouteLoop:
         return cost
 
     def _failed(self, ticket: Ticket, error: BackendError, attempts: list[Attempt]) -> None:
-        """A failed call: the model's failure is fed back (a 429's Retry-After holds it out);
-        congestion on our side releases the call without judging the model."""
+        """A failed call: the model's failure is fed back (an error status's Retry-After, a
+        429's or a 503's, holds it out, as in the gateway); congestion on our side releases the
+        call without judging the model."""
         attempts.append(Attempt(ticket.decision, str(error)))
         if not error.blames_model:
             logger.warning("pickllm: %s not called: %s", ticket.decision.model, error)
             self.attempts.abandon(ticket)
             return
-        retry_after = error.retry_after if isinstance(error, RateLimitError) else None
+        retry_after = error.retry_after if isinstance(error, BackendStatusError) else None
         self.attempts.failed(ticket, error, error.latency, retry_after=retry_after)
 
     def _result(

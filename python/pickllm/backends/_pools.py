@@ -258,11 +258,11 @@ class ClientPools:
         deadline: float | None,
         loop: asyncio.AbstractEventLoop | None,
     ) -> Awaitable[AsyncReply]:
-        """POST ``payload`` as JSON on the pool of ``loop`` (:func:`running_loop`), with
-        httpx's phase ``timeouts``
-        (``Timeout.as_dict()``); await the reply, its body unread (the caller closes it, within
-        :meth:`deadline_scope`). What ``client.send(client.build_request(...), stream=True)``
-        does, and on an injected client or httpx's transport exactly that.
+        """POST ``payload`` as JSON on the pool of ``loop`` (:func:`running_loop`), with httpx's
+        phase ``timeouts`` (``Timeout.as_dict()``); await the reply, its body unread (the caller
+        closes it, within :meth:`deadline_scope`). What
+        ``client.send(client.build_request(...), stream=True)`` does, and on an injected client
+        or httpx's transport exactly that.
 
         On our aiohttp transport the request goes straight to it, built once here: our own
         clients set no auth, redirects, event hooks or cookies, and httpx's machinery that would
