@@ -18,8 +18,9 @@ What httpx's transport gives and this one keeps:
   aiohttp has no write timeout: a request body is small, and the call's deadline bounds it
   (aiohttp's ``total`` timer, when the caller gives :meth:`AiohttpTransport.send` one).
 - **errors**, each aiohttp failure as the httpx exception httpx's transport raises for it
-  (see :func:`_httpx_error`); decoding (``Content-Encoding``) is left to httpx, as with httpx's
-  transport.
+  (see :func:`_httpx_error`).
+- **decoding** (``Content-Encoding``): behind an httpx client it is left to httpx, as with
+  httpx's transport; the backends' own calls ask aiohttp to decode (``send(decompress=True)``).
 - **keep-alive**: ``keepalive_expiry`` is the connector's keep-alive timeout;
   ``max_keepalive_connections`` has no aiohttp equivalent (idle connections are at most
   ``max_connections``).
