@@ -26,7 +26,7 @@ from pickllm.config import _Config
 from pickllm.errors import ConfigError, PickLLMError
 from pickllm.models import Model
 
-__all__ = ["Budget", "BudgetExceeded", "Spending", "cost_bound"]
+__all__ = ["Budget", "BudgetExceeded", "Spending", "cost_bound", "worst_case_cost"]
 
 #: Tokens allowed per message for chat-template markup when bounding a prompt.
 TEMPLATE_TOKENS = 16
@@ -51,12 +51,24 @@ class Budget(_Config):
             raise ConfigError("Budget needs per_context, total or both")
 
 
+def worst_case_cost(
+    prompt_bytes: int, messages: int, max_tokens: int, input_price: float, output_price: float
+) -> float:
+    """The most one call can cost (see the module docs): every prompt byte a token, plus
+    ``TEMPLATE_TOKENS`` per message, at ``input_price``, and ``max_tokens`` at ``output_price``
+    (USD per million tokens). The route loop's bound and the gateway's."""
+    prompt = prompt_bytes + TEMPLATE_TOKENS * messages
+    return (prompt * input_price + max_tokens * output_price) / 1_000_000
+
+
 def cost_bound(model: Model, messages: Sequence[Message]) -> float:
     """The most one call of ``model`` with ``messages`` can cost (see the module docs)."""
     if model.max_tokens is None:
         raise ConfigError(f"budgets need max_tokens on every model; {model.name!r} has none")
-    prompt = sum(len(m["content"].encode()) + TEMPLATE_TOKENS for m in messages)
-    return (prompt * model.input_price + model.max_tokens * model.output_price) / 1_000_000
+    prompt_bytes = sum(len(m["content"].encode()) for m in messages)
+    return worst_case_cost(
+        prompt_bytes, len(messages), model.max_tokens, model.input_price, model.output_price
+    )
 
 
 @dataclass(frozen=True)

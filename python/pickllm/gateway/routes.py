@@ -15,7 +15,7 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 from pickllm.attempts import AllModelsFailedError, Attempt, Attempts, DeadlinePassedError, Ticket
-from pickllm.budget import TEMPLATE_TOKENS, BudgetExceeded, Spending
+from pickllm.budget import BudgetExceeded, Spending, worst_case_cost
 from pickllm.errors import ConfigError
 from pickllm.gateway.config import GatewayConfig, RouterConfig
 from pickllm.gateway.errors import APIError
@@ -27,19 +27,10 @@ from pickllm.state import RedisState
 if TYPE_CHECKING:
     from pickllm.state.budget import SharedSpending  # imports redis: only with shared = ...
 
-__all__ = ["RoutedModels", "cost_bound"]
+__all__ = ["RoutedModels"]
 
 #: What bounds a request's cost: its body's bytes and its number of messages.
 PromptSize = tuple[int, int]
-
-
-def cost_bound(
-    prompt_bytes: int, messages: int, max_tokens: int, input_price: float, output_price: float
-) -> float:
-    """The most one call can cost: every prompt byte a token (no tokenizer makes more), plus
-    template tokens per message, and ``max_tokens`` of output."""
-    prompt = prompt_bytes + TEMPLATE_TOKENS * messages
-    return (prompt * input_price + max_tokens * output_price) / 1_000_000
 
 
 class RoutedModels:
@@ -128,7 +119,7 @@ class RoutedModels:
         spec = self.gateway.models[model]
         if spec.max_tokens is None:
             raise ConfigError(f"budgets need max_tokens on every model; {model!r} has none")
-        return cost_bound(*prompt, spec.max_tokens, spec.input_price, spec.output_price)
+        return worst_case_cost(*prompt, spec.max_tokens, spec.input_price, spec.output_price)
 
 
 def _optional_arguments(config: RouterConfig) -> dict[str, Any]:
