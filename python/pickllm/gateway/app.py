@@ -249,7 +249,7 @@ class Gateway:
             except UpstreamError as error:
                 self.metrics.failures.labels(decision.model, error.kind).inc()
                 self._failed(routed, gid, ticket, error)
-                if not error.model_fault:  # the request's own fault: passed back as is
+                if not error.blames_model:  # the request's own fault: passed back as is
                     return _upstream_refusal(error)
                 tried.append(Attempt(decision, str(error)))
                 continue
@@ -280,7 +280,7 @@ class Gateway:
                 answer = await upstream.complete(body, prompt_chars, limits)
         except UpstreamError as error:
             self.metrics.failures.labels(upstream.name, error.kind).inc()
-            if not error.model_fault:
+            if not error.blames_model:
                 return _upstream_refusal(error)
             if error.kind == "deadline":
                 raise APIError(
@@ -355,7 +355,7 @@ class Gateway:
         """A call failed: the model's failure is fed back as zero accuracy with its real
         latency; the request's own fault (a 4xx) judges no model."""
         self.store.cancel(gid)
-        if not error.model_fault:
+        if not error.blames_model:
             routed.attempts.abandon(ticket, cost)
             return
         failed = routed.attempts.failed

@@ -39,9 +39,10 @@ CHARS_PER_TOKEN = 4
 
 
 class UpstreamError(Exception):
-    """A failed upstream call. ``kind`` classifies it for metrics; ``model_fault`` says whether
-    it counts against the model (fed back as zero accuracy, fallback) or is the request's own
-    fault (a 4xx other than 408/429, passed back to the client as is)."""
+    """A failed upstream call. ``kind`` classifies it for metrics; ``blames_model`` (as on
+    :class:`~pickllm.backends.errors.BackendError`) says whether it counts against the model
+    (fed back as zero accuracy, fallback) or is the request's own fault (a 4xx other than
+    408/429, passed back to the client as is)."""
 
     def __init__(
         self,
@@ -61,7 +62,7 @@ class UpstreamError(Exception):
         self.body = body
 
     @property
-    def model_fault(self) -> bool:
+    def blames_model(self) -> bool:
         return self.kind != "http_4xx"
 
 
