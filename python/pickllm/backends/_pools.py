@@ -53,19 +53,24 @@ _NO_SCOPE: contextlib.AbstractAsyncContextManager[Any] = contextlib.nullcontext(
 _JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
-def _unserializable(value: object) -> object:
-    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
-
-
 def _json_body() -> Callable[[Any], bytes]:
-    """What encodes a request body: ``_JSON``'s C encoder itself, made once (``_JSON.encode``
-    makes one per call, in Python: half of the encoding's cost), without the circular-reference
-    check (bodies are built fresh by the backends); ``_JSON`` where Python has no C encoder."""
+    """What encodes a request body: ``_JSON``'s C encoder itself, made once with ``_JSON``'s
+    options (``_JSON.encode`` makes one per call, in Python: half of the encoding's cost),
+    without the circular-reference check (bodies are built fresh by the backends); ``_JSON``
+    where Python has no C encoder."""
     make = getattr(json.encoder, "c_make_encoder", None)
     if make is None:
         return lambda payload: _JSON.encode(payload).encode()
     encode = make(
-        None, _unserializable, json.encoder.encode_basestring, None, ":", ",", False, False, False
+        None,  # no circular-reference check
+        _JSON.default,
+        json.encoder.encode_basestring,  # ensure_ascii=False
+        _JSON.indent,
+        _JSON.key_separator,
+        _JSON.item_separator,
+        _JSON.sort_keys,
+        _JSON.skipkeys,
+        _JSON.allow_nan,
     )
     return lambda payload: "".join(encode(payload, 0)).encode()
 
