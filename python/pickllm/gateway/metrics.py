@@ -6,8 +6,8 @@ workers start (prometheus-client reads it at import), and the endpoint then coll
 Gauges of per-worker state (breaker states, budget spend, pending feedback) are combined as the
 sum over live workers, or for breaker states the worst.
 
-Contexts are client-supplied, so their number is bounded: the first ``metrics_contexts`` get
-their own label and the rest count as ``"_other"``.
+Contexts are client-supplied and ``/metrics`` needs no key, so by default no context gets a
+label (all count as ``"_other"``); with ``metrics_contexts = N`` the first N get their own.
 """
 
 from __future__ import annotations
@@ -81,6 +81,11 @@ class Metrics:
             "pickllm_upstream_failures",
             "Failed upstream calls by class",
             ["model", "kind"],
+            registry=r,
+        )
+        self.overloaded = Counter(
+            "pickllm_gateway_overloaded",
+            "Requests refused because the gateway ran out of local resources (no model blamed)",
             registry=r,
         )
         self.breaker = Gauge(
