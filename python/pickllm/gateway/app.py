@@ -175,6 +175,8 @@ class Gateway:
             if routed.spending is not None:
                 m.spent.labels(name).set(float(routed.spending.spent()))
             m.pending.labels(name).set(self.store.count(name))
+            if routed.router.decision_log is not None:
+                m.decision_log_dropped(name, routed.router.decision_log.dropped)
 
     # ==================== Requests ====================
 

@@ -104,6 +104,20 @@ class Metrics:
             registry=r,
             multiprocess_mode="livesum",
         )
+        self.log_dropped = Counter(
+            "pickllm_decision_log_dropped_records",
+            "Decision log records dropped: the writer's queue was full, or a write failed",
+            ["router"],
+            registry=r,
+        )
+        self._log_dropped_seen: dict[str, int] = {}
+
+    def decision_log_dropped(self, router: str, dropped: int) -> None:
+        """Bring the counter up to ``dropped``, the decision log's own running count."""
+        seen = self._log_dropped_seen.get(router, 0)
+        if dropped > seen:
+            self.log_dropped.labels(router).inc(dropped - seen)
+            self._log_dropped_seen[router] = dropped
 
     def context(self, context: str) -> str:
         """The label for ``context``: itself while few are known, else ``"_other"``."""
