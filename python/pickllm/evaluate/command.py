@@ -88,10 +88,12 @@ def add_parser(
 
 def run(args: argparse.Namespace) -> int:
     from pickllm.evaluate import evaluate, format_evaluation
-    from pickllm.logs import export_parquet, read_log
+    from pickllm.evaluate.progress import ProgressBar
+    from pickllm.logs import LogStream, export_parquet
 
-    loaded = read_log(args.log)
-    print(loaded.summary(), file=sys.stderr)
+    # Read in three passes (the scan on opening, the survey, the estimates), never all at once.
+    bar = ProgressBar(passes=3)
+    loaded = LogStream(args.log, progress=bar)
     reward = None
     if args.weights is not None or args.max_cost is not None or args.max_latency is not None:
         base = _base_reward(loaded.routers)
@@ -102,7 +104,11 @@ def run(args: argparse.Namespace) -> int:
         if args.max_latency is not None:
             fields["max_latency"] = args.max_latency
         reward = Reward(**fields)
-    result = evaluate(loaded, args.policy, reward=reward, horizon=args.horizon, seed=args.seed)
+    try:
+        result = evaluate(loaded, args.policy, reward=reward, horizon=args.horizon, seed=args.seed)
+    finally:
+        bar.close()
+    print(loaded.summary(), file=sys.stderr)
     print(format_evaluation(result))
     if args.json is not None:
         args.json.write_text(json.dumps(result.to_json(), indent=1))
