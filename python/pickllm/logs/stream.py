@@ -158,6 +158,9 @@ class LogStream:
         self.skipped: Counter[str] = Counter()
         #: Decisions with feedback (after the first iteration).
         self.records = 0
+        #: The most decisions one iteration held at once, waiting for their feedback (or for an
+        #: earlier decision's): what its memory grows with, besides a bit per decision.
+        self.in_flight = 0
         self._iterated = False
         self._scan()
         models: dict[str, None] = {}
@@ -170,6 +173,7 @@ class LogStream:
         if self.progress is None:
             return None
         progress, total, done = self.progress, self.bytes, [0]
+        progress(0, total)  # a pass begins
 
         def tick(read: int) -> None:
             done[0] += read
@@ -233,6 +237,8 @@ class LogStream:
                     elif key not in decisions:
                         decisions[key] = record
                         waiting.append(key)
+                        if len(waiting) > self.in_flight:
+                            self.in_flight = len(waiting)
                 elif kind == "feedback":
                     outcomes[key] = record
                     if key not in decisions:
