@@ -39,7 +39,7 @@ def write_log(folder: Path, decisions: int, *, seed: int = 1, in_flight: int = 1
 def test_a_stream_yields_what_read_log_loads_in_the_same_order(tmp_path: Path) -> None:
     write_log(tmp_path, 3_000, in_flight=9)
     with Router(POOL, seed=2, decision_log=DecisionLog(tmp_path, max_bytes=20_000)) as other:
-        for i in range(500):  # a second router in the same folder, rotating files
+        for _ in range(500):  # a second router in the same folder, rotating files
             other.feedback(other.select("c1"), accuracy=1.0)
     # A line cut short by a crash, and feedback of a decision the writer dropped.
     file = sorted(tmp_path.glob("decisions-*.jsonl"))[0]
