@@ -126,3 +126,13 @@ def test_drop_warnings_are_rate_limited(
     assert len(messages) == 2
     assert "dropped 1 records (1 in all)" in messages[0]
     assert "dropped 1 records (2 in all)" in messages[1]
+
+
+def test_the_gateway_counter_follows_the_logs_running_count() -> None:
+    from pickllm.gateway.metrics import Metrics
+
+    metrics = Metrics(max_contexts=10)
+    for seen in (0, 5, 5, 7):
+        metrics.decision_log_dropped("auto", seen)
+    exposition = metrics.exposition().decode()
+    assert 'pickllm_decision_log_dropped_records_total{router="auto"} 7.0' in exposition
