@@ -19,12 +19,14 @@ True
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pickllm import _core
 from pickllm.config import Policy, Reward
 from pickllm.errors import ConfigError
 from pickllm.evaluate.candidates import (
@@ -104,8 +106,9 @@ class Evaluation:
 def metrics_for(reward: Reward) -> dict[str, Metric]:
     """The estimated quantities; the reward is recomputed from the logged observations with
     ``reward``, so a log can be judged under other weights than it was collected with."""
+    spec, compute = json.dumps(reward._core_dict()), _core.compute_reward  # once, not per record
     return {
-        "reward": lambda r: reward.compute(accuracy=r.accuracy, cost=r.cost, latency=r.latency),
+        "reward": lambda r: compute(spec, r.accuracy, r.cost, r.latency),
         "accuracy": lambda r: r.accuracy,
         "cost": lambda r: r.cost,
         "latency": lambda r: r.latency,
@@ -164,10 +167,16 @@ def evaluate(
                 _learner(survey, source.models, candidate, reward, metrics, horizon, seed)
             )
     pending = [r for r in results if isinstance(r, _Pending)]
+    fixed = [r.sums for r in pending if isinstance(r.sums, FixedModelSums)]
+    replays = [r.sums for r in pending if isinstance(r.sums, Replay)]
     if pending:
         for record in records:
-            for p in pending:
-                p.add(record)
+            if fixed:
+                values = {name: metric(record) for name, metric in metrics.items()}
+                for sums in fixed:
+                    sums.add(record, values)
+            for replay in replays:
+                replay.add(record)
     return Evaluation(
         survey.records,
         reward,
@@ -190,7 +199,7 @@ class _Pending:
     """A candidate whose estimates need the second pass over the records."""
 
     def __init__(self, sums: FixedModelSums | Replay, done: Callable[[], PolicyEstimate]) -> None:
-        self.add = sums.add
+        self.sums = sums
         self.done = done
 
 

@@ -43,13 +43,14 @@ class Survey:
         self._never: dict[str, set[str]] = {m: set() for m in models}
         self._cells = [{name: RewardCells() for name in metrics} for _ in range(2)]
 
-    def add(self, record: DecisionRecord) -> None:
+    def add(self, record: DecisionRecord, values: dict[str, float] | None = None) -> None:
+        """One record; ``values``: its metrics, when the caller computed them already."""
         context, half = record.context, self._cells[self.records % 2]
         self.records += 1
         probabilities = record.logging_probabilities()
         self.acceptance = min(self.acceptance, min(probabilities.values()))
         for name, metric in self.metrics.items():
-            value = metric(record)
+            value = metric(record) if values is None else values[name]
             self.logger[name].add(value)
             half[name].add(context, record.model, value)
         self._tried.setdefault(record.model, set()).add(context)
@@ -82,13 +83,18 @@ class FixedModelSums:
     def __init__(self, model: str, survey: Survey) -> None:
         self.model = model
         self.metrics = survey.metrics
-        self._fitted = survey.reward_models()
+        # Predictions memoized per cell: a handful of contexts and models, a million records.
+        self._predictions = [
+            {name: _memoized(fitted) for name, fitted in half.items()}
+            for half in survey.reward_models()
+        ]
         self._weighted = {name: IPSSums() for name in self.metrics}
         self._dr = {name: Moments() for name in self.metrics}
         self._position = 0
 
-    def add(self, record: DecisionRecord) -> None:
-        model, fitted = self.model, self._fitted[self._position % 2]
+    def add(self, record: DecisionRecord, values: dict[str, float] | None = None) -> None:
+        """One record; ``values``: its metrics, when the caller computed them already."""
+        model, half = self.model, self._position % 2
         self._position += 1
         # The candidate's distribution: ``model`` when allowed, else the logger's own choice
         # (a decision that excluded it was taken the logger's way).
@@ -96,11 +102,11 @@ class FixedModelSums:
         w = target.get(record.model, 0.0) / record.probability
         context = record.context
         for name, metric in self.metrics.items():
-            y = metric(record)
-            q = fitted[name]
-            direct = sum(p * q.predict(context, m) for m, p in target.items())
+            y = metric(record) if values is None else values[name]
+            predict = self._predictions[half][name]
+            direct = sum(p * predict(context, m) for m, p in target.items())
             self._weighted[name].add(w, y)
-            self._dr[name].add(direct + w * (y - q.predict(context, record.model)))
+            self._dr[name].add(direct + w * (y - predict(context, record.model)))
 
     def estimates(self) -> tuple[dict[str, dict[str, Estimate]], float]:
         """Per metric, the ``ips``, ``snips`` and ``dr`` estimates; the effective sample size."""
@@ -113,6 +119,19 @@ class FixedModelSums:
             for name in self.metrics
         }
         return out, next(iter(self._weighted.values())).effective_size()
+
+
+def _memoized(model: RewardModel) -> Callable[[str, str], float]:
+    cache: dict[tuple[str, str], float] = {}
+
+    def predict(context: str, name: str) -> float:
+        key = (context, name)
+        value = cache.get(key)
+        if value is None:
+            value = cache[key] = model.predict(context, name)
+        return value
+
+    return predict
 
 
 def _survey(records: Iterable[DecisionRecord], metrics: dict[str, Metric]) -> Survey:
