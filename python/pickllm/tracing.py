@@ -15,12 +15,13 @@ exporter), every :meth:`Router.route` / :meth:`Router.aroute` records:
 * one ``pickllm.score`` span around the scorer, with the grade (``pickllm.accuracy``).
 
 Without a provider nothing is imported and nothing recorded: :func:`route_trace` returns a
-shared object whose methods do nothing (the check is one dictionary lookup), so a router costs
-what it did (docs/performance.md measures the ratio). The attribute names are constants below.
+shared object whose methods do nothing (the check is a few dictionary lookups), so a router
+costs what it did (``benches/tracing_overhead.py`` measures the ratio; docs/performance.md). The attribute names are constants below.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import TYPE_CHECKING, Any, Final
 
@@ -80,6 +81,10 @@ class _Off:
 
 
 OFF: Final = _Off()
+_UNKNOWN: Final = object()
+#: Whether opentelemetry will load a provider named by this variable when none was set in
+#: code: read once (an environment lookup costs more than the rest of the check).
+_PROVIDER_FROM_ENVIRONMENT: Final = "OTEL_PYTHON_TRACER_PROVIDER" in os.environ
 
 #: ``gen_ai.provider.name`` of pickllm's backends (another backend: its class name).
 _PROVIDERS: Final = {"OpenAICompatible": "openai", "Anthropic": "anthropic"}
@@ -96,8 +101,14 @@ def route_trace(context: str | None, router: str | None = None) -> RouteTrace | 
     module = sys.modules.get("opentelemetry.trace")
     if module is None:  # never imported: nobody can have configured a provider
         return OFF
-    provider = module.get_tracer_provider()
-    if isinstance(provider, module.ProxyTracerProvider | module.NoOpTracerProvider):
+    # The global a configured provider sits in, read directly: get_tracer_provider() looks up
+    # an environment variable on every call while none is set (microseconds per route).
+    provider = module.__dict__.get("_TRACER_PROVIDER", _UNKNOWN)
+    if provider is None and not _PROVIDER_FROM_ENVIRONMENT:
+        return OFF
+    if provider is None or provider is _UNKNOWN:
+        provider = module.get_tracer_provider()
+    if isinstance(provider, (module.ProxyTracerProvider, module.NoOpTracerProvider)):
         return OFF
     return RouteTrace(module, provider.get_tracer(TRACER_NAME), context, router)
 
