@@ -17,7 +17,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 from model_farm import answer, fail, model_farm
 from pickllm import AllModelsFailedError, LearningAutomaton, Model, OpenAICompatible, Router
 from pickllm.scorers import MultipleChoice
-from pickllm.tracing import OFF, route_trace
+from pickllm.tracing import OFF, RouteTrace, route_trace
 
 
 @pytest.fixture(scope="module")
@@ -137,6 +137,11 @@ def test_a_query_every_model_failed_ends_its_span_with_the_error(
     assert root.attributes["error.type"] == "AllModelsFailedError"
 
 
-def test_without_a_provider_nothing_is_traced(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(trace, "get_tracer_provider", lambda: trace.ProxyTracerProvider())
+def test_without_a_provider_nothing_is_traced(
+    spans: InMemorySpanExporter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert isinstance(route_trace("x"), RouteTrace)  # the module's provider
+    monkeypatch.setattr(trace, "_TRACER_PROVIDER", None)  # as before anyone configured one
+    assert route_trace("x") is OFF
+    monkeypatch.setattr(trace, "_TRACER_PROVIDER", trace.NoOpTracerProvider())
     assert route_trace("x") is OFF
