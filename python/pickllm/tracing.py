@@ -16,7 +16,8 @@ exporter), every :meth:`Router.route` / :meth:`Router.aroute` records:
 
 Without a provider nothing is imported and nothing recorded: :func:`route_trace` returns a
 shared object whose methods do nothing (the check is a few dictionary lookups), so a router
-costs what it did (``benches/tracing_overhead.py`` measures the ratio; docs/performance.md). The attribute names are constants below.
+costs what it did (``benches/tracing_overhead.py`` measures the ratio; docs/performance.md).
+The attribute names are constants below.
 """
 
 from __future__ import annotations

@@ -79,6 +79,12 @@ def add_parser(
     parser.add_argument("--seed", type=int, default=0, help="seed of the learners' replay")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the results as JSON")
     parser.add_argument(
+        "--figure",
+        type=Path,
+        metavar="FILE.png",
+        help="also draw the estimates with their intervals as a PNG (needs matplotlib)",
+    )
+    parser.add_argument(
         "--parquet",
         type=Path,
         metavar="FILE",
@@ -112,6 +118,10 @@ def run(args: argparse.Namespace) -> int:
     print(format_evaluation(result))
     if args.json is not None:
         args.json.write_text(json.dumps(result.to_json(), indent=1))
+    if args.figure is not None:
+        from pickllm.evaluate.figure import write_figure
+
+        print(f"wrote {write_figure(result, args.figure)}", file=sys.stderr)
     if args.parquet is not None:
         rows = export_parquet(args.log, args.parquet)
         print(f"wrote {rows} rows to {args.parquet}", file=sys.stderr)
