@@ -34,11 +34,13 @@ from pickllm.attempts import Attempt, Ticket
 from pickllm.backends.openai import OpenAICompatible
 from pickllm.errors import DecisionError, PickLLMError
 from pickllm.gateway.config import GatewayConfig, JudgeConfig, load_config, resolve_secret
+from pickllm.gateway.dashboard import dashboard_routes
 from pickllm.gateway.errors import APIError, UnknownDecisionError
 from pickllm.gateway.feedback import FeedbackStore, Outcome, Pending
 from pickllm.gateway.metrics import BREAKER_VALUES, CONTENT_TYPE_LATEST, Metrics
 from pickllm.gateway.proxy import DONE, Answer, Limits, Stream, Upstream, UpstreamError
 from pickllm.gateway.routes import RoutedModels
+from pickllm.gateway.stats import GatewayStats
 from pickllm.routing import DEFAULT_DEADLINE, DEFAULT_MAX_RESPONSE_BYTES
 from pickllm.scorers.judge import DEFAULT_RUBRIC, LLMJudge
 
@@ -77,6 +79,7 @@ class Gateway:
         }
         self._judging: set[asyncio.Task[None]] = set()
         self.metrics = Metrics(config.server.metrics_contexts)
+        self.stats = GatewayStats({n: r.router.models for n, r in self.routers.items()})
         self.store = FeedbackStore(self._settled)
         self.upstreams: dict[str, Upstream] = {}
         self._token = secrets.token_hex(6)
@@ -241,6 +244,7 @@ class Gateway:
                 self.metrics.decisions.labels(
                     routed.name, self.metrics.context(decision.context), decision.model
                 ).inc()
+                self.stats.decided(routed.name, decision)
                 upstream, limits = self.upstreams[decision.model], routed.limits(deadline)
                 if stream:
                     opened = await upstream.stream(
@@ -397,6 +401,7 @@ class Gateway:
             return
         router, decision = self.routers[pending.router].router, pending.decision
         cost, latency = pending.cost or 0.0, pending.latency or 0.0
+        self.stats.settled(pending.router, decision, accuracy, cost, latency)
         self._learn(
             pending.router,
             decision,
@@ -415,6 +420,7 @@ class Gateway:
         self.metrics.rewards.labels(
             router, self.metrics.context(decision.context), decision.model
         ).observe(reward)
+        self.stats.learned(router, decision, reward)
 
     # ==================== Other endpoints ====================
 
@@ -709,6 +715,7 @@ def create_app(config: GatewayConfig) -> Starlette:
             Route("/metrics", gateway.metrics_endpoint, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
+            *dashboard_routes(gateway),
         ],
         exception_handlers={
             APIError: _api_error,

@@ -87,6 +87,8 @@ class ServerConfig(_Section):
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     #: How many distinct contexts get their own metric labels; later ones count as "_other".
     metrics_contexts: int = Field(default=100, ge=0)
+    #: Serve the dashboard, ``GET /ui`` (behind the same keys); ``GET /v1/stats`` stays on.
+    ui: bool = True
 
     @field_validator("api_keys")
     @classmethod
