@@ -3,7 +3,7 @@ and `pickllm serve` on free ports, real traffic with feedback (context "legal": 
 bad wrong; "support": the other way round; a few unanswered; 40 more contexts), then the page
 in Debian's Chromium through Playwright, the "legal" context selected.
 
-    python docs/results/dashboard/screenshot.py    # writes docs/results/dashboard/dashboard.png
+    python scripts/dashboard_screenshot.py    # writes docs/results/dashboard/dashboard.png
 """
 
 from __future__ import annotations
@@ -14,13 +14,13 @@ from pathlib import Path
 
 import httpx
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from gateway_servers import KEY, UPSTREAM, Process, base_config, start  # noqa: E402
 from servers import free_port  # noqa: E402
 
-OUT = Path(__file__).with_name("dashboard.png")
+OUT = ROOT / "docs" / "results" / "dashboard" / "dashboard.png"
 
 
 def main() -> None:
@@ -31,8 +31,11 @@ def main() -> None:
     upstream_url = f"http://127.0.0.1:{port}/v1"
     upstream = Process(
         "",
-        start([sys.executable, str(UPSTREAM), str(port)], f"{upstream_url[:-3]}/_stats",
-              folder / "upstream.log"),
+        start(
+            [sys.executable, str(UPSTREAM), str(port)],
+            f"{upstream_url[:-3]}/_stats",
+            folder / "upstream.log",
+        ),
         folder / "upstream.log",
     )
     config = folder / "pickllm.toml"
@@ -41,8 +44,16 @@ def main() -> None:
     gateway = Process(
         f"http://127.0.0.1:{gport}",
         start(
-            [sys.executable, "-m", "pickllm", "serve", "--config", str(config), "--port",
-             str(gport)],
+            [
+                sys.executable,
+                "-m",
+                "pickllm",
+                "serve",
+                "--config",
+                str(config),
+                "--port",
+                str(gport),
+            ],
             f"http://127.0.0.1:{gport}/readyz",
             folder / "serve.log",
             {"PICKLLM_TEST_KEY": KEY},
@@ -71,8 +82,9 @@ def main() -> None:
                         },
                     )
         with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path="/usr/bin/chromium",
-                                                 args=["--no-sandbox"])
+            browser = playwright.chromium.launch(
+                executable_path="/usr/bin/chromium", args=["--no-sandbox"]
+            )
             context = browser.new_context(
                 http_credentials={"username": "operator", "password": KEY},
                 viewport={"width": 1280, "height": 900},
