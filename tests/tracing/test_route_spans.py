@@ -4,13 +4,10 @@ the GenAI semantic-convention attributes and pickllm's own."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import anyio
 import pytest
 from opentelemetry import trace
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
@@ -18,24 +15,6 @@ from model_farm import answer, fail, model_farm
 from pickllm import AllModelsFailedError, LearningAutomaton, Model, OpenAICompatible, Router
 from pickllm.scorers import MultipleChoice
 from pickllm.tracing import OFF, RouteTrace, route_trace
-
-
-@pytest.fixture(scope="module")
-def exporter() -> Iterator[InMemorySpanExporter]:
-    # The global provider can be set once per process: one for the module, cleared per test.
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    trace.set_tracer_provider(provider)
-    yield exporter
-    provider.shutdown()
-
-
-@pytest.fixture
-def spans(exporter: InMemorySpanExporter) -> Iterator[InMemorySpanExporter]:
-    exporter.clear()
-    yield exporter
-    exporter.clear()
 
 
 def _router(url: str, names: list[str], prior: dict[str, float]) -> Router:

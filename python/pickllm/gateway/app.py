@@ -41,6 +41,7 @@ from pickllm.gateway.metrics import BREAKER_VALUES, CONTENT_TYPE_LATEST, Metrics
 from pickllm.gateway.proxy import DONE, Answer, Limits, Stream, Upstream, UpstreamError
 from pickllm.gateway.routes import RoutedModels
 from pickllm.gateway.stats import GatewayStats
+from pickllm.gateway.traces import GatewayTraces
 from pickllm.routing import DEFAULT_DEADLINE, DEFAULT_MAX_RESPONSE_BYTES
 from pickllm.scorers.judge import DEFAULT_RUBRIC, LLMJudge
 
@@ -80,6 +81,7 @@ class Gateway:
         self._judging: set[asyncio.Task[None]] = set()
         self.metrics = Metrics(config.server.metrics_contexts)
         self.stats = GatewayStats({n: r.router.models for n, r in self.routers.items()})
+        self.traces = GatewayTraces()
         self.store = FeedbackStore(self._settled)
         self.upstreams: dict[str, Upstream] = {}
         self._token = secrets.token_hex(6)
@@ -209,9 +211,16 @@ class Gateway:
         context = _context(request, body)
         prompt_chars = _prompt_chars(messages)
         if model in self.routers:
-            return await self._routed(
-                self.routers[model], body, stream, context, len(raw), len(messages), prompt_chars
-            )
+            with self.traces.request(context, model):
+                return await self._routed(
+                    self.routers[model],
+                    body,
+                    stream,
+                    context,
+                    len(raw),
+                    len(messages),
+                    prompt_chars,
+                )
         if model in self.upstreams:
             return await self._passed_through(self.upstreams[model], body, stream, prompt_chars)
         raise APIError(
@@ -238,6 +247,7 @@ class Gateway:
             decision = ticket.decision
             gid = self._decision_id()
             self.store.open(gid, routed.name, decision)
+            self.traces.attempt(gid, decision, len(tried) + 1, self.config.model_id(decision.model))
             try:
                 if routed.name in self.judges:
                     self._keep_prompt(gid, body)
@@ -337,6 +347,10 @@ class Gateway:
         self, routed: RoutedModels, gid: str, ticket: Ticket, answer: Answer | Stream, cost: float
     ) -> None:
         routed.attempts.answered(ticket, cost)
+        usage = answer.usage if isinstance(answer, Answer) else answer.final_usage()
+        self.traces.answered(
+            gid, usage.input_tokens, usage.output_tokens, ticket.decision.model, cost
+        )
         ttft = answer.ttft if isinstance(answer, Stream) else None
         self._measured(ticket.decision.model, answer.latency, ttft)
         pending = self.store.get(gid)
@@ -361,6 +375,7 @@ class Gateway:
         """A call failed: the model's failure is fed back as zero accuracy with its real
         latency; the request's own fault (a 4xx) judges no model."""
         self.store.cancel(gid)
+        self.traces.failed(gid, error)
         if not error.blames_model:
             routed.attempts.abandon(ticket, cost)
             return
@@ -374,6 +389,7 @@ class Gateway:
     def _abandon(self, routed: RoutedModels, gid: str, ticket: Ticket, cost: float = 0.0) -> None:
         """Ended without a verdict on the model (the client left, a bug): no learning."""
         self.store.cancel(gid)
+        self.traces.failed(gid, None)
         routed.attempts.abandon(ticket, cost)
 
     def _stream_ended(
