@@ -38,6 +38,7 @@ from pickllm.backends.openai import OpenAICompatible
 from pickllm.errors import DecisionError, PickLLMError
 from pickllm.gateway.auth import ADMIN, Keys
 from pickllm.gateway.config import GatewayConfig, JudgeConfig, load_config, resolve_secret
+from pickllm.gateway.dashboard import dashboard_routes
 from pickllm.gateway.errors import APIError
 from pickllm.gateway.feedback import DECISION_ID, FeedbackStore, Outcome, Pending, new_decision_id
 from pickllm.gateway.metrics import BREAKER_VALUES, CONTENT_TYPE_LATEST, Metrics
@@ -45,7 +46,9 @@ from pickllm.gateway.peers import Peers
 from pickllm.gateway.proxy import Answer, Limits, Stream, Upstream, UpstreamError
 from pickllm.gateway.redact import Redactor
 from pickllm.gateway.routes import CallSize, RoutedModels
+from pickllm.gateway.stats import GatewayStats
 from pickllm.gateway.streaming import StreamResponse
+from pickllm.gateway.traces import GatewayTraces
 from pickllm.gateway.validation import CONTEXT_HEADER, ChatRequest, chat_request, read_json
 from pickllm.routing import DEFAULT_DEADLINE, DEFAULT_MAX_RESPONSE_BYTES
 from pickllm.scorers.judge import DEFAULT_RUBRIC, LLMJudge
@@ -81,6 +84,8 @@ class Gateway:
         }
         self._judging: set[asyncio.Task[None]] = set()
         self.metrics = Metrics(config.server.metrics_contexts)
+        self.stats = GatewayStats({n: r.router.models for n, r in self.routers.items()})
+        self.traces = GatewayTraces()
         self.store = FeedbackStore(self._settled)
         self.upstreams: dict[str, Upstream] = {}
         #: This worker's token: in its decision ids, and its address for hand-offs.
@@ -175,6 +180,8 @@ class Gateway:
             if routed.spending is not None:
                 m.spent.labels(name).set(float(routed.spending.spent()))
             m.pending.labels(name).set(self.store.count(name))
+            if routed.router.decision_log is not None:
+                m.decision_log_dropped(name, routed.router.decision_log.dropped)
 
     # ==================== Requests ====================
 
@@ -194,7 +201,8 @@ class Gateway:
         if checked.choices > most:
             raise APIError(f"'n' (and 'best_of') may be at most {most} on this gateway", param="n")
         if checked.model in self.routers:
-            return await self._routed(self.routers[checked.model], checked, principal)
+            with self.traces.request(checked.context, checked.model):
+                return await self._routed(self.routers[checked.model], checked, principal)
         if checked.model in self.upstreams:
             return await self._passed_through(self.upstreams[checked.model], checked)
         raise APIError(
@@ -216,12 +224,14 @@ class Gateway:
             decision = ticket.decision
             gid = new_decision_id(self.token)
             self.store.open(gid, routed.name, decision, owner=principal)
+            self.traces.attempt(gid, decision, len(tried) + 1, self.config.model_id(decision.model))
             try:
                 if judged:
                     self._keep_prompt(gid, routed, body)
                 self.metrics.decisions.labels(
                     routed.name, self.metrics.context(decision.context), decision.model
                 ).inc()
+                self.stats.decided(routed.name, decision)
                 upstream, limits = self.upstreams[decision.model], routed.limits(deadline)
                 if stream:
                     opened = await upstream.stream(
@@ -336,6 +346,10 @@ class Gateway:
         self, routed: RoutedModels, gid: str, ticket: Ticket, answer: Answer | Stream, cost: float
     ) -> None:
         routed.attempts.answered(ticket, cost)
+        usage = answer.usage if isinstance(answer, Answer) else answer.final_usage()
+        self.traces.answered(
+            gid, usage.input_tokens, usage.output_tokens, ticket.decision.model, cost
+        )
         ttft = answer.ttft if isinstance(answer, Stream) else None
         self._measured(ticket.decision.model, answer.latency, ttft)
         pending = self.store.get(gid)
@@ -364,6 +378,7 @@ class Gateway:
         """A call failed: the model's failure is fed back as zero accuracy with its real
         latency; the request's own fault (a 4xx) judges no model."""
         self.store.cancel(gid)
+        self.traces.failed(gid, error)
         if not error.blames_model:
             routed.attempts.abandon(ticket, cost)
             return
@@ -377,6 +392,7 @@ class Gateway:
     def _abandon(self, routed: RoutedModels, gid: str, ticket: Ticket, cost: float = 0.0) -> None:
         """Ended without a verdict on the model (the client left, a bug): no learning."""
         self.store.cancel(gid)
+        self.traces.failed(gid, None)
         routed.attempts.abandon(ticket, cost)
 
     def _stream_ended(
@@ -404,6 +420,7 @@ class Gateway:
             return
         router, decision = self.routers[pending.router].router, pending.decision
         cost, latency = pending.cost or 0.0, pending.latency or 0.0
+        self.stats.settled(pending.router, decision, accuracy, cost, latency)
         self._learn(
             pending.router,
             decision,
@@ -422,6 +439,7 @@ class Gateway:
         self.metrics.rewards.labels(
             router, self.metrics.context(decision.context), decision.model
         ).observe(reward)
+        self.stats.learned(router, decision, reward)
 
     # ==================== Other endpoints ====================
 
@@ -554,6 +572,7 @@ def create_app(config: GatewayConfig) -> Starlette:
             Route("/metrics", gateway.metrics_endpoint, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
+            *dashboard_routes(gateway),
         ],
         exception_handlers={
             APIError: _api_error,

@@ -39,6 +39,18 @@ class Keys:
         """Every configured key (for redaction)."""
         return [key.decode() for _, key in self._keys]
 
+    def __bool__(self) -> bool:
+        return bool(self._keys)
+
+    def match(self, offered: bytes) -> str | None:
+        """The principal whose key ``offered`` is, else None."""
+        # Compare with every key, always, so timing says nothing about which matched.
+        found = None
+        for principal, key in self._keys:
+            if hmac.compare_digest(offered, key) and found is None:
+                found = principal
+        return found
+
     def principal(self, request: Request) -> str:
         """Who sent ``request``, or a 401 ``APIError`` when its key is missing or wrong."""
         if not self._keys:
@@ -46,12 +58,7 @@ class Keys:
         header = request.headers.get("authorization", "")
         scheme, _, given = header.partition(" ")
         if scheme.lower() == "bearer" and given:
-            offered = given.strip().encode()
-            # Compare with every key, always, so timing says nothing about which matched.
-            found = None
-            for principal, key in self._keys:
-                if hmac.compare_digest(offered, key) and found is None:
-                    found = principal
+            found = self.match(given.strip().encode())
             if found is not None:
                 return found
         raise APIError(

@@ -101,6 +101,8 @@ class ServerConfig(_Section):
     #: How many distinct contexts get their own metric labels; later ones count as "_other".
     #: 0 (the default): none, since contexts come from clients and /metrics needs no key.
     metrics_contexts: int = Field(default=0, ge=0)
+    #: Serve the dashboard, ``GET /ui`` (behind the same keys); ``GET /v1/stats`` stays on.
+    ui: bool = True
 
     @field_validator("api_keys", "admin_keys")
     @classmethod

@@ -57,12 +57,6 @@ class Metrics:
             ["router", "outcome"],
             registry=r,
         )
-        self.requests = Counter(
-            "pickllm_requests",
-            "Chat completion requests answered, by status",
-            ["status"],
-            registry=r,
-        )
         self.latency = Histogram(
             "pickllm_upstream_latency_seconds",
             "Upstream latency, request sent to answer complete",
@@ -109,6 +103,22 @@ class Metrics:
             registry=r,
             multiprocess_mode="livesum",
         )
+        self.log_dropped = Counter(
+            "pickllm_decision_log_dropped_records",
+            "Decision log records dropped: the writer's queue was full, or a write failed",
+            ["router"],
+            registry=r,
+        )
+        self._log_dropped_seen: dict[str, int] = {}
+
+    def decision_log_dropped(self, router: str, dropped: int) -> None:
+        """Bring the counter up to ``dropped``, the decision log's own running count (a router
+        with a log has the series from the start, at 0 until something is dropped)."""
+        seen = self._log_dropped_seen.get(router, 0)
+        counter = self.log_dropped.labels(router)
+        if dropped > seen:
+            counter.inc(dropped - seen)
+            self._log_dropped_seen[router] = dropped
 
     def context(self, context: str) -> str:
         """The label for ``context``: itself while few are known, else ``"_other"``."""
