@@ -35,6 +35,17 @@ pub const SILHOUETTE_SAMPLE: usize = 1_000;
 /// N-grams shown per cluster.
 pub const TOP_TERMS: usize = 8;
 const MIN_DOCUMENT_FREQUENCY: u32 = 2;
+const NO_COLUMN: u32 = u32::MAX;
+
+fn column_table(slots: &[u32]) -> Vec<u32> {
+    let mut table = vec![NO_COLUMN; 1 << HASH_BITS];
+    for (column, &slot) in slots.iter().enumerate() {
+        #[allow(clippy::cast_possible_truncation)] // columns < 2^HASH_BITS
+        let column = column as u32;
+        table[slot as usize] = column;
+    }
+    table
+}
 const MAX_ITERATIONS: usize = 100;
 const MAGIC: &[u8; 8] = b"PKLMPCX\0";
 /// The encoding of [`PromptContexts::to_bytes`] this build writes and reads.
@@ -87,6 +98,9 @@ pub struct Cluster {
 pub struct PromptContexts {
     /// Kept feature slots, strictly ascending; a slot's index here is its column.
     slots: Vec<u32>,
+    /// Column of every slot (`NO_COLUMN` if not kept): one 1 MiB table, derived from `slots`
+    /// (never stored), so that assignment finds a column with one read.
+    column_of: Vec<u32>,
     idf: Vec<f32>,
     /// Centroid weights by column, compressed: column `j` holds `cluster[offsets[j]..offsets[j+1]]`
     /// with `weight[...]`, so assignment visits only the centroids that have the n-gram.
@@ -183,6 +197,7 @@ impl PromptContexts {
             offsets.push(cluster.len() as u32);
         }
         PromptContexts {
+            column_of: column_table(&slots),
             slots,
             #[allow(clippy::cast_possible_truncation)]
             idf: idf.iter().map(|&x| x as f32).collect(),
@@ -251,8 +266,9 @@ impl PromptContexts {
             let Ok(column) = self.slots.binary_search(&slot) else {
                 continue;
             };
+            // Most n-grams occur once: skip the logarithm for them.
             #[allow(clippy::cast_precision_loss)] // counts far below 2^24 matter not beyond
-            let tf = 1.0 + (count as f32).ln();
+            let tf = if count == 1 { 1.0 } else { 1.0 + (count as f32).ln() };
             let x = tf * self.idf[column];
             for e in self.offsets[column] as usize..self.offsets[column + 1] as usize {
                 scores[self.cluster[e] as usize] += x * self.weight[e];
@@ -416,6 +432,7 @@ impl PromptContexts {
             return Err(bad("inconsistent contents"));
         }
         Ok(PromptContexts {
+            column_of: column_table(&slots),
             slots,
             idf,
             offsets,

@@ -30,7 +30,11 @@ impl PyPromptContexts {
             .iter()
             .map(|p| utf8(py, "prompt", p))
             .collect::<PyResult<Vec<&str>>>()?;
-        let options = FitOptions { max_clusters, min_silhouette, seed };
+        let options = FitOptions {
+            max_clusters,
+            min_silhouette,
+            seed,
+        };
         let mapper = py.detach(|| PromptContexts::fit(&texts, &options))?;
         Ok(PyPromptContexts { mapper })
     }
