@@ -35,16 +35,30 @@ pub const SILHOUETTE_SAMPLE: usize = 1_000;
 /// N-grams shown per cluster.
 pub const TOP_TERMS: usize = 8;
 const MIN_DOCUMENT_FREQUENCY: u32 = 2;
-const NO_COLUMN: u32 = u32::MAX;
 
-fn column_table(slots: &[u32]) -> Vec<u32> {
-    let mut table = vec![NO_COLUMN; 1 << HASH_BITS];
-    for (column, &slot) in slots.iter().enumerate() {
-        #[allow(clippy::cast_possible_truncation)] // columns < 2^HASH_BITS
-        let column = column as u32;
-        table[slot as usize] = column;
+/// What assignment reads, derived from the stored arrays (never stored itself): for every slot
+/// the range of its centroid entries (empty if the slot was not kept), and each entry's centroid
+/// weight times its n-gram's IDF. One read of the 2 MiB table and one of the entries per n-gram,
+/// where the stored layout would take a search and four scattered reads.
+#[derive(Clone, Debug, PartialEq)]
+struct Lookup {
+    range: Vec<[u32; 2]>,
+    scaled: Vec<f32>,
+}
+
+impl Lookup {
+    fn new(slots: &[u32], idf: &[f32], offsets: &[u32], weight: &[f32]) -> Self {
+        let mut range = vec![[0u32; 2]; 1 << HASH_BITS];
+        let mut scaled = vec![0.0; weight.len()];
+        for (column, &slot) in slots.iter().enumerate() {
+            let (start, end) = (offsets[column], offsets[column + 1]);
+            range[slot as usize] = [start, end];
+            for e in start as usize..end as usize {
+                scaled[e] = weight[e] * idf[column];
+            }
+        }
+        Lookup { range, scaled }
     }
-    table
 }
 const MAX_ITERATIONS: usize = 100;
 const MAGIC: &[u8; 8] = b"PKLMPCX\0";
@@ -98,9 +112,7 @@ pub struct Cluster {
 pub struct PromptContexts {
     /// Kept feature slots, strictly ascending; a slot's index here is its column.
     slots: Vec<u32>,
-    /// Column of every slot (`NO_COLUMN` if not kept): one 1 MiB table, derived from `slots`
-    /// (never stored), so that assignment finds a column with one read.
-    column_of: Vec<u32>,
+    lookup: Lookup,
     idf: Vec<f32>,
     /// Centroid weights by column, compressed: column `j` holds `cluster[offsets[j]..offsets[j+1]]`
     /// with `weight[...]`, so assignment visits only the centroids that have the n-gram.
@@ -196,11 +208,12 @@ impl PromptContexts {
             #[allow(clippy::cast_possible_truncation)] // entries <= columns * 256 < 2^32
             offsets.push(cluster.len() as u32);
         }
+        #[allow(clippy::cast_possible_truncation)] // stored compactly, by design
+        let idf: Vec<f32> = idf.iter().map(|&x| x as f32).collect();
         PromptContexts {
-            column_of: column_table(&slots),
+            lookup: Lookup::new(&slots, &idf, &offsets, &weight),
             slots,
-            #[allow(clippy::cast_possible_truncation)]
-            idf: idf.iter().map(|&x| x as f32).collect(),
+            idf,
             offsets,
             cluster,
             weight,
@@ -255,6 +268,14 @@ impl PromptContexts {
                 terms: characteristic(&self.slots, names, centroids, old),
             })
             .collect();
+        self.lookup = Lookup::new(&self.slots, &self.idf, &self.offsets, &self.weight);
+        // Sizes as the final mapper assigns (a prompt tied between clusters, or with no kept
+        // n-gram, now goes to the lowest of the new numbers).
+        self.clusters.iter_mut().for_each(|c| c.size = 0);
+        for p in prompts {
+            let c = self.assign(p);
+            self.clusters[c].size += 1;
+        }
     }
 
     /// The cluster of `prompt`, in `0..self.len()`. Never fails: a prompt with no n-gram seen
@@ -263,15 +284,15 @@ impl PromptContexts {
     pub fn assign(&self, prompt: &str) -> usize {
         let mut scores = [0.0f32; MAX_CLUSTERS];
         for (slot, count) in prompt_features::counts(prompt) {
-            let Ok(column) = self.slots.binary_search(&slot) else {
+            let [start, end] = self.lookup.range[slot as usize];
+            if start == end {
                 continue;
-            };
+            }
             // Most n-grams occur once: skip the logarithm for them.
             #[allow(clippy::cast_precision_loss)] // counts far below 2^24 matter not beyond
             let tf = if count == 1 { 1.0 } else { 1.0 + (count as f32).ln() };
-            let x = tf * self.idf[column];
-            for e in self.offsets[column] as usize..self.offsets[column + 1] as usize {
-                scores[self.cluster[e] as usize] += x * self.weight[e];
+            for e in start as usize..end as usize {
+                scores[self.cluster[e] as usize] += tf * self.lookup.scaled[e];
             }
         }
         let mut best = 0;
@@ -432,7 +453,7 @@ impl PromptContexts {
             return Err(bad("inconsistent contents"));
         }
         Ok(PromptContexts {
-            column_of: column_table(&slots),
+            lookup: Lookup::new(&slots, &idf, &offsets, &weight),
             slots,
             idf,
             offsets,
