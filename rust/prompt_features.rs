@@ -53,9 +53,12 @@ fn for_each_word(text: &str, mut word: impl FnMut(&str)) {
     }
 }
 
+/// Receives each slot with the n-gram it stands for.
+pub type Namer<'a> = &'a mut dyn FnMut(u32, &str);
+
 /// The slot of every unigram and bigram of `text`, in order of appearance (with repeats); with
 /// `names`, each slot's n-gram is also handed over (for showing clusters).
-pub fn slots(text: &str, names: Option<&mut dyn FnMut(u32, &str)>) -> Vec<u32> {
+pub fn slots(text: &str, names: Option<Namer<'_>>) -> Vec<u32> {
     match names {
         Some(names) => named_slots(text, names),
         None => fast_slots(text),

@@ -11,6 +11,7 @@ __all__ = [
     "SNAPSHOT_FORMAT_VERSION",
     "Decision",
     "Outbox",
+    "PromptContextsCore",
     "ReplaySession",
     "RouterCore",
     "_Floor",
