@@ -50,18 +50,28 @@ fn benches(c: &mut Criterion) {
     let mut rng = Rng::seed_from_u64(1);
     let warmup: Vec<String> = (0..500).map(|i| prompt(&mut rng, i % 4, 1_024)).collect();
     let refs: Vec<&str> = warmup.iter().map(String::as_str).collect();
-    let options = FitOptions { max_clusters: 16, min_silhouette: 0.05, seed: 0 };
+    let options = FitOptions {
+        max_clusters: 16,
+        min_silhouette: 0.05,
+        seed: 0,
+    };
     let mapper = PromptContexts::fit(&refs, &options).unwrap();
     let one_kb = prompt(&mut rng, 2, 1_024);
     let sixteen_kb = prompt(&mut rng, 1, 16_384);
 
     let mut group = c.benchmark_group("prompt_contexts");
-    group.bench_function("features/1KB", |b| b.iter(|| prompt_features::counts(black_box(&one_kb))));
+    group.bench_function("features/1KB", |b| {
+        b.iter(|| prompt_features::counts(black_box(&one_kb)))
+    });
     group.bench_function("assign/1KB", |b| b.iter(|| mapper.assign(black_box(&one_kb))));
-    group.bench_function("features/16KB", |b| b.iter(|| prompt_features::counts(black_box(&sixteen_kb))));
+    group.bench_function("features/16KB", |b| {
+        b.iter(|| prompt_features::counts(black_box(&sixteen_kb)))
+    });
     group.bench_function("assign/16KB", |b| b.iter(|| mapper.assign(black_box(&sixteen_kb))));
     group.sample_size(10);
-    group.bench_function("fit/500x1KB", |b| b.iter(|| PromptContexts::fit(black_box(&refs), &options).unwrap()));
+    group.bench_function("fit/500x1KB", |b| {
+        b.iter(|| PromptContexts::fit(black_box(&refs), &options).unwrap())
+    });
     group.finish();
 }
 
