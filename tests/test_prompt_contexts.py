@@ -4,6 +4,7 @@ determinism, bad input, and routers that must find each task's best model withou
 from __future__ import annotations
 
 import pickle
+import threading
 from collections import Counter
 from collections.abc import Iterator
 
@@ -283,3 +284,29 @@ def test_route_learns_each_tasks_model_from_prompts_alone() -> None:
             assert len(stats.clusters) == 3
         finally:
             backend.close()
+
+
+def test_threads_racing_through_the_fit_credit_every_feedback_once() -> None:
+    """Four threads select and give feedback at once across the end of the warm-up. Whatever
+    the interleaving, exactly the first 30 prompts are selected in the default context, and
+    every feedback ends up credited once to a cluster: replayed at the fit, credited on
+    arrival for a warm-up decision answered after it, or learned there directly."""
+    r = router(warmup=30)
+    queries = list(stream(120))
+
+    def work(part: int) -> None:
+        for text, task in queries[part::4]:
+            d = r.select(prompt=text)
+            r.feedback(d, accuracy=float(d.model == MODELS[task]))
+
+    threads = [threading.Thread(target=work, args=(part,)) for part in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    stats = r.stats().prompt_contexts
+    assert stats is not None
+    assert stats.fitted
+    assert sum(r.feedback_counts("default").values()) == 30
+    credited = sum(sum(r.feedback_counts(c.context).values()) for c in stats.clusters)
+    assert credited == 120

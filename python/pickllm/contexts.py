@@ -159,9 +159,10 @@ class Mapper:
         return self._fitted
 
     def context(self, text: str, label: str | None) -> str:
-        """The context of ``text`` once fitted."""
+        """The context of ``text``; only called once fitted (the fitted core never goes away)."""
         fitted = self._fitted
-        assert fitted is not None
+        if fitted is None:
+            raise RuntimeError("pickllm internal error: prompt contexts used before the fit")
         return cluster_context(fitted.assign(text), label)
 
     def warm_select(
