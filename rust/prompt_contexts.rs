@@ -27,8 +27,10 @@ use crate::error::{Error, Result};
 use crate::prompt_features::{self, HASH_BITS};
 use crate::rng::Rng;
 
-/// The most clusters a mapper may have (the contexts it adds stay few by design).
-pub const MAX_CLUSTERS: usize = 256;
+/// The most clusters a mapper may have: the contexts it adds stay few by design (finer
+/// clusterings hurt in the study), and fitting tries every `k` up to it, each with a
+/// dense centroid per cluster.
+pub const MAX_CLUSTERS: usize = 64;
 /// Silhouettes are computed over at most this many warm-up prompts (the first ones): the cost is
 /// quadratic in it.
 pub const SILHOUETTE_SAMPLE: usize = 1_000;
@@ -205,7 +207,7 @@ impl PromptContexts {
                     weight.push(centroid[column] as f32);
                 }
             }
-            #[allow(clippy::cast_possible_truncation)] // entries <= columns * 256 < 2^32
+            #[allow(clippy::cast_possible_truncation)] // entries <= columns * 64 < 2^32
             offsets.push(cluster.len() as u32);
         }
         #[allow(clippy::cast_possible_truncation)] // stored compactly, by design

@@ -31,16 +31,16 @@ if TYPE_CHECKING:
 __all__ = ["ClusterStats", "PromptContexts", "PromptContextsStats"]
 
 #: The most clusters the core allows (``max_clusters`` is at most this).
-MAX_CLUSTERS = 256
+MAX_CLUSTERS = 64
 
 
 class PromptContexts(_Config):
     """Discover contexts from prompts (see :mod:`pickllm.contexts` and docs/contexts.md).
 
     Args:
-        warmup: prompts collected before the clustering is fitted (>= 10); until then one
-            context (the router's default, or the explicit one) is used.
-        max_clusters: the largest number of clusters tried (1: one cluster, no clustering).
+        warmup: prompts collected before the clustering is fitted (10 to 10,000); until then
+            one context (the router's default, or the explicit one) is used.
+        max_clusters: the largest number of clusters tried (1 to 64; 1: no clustering).
         min_silhouette: below this best mean silhouette (cosine distance, in [-1, 1]) the
             warm-up prompts count as unstructured and form one cluster.
         seed: seeds the k-means++ draws; fixed by default so that every router fed the same
@@ -56,7 +56,7 @@ class PromptContexts(_Config):
     'default'
     """
 
-    warmup: int = Field(default=500, ge=10, le=100_000)
+    warmup: int = Field(default=500, ge=10, le=10_000)
     max_clusters: int = Field(default=16, ge=1, le=MAX_CLUSTERS)
     min_silhouette: float = Field(default=0.05, ge=-1.0, le=1.0)
     seed: int = Field(default=0, ge=0, lt=2**64)
