@@ -458,7 +458,7 @@ class Router(Closing):
 
     def stats(self) -> ContextStats:
         """How many contexts the router holds and how many it let go (see :class:`ContextStats`)."""
-        learned, unlearned, evicted, dropped = self._core.context_counts()
+        learned, unlearned, evicted, dropped, changes = self._core.context_counts()
         max_contexts = json.loads(self._core.config_json()).get("max_contexts")
         return ContextStats(
             contexts=learned + unlearned,
@@ -467,6 +467,7 @@ class Router(Closing):
             evicted=evicted,
             dropped=dropped,
             max_contexts=max_contexts,
+            changes=changes,
         )
 
     @property

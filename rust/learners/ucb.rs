@@ -26,9 +26,22 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::changes::ChangeDetector;
 use crate::error::{Error, Result};
 use crate::learner::{Algorithm, Event, Evidence, Models, Query, rank_by};
+use crate::learners::{check_floor, floored};
 use crate::rng::Rng;
+
+/// `fraction` in [0, 1) scaled to an index below `n` (rounding cannot reach `n`).
+fn scaled(fraction: f64, n: usize) -> usize {
+    #[allow(
+        clippy::cast_precision_loss,
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss
+    )]
+    let k = (fraction * n as f64) as usize;
+    k.min(n.saturating_sub(1))
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -47,6 +60,13 @@ pub struct UcbConfig {
     /// when selecting (0: contexts learn alone).
     #[serde(default)]
     pub share: f64,
+    /// Share of decisions drawn uniformly from the allowed models (0: none; absent in
+    /// snapshots written before it existed, which restore without it).
+    #[serde(default)]
+    pub floor: f64,
+    /// Restart a context when a change is detected (see [`crate::changes`]); none when absent.
+    #[serde(default)]
+    pub detect_changes: Option<ChangeDetector>,
     pub lock: bool,
 }
 
@@ -80,9 +100,9 @@ impl UcbConfig {
     /// pseudo-feedbacks at the pooled mean when there is one.
     fn stats(&self, state: &UcbState, arm: usize, evidence: Option<&Evidence>) -> (f64, f64, f64) {
         let own = (state.counts[arm], state.sums[arm], state.squares[arm]);
-        match evidence.and_then(|e| e.mean(arm)) {
-            Some(m) if self.share > 0.0 => (own.0 + self.share, own.1 + self.share * m, own.2 + self.share * m * m),
-            _ => own,
+        match evidence.and_then(|e| e.prior(arm, self.share)) {
+            Some((w, m)) => (own.0 + w, own.1 + w * m, own.2 + w * m * m),
+            None => own,
         }
     }
 
@@ -183,11 +203,18 @@ impl Algorithm for UcbConfig {
                 "finite and >= 0 (pseudo-feedbacks)",
             ));
         }
-        Ok(())
+        if let Some(detector) = &self.detect_changes {
+            detector.validate()?;
+        }
+        check_floor(self.floor)
     }
 
     fn lock(&self) -> bool {
         self.lock
+    }
+
+    fn detector(&self) -> Option<&ChangeDetector> {
+        self.detect_changes.as_ref()
     }
 
     fn discount(&self) -> f64 {
@@ -218,20 +245,38 @@ impl Algorithm for UcbConfig {
         if ties == 0 {
             return Err(Error::NoEligibleModel);
         }
+        #[allow(clippy::cast_precision_loss)]
+        let tie_share = 1.0 / ties as f64;
+        if self.floor > 0.0 {
+            // One random number: below `floor` it picks uniformly among the allowed models,
+            // above it among the leaders.
+            let models = state.counts.len();
+            let allowed = query.subset.count(models);
+            let u = rng.next_f64();
+            let arm = if u < self.floor {
+                query.subset.nth(models, scaled(u / self.floor, allowed))
+            } else {
+                best.get(scaled((u - self.floor) / (1.0 - self.floor), ties)).copied()
+            }
+            .ok_or(Error::NoEligibleModel)?;
+            let lead = if best.contains(&arm) { tie_share } else { 0.0 };
+            #[allow(clippy::cast_precision_loss)]
+            return Ok((arm, (1.0 - self.floor) * lead + self.floor / allowed as f64));
+        }
         // A random number only when bounds tie (at the start, every untried model's is infinite).
         let k = if ties > 1 { rng.below(ties) } else { 0 };
         let arm = best.iter().copied().nth(k).ok_or(Error::NoEligibleModel)?;
-        #[allow(clippy::cast_precision_loss)]
-        Ok((arm, 1.0 / ties as f64))
+        Ok((arm, tie_share))
     }
 
     fn probabilities(&self, state: &UcbState, query: Query<'_>) -> Vec<f64> {
         let (best, ties) = self.leaders(state, query);
         #[allow(clippy::cast_precision_loss)]
         let share = 1.0 / ties.max(1) as f64;
-        (0..state.counts.len())
+        let leaders = (0..state.counts.len())
             .map(|arm| if best.contains(&arm) { share } else { 0.0 })
-            .collect()
+            .collect();
+        floored(leaders, query.subset, self.floor)
     }
 
     fn update(&self, state: &mut UcbState, event: Event) -> Option<usize> {
@@ -292,6 +337,8 @@ mod tests {
             discount: 1.0,
             bound,
             share: 0.0,
+            floor: 0.0,
+            detect_changes: None,
             lock: false,
         }
     }
@@ -322,6 +369,73 @@ mod tests {
         // No own feedback, yet the pool's best model leads; alone, all three would tie.
         assert_eq!(c.select(&fresh, query, &mut Rng::seed_from_u64(0)).unwrap(), (1, 1.0));
         assert_eq!(config(Bound::Tuned).probabilities(&fresh, query), vec![1.0 / 3.0; 3]);
+    }
+
+    #[test]
+    fn a_shared_prior_weighs_no_more_than_the_feedback_it_rests_on() {
+        let c = UcbConfig {
+            share: 5.0,
+            ..config(Bound::Tuned)
+        };
+        let fresh = c.initial_state(2, None).unwrap();
+        let mut evidence = Evidence::new(2);
+        // Model 0's one pooled answer was wrong; model 1 has 100 at 0.6.
+        evidence.record(0, 0.0, 1.0);
+        for _ in 0..100 {
+            evidence.record(1, 0.6, 1.0);
+        }
+        assert_eq!(
+            c.stats(&fresh, 0, Some(&evidence)),
+            (1.0, 0.0, 0.0),
+            "one failure, not five"
+        );
+        let (n, s, _) = c.stats(&fresh, 1, Some(&evidence));
+        assert!(
+            (n - 5.0).abs() < 1e-12 && (s - 3.0).abs() < 1e-9,
+            "capped at share: {n} {s}"
+        );
+        // So the model is retried once the confidence budget grows: with a count of 1 its
+        // bound, sqrt(c ln t / 4), keeps growing while the other's width shrinks.
+        let mut state = fresh;
+        let mut rng = Rng::seed_from_u64(0);
+        let query = Query::pooled(Subset::ALL, &evidence);
+        let retried = (0..200).any(|_| {
+            let (arm, _) = c.select(&state, query, &mut rng).unwrap();
+            c.update(&mut state, event(arm, 0.6));
+            arm == 0
+        });
+        assert!(retried);
+    }
+
+    #[test]
+    fn the_floor_spreads_its_share_over_the_allowed_models_and_reports_it() {
+        let c = UcbConfig {
+            floor: 0.1,
+            ..config(Bound::Tuned)
+        };
+        let mut s = c.initial_state(4, None).unwrap();
+        for (arm, reward) in [(0, 0.2), (1, 0.9), (2, 0.5), (3, 0.4)] {
+            c.update(&mut s, event(arm, reward));
+        }
+        let mask = [true, true, false, true];
+        let query = Query::over(Subset(Some(&mask)));
+        let p = c.probabilities(&s, query);
+        // The leader gets 0.9 + 0.1/3; the other allowed models 0.1/3 each; the excluded none.
+        let third = 0.1 / 3.0;
+        assert!((p[1] - (0.9 + third)).abs() < 1e-12 && p[2] == 0.0, "{p:?}");
+        assert!((p[0] - third).abs() < 1e-12 && (p[3] - third).abs() < 1e-12, "{p:?}");
+        let mut rng = Rng::seed_from_u64(5);
+        let mut picks = [0u32; 4];
+        for _ in 0..30_000 {
+            let (arm, probability) = c.select(&s, query, &mut rng).unwrap();
+            assert_eq!(probability, p[arm]);
+            picks[arm] += 1;
+        }
+        // Binomial(30000, 1/30): mean 1000, sd 31; 1000 +- 200 is over 6 sd.
+        for arm in [0, 3] {
+            assert!((800..=1200).contains(&picks[arm]), "{picks:?}");
+        }
+        assert_eq!(picks[2], 0);
     }
 
     #[test]
