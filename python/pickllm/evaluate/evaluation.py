@@ -39,7 +39,17 @@ from pickllm.evaluate.offpolicy import Metric, fixed_model_estimates, unsupporte
 from pickllm.evaluate.rejection import replay_learner
 from pickllm.logs.reader import DecisionRecord, LoadedLog, read_log
 
-__all__ = ["Evaluation", "PolicyEstimate", "evaluate", "metrics_for"]
+__all__ = ["MIN_EFFECTIVE_SIZE", "Evaluation", "PolicyEstimate", "evaluate", "metrics_for"]
+
+#: Below this effective sample size an estimate rests on too few records to trust (its
+#: interval, from a normal approximation, no longer holds): ``evaluate`` warns and the command
+#: exits with status 3. With n equally weighted records the size is n; a weight 100 times the
+#: others' counts for far less than its share.
+MIN_EFFECTIVE_SIZE = 30
+
+#: Metrics whose true value lies in [0, 1]: an estimate outside it is a symptom (few records,
+#: extreme weights), not a value.
+BOUNDED = ("reward", "accuracy")
 
 
 @dataclass(frozen=True)
@@ -58,6 +68,12 @@ class PolicyEstimate:
     horizon: int = 0
     warning: str | None = None
 
+    @property
+    def trusted(self) -> bool:
+        """Whether every estimate is a number to go by: none refused, an effective sample size
+        of at least :data:`MIN_EFFECTIVE_SIZE`, reward and accuracy inside [0, 1]."""
+        return self.warning is None
+
     def best(self, metric: str = "reward") -> Estimate | None:
         """The estimate shown first: DR, replay or on-policy, whichever this candidate has."""
         by_method = self.estimates.get(metric, {})
@@ -74,9 +90,16 @@ class Evaluation:
     policies: list[PolicyEstimate]
     log_summary: str
 
+    @property
+    def trusted(self) -> bool:
+        """Whether every candidate is trusted (see :attr:`PolicyEstimate.trusted`)."""
+        return all(p.trusted for p in self.policies)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "records": self.records,
+            "trusted": self.trusted,
+            "min_effective_size": MIN_EFFECTIVE_SIZE,
             "reward": self.reward.model_dump(),
             "log": self.log_summary,
             "policies": [
@@ -84,6 +107,7 @@ class Evaluation:
                     "label": p.label,
                     "kind": p.kind,
                     "effective_size": p.effective_size,
+                    "trusted": p.trusted,
                     "sessions": p.sessions,
                     "horizon": p.horizon,
                     "warning": p.warning,
@@ -184,7 +208,26 @@ def _fixed(
             ),
         )
     estimates, ess = fixed_model_estimates(records, model, metrics)
-    return PolicyEstimate(model, "fixed", estimates, ess)
+    return PolicyEstimate(model, "fixed", estimates, ess, warning=_doubt(estimates, ess))
+
+
+def _doubt(estimates: dict[str, dict[str, Estimate]], size: float) -> str | None:
+    """Why estimates resting on an effective sample of ``size`` should not be trusted, if so."""
+    problems = []
+    if size < MIN_EFFECTIVE_SIZE:
+        problems.append(
+            f"effective sample size {size:.1f}, below {MIN_EFFECTIVE_SIZE}: the estimates rest "
+            "on a few heavily weighted records"
+        )
+    outside = [
+        f"{method.upper() if method != 'replay' else method} {metric} {e.value:.3g}"
+        for metric in BOUNDED
+        for method, e in estimates.get(metric, {}).items()
+        if not math.isnan(e.value) and not 0.0 <= e.value <= 1.0
+    ]
+    if outside:
+        problems.append(f"{', '.join(outside)} outside [0, 1]")
+    return "; ".join(problems) + " (log more, or with more exploration)" if problems else None
 
 
 def _learner(
@@ -205,14 +248,21 @@ def _learner(
         return PolicyEstimate(name, "learner", warning=f"replay does not apply: {error}")
     warning = None
     if result.sessions < 2:
+        advice = (
+            "lower --horizon or log more"
+            if result.horizon > 1
+            else "log more, or with more exploration (a higher smallest probability)"
+        )
         warning = (
             f"only {result.sessions} session(s) of {result.horizon} accepted decisions: "
             f"{result.accepted} of {result.records} records accepted (the logger's smallest "
-            f"probability is {result.acceptance:.2g}); lower --horizon or log more"
+            f"probability is {result.acceptance:.2g}); {advice}"
         )
     if result.sessions == 0:
         return PolicyEstimate(name, "learner", warning=warning)
     estimates = {metric: {"replay": e} for metric, e in result.estimates.items()}
+    if warning is None:
+        warning = _doubt(estimates, float(result.accepted))
     return PolicyEstimate(
         name,
         "learner",

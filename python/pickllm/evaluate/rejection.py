@@ -84,10 +84,16 @@ def replay_learner(
     the records expected to be accepted. Raises ConfigError when replay does not apply."""
     c = acceptance_constant(records)
     if c <= 0:
+        zero = [r for r in records if min(r.logging_probabilities().values()) <= 0.0]
+        example = zero[0]
+        never = sorted(m for m, p in example.logging_probabilities().items() if p <= 0.0)
         raise ConfigError(
-            "replay needs every allowed model to have a positive logging probability, and some "
-            "logged decision gave one probability 0 (a converged learner logged it): log with "
-            "exploration, e.g. uniformly at random, to evaluate learners"
+            "replay needs every allowed model to have a positive logging probability; "
+            f"{len(zero)} of {len(records)} logged decisions gave some allowed model "
+            f"probability 0 (the first, in context {example.context!r}: {', '.join(never)}), "
+            "as a deterministic logging policy does (a UCB or Q-learning pick without an "
+            "exploration floor, or a locked learner): log with exploration, e.g. UCB's "
+            "floor (on by default) or uniformly at random, to evaluate learners"
         )
     if horizon is None:
         horizon = max(1, math.floor(c * len(records) / 10))
