@@ -33,8 +33,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from pickllm import UCB, ChangeDetector, Policy, Reward, Router, ThompsonSampling
-from pickllm.replay import load_routerbench
+from pickllm import (
+    UCB,
+    ChangeDetector,
+    Exp3,
+    LearningAutomaton,
+    Policy,
+    QLearning,
+    Reward,
+    Router,
+    ThompsonSampling,
+)
+from pickllm.replay import Outcomes, load_routerbench
 from pickllm.replay.engine import Table, tables
 from pickllm.replay.scenario import Scenario
 
@@ -54,19 +64,31 @@ POLICIES: list[tuple[str, Policy]] = [
     ("UCB(floor=0.02)", UCB(floor=0.02)),
     ("UCB(share=10)", UCB(share=10.0)),
     ("UCB(detect_changes=ChangeDetector(delta=0.001))", UCB(detect_changes=ChangeDetector(0.001))),
+    (
+        "UCB(detect_changes=ChangeDetector(stride=10))",
+        UCB(detect_changes=ChangeDetector(stride=10)),
+    ),
+    ("UCB(detect_changes=ChangeDetector(stride=1))", UCB(detect_changes=ChangeDetector(stride=1))),
     ("UCB(discount=0.999, detect_changes=None)", UCB(discount=0.999, detect_changes=None)),
     ("ThompsonSampling(share=10)", ThompsonSampling(share=10.0)),
     (
         "ThompsonSampling(share=10, floor=0.01, detect_changes=ChangeDetector())",
         ThompsonSampling(share=10.0, floor=0.01, detect_changes=ChangeDetector()),
     ),
+    ("Exp3(gamma=0.1)", Exp3(gamma=0.1)),
+    ("LearningAutomaton(0.1)", LearningAutomaton(0.1)),
+    (
+        "QLearning('sample_average', epsilon=0.1, epsilon_decay=0.98, epsilon_min=0.02)",
+        QLearning("sample_average", epsilon=0.1, epsilon_decay=0.98, epsilon_min=0.02),
+    ),
 ]
 
 
 @dataclass
 class Outcome:
-    """One session on a data set: the two gap ratios and the best model's picks."""
+    """One session on a data set: reward, the two gap ratios and the best model's picks."""
 
+    reward: float
     aggregate: float
     per_context: float
     best_picks: int
@@ -83,6 +105,17 @@ def routerbench(data: Path) -> list[Table]:
     ]
 
 
+def routerbench_split(data: Path) -> tuple[Outcomes, list[Table]]:
+    """RouterBench's train files (to warm start from) and its test files' contexts (to replay)."""
+    train, _ = load_routerbench(sorted((data / "routerbench").glob("*_train.csv")))
+    outcomes, _ = load_routerbench(sorted((data / "routerbench").glob("*_test.csv")))
+    complete = outcomes.complete(require_latency=False)
+    test = [
+        Table(b.name, complete.models, b.accuracy, b.cost, b.accuracy) for b in complete.contexts
+    ]
+    return train, test
+
+
 def scenario() -> list[Table]:
     return tables(Scenario.default().outcomes(rows=1000, seed=0))
 
@@ -92,8 +125,15 @@ def column_means(table: Table) -> list[float]:
     return [statistics.fmean(table.accuracy[i::m]) for i in range(m)]
 
 
-def session(policy: Policy, data: Sequence[Table], seed: int) -> Outcome:
-    """One router over every context of ``data``, ``QUERIES`` queries interleaved."""
+def session(
+    policy: Policy,
+    data: Sequence[Table],
+    seed: int,
+    warm: Outcomes | None = None,
+    queries: int = QUERIES,
+) -> Outcome:
+    """One router over every context of ``data``, ``queries`` queries interleaved (warm started
+    from the ``warm`` files, if any)."""
     models = data[0].models
     m = len(models)
     index = {name: i for i, name in enumerate(models)}
@@ -101,13 +141,15 @@ def session(policy: Policy, data: Sequence[Table], seed: int) -> Outcome:
     pooled = [sum(column_means(t)[i] * t.rows for t in data) for i in range(m)]
     overall_best = max(range(m), key=pooled.__getitem__)
     router = Router(list(models), policy=policy, reward=ACCURACY_ONLY, seed=seed)
+    if warm is not None:
+        router.warm_start(warm)
     order = random.Random(seed)
     rows = [list(range(t.rows)) for t in data]
     position = [len(r) for r in rows]
     # Per context: the learner's, the best fixed model's and random choice's reward sums.
     sums = [[0.0, 0.0, 0.0] for _ in data]
     best_picks = 0
-    for _ in range(QUERIES):
+    for _ in range(queries):
         c = order.randrange(len(data))
         if position[c] == len(rows[c]):
             order.shuffle(rows[c])
@@ -129,6 +171,7 @@ def session(policy: Policy, data: Sequence[Table], seed: int) -> Outcome:
 
     total = [sum(s[k] for s in sums) for k in range(3)]
     return Outcome(
+        total[0],
         closed(*total),
         statistics.fmean(closed(*s) for s in sums if s[1] - s[2] > 1e-9),
         best_picks,
@@ -149,18 +192,29 @@ def gradual(query: int) -> tuple[float, ...]:
     return tuple(b + w * (a - b) for b, a in zip(BEFORE, AFTER, strict=True))
 
 
-def drift(policy: Policy, accuracies: Callable[[int], tuple[float, ...]], seed: int) -> float:
-    """The share of queries 3,500-4,000 sent to the new best model (the third)."""
+@dataclass
+class Followed:
+    """One drift session: the share of queries 3,500-4,000 sent to the new best model, and the
+    query of the detector's first restart after query 2,000 (None: none)."""
+
+    share: float
+    detected: int | None
+
+
+def drift(policy: Policy, accuracies: Callable[[int], tuple[float, ...]], seed: int) -> Followed:
     router = Router(["a", "b", "c"], policy=policy, reward=ACCURACY_ONLY, seed=seed)
     outcomes = random.Random(seed)
     new_best = 0
+    detected = None
     for query in range(4000):
         draws = [outcomes.random() for _ in range(3)]
         decision = router.select("only")
         arm = "abc".index(decision.model)
         router.feedback(decision, accuracy=float(draws[arm] < accuracies(query)[arm]))
         new_best += query >= 3500 and arm == 2
-    return new_best / 500
+        if detected is None and query >= 2000 and router.stats().changes:
+            detected = query
+    return Followed(new_best / 500, detected)
 
 
 def summary(outcomes: list[Outcome]) -> str:
@@ -173,8 +227,35 @@ def summary(outcomes: list[Outcome]) -> str:
     )
 
 
-def drift_summary(shares: list[float]) -> str:
-    return f"{sum(s > 0.5 for s in shares)}/{len(shares)} ({statistics.fmean(shares):.0%})"
+def drift_summary(runs: list[Followed]) -> str:
+    shares = [r.share for r in runs]
+    delays = [r.detected - 2000 for r in runs if r.detected is not None]
+    detection = f", detected after {statistics.median(delays):.0f}" if delays else ""
+    return (
+        f"{sum(s > 0.5 for s in shares)}/{len(shares)} ({statistics.fmean(shares):.0%}{detection})"
+    )
+
+
+def warm_start(data: Path, seeds: int) -> None:
+    """The default cold and warm started from RouterBench's train split, replayed on its test
+    split: gap closed over the first 300 and all 3,000 queries, and the answers gained."""
+    train, test = routerbench_split(data)
+    print(
+        f"\nWarm start ({seeds} sessions, RouterBench test split; warm: Router.warm_start of the"
+        " train split, weight 10): aggregate gap closed over the first 300 queries | over "
+        "3,000 | correct answers in 3,000 (mean)"
+    )
+    print("| start | first 300 | 3,000 | correct answers |")
+    print("|---|---|---|---|")
+    for name, files in (("cold", None), ("warm", train)):
+        short = [session(UCB(), test, seed, files, queries=300) for seed in range(seeds)]
+        full = [session(UCB(), test, seed, files) for seed in range(seeds)]
+        print(
+            f"| {name} | {statistics.fmean(o.aggregate for o in short):.1%} "
+            f"| {statistics.fmean(o.aggregate for o in full):.1%} "
+            f"| {statistics.fmean(o.reward for o in full):.0f} |",
+            flush=True,
+        )
 
 
 def main() -> None:
@@ -212,6 +293,8 @@ def main() -> None:
             )
         print(f"| `{label}` | " + " | ".join(cells) + " |", flush=True)
         print(f"  ({time.perf_counter() - start:.0f} s)", flush=True)
+    if not args.only:
+        warm_start(args.data, args.seeds)
 
 
 if __name__ == "__main__":

@@ -158,7 +158,8 @@ pub trait Algorithm {
     fn select(&self, state: &Self::State, query: Query<'_>, rng: &mut Rng) -> Result<(usize, f64)>;
     /// The distribution `select` draws from, over all models (zero outside the subset).
     fn probabilities(&self, state: &Self::State, query: Query<'_>) -> Vec<f64>;
-    /// Learn from one event; returns the model the state has converged to afterwards, if any.
+    /// Learn from one event; returns the model the state has converged to afterwards, if any
+    /// (only a locking policy uses it: one that does not lock may skip the test and return None).
     fn update(&self, state: &mut Self::State, event: Event) -> Option<usize>;
     /// The model the state has converged to, by the algorithm's documented rule.
     fn converged(&self, state: &Self::State) -> Option<usize>;

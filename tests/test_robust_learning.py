@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import random
+from pathlib import Path
 
 import hypothesis.strategies as st
 import pytest
@@ -177,3 +178,46 @@ def test_stationary_streams_raise_no_more_alarms_than_documented() -> None:
                 router.observe("x", "a", accuracy=accuracy, probability=0.5)
             alarms += router.stats().changes
     assert alarms <= FALSE_ALARMS
+
+
+def test_warm_start_seeds_each_context_with_a_bounded_weight() -> None:
+    router = Router(["big", "small"], policy=UCB(floor=0.0, detect_changes=None), seed=1)
+    applied = router.warm_start(
+        {"math": {"big": (0.9, 500), "small": (0.3, 4), "absent": (1.0, 9)}, "chat": {}}
+    )
+    assert applied == 10 + 4
+    assert router.feedback_counts("math") == {"big": 10, "small": 4}
+    assert router.select("math").model == "big"
+    # Live evidence takes over: "big" now fails and "small" succeeds in this context.
+    for _ in range(60):
+        d = router.select("math")
+        router.feedback(d, accuracy=0.0 if d.model == "big" else 1.0)
+    assert [router.select("math").model for _ in range(5)] == ["small"] * 5
+
+
+def test_warm_start_reads_routerbench_files(shared_data: Path) -> None:
+    pool = ["gpt-4-1106-preview", "mistralai/mistral-7b-chat", "not-in-the-data"]
+    router = Router(pool, seed=2)
+    train = sorted((shared_data / "routerbench").glob("*_train.csv"))
+    assert router.warm_start(train, weight=3) == 3 * 2 * 3  # contexts x models in the data
+    assert sorted(router.contexts()) == ["arc-challenge", "mbpp", "winogrande"]
+    counts = router.feedback_counts("mbpp")
+    assert counts == {"gpt-4-1106-preview": 3, "mistralai/mistral-7b-chat": 3, "not-in-the-data": 0}
+
+
+@pytest.mark.parametrize(
+    ("source", "weight", "message"),
+    [
+        ({"x": {"a": (0.5,)}}, 10, r"expected \(accuracy, count\)"),
+        ({"x": {"a": (0.5, 0)}}, 10, "count must be an int >= 1"),
+        ({"x": {"zzz": (0.5, 3)}}, 10, "no outcome of any model of the pool"),
+        ({"x": {"a": (0.5, 3)}}, 0, "weight must be an integer >= 1"),
+    ],
+)
+def test_bad_warm_starts_are_refused_before_learning_anything(
+    source: dict, weight: int, message: str
+) -> None:
+    router = Router(["a", "b"], seed=1)
+    with pytest.raises(ConfigError, match=message):
+        router.warm_start(source, weight=weight)
+    assert router.contexts() == []

@@ -138,13 +138,13 @@ class ChangeDetector(_Config):
     context); see docs/learners.md for the measured false-alarm rate and detection delay.
 
     >>> ChangeDetector()
-    ChangeDetector(delta=0.01, stride=10)
+    ChangeDetector(delta=0.01, stride=20)
     """
 
     delta: float = 0.01
-    stride: int = 10
+    stride: int = 20
 
-    def __init__(self, delta: float = 0.01, stride: int = 10) -> None:
+    def __init__(self, delta: float = 0.01, stride: int = 20) -> None:
         super().__init__(delta=delta, stride=stride)
         if not 0.0 < delta < 1.0:
             raise ConfigError(f"ChangeDetector: delta must be in (0, 1), got {delta!r}")

@@ -37,6 +37,7 @@ from pickllm.stats import DEFAULT_MAX_CONTEXTS, MAX_CONTEXTS, ContextStats
 if TYPE_CHECKING:
     from pickllm.state.budget import SharedSpending
     from pickllm.state.replica import Replica
+    from pickllm.warm_start import WarmStartSource
 
 __all__ = ["Router"]
 
@@ -315,6 +316,41 @@ class Router(Closing):
         return self._core.observe(
             context, model, accuracy=accuracy, cost=cost, latency=latency, probability=probability
         )
+
+    def warm_start(self, outcomes: WarmStartSource, *, weight: int = 10) -> int:
+        """Seed contexts from evaluated prompts, with a bounded weight; returns the number of
+        observations applied.
+
+        ``outcomes``: RouterBench-format files or folders (one path or a list), loaded
+        :class:`~pickllm.replay.Outcomes`, or per context and model ``(mean accuracy, count)``
+        (optionally ``(mean accuracy, count, mean cost, mean latency)``). Each (context, model)
+        is observed ``min(count, weight)`` times at its means (through :meth:`observe`, so the
+        pooled evidence and replicas sharing state learn it too): a context starts where the
+        data left off, and its own feedback outweighs the seed after ``weight`` feedbacks of a
+        model. Models outside the pool are left out. See docs/learners.md for what it saves.
+
+        >>> router = Router(["big", "small"], seed=1)
+        >>> router.warm_start({"math": {"big": (0.9, 200), "small": (0.4, 3)}})
+        13
+        >>> router.feedback_counts("math")
+        {'big': 10, 'small': 3}
+        """
+        from pickllm.warm_start import seeds
+
+        if isinstance(weight, bool) or not isinstance(weight, int) or weight < 1:
+            raise ConfigError(f"weight must be an integer >= 1, got {weight!r}")
+        applied = 0
+        for seed in seeds(outcomes, self._models):
+            for _ in range(min(seed.count, weight)):
+                self.observe(
+                    seed.context,
+                    seed.model,
+                    accuracy=seed.accuracy,
+                    cost=seed.cost,
+                    latency=seed.latency,
+                )
+                applied += 1
+        return applied
 
     def sync(self, timeout: float = 10.0) -> None:
         """Return once every event published to the shared state before the call (this

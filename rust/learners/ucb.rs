@@ -32,6 +32,14 @@ use crate::learner::{Algorithm, Event, Evidence, Models, Query, rank_by};
 use crate::learners::{check_floor, floored};
 use crate::rng::Rng;
 
+/// The highest upper bound over the allowed models (see [`UcbConfig::top`]).
+struct Top {
+    bound: f64,
+    first: Option<usize>,
+    ties: usize,
+    log_t: f64,
+}
+
 /// `fraction` in [0, 1) scaled to an index below `n` (rounding cannot reach `n`).
 fn scaled(fraction: f64, n: usize) -> usize {
     #[allow(
@@ -135,26 +143,46 @@ impl UcbConfig {
         }
     }
 
-    /// The allowed models with the highest upper bound, and how many there are.
-    fn leaders(&self, state: &UcbState, query: Query<'_>) -> (Vec<usize>, usize) {
-        let stats: Vec<(f64, f64, f64)> = (0..state.counts.len())
-            .map(|arm| self.stats(state, arm, query.evidence))
-            .collect();
-        let log_t = stats.iter().map(|s| s.0).sum::<f64>().max(1.0).ln();
-        let mut best = Vec::new();
-        let mut top = f64::NEG_INFINITY;
-        for arm in (0..state.counts.len()).filter(|&arm| query.subset.contains(arm)) {
-            let upper = self.upper(stats[arm], log_t);
-            if upper > top {
-                top = upper;
-                best.clear();
+    /// The allowed models' highest upper bound: the first model reaching it, how many do, and
+    /// `ln t`. No allocation: this runs on every decision.
+    fn top(&self, state: &UcbState, query: Query<'_>) -> Top {
+        let models = state.counts.len();
+        let log_t = (0..models)
+            .map(|arm| self.stats(state, arm, query.evidence).0)
+            .sum::<f64>()
+            .max(1.0)
+            .ln();
+        let mut top = Top {
+            bound: f64::NEG_INFINITY,
+            first: None,
+            ties: 0,
+            log_t,
+        };
+        for arm in (0..models).filter(|&arm| query.subset.contains(arm)) {
+            let upper = self.upper(self.stats(state, arm, query.evidence), log_t);
+            if upper > top.bound {
+                (top.bound, top.first, top.ties) = (upper, Some(arm), 0);
             }
-            if upper == top {
-                best.push(arm);
+            if upper == top.bound {
+                top.ties += 1;
             }
         }
-        let ties = best.len();
-        (best, ties)
+        top
+    }
+
+    /// Whether `arm` is one of `top`'s leaders (the same computation, so the same bits).
+    fn leads(&self, state: &UcbState, query: Query<'_>, top: &Top, arm: usize) -> bool {
+        query.subset.contains(arm) && self.upper(self.stats(state, arm, query.evidence), top.log_t) == top.bound
+    }
+
+    /// The `k`-th of `top`'s leaders in model order.
+    fn leader(&self, state: &UcbState, query: Query<'_>, top: &Top, k: usize) -> Option<usize> {
+        if k == 0 {
+            return top.first;
+        }
+        (0..state.counts.len())
+            .filter(|&arm| self.leads(state, query, top, arm))
+            .nth(k)
     }
 
     fn log_t(state: &UcbState) -> f64 {
@@ -241,12 +269,12 @@ impl Algorithm for UcbConfig {
     }
 
     fn select(&self, state: &UcbState, query: Query<'_>, rng: &mut Rng) -> Result<(usize, f64)> {
-        let (best, ties) = self.leaders(state, query);
-        if ties == 0 {
+        let top = self.top(state, query);
+        if top.ties == 0 {
             return Err(Error::NoEligibleModel);
         }
         #[allow(clippy::cast_precision_loss)]
-        let tie_share = 1.0 / ties as f64;
+        let tie_share = 1.0 / top.ties as f64;
         if self.floor > 0.0 {
             // One random number: below `floor` it picks uniformly among the allowed models,
             // above it among the leaders.
@@ -256,25 +284,40 @@ impl Algorithm for UcbConfig {
             let arm = if u < self.floor {
                 query.subset.nth(models, scaled(u / self.floor, allowed))
             } else {
-                best.get(scaled((u - self.floor) / (1.0 - self.floor), ties)).copied()
+                self.leader(
+                    state,
+                    query,
+                    &top,
+                    scaled((u - self.floor) / (1.0 - self.floor), top.ties),
+                )
             }
             .ok_or(Error::NoEligibleModel)?;
-            let lead = if best.contains(&arm) { tie_share } else { 0.0 };
+            let lead = if self.leads(state, query, &top, arm) {
+                tie_share
+            } else {
+                0.0
+            };
             #[allow(clippy::cast_precision_loss)]
             return Ok((arm, (1.0 - self.floor) * lead + self.floor / allowed as f64));
         }
         // A random number only when bounds tie (at the start, every untried model's is infinite).
-        let k = if ties > 1 { rng.below(ties) } else { 0 };
-        let arm = best.iter().copied().nth(k).ok_or(Error::NoEligibleModel)?;
+        let k = if top.ties > 1 { rng.below(top.ties) } else { 0 };
+        let arm = self.leader(state, query, &top, k).ok_or(Error::NoEligibleModel)?;
         Ok((arm, tie_share))
     }
 
     fn probabilities(&self, state: &UcbState, query: Query<'_>) -> Vec<f64> {
-        let (best, ties) = self.leaders(state, query);
+        let top = self.top(state, query);
         #[allow(clippy::cast_precision_loss)]
-        let share = 1.0 / ties.max(1) as f64;
+        let share = 1.0 / top.ties.max(1) as f64;
         let leaders = (0..state.counts.len())
-            .map(|arm| if best.contains(&arm) { share } else { 0.0 })
+            .map(|arm| {
+                if self.leads(state, query, &top, arm) {
+                    share
+                } else {
+                    0.0
+                }
+            })
             .collect();
         floored(leaders, query.subset, self.floor)
     }
@@ -288,7 +331,9 @@ impl Algorithm for UcbConfig {
         state.counts[event.arm] += 1.0;
         state.sums[event.arm] += event.reward;
         state.squares[event.arm] += event.reward * event.reward;
-        self.converged(state)
+        // Only a locking learner acts on convergence as it learns; the test (a ranking and
+        // every model's interval) would otherwise cost about a quarter of a decision.
+        if self.lock { self.converged(state) } else { None }
     }
 
     fn converged(&self, state: &UcbState) -> Option<usize> {
