@@ -258,15 +258,73 @@ def warm_start(data: Path, seeds: int) -> None:
         )
 
 
+#: The off-policy world: per context, each model's accuracy (Bernoulli outcomes).
+OPE_WORLD = {"math": (0.9, 0.6, 0.3), "chat": (0.7, 0.75, 0.6)}
+
+
+def coverage(seeds: int, decisions: int = 3000) -> None:
+    """Logs written by the default ``UCB()``: does ``pickllm evaluate`` estimate every fixed
+    model, and how often do its 95% intervals (IPS, SNIPS, DR) hold the truth?"""
+    import tempfile
+
+    from pickllm.evaluate import evaluate
+
+    models = ("a", "b", "c")
+    truth = {
+        m: statistics.fmean(accuracies[j] for accuracies in OPE_WORLD.values())
+        for j, m in enumerate(models)
+    }
+    held = {method: 0 for method in ("ips", "snips", "dr")}
+    held_trusted = dict.fromkeys(held, 0)
+    estimated = trusted = 0
+    for seed in range(seeds):
+        outcomes = random.Random(seed)
+        with tempfile.TemporaryDirectory() as folder:
+            with Router(models, reward=ACCURACY_ONLY, seed=seed, decision_log=folder) as router:
+                for q in range(decisions):
+                    context = ("math", "chat")[q % 2]
+                    d = router.select(context)
+                    p = OPE_WORLD[context][models.index(d.model)]
+                    router.feedback(d, accuracy=float(outcomes.random() < p))
+            result = evaluate(folder, list(models))
+        for estimate in result.policies[1:]:
+            if not estimate.estimates:
+                continue
+            estimated += 1
+            trusted += estimate.trusted
+            for method in held:
+                covers = estimate.estimates["accuracy"][method].covers(truth[estimate.label])
+                held[method] += covers
+                held_trusted[method] += covers and estimate.trusted
+    total = seeds * len(models)
+    print(
+        f"\nOff-policy evaluation of the default's logs ({seeds} logs of {decisions:,} decisions, "
+        f"2 contexts, 3 models): fixed models estimated {estimated}/{total}, trusted "
+        f"{trusted}/{total}; 95% intervals holding the true accuracy: "
+        + ", ".join(f"{m.upper()} {held[m] / max(estimated, 1):.0%}" for m in held)
+        + "; among the trusted estimates: "
+        + ", ".join(f"{m.upper()} {held_trusted[m] / max(trusted, 1):.0%}" for m in held)
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
     parser.add_argument("--seeds", type=int, default=100)
     parser.add_argument("--drift-seeds", type=int, default=20)
     parser.add_argument("--only", help="run only the policies whose label contains this text")
+    parser.add_argument(
+        "--coverage", action="store_true", help="only the off-policy evaluation of default logs"
+    )
+    parser.add_argument(
+        "--decisions", type=int, default=3000, help="with --coverage: decisions per log"
+    )
     args = parser.parse_args()
     # Each detection logs a warning; the table counts them.
     logging.getLogger("pickllm.router").setLevel(logging.ERROR)
+    if args.coverage:
+        coverage(args.seeds, args.decisions)
+        return
     data_sets = {"RouterBench": routerbench(args.data), "scenario": scenario()}
     print(
         f"{args.seeds} sessions of {QUERIES:,} queries per data set, {args.drift_seeds} per drift;"

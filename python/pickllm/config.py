@@ -384,7 +384,8 @@ def policy_from_core(data: dict[str, Any]) -> Policy:
     if data.get("kind") not in classes:
         raise ConfigError(f"unknown policy kind {data.get('kind')!r}; known: {sorted(classes)}")
     fields = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k != "kind"}
-    if isinstance(fields.get("detect_changes"), dict):
-        fields["detect_changes"] = ChangeDetector(**fields["detect_changes"])
+    detector = data.get("detect_changes")
+    if isinstance(detector, dict):
+        fields["detect_changes"] = ChangeDetector(**detector)
     policy: Policy = classes[data["kind"]](**fields)
     return policy
