@@ -29,9 +29,10 @@
 //! costs less than one where all overlap.
 //!
 //! **Shared evidence:** with `share = s > 0` a context selects as if each model's posterior also
-//! held `s` observations at that model's mean over all contexts (the router's pooled
-//! [`Evidence`]): `α + s·m`, `β + s·(1 − m)`, the same hierarchical prior of fixed strength as
-//! UCB's `share`. The pooled evidence moves with every context's feedback, so these probabilities
+//! held `w = min(s, n)` observations at that model's mean over all contexts (the router's pooled
+//! [`Evidence`], `n` its pooled count): `α + w·m`, `β + w·(1 − m)`, the same capped
+//! hierarchical prior as UCB's `share`. With `floor = f > 0` the probabilities drawn from are
+//! `(1 − f)·p + f/allowed` over the allowed models. The pooled evidence moves with every context's feedback, so these probabilities
 //! are computed when selecting (twice the cost of a select+feedback without sharing); the
 //! probabilities kept in the state, and convergence, stay the context's own.
 //!

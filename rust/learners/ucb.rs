@@ -13,13 +13,20 @@
 //!   `n·kl(μ, p) ≤ c·ln t`, `kl` the Bernoulli divergence, found by bisection to 1e-6.
 //!
 //! `c = exploration` (1.0 is each paper's constant). With `share = s > 0` a context selects
-//! as if each model also had `s` feedbacks at its mean over all contexts (the router's pooled
-//! [`Evidence`]): a hierarchical prior of fixed strength, so a new context starts from what the
-//! pool has learned and its own evidence outweighs the prior once it has more than `s`. A model never tried has an infinite bound.
+//! as if each model also had `min(s, n)` feedbacks at its mean over all contexts, `n` the
+//! pooled feedbacks that mean rests on (the router's pooled [`Evidence`], see
+//! [`Evidence::prior`]): a hierarchical prior, so a new context starts from what the pool has
+//! learned and its own evidence outweighs the prior once it has more than `s`, and a pooled
+//! mean from one unlucky answer weighs one feedback. A model never tried has an infinite bound.
 //! Selection picks the highest bound among the allowed models, uniformly among ties (at the
-//! start every untried model ties at infinity), with probability 1 / ties.
+//! start every untried model ties at infinity), with probability 1 / ties; with `floor = f > 0`
+//! a share `f` of selections is drawn uniformly over the allowed models instead (one random
+//! number decides both), so the probability reported is `(1 − f)/ties + f/allowed` for a
+//! leader and `f/allowed` for any other allowed model. With `detect_changes`, a detected change
+//! restarts the context (see [`crate::changes`]; the restart is the learner's, in
+//! `learner.rs`).
 //!
-//! **Convergence:** by the learner's own bounds (its own statistics, without shared evidence):
+//! **Convergence** (tested as it learns only when it locks): by the learner's own bounds (its own statistics, without shared evidence):
 //! the model with the highest mean has a lower bound (the same width below its mean) above every
 //! other model's upper bound. A stricter rule (Hoeffding widths, say) would never be met: UCB
 //! stops trying a clearly worse model long before such widths separate.
