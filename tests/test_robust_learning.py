@@ -221,3 +221,15 @@ def test_bad_warm_starts_are_refused_before_learning_anything(
     with pytest.raises(ConfigError, match=message):
         router.warm_start(source, weight=weight)
     assert router.contexts() == []
+
+
+def test_detect_changes_takes_a_detector_its_settings_or_a_switch() -> None:
+    assert UCB(detect_changes=False).detect_changes is None
+    assert UCB(detect_changes=None).detect_changes is None
+    assert UCB(detect_changes=True).detect_changes == ChangeDetector()
+    assert ThompsonSampling(detect_changes={"delta": 0.05}).detect_changes == ChangeDetector(0.05)
+    with pytest.raises(ConfigError, match="delta"):
+        UCB(detect_changes={"delta": 2.0})
+    # As a gateway's TOML or evaluate's JSON gives it, and back from the core.
+    router = Router(["a", "b"], policy=UCB(detect_changes={"stride": 5}), seed=1)
+    assert Router.restore(router.snapshot()).policy.detect_changes == ChangeDetector(stride=5)

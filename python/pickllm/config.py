@@ -261,7 +261,7 @@ class ThompsonSampling(_Policy):
         share: float = 0.0,
         lock: bool = False,
         floor: float = 0.0,
-        detect_changes: ChangeDetector | None = None,
+        detect_changes: DetectorSpec = None,
     ) -> None:
         super().__init__(
             discount=discount,
@@ -270,12 +270,26 @@ class ThompsonSampling(_Policy):
             share=share,
             lock=lock,
             floor=floor,
-            detect_changes=detect_changes,
+            detect_changes=_detector(detect_changes),
         )
 
 
 #: The default learner's change detector (``UCB().detect_changes``).
 DEFAULT_DETECTOR = ChangeDetector()
+
+#: What ``detect_changes=`` accepts: a detector, its settings as a mapping (from JSON or a
+#: gateway's TOML), True for the default detector, False or None for none.
+DetectorSpec = ChangeDetector | dict[str, Any] | bool | None
+
+
+def _detector(spec: DetectorSpec) -> ChangeDetector | None:
+    if spec is True:
+        return ChangeDetector()
+    if spec is False or spec is None:
+        return None
+    if isinstance(spec, dict):
+        return ChangeDetector(**spec)
+    return spec
 
 
 class UCB(_Policy):
@@ -298,7 +312,8 @@ class UCB(_Policy):
     decision logs needs. Otherwise selection is deterministic but for ties (untried models,
     drawn at random).
 
-    ``detect_changes`` (a :class:`ChangeDetector` by default, None turns it off) restarts a
+    ``detect_changes`` (a :class:`ChangeDetector` by default; also its settings as a mapping,
+    True for the default detector, False or None for none) restarts a
     context when a model's rewards change (see :class:`ChangeDetector`). The defaults were
     chosen by ``benches/learners.py`` (docs/learners.md). A context has converged once the best
     model's confidence interval lies above every other's.
@@ -325,7 +340,7 @@ class UCB(_Policy):
         share: float = 5.0,
         lock: bool = False,
         floor: float = 0.01,
-        detect_changes: ChangeDetector | None = DEFAULT_DETECTOR,
+        detect_changes: DetectorSpec = DEFAULT_DETECTOR,
     ) -> None:
         super().__init__(
             exploration=exploration,
@@ -334,7 +349,7 @@ class UCB(_Policy):
             share=share,
             lock=lock,
             floor=floor,
-            detect_changes=detect_changes,
+            detect_changes=_detector(detect_changes),
         )
 
 
@@ -384,8 +399,5 @@ def policy_from_core(data: dict[str, Any]) -> Policy:
     if data.get("kind") not in classes:
         raise ConfigError(f"unknown policy kind {data.get('kind')!r}; known: {sorted(classes)}")
     fields = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k != "kind"}
-    detector = data.get("detect_changes")
-    if isinstance(detector, dict):
-        fields["detect_changes"] = ChangeDetector(**detector)
     policy: Policy = classes[data["kind"]](**fields)
     return policy
