@@ -27,7 +27,8 @@ use crate::error::{Error, Result};
 
 /// Buckets of each size before the two oldest of that size merge.
 pub const PER_SIZE: usize = 3;
-/// Buckets per model at most: with [`PER_SIZE`] of each size, about 2^20 rewards.
+/// Buckets per model at most: [`PER_SIZE`] of each of 20 sizes 1 to 2^19, about 3 million rewards
+/// (beyond, the oldest bucket is dropped).
 pub const MAX_BUCKETS: usize = 60;
 
 /// The detector's settings, part of a policy.
