@@ -530,7 +530,7 @@ mod tests {
     /// What a feedback does: find or create the context, learn, record the event.
     fn learn(table: &mut Contexts, name: &str) {
         let index = table.get_or_insert_for_learning(name, fresh).unwrap();
-        table.learner_mut(index).unwrap().learn(&policy(), 0, 1.0, 1.0);
+        let _ = table.learner_mut(index).unwrap().learn(&policy(), 0, 1.0, 1.0);
         table.learned_at(index);
     }
 

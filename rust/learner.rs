@@ -11,6 +11,7 @@ use std::fmt::Debug;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::changes::{ChangeDetector, Changes};
 use crate::error::{Error, Result};
 use crate::learners::automaton::{AutomatonConfig, AutomatonState};
 use crate::learners::exp3::{Exp3Config, Exp3State};
@@ -92,6 +93,17 @@ impl Evidence {
         (n > 0.0).then(|| (self.sums[arm] / n).clamp(0.0, 1.0))
     }
 
+    /// The shared prior of `arm` for a learner with `share`: its pooled mean and the weight it
+    /// gets, `min(share, pooled count)` pseudo-feedbacks. The cap keeps a prior from outweighing
+    /// what it rests on: a pooled mean from one wrong answer counts as one failure, not `share`
+    /// of them, so one unlucky first answer cannot lock a model out of every context. `None`
+    /// without sharing or without pooled feedback of `arm`.
+    #[must_use]
+    pub fn prior(&self, arm: usize, share: f64) -> Option<(f64, f64)> {
+        let n = *self.counts.get(arm)?;
+        (share > 0.0 && n > 0.0).then(|| (share.min(n), (self.sums[arm] / n).clamp(0.0, 1.0)))
+    }
+
     /// Check pooled evidence read from a snapshot.
     pub fn validate(&self, models: usize) -> Result<()> {
         let valid = self.counts.len() == models
@@ -146,7 +158,8 @@ pub trait Algorithm {
     fn select(&self, state: &Self::State, query: Query<'_>, rng: &mut Rng) -> Result<(usize, f64)>;
     /// The distribution `select` draws from, over all models (zero outside the subset).
     fn probabilities(&self, state: &Self::State, query: Query<'_>) -> Vec<f64>;
-    /// Learn from one event; returns the model the state has converged to afterwards, if any.
+    /// Learn from one event; returns the model the state has converged to afterwards, if any
+    /// (only a locking policy uses it: one that does not lock may skip the test and return None).
     fn update(&self, state: &mut Self::State, event: Event) -> Option<usize>;
     /// The model the state has converged to, by the algorithm's documented rule.
     fn converged(&self, state: &Self::State) -> Option<usize>;
@@ -154,6 +167,10 @@ pub trait Algorithm {
     fn ranking(&self, state: &Self::State) -> Vec<usize>;
     /// Check a state read from a snapshot.
     fn validate_state(&self, state: &Self::State, models: usize) -> Result<()>;
+    /// The change detector whose detections restart a context, if the policy has one.
+    fn detector(&self) -> Option<&ChangeDetector> {
+        None
+    }
 }
 
 /// What every state can say without its configuration.
@@ -226,6 +243,12 @@ impl Policy {
         dispatch!(self, |config| Algorithm::lock(config))
     }
 
+    /// The policy's change detector (see [`Algorithm::detector`]).
+    #[must_use]
+    pub fn detector(&self) -> Option<&ChangeDetector> {
+        dispatch!(self, |config| Algorithm::detector(config))
+    }
+
     /// The learner's discount (see [`Algorithm::discount`]).
     #[must_use]
     pub fn discount(&self) -> f64 {
@@ -261,6 +284,10 @@ pub struct Learner {
     pub feedbacks: Vec<u64>,
     /// The model this learner locked onto, when the policy locks.
     pub locked: Option<u32>,
+    /// With a change detector: its per-model histories and the changes detected (absent
+    /// otherwise, and from snapshots written before detectors existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changes: Option<Changes>,
 }
 
 /// The router builds every state from its own policy and checks restored ones, so a mismatch
@@ -277,6 +304,7 @@ impl Learner {
             state,
             feedbacks: vec![0; models],
             locked: None,
+            changes: None,
         }
     }
 
@@ -298,10 +326,12 @@ impl Learner {
 
     /// Apply reward `reward` in [0, 1] for model `arm`, chosen with probability `propensity`.
     /// The single update path: feedback on a decision and imported observations both end here.
-    pub fn learn(&mut self, policy: &Policy, arm: usize, reward: f64, propensity: f64) {
+    /// Returns whether the policy's change detector found a change, after which the learner
+    /// restarted from the policy's fresh state (the router's prior is not reapplied).
+    pub fn learn(&mut self, policy: &Policy, arm: usize, reward: f64, propensity: f64) -> bool {
         self.feedbacks[arm] += 1;
         if self.locked.is_some() {
-            return;
+            return false;
         }
         let event = Event {
             arm,
@@ -313,6 +343,19 @@ impl Learner {
         if policy.lock() {
             self.locked = converged.and_then(|arm| u32::try_from(arm).ok());
         }
+        let Some(detector) = policy.detector() else {
+            return false;
+        };
+        let models = self.feedbacks.len();
+        let changes = self.changes.get_or_insert_with(|| Changes::new(models));
+        if !changes.observe(detector, arm, reward, self.feedbacks[arm]) {
+            return false;
+        }
+        if let Ok(fresh) = policy.initial_state(models, None) {
+            self.state = fresh;
+            self.locked = None;
+        }
+        true
     }
 
     /// The model this learner has converged to, if any.
@@ -359,6 +402,9 @@ impl Learner {
         }
         if self.locked.is_some_and(|arm| arm as usize >= models) {
             return Err(Error::snapshot("locked model index out of range"));
+        }
+        if let Some(changes) = &self.changes {
+            changes.validate(models)?;
         }
         dispatch!(policy, &self.state, |config, state| config.validate_state(state, models), else Err(mismatch()))?;
         // A learner locks only under a locking policy, onto the model its state converged to,
@@ -510,6 +556,8 @@ mod tests {
                 prior: [1.0, 2.0],
                 threshold: 0.9,
                 share: 3.0,
+                floor: 0.05,
+                detect_changes: Some(crate::changes::ChangeDetector { delta: 0.5, stride: 1 }),
                 lock: true,
             }),
             Policy::ThompsonSampling(ThompsonConfig {
@@ -517,6 +565,8 @@ mod tests {
                 prior: [1.0, 1.0],
                 threshold: 0.99,
                 share: 0.0,
+                floor: 0.0,
+                detect_changes: None,
                 lock: false,
             }),
             Policy::Ucb(UcbConfig {
@@ -524,6 +574,8 @@ mod tests {
                 discount: 0.95,
                 bound: Bound::Tuned,
                 share: 5.0,
+                floor: 0.02,
+                detect_changes: Some(crate::changes::ChangeDetector { delta: 0.1, stride: 2 }),
                 lock: true,
             }),
             Policy::Ucb(UcbConfig {
@@ -531,6 +583,8 @@ mod tests {
                 discount: 1.0,
                 bound: Bound::Kl,
                 share: 0.0,
+                floor: 0.0,
+                detect_changes: None,
                 lock: false,
             }),
             Policy::Exp3(Exp3Config {

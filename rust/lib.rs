@@ -31,6 +31,7 @@
 //! assert_eq!(router.feedback_counts("finance").iter().sum::<u64>(), 1);
 //! ```
 
+pub mod changes;
 pub mod chunked;
 pub mod contexts;
 pub mod decisions;

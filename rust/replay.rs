@@ -419,7 +419,7 @@ fn session(phases: &Phases<'_>, strategy: &Strategy, queries: usize, seed: u64, 
         let r = row_rewards[arm];
         if let Some(policy) = policy {
             let learner = &mut learners[learner_index];
-            learner.learn(policy, arm, r, propensity);
+            let _ = learner.learn(policy, arm, r, propensity);
             evidence.record(arm, r, policy.discount());
             if result.converged[learner_index].is_none()
                 && let Some(model) = learner.converged(policy)

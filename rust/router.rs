@@ -114,6 +114,8 @@ pub struct Router {
     pub(crate) observed: u64,
     /// Random, written on every decision (see [`identity`]).
     pub(crate) identity: u64,
+    /// Changes the policy's detector found, each restarting a context (snapshots keep it).
+    pub(crate) changes: u64,
 }
 
 /// Two routers are equal when they would behave the same: slot numbers are how contexts are
@@ -190,6 +192,7 @@ impl Router {
             rng: Rng::seed_from_u64(seed),
             observed: 0,
             identity: identity::fresh(),
+            changes: 0,
         })
     }
 
@@ -400,7 +403,9 @@ impl Router {
     /// [0, 1], `propensity` the probability the model had of being chosen, in (0, 1].
     pub(crate) fn learn(&mut self, context: u32, arm: usize, reward: f64, propensity: f64) {
         if let Some(learner) = self.contexts.learner_mut(context) {
-            learner.learn(&self.config.policy, arm, reward, propensity);
+            if learner.learn(&self.config.policy, arm, reward, propensity) {
+                self.changes = self.changes.saturating_add(1);
+            }
             self.evidence.record(arm, reward, self.config.policy.discount());
             // Every learning event (feedback, observe) orders the contexts `max_contexts` keeps.
             self.contexts.learned_at(context);
@@ -444,6 +449,13 @@ impl Router {
     #[must_use]
     pub fn context_counts(&self) -> Counts {
         self.contexts.counts()
+    }
+
+    /// Changes the policy's change detector has found since the router was created, each of
+    /// which restarted its context's learner.
+    #[must_use]
+    pub fn changes(&self) -> u64 {
+        self.changes
     }
 
     /// How many decisions still await feedback.

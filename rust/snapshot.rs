@@ -69,6 +69,9 @@ struct Payload {
     /// Absent from snapshots written before learners pooled evidence: restored as none.
     #[serde(default)]
     evidence: Evidence,
+    /// Changes detected (contexts restarted by a policy's change detector); absent when none.
+    #[serde(default)]
+    changes: u64,
 }
 
 /// A pending decision in a snapshot: its context is a position in `contexts`, `None` if evicted.
@@ -100,6 +103,7 @@ pub struct Capture {
     pending: Vec<Pending>,
     observed: u64,
     evidence: Evidence,
+    changes: u64,
 }
 
 /// The payload as written: [`Payload`]'s fields, borrowed from a [`Capture`].
@@ -117,6 +121,8 @@ struct PayloadOut<'a> {
     #[serde(skip_serializing_if = "is_zero")]
     observed: u64,
     evidence: &'a Evidence,
+    #[serde(skip_serializing_if = "is_zero")]
+    changes: u64,
 }
 
 #[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
@@ -158,6 +164,7 @@ impl Router {
             pending: self.ledger.pending(),
             observed: self.observed,
             evidence: self.evidence.clone(),
+            changes: self.changes,
         }
     }
 }
@@ -207,6 +214,7 @@ impl Capture {
             pending: &pending,
             observed: self.observed,
             evidence: &self.evidence,
+            changes: self.changes,
         };
         let start = out.stream_position()?;
         out.write_all(&[0; HEADER])?;
@@ -336,6 +344,7 @@ impl Router {
         router.contexts = contexts;
         router.identity = payload.identity.unwrap_or_else(identity::fresh);
         router.observed = payload.observed;
+        router.changes = payload.changes;
         router.ledger = Ledger::from_parts(router.config.max_pending, payload.next_id, &pending)?;
         Ok(router)
     }
@@ -635,6 +644,52 @@ mod tests {
         assert_eq!(restored.contexts(), original.contexts());
         assert_eq!(restored.contexts().last(), Some(&"only selected"));
         assert_eq!(restored, original);
+    }
+
+    #[test]
+    fn snapshots_written_before_floors_and_detectors_restore_without_them() {
+        use crate::changes::ChangeDetector;
+        use crate::learners::thompson::ThompsonConfig;
+        use crate::learners::ucb::{Bound, UcbConfig};
+        let ucb = |floor: f64, detect_changes: Option<ChangeDetector>| {
+            Policy::Ucb(UcbConfig {
+                exploration: 0.5,
+                discount: 1.0,
+                bound: Bound::Tuned,
+                share: 5.0,
+                floor,
+                detect_changes,
+                lock: false,
+            })
+        };
+        let thompson = Policy::ThompsonSampling(ThompsonConfig {
+            discount: 1.0,
+            prior: [1.0, 1.0],
+            threshold: 0.99,
+            share: 2.0,
+            floor: 0.0,
+            detect_changes: None,
+            lock: false,
+        });
+        for policy in [ucb(0.0, None), thompson] {
+            let mut original = trained(policy);
+            let bytes = original.snapshot().unwrap();
+            let mut doc: serde_json::Value = serde_json::from_slice(&bytes[HEADER..]).unwrap();
+            let config = doc["config"]["policy"].as_object_mut().unwrap();
+            assert!(config.remove("floor").is_some() && config.remove("detect_changes").is_some());
+            let json = serde_json::to_vec(&doc).unwrap();
+            let mut old = bytes[..12].to_vec();
+            old.extend_from_slice(&(json.len() as u64).to_le_bytes());
+            old.extend_from_slice(&crc32fast::hash(&json).to_le_bytes());
+            old.extend_from_slice(&json);
+            assert_eq!(Router::restore(&old).unwrap(), original);
+        }
+        // A detecting router's snapshot keeps its histories and count.
+        let mut detecting = trained(ucb(0.01, Some(ChangeDetector { delta: 0.01, stride: 1 })));
+        detecting.changes = 3;
+        let restored = Router::restore(&detecting.snapshot().unwrap()).unwrap();
+        assert_eq!(restored.changes(), 3);
+        assert_eq!(restored, detecting);
     }
 
     proptest! {

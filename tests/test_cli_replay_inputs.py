@@ -5,6 +5,8 @@ profiles from the command line, and the help and outputs explain themselves."""
 from __future__ import annotations
 
 import csv
+import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -136,3 +138,37 @@ def test_help_gives_every_options_meaning_and_default() -> None:
             assert "(default: 200)" in text
             assert "(default: 1,0.5,0.5)" in text
             assert "(default: 0.01,0.05,0.1,0.3)" in text
+
+
+def test_routerbench_from_the_shared_data_replays_with_latency_weight_zero(
+    tmp_path: Path, shared_data: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # RouterBench has blank cells (mask 0): they stay missing, not latency 0 (which crashed).
+    args = ["--data", str(shared_data / "routerbench"), "--weights", "1,0,0", "--sessions", "4"]
+    assert replay(tmp_path, *args, "--queries", "100") == 0
+    assert "latencies are replayed as 0" in capsys.readouterr().err
+    results = json.loads((tmp_path / "out" / "results.json").read_text())["results"]
+    gap = {(r["scope"], r["label"]): r["metrics"]["gap_closed"]["mean"] for r in results}
+    # The cheapest model is far below random everywhere (accuracy 0.3-0.5 against 0.6-0.8): its
+    # gap closed is negative, whatever the sessions; the best fixed model closes all of it.
+    for context in ("arc-challenge", "mbpp", "winogrande"):
+        assert gap[(context, "cheapest")] < 0
+        assert gap[(context, "best fixed")] == pytest.approx(1.0)
+
+
+def test_gap_closed_has_the_sign_of_the_reward_against_random() -> None:
+    from pickllm.replay.engine import Session
+    from pickllm.replay.experiment import Estimate
+
+    def session(reward: float, best: float, random: float) -> Session:
+        return Session(100, 0.0, 0.0, reward / 100, reward, best, random, (), (), ())
+
+    # Below random in total (60 < 62), though in the second session the fixed model beat
+    # random where the best fixed model barely did: the mean of per-session ratios would be
+    # (-0.5 + 20) / 2 = +9.75.
+    sessions = [session(50.0, 80.0, 60.0), session(10.0, 2.1, 2.0)]
+    estimate = Estimate.ratio(sessions)
+    assert estimate.mean == pytest.approx((60.0 - 62.0) / (82.1 - 62.0))
+    assert estimate.mean < 0
+    assert estimate.n == 2
+    assert math.isnan(Estimate.ratio([session(1.0, 2.0, 2.0)]).mean), "no gap: undefined"

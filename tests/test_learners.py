@@ -109,7 +109,7 @@ def test_shared_evidence_starts_a_new_context_from_the_pool() -> None:
     """With share > 0 a context nobody has seen starts on the model the pool found best; with
     share=0 its models tie and it draws among them."""
     for share, expected in [(5.0, {"good": 1.0, "bad": 0.0}), (0.0, {"good": 0.5, "bad": 0.5})]:
-        router = Router(["good", "bad"], policy=UCB(share=share), seed=2)
+        router = Router(["good", "bad"], policy=UCB(share=share, floor=0.0), seed=2)
         for model, outcome in [("good", PERFECT), ("bad", USELESS)] * 5:
             d = router.select("seen", allowed=[model])
             router.feedback(d, **outcome)

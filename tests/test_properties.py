@@ -9,6 +9,7 @@ from hypothesis import given
 
 from pickllm import (
     UCB,
+    ChangeDetector,
     Decision,
     Exp3,
     LearningAutomaton,
@@ -45,6 +46,8 @@ policies = st.one_of(
         threshold=st.floats(0.26, 1.0),
         share=st.floats(0.0, 20.0),
         lock=st.booleans(),
+        floor=st.floats(0.0, 0.5),
+        detect_changes=st.one_of(st.none(), st.builds(ChangeDetector, st.floats(0.001, 0.5))),
     ),
     st.builds(
         UCB,
@@ -53,6 +56,10 @@ policies = st.one_of(
         bound=st.sampled_from(["kl", "tuned"]),
         share=st.floats(0.0, 20.0),
         lock=st.booleans(),
+        floor=st.floats(0.0, 0.5),
+        detect_changes=st.one_of(
+            st.none(), st.builds(ChangeDetector, st.floats(0.001, 0.5), st.integers(1, 5))
+        ),
     ),
     st.builds(
         Exp3,

@@ -216,6 +216,14 @@ class Floor:
 
 REAL_REWARD_SYSTEMS: dict[str, Callable[[list[str]], Any]] = {
     **{name: SYSTEMS[name] for name in ("pickllm automaton", "pickllm q-learning")},
+    "pickllm ucb (default)": SYSTEMS["pickllm ucb (default)"],
+    # The default without its floor and change detector: what those two cost.
+    "pickllm ucb, no floor, no detector": lambda models: Router(
+        models, policy=UCB(floor=0.0, detect_changes=None), seed=SEED
+    ),
+    "pickllm ucb, no detector": lambda models: Router(
+        models, policy=UCB(detect_changes=None), seed=SEED
+    ),
     **{name: SYSTEMS[name] for name in ("plain Python automaton", "plain Python q-learning")},
     "minimal Python epsilon-greedy": lambda models: MinimalEpsilonGreedy(models, seed=SEED),
     "PyO3 no-op floor": Floor,

@@ -50,6 +50,8 @@ fn ucb() -> Policy {
         discount: 1.0,
         bound: Bound::Tuned,
         share: 5.0,
+        floor: 0.0,
+        detect_changes: None,
         lock: false,
     })
 }
@@ -60,6 +62,8 @@ fn thompson() -> Policy {
         prior: [1.0, 1.0],
         threshold: 0.99,
         share: 0.0,
+        floor: 0.0,
+        detect_changes: None,
         lock: false,
     })
 }

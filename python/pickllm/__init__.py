@@ -14,6 +14,7 @@ from pickllm.backends import OpenAICompatible as OpenAICompatible
 from pickllm.budget import Budget as Budget
 from pickllm.budget import BudgetExceeded as BudgetExceeded
 from pickllm.config import UCB as UCB
+from pickllm.config import ChangeDetector as ChangeDetector
 from pickllm.config import Exp3 as Exp3
 from pickllm.config import LearningAutomaton as LearningAutomaton
 from pickllm.config import Policy as Policy
@@ -47,6 +48,7 @@ __all__ = [
     "BackendError",
     "Budget",
     "BudgetExceeded",
+    "ChangeDetector",
     "CircuitBreaker",
     "ConfigError",
     "ContextStats",

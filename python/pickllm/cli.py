@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from array import array
@@ -287,7 +288,8 @@ def _with_latency(outcomes: Outcomes, args: argparse.Namespace) -> Outcomes:
             file=sys.stderr,
         )
         for block in outcomes.contexts:
-            zeros = array("d", [0.0] * len(block.latency))
+            # Observed cells get latency 0; a missing cell (mask 0) stays NaN throughout.
+            zeros = array("d", (0.0 if present else math.nan for present in block.mask))
             outcomes = outcomes.replace_context(replace(block, latency=zeros))
         return outcomes
     if args.llmperf is None:

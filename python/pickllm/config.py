@@ -17,6 +17,7 @@ from pickllm.errors import ConfigError
 
 __all__ = [
     "UCB",
+    "ChangeDetector",
     "Exp3",
     "LearningAutomaton",
     "Policy",
@@ -125,6 +126,35 @@ class _Policy(_Config):
         return self.model_dump()
 
 
+class ChangeDetector(_Config):
+    """A change detector for :class:`UCB` and :class:`ThompsonSampling` (``detect_changes=``).
+
+    Per context and model, a generalized likelihood ratio test (Besson, Kaufmann, Maillard and
+    Seznec, 2022) asks whether the model's rewards since the context's last restart changed
+    their mean; when one did, the context restarts (every model's statistics, fresh), counted in
+    :meth:`pickllm.Router.stats` and logged. ``delta`` in (0, 1) sets the test's threshold
+    ``ln(3 n^1.5 / delta)``: smaller, fewer false alarms and later detections. The test runs
+    every ``stride`` feedbacks of a model. Memory is bounded (at most 60 buckets per model and
+    context); see docs/learners.md for the measured false-alarm rate and detection delay.
+
+    >>> ChangeDetector()
+    ChangeDetector(delta=0.01, stride=20)
+    """
+
+    delta: float = 0.01
+    stride: int = 20
+
+    def __init__(self, delta: float = 0.01, stride: int = 20) -> None:
+        super().__init__(delta=delta, stride=stride)
+        if not 0.0 < delta < 1.0:
+            raise ConfigError(f"ChangeDetector: delta must be in (0, 1), got {delta!r}")
+        if not 1 <= stride <= 2**32 - 1:
+            raise ConfigError(f"ChangeDetector: stride must be an integer >= 1, got {stride!r}")
+
+    def _core_dict(self) -> dict[str, Any]:
+        return self.model_dump()
+
+
 class LearningAutomaton(_Policy):
     """Learning automaton with linear reward-inaction updates.
 
@@ -205,11 +235,13 @@ class ThompsonSampling(_Policy):
     converged once one model's probability of being best reaches ``threshold``; ``lock=True``
     then stops learning as for the automaton, the default ``lock=False`` never stops.
     ``share > 0`` shares evidence across contexts as for :class:`UCB`: a context selects as if
-    each posterior also held ``share`` observations at the model's mean over all contexts
-    (0, the default, turns it off; see docs/learners.md for when it helps).
+    each posterior also held ``min(share, n)`` observations at the model's mean over all
+    contexts, ``n`` the pooled observations (0, the default, turns it off; see docs/learners.md
+    for when it helps). ``floor`` (0 by default) and ``detect_changes`` (None by default) as for
+    :class:`UCB`.
 
-    >>> ThompsonSampling(discount=0.99)
-    ThompsonSampling(discount=0.99, prior=(1.0, 1.0), threshold=0.99, share=0.0, lock=False)
+    >>> ThompsonSampling(discount=0.99).floor
+    0.0
     """
 
     kind: Literal["thompson_sampling"] = "thompson_sampling"
@@ -218,6 +250,8 @@ class ThompsonSampling(_Policy):
     threshold: float = 0.99
     share: float = 0.0
     lock: bool = False
+    floor: float = 0.0
+    detect_changes: ChangeDetector | None = None
 
     def __init__(
         self,
@@ -226,6 +260,8 @@ class ThompsonSampling(_Policy):
         threshold: float = 0.99,
         share: float = 0.0,
         lock: bool = False,
+        floor: float = 0.0,
+        detect_changes: DetectorSpec = None,
     ) -> None:
         super().__init__(
             discount=discount,
@@ -233,7 +269,27 @@ class ThompsonSampling(_Policy):
             threshold=threshold,
             share=share,
             lock=lock,
+            floor=floor,
+            detect_changes=_detector(detect_changes),
         )
+
+
+#: The default learner's change detector (``UCB().detect_changes``).
+DEFAULT_DETECTOR = ChangeDetector()
+
+#: What ``detect_changes=`` accepts: a detector, its settings as a mapping (from JSON or a
+#: gateway's TOML), True for the default detector, False or None for none.
+DetectorSpec = ChangeDetector | dict[str, Any] | bool | None
+
+
+def _detector(spec: DetectorSpec) -> ChangeDetector | None:
+    if spec is True:
+        return ChangeDetector()
+    if spec is False or spec is None:
+        return None
+    if isinstance(spec, dict):
+        return ChangeDetector(**spec)
+    return spec
 
 
 class UCB(_Policy):
@@ -243,15 +299,28 @@ class UCB(_Policy):
     budget (1.0 is each paper's; 0.5 measured better, see docs/learners.md). UCB1-tuned is the
     default: as good as KL-UCB on RouterBench and about five times cheaper per feedback.
     ``discount < 1`` fades old evidence (discounted UCB), so a model left untried for long is
-    tried again. ``share > 0`` shares evidence across contexts: a context selects as if each
-    model also had ``share`` feedbacks at its mean over all contexts, so a new context starts
-    from what the pool learned (0 turns it off; 5, the default, measured best on RouterBench and
-    the built-in scenario: docs/learners.md). Selection is deterministic but for ties (untried
-    models, drawn at random). A context has converged once the best model's Hoeffding interval
-    lies above every other's.
+    tried again.
 
-    >>> UCB(discount=0.999)
-    UCB(exploration=0.5, discount=0.999, bound='tuned', share=5.0, lock=False)
+    ``share > 0`` shares evidence across contexts: a context selects as if each model also had
+    ``min(share, n)`` feedbacks at its mean over all contexts, ``n`` the pooled feedbacks that
+    mean rests on (so one unlucky answer weighs one feedback, never ``share``); a new context
+    starts from what the pool learned (0 turns it off; 5 by default).
+
+    ``floor`` (1% by default, at most 0.5) is an exploration floor: that share of decisions is
+    drawn uniformly from the allowed models, so every model is retried now and then and every
+    decision's probability is below 1 and known exactly, which off-policy evaluation of the
+    decision logs needs. Otherwise selection is deterministic but for ties (untried models,
+    drawn at random).
+
+    ``detect_changes`` (a :class:`ChangeDetector` by default; also its settings as a mapping,
+    True for the default detector, False or None for none) restarts a
+    context when a model's rewards change (see :class:`ChangeDetector`). The defaults were
+    chosen by ``benches/learners.py`` (docs/learners.md). A context has converged once the best
+    model's confidence interval lies above every other's.
+
+    >>> UCB(discount=0.999, detect_changes=None)  # doctest: +NORMALIZE_WHITESPACE
+    UCB(exploration=0.5, discount=0.999, bound='tuned', share=5.0, lock=False, floor=0.01,
+        detect_changes=None)
     """
 
     kind: Literal["ucb"] = "ucb"
@@ -260,6 +329,8 @@ class UCB(_Policy):
     bound: Literal["kl", "tuned"] = "tuned"
     share: float = 5.0
     lock: bool = False
+    floor: float = 0.01
+    detect_changes: ChangeDetector | None = DEFAULT_DETECTOR
 
     def __init__(
         self,
@@ -268,9 +339,17 @@ class UCB(_Policy):
         bound: Literal["kl", "tuned"] = "tuned",
         share: float = 5.0,
         lock: bool = False,
+        floor: float = 0.01,
+        detect_changes: DetectorSpec = DEFAULT_DETECTOR,
     ) -> None:
         super().__init__(
-            exploration=exploration, discount=discount, bound=bound, share=share, lock=lock
+            exploration=exploration,
+            discount=discount,
+            bound=bound,
+            share=share,
+            lock=lock,
+            floor=floor,
+            detect_changes=_detector(detect_changes),
         )
 
 

@@ -39,6 +39,7 @@ from pickllm.stats import DEFAULT_MAX_CONTEXTS, MAX_CONTEXTS, ContextStats
 if TYPE_CHECKING:
     from pickllm.state.budget import SharedSpending
     from pickllm.state.replica import Replica
+    from pickllm.warm_start import WarmStartSource
 
 __all__ = ["Router"]
 
@@ -372,6 +373,41 @@ class Router(Closing):
             context, model, accuracy=accuracy, cost=cost, latency=latency, probability=probability
         )
 
+    def warm_start(self, outcomes: WarmStartSource, *, weight: int = 10) -> int:
+        """Seed contexts from evaluated prompts, with a bounded weight; returns the number of
+        observations applied.
+
+        ``outcomes``: RouterBench-format files or folders (one path or a list), loaded
+        :class:`~pickllm.replay.Outcomes`, or per context and model ``(mean accuracy, count)``
+        (optionally ``(mean accuracy, count, mean cost, mean latency)``). Each (context, model)
+        is observed ``min(count, weight)`` times at its means (through :meth:`observe`, so the
+        pooled evidence and replicas sharing state learn it too): a context starts where the
+        data left off, and its own feedback outweighs the seed after ``weight`` feedbacks of a
+        model. Models outside the pool are left out. See docs/learners.md for what it saves.
+
+        >>> router = Router(["big", "small"], seed=1)
+        >>> router.warm_start({"math": {"big": (0.9, 200), "small": (0.4, 3)}})
+        13
+        >>> router.feedback_counts("math")
+        {'big': 10, 'small': 3}
+        """
+        from pickllm.warm_start import seeds
+
+        if isinstance(weight, bool) or not isinstance(weight, int) or weight < 1:
+            raise ConfigError(f"weight must be an integer >= 1, got {weight!r}")
+        applied = 0
+        for seed in seeds(outcomes, self._models):
+            for _ in range(min(seed.count, weight)):
+                self.observe(
+                    seed.context,
+                    seed.model,
+                    accuracy=seed.accuracy,
+                    cost=seed.cost,
+                    latency=seed.latency,
+                )
+                applied += 1
+        return applied
+
     def sync(self, timeout: float = 10.0) -> None:
         """Return once every event published to the shared state before the call (this
         router's own feedback included) has been learned here; for tests and graceful shutdown.
@@ -537,7 +573,7 @@ class Router(Closing):
 
     def stats(self) -> ContextStats:
         """How many contexts the router holds and how many it let go (see :class:`ContextStats`)."""
-        learned, unlearned, evicted, dropped = self._core.context_counts()
+        learned, unlearned, evicted, dropped, changes = self._core.context_counts()
         max_contexts = json.loads(self._core.config_json()).get("max_contexts")
         return ContextStats(
             contexts=learned + unlearned,
@@ -546,6 +582,7 @@ class Router(Closing):
             evicted=evicted,
             dropped=dropped,
             max_contexts=max_contexts,
+            changes=changes,
             prompt_contexts=None if self._mapper is None else self._mapper.stats(),
         )
 

@@ -35,6 +35,8 @@ class ContextStats:
         evicted: learned contexts evicted since the router was created (snapshots keep it).
         dropped: unlearned contexts dropped.
         max_contexts: the bound of each of the two kinds (None: unbounded).
+        changes: changes found by the policy's change detector (``detect_changes=``) since the
+            router was created, each of which restarted its context's learner (snapshots keep it).
         prompt_contexts: with ``Router(contexts=PromptContexts(...))``, the warm-up and each
             discovered cluster's size and characteristic n-grams; None otherwise.
 
@@ -43,8 +45,9 @@ class ContextStats:
     >>> for user in ["ann", "bob", "cid"]:
     ...     d = router.select(context=user)
     ...     _ = router.feedback(d, accuracy=1.0)
-    >>> router.stats()
-    ContextStats(contexts=2, learned=2, unlearned=0, evicted=1, dropped=0, max_contexts=2)
+    >>> router.stats()  # doctest: +NORMALIZE_WHITESPACE
+    ContextStats(contexts=2, learned=2, unlearned=0, evicted=1, dropped=0, max_contexts=2,
+                 changes=0)
     >>> router.contexts()  # least recently learned first: "ann" was evicted
     ['bob', 'cid']
     """
@@ -55,4 +58,5 @@ class ContextStats:
     evicted: int
     dropped: int
     max_contexts: int | None
+    changes: int = 0
     prompt_contexts: PromptContextsStats | None = field(default=None, repr=False)

@@ -307,8 +307,9 @@ impl Algorithm for QConfig {
     }
 }
 
-/// Each value shrunk toward its model's pooled mean, weighted `share` against the context's own
-/// `feedbacks` of the model (a model without pooled feedback keeps its value).
+/// Each value shrunk toward its model's pooled mean, weighted `min(share, pooled count)` (see
+/// [`Evidence::prior`]) against the context's own `feedbacks` of the model (a model without
+/// pooled feedback keeps its value).
 fn shrink(values: &[f64], feedbacks: &[u64], evidence: &Evidence, share: f64) -> Vec<f64> {
     values
         .iter()
@@ -317,7 +318,7 @@ fn shrink(values: &[f64], feedbacks: &[u64], evidence: &Evidence, share: f64) ->
         .map(|(arm, (&q, &n))| {
             #[allow(clippy::cast_precision_loss)]
             let n = n as f64;
-            evidence.mean(arm).map_or(q, |m| (n * q + share * m) / (n + share))
+            evidence.prior(arm, share).map_or(q, |(w, m)| (n * q + w * m) / (n + w))
         })
         .collect()
 }
@@ -350,10 +351,11 @@ mod tests {
             feedbacks: Some(&feedbacks),
             ..Query::pooled(Subset::ALL, &evidence)
         };
-        // Model 0: no own feedback, the pooled mean; model 1: (6·0.5 + 2·0.3)/8; model 2: no
-        // pooled evidence, its own value.
+        // Model 0: no own feedback, the pooled mean; model 1: the pooled mean rests on one
+        // feedback, so it weighs 1, not `share` = 2: (6·0.5 + 1·0.3)/7; model 2: no pooled
+        // evidence, its own value.
         let values = c.selection_values(&q, query).values.clone();
-        assert_eq!(values, vec![0.9, (6.0 * 0.5 + 2.0 * 0.3) / 8.0, 0.5]);
+        assert_eq!(values, vec![0.9, (6.0 * 0.5 + 0.3) / 7.0, 0.5]);
         let p = c.probabilities(&q, query);
         assert!((p[0] - (0.8 + 0.2 / 3.0)).abs() < 1e-12, "{p:?}");
         // Without sharing, the three values tie.

@@ -29,9 +29,10 @@
 //! costs less than one where all overlap.
 //!
 //! **Shared evidence:** with `share = s > 0` a context selects as if each model's posterior also
-//! held `s` observations at that model's mean over all contexts (the router's pooled
-//! [`Evidence`]): `α + s·m`, `β + s·(1 − m)`, the same hierarchical prior of fixed strength as
-//! UCB's `share`. The pooled evidence moves with every context's feedback, so these probabilities
+//! held `w = min(s, n)` observations at that model's mean over all contexts (the router's pooled
+//! [`Evidence`], `n` its pooled count): `α + w·m`, `β + w·(1 − m)`, the same capped
+//! hierarchical prior as UCB's `share`. With `floor = f > 0` the probabilities drawn from are
+//! `(1 − f)·p + f/allowed` over the allowed models. The pooled evidence moves with every context's feedback, so these probabilities
 //! are computed when selecting (twice the cost of a select+feedback without sharing); the
 //! probabilities kept in the state, and convergence, stay the context's own.
 //!
@@ -42,10 +43,11 @@ use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 
+use crate::changes::ChangeDetector;
 use crate::error::{Error, Result};
 use crate::learner::{Algorithm, Event, Evidence, Models, Query, rank_by};
 use crate::learners::automaton::{draw, leader, restrict};
-use crate::learners::check_threshold;
+use crate::learners::{check_floor, check_threshold, floored};
 use crate::rng::Rng;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -58,6 +60,13 @@ pub struct ThompsonConfig {
     /// when selecting (0: contexts learn alone).
     #[serde(default)]
     pub share: f64,
+    /// Share of decisions drawn uniformly from the allowed models (0: none; absent in
+    /// snapshots written before it existed, which restore without it).
+    #[serde(default)]
+    pub floor: f64,
+    /// Restart a context when a change is detected (see [`crate::changes`]); none when absent.
+    #[serde(default)]
+    pub detect_changes: Option<ChangeDetector>,
     pub lock: bool,
 }
 
@@ -69,9 +78,9 @@ impl ThompsonConfig {
         let mut alpha = state.alpha.clone();
         let mut beta = state.beta.clone();
         for (arm, (a, b)) in alpha.iter_mut().zip(&mut beta).enumerate() {
-            if let Some(m) = evidence.mean(arm) {
-                *a += self.share * m;
-                *b += self.share * (1.0 - m);
+            if let Some((w, m)) = evidence.prior(arm, self.share) {
+                *a += w * m;
+                *b += w * (1.0 - m);
             }
         }
         Some(best_probabilities(&alpha, &beta))
@@ -114,11 +123,19 @@ impl Algorithm for ThompsonConfig {
                 "finite and >= 0 (pseudo-observations)",
             ));
         }
+        if let Some(detector) = &self.detect_changes {
+            detector.validate()?;
+        }
+        check_floor(self.floor)?;
         check_threshold(self.threshold, models)
     }
 
     fn lock(&self) -> bool {
         self.lock
+    }
+
+    fn detector(&self) -> Option<&ChangeDetector> {
+        self.detect_changes.as_ref()
     }
 
     fn discount(&self) -> f64 {
@@ -148,6 +165,9 @@ impl Algorithm for ThompsonConfig {
     }
 
     fn select(&self, state: &Posteriors, query: Query<'_>, rng: &mut Rng) -> Result<(usize, f64)> {
+        if self.floor > 0.0 {
+            return draw(&self.probabilities(state, query), query.subset, rng);
+        }
         match self.shared(state, query.evidence) {
             Some(probabilities) => draw(&probabilities, query.subset, rng),
             None => draw(&state.probabilities, query.subset, rng),
@@ -155,10 +175,11 @@ impl Algorithm for ThompsonConfig {
     }
 
     fn probabilities(&self, state: &Posteriors, query: Query<'_>) -> Vec<f64> {
-        match self.shared(state, query.evidence) {
+        let restricted = match self.shared(state, query.evidence) {
             Some(probabilities) => restrict(&probabilities, query.subset),
             None => restrict(&state.probabilities, query.subset),
-        }
+        };
+        floored(restricted, query.subset, self.floor)
     }
 
     fn update(&self, state: &mut Posteriors, event: Event) -> Option<usize> {
@@ -403,6 +424,8 @@ mod tests {
             prior: [1.0, 1.0],
             threshold: 0.99,
             share: 0.0,
+            floor: 0.0,
+            detect_changes: None,
             lock: false,
         }
     }

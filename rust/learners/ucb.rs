@@ -13,22 +13,50 @@
 //!   `n·kl(μ, p) ≤ c·ln t`, `kl` the Bernoulli divergence, found by bisection to 1e-6.
 //!
 //! `c = exploration` (1.0 is each paper's constant). With `share = s > 0` a context selects
-//! as if each model also had `s` feedbacks at its mean over all contexts (the router's pooled
-//! [`Evidence`]): a hierarchical prior of fixed strength, so a new context starts from what the
-//! pool has learned and its own evidence outweighs the prior once it has more than `s`. A model never tried has an infinite bound.
+//! as if each model also had `min(s, n)` feedbacks at its mean over all contexts, `n` the
+//! pooled feedbacks that mean rests on (the router's pooled [`Evidence`], see
+//! [`Evidence::prior`]): a hierarchical prior, so a new context starts from what the pool has
+//! learned and its own evidence outweighs the prior once it has more than `s`, and a pooled
+//! mean from one unlucky answer weighs one feedback. A model never tried has an infinite bound.
 //! Selection picks the highest bound among the allowed models, uniformly among ties (at the
-//! start every untried model ties at infinity), with probability 1 / ties.
+//! start every untried model ties at infinity), with probability 1 / ties; with `floor = f > 0`
+//! a share `f` of selections is drawn uniformly over the allowed models instead (one random
+//! number decides both), so the probability reported is `(1 − f)/ties + f/allowed` for a
+//! leader and `f/allowed` for any other allowed model. With `detect_changes`, a detected change
+//! restarts the context (see [`crate::changes`]; the restart is the learner's, in
+//! `learner.rs`).
 //!
-//! **Convergence:** by the learner's own bounds (its own statistics, without shared evidence):
+//! **Convergence** (tested as it learns only when it locks): by the learner's own bounds (its own statistics, without shared evidence):
 //! the model with the highest mean has a lower bound (the same width below its mean) above every
 //! other model's upper bound. A stricter rule (Hoeffding widths, say) would never be met: UCB
 //! stops trying a clearly worse model long before such widths separate.
 
 use serde::{Deserialize, Serialize};
 
+use crate::changes::ChangeDetector;
 use crate::error::{Error, Result};
 use crate::learner::{Algorithm, Event, Evidence, Models, Query, rank_by};
+use crate::learners::{check_floor, floored};
 use crate::rng::Rng;
+
+/// The highest upper bound over the allowed models (see [`UcbConfig::top`]).
+struct Top {
+    bound: f64,
+    first: Option<usize>,
+    ties: usize,
+    log_t: f64,
+}
+
+/// `fraction` in [0, 1) scaled to an index below `n` (rounding cannot reach `n`).
+fn scaled(fraction: f64, n: usize) -> usize {
+    #[allow(
+        clippy::cast_precision_loss,
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss
+    )]
+    let k = (fraction * n as f64) as usize;
+    k.min(n.saturating_sub(1))
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -47,6 +75,13 @@ pub struct UcbConfig {
     /// when selecting (0: contexts learn alone).
     #[serde(default)]
     pub share: f64,
+    /// Share of decisions drawn uniformly from the allowed models (0: none; absent in
+    /// snapshots written before it existed, which restore without it).
+    #[serde(default)]
+    pub floor: f64,
+    /// Restart a context when a change is detected (see [`crate::changes`]); none when absent.
+    #[serde(default)]
+    pub detect_changes: Option<ChangeDetector>,
     pub lock: bool,
 }
 
@@ -80,9 +115,9 @@ impl UcbConfig {
     /// pseudo-feedbacks at the pooled mean when there is one.
     fn stats(&self, state: &UcbState, arm: usize, evidence: Option<&Evidence>) -> (f64, f64, f64) {
         let own = (state.counts[arm], state.sums[arm], state.squares[arm]);
-        match evidence.and_then(|e| e.mean(arm)) {
-            Some(m) if self.share > 0.0 => (own.0 + self.share, own.1 + self.share * m, own.2 + self.share * m * m),
-            _ => own,
+        match evidence.and_then(|e| e.prior(arm, self.share)) {
+            Some((w, m)) => (own.0 + w, own.1 + w * m, own.2 + w * m * m),
+            None => own,
         }
     }
 
@@ -115,26 +150,46 @@ impl UcbConfig {
         }
     }
 
-    /// The allowed models with the highest upper bound, and how many there are.
-    fn leaders(&self, state: &UcbState, query: Query<'_>) -> (Vec<usize>, usize) {
-        let stats: Vec<(f64, f64, f64)> = (0..state.counts.len())
-            .map(|arm| self.stats(state, arm, query.evidence))
-            .collect();
-        let log_t = stats.iter().map(|s| s.0).sum::<f64>().max(1.0).ln();
-        let mut best = Vec::new();
-        let mut top = f64::NEG_INFINITY;
-        for arm in (0..state.counts.len()).filter(|&arm| query.subset.contains(arm)) {
-            let upper = self.upper(stats[arm], log_t);
-            if upper > top {
-                top = upper;
-                best.clear();
+    /// The allowed models' highest upper bound: the first model reaching it, how many do, and
+    /// `ln t`. No allocation: this runs on every decision.
+    fn top(&self, state: &UcbState, query: Query<'_>) -> Top {
+        let models = state.counts.len();
+        let log_t = (0..models)
+            .map(|arm| self.stats(state, arm, query.evidence).0)
+            .sum::<f64>()
+            .max(1.0)
+            .ln();
+        let mut top = Top {
+            bound: f64::NEG_INFINITY,
+            first: None,
+            ties: 0,
+            log_t,
+        };
+        for arm in (0..models).filter(|&arm| query.subset.contains(arm)) {
+            let upper = self.upper(self.stats(state, arm, query.evidence), log_t);
+            if upper > top.bound {
+                (top.bound, top.first, top.ties) = (upper, Some(arm), 0);
             }
-            if upper == top {
-                best.push(arm);
+            if upper == top.bound {
+                top.ties += 1;
             }
         }
-        let ties = best.len();
-        (best, ties)
+        top
+    }
+
+    /// Whether `arm` is one of `top`'s leaders (the same computation, so the same bits).
+    fn leads(&self, state: &UcbState, query: Query<'_>, top: &Top, arm: usize) -> bool {
+        query.subset.contains(arm) && self.upper(self.stats(state, arm, query.evidence), top.log_t) == top.bound
+    }
+
+    /// The `k`-th of `top`'s leaders in model order.
+    fn leader(&self, state: &UcbState, query: Query<'_>, top: &Top, k: usize) -> Option<usize> {
+        if k == 0 {
+            return top.first;
+        }
+        (0..state.counts.len())
+            .filter(|&arm| self.leads(state, query, top, arm))
+            .nth(k)
     }
 
     fn log_t(state: &UcbState) -> f64 {
@@ -183,11 +238,18 @@ impl Algorithm for UcbConfig {
                 "finite and >= 0 (pseudo-feedbacks)",
             ));
         }
-        Ok(())
+        if let Some(detector) = &self.detect_changes {
+            detector.validate()?;
+        }
+        check_floor(self.floor)
     }
 
     fn lock(&self) -> bool {
         self.lock
+    }
+
+    fn detector(&self) -> Option<&ChangeDetector> {
+        self.detect_changes.as_ref()
     }
 
     fn discount(&self) -> f64 {
@@ -214,24 +276,57 @@ impl Algorithm for UcbConfig {
     }
 
     fn select(&self, state: &UcbState, query: Query<'_>, rng: &mut Rng) -> Result<(usize, f64)> {
-        let (best, ties) = self.leaders(state, query);
-        if ties == 0 {
+        let top = self.top(state, query);
+        if top.ties == 0 {
             return Err(Error::NoEligibleModel);
         }
-        // A random number only when bounds tie (at the start, every untried model's is infinite).
-        let k = if ties > 1 { rng.below(ties) } else { 0 };
-        let arm = best.iter().copied().nth(k).ok_or(Error::NoEligibleModel)?;
         #[allow(clippy::cast_precision_loss)]
-        Ok((arm, 1.0 / ties as f64))
+        let tie_share = 1.0 / top.ties as f64;
+        if self.floor > 0.0 {
+            // One random number: below `floor` it picks uniformly among the allowed models,
+            // above it among the leaders.
+            let models = state.counts.len();
+            let allowed = query.subset.count(models);
+            let u = rng.next_f64();
+            let arm = if u < self.floor {
+                query.subset.nth(models, scaled(u / self.floor, allowed))
+            } else {
+                self.leader(
+                    state,
+                    query,
+                    &top,
+                    scaled((u - self.floor) / (1.0 - self.floor), top.ties),
+                )
+            }
+            .ok_or(Error::NoEligibleModel)?;
+            let lead = if self.leads(state, query, &top, arm) {
+                tie_share
+            } else {
+                0.0
+            };
+            #[allow(clippy::cast_precision_loss)]
+            return Ok((arm, (1.0 - self.floor) * lead + self.floor / allowed as f64));
+        }
+        // A random number only when bounds tie (at the start, every untried model's is infinite).
+        let k = if top.ties > 1 { rng.below(top.ties) } else { 0 };
+        let arm = self.leader(state, query, &top, k).ok_or(Error::NoEligibleModel)?;
+        Ok((arm, tie_share))
     }
 
     fn probabilities(&self, state: &UcbState, query: Query<'_>) -> Vec<f64> {
-        let (best, ties) = self.leaders(state, query);
+        let top = self.top(state, query);
         #[allow(clippy::cast_precision_loss)]
-        let share = 1.0 / ties.max(1) as f64;
-        (0..state.counts.len())
-            .map(|arm| if best.contains(&arm) { share } else { 0.0 })
-            .collect()
+        let share = 1.0 / top.ties.max(1) as f64;
+        let leaders = (0..state.counts.len())
+            .map(|arm| {
+                if self.leads(state, query, &top, arm) {
+                    share
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        floored(leaders, query.subset, self.floor)
     }
 
     fn update(&self, state: &mut UcbState, event: Event) -> Option<usize> {
@@ -243,7 +338,9 @@ impl Algorithm for UcbConfig {
         state.counts[event.arm] += 1.0;
         state.sums[event.arm] += event.reward;
         state.squares[event.arm] += event.reward * event.reward;
-        self.converged(state)
+        // Only a locking learner acts on convergence as it learns; the test (a ranking and
+        // every model's interval) would otherwise cost about a quarter of a decision.
+        if self.lock { self.converged(state) } else { None }
     }
 
     fn converged(&self, state: &UcbState) -> Option<usize> {
@@ -292,6 +389,8 @@ mod tests {
             discount: 1.0,
             bound,
             share: 0.0,
+            floor: 0.0,
+            detect_changes: None,
             lock: false,
         }
     }
@@ -322,6 +421,73 @@ mod tests {
         // No own feedback, yet the pool's best model leads; alone, all three would tie.
         assert_eq!(c.select(&fresh, query, &mut Rng::seed_from_u64(0)).unwrap(), (1, 1.0));
         assert_eq!(config(Bound::Tuned).probabilities(&fresh, query), vec![1.0 / 3.0; 3]);
+    }
+
+    #[test]
+    fn a_shared_prior_weighs_no_more_than_the_feedback_it_rests_on() {
+        let c = UcbConfig {
+            share: 5.0,
+            ..config(Bound::Tuned)
+        };
+        let fresh = c.initial_state(2, None).unwrap();
+        let mut evidence = Evidence::new(2);
+        // Model 0's one pooled answer was wrong; model 1 has 100 at 0.6.
+        evidence.record(0, 0.0, 1.0);
+        for _ in 0..100 {
+            evidence.record(1, 0.6, 1.0);
+        }
+        assert_eq!(
+            c.stats(&fresh, 0, Some(&evidence)),
+            (1.0, 0.0, 0.0),
+            "one failure, not five"
+        );
+        let (n, s, _) = c.stats(&fresh, 1, Some(&evidence));
+        assert!(
+            (n - 5.0).abs() < 1e-12 && (s - 3.0).abs() < 1e-9,
+            "capped at share: {n} {s}"
+        );
+        // So the model is retried once the confidence budget grows: with a count of 1 its
+        // bound, sqrt(c ln t / 4), keeps growing while the other's width shrinks.
+        let mut state = fresh;
+        let mut rng = Rng::seed_from_u64(0);
+        let query = Query::pooled(Subset::ALL, &evidence);
+        let retried = (0..200).any(|_| {
+            let (arm, _) = c.select(&state, query, &mut rng).unwrap();
+            c.update(&mut state, event(arm, 0.6));
+            arm == 0
+        });
+        assert!(retried);
+    }
+
+    #[test]
+    fn the_floor_spreads_its_share_over_the_allowed_models_and_reports_it() {
+        let c = UcbConfig {
+            floor: 0.1,
+            ..config(Bound::Tuned)
+        };
+        let mut s = c.initial_state(4, None).unwrap();
+        for (arm, reward) in [(0, 0.2), (1, 0.9), (2, 0.5), (3, 0.4)] {
+            c.update(&mut s, event(arm, reward));
+        }
+        let mask = [true, true, false, true];
+        let query = Query::over(Subset(Some(&mask)));
+        let p = c.probabilities(&s, query);
+        // The leader gets 0.9 + 0.1/3; the other allowed models 0.1/3 each; the excluded none.
+        let third = 0.1 / 3.0;
+        assert!((p[1] - (0.9 + third)).abs() < 1e-12 && p[2] == 0.0, "{p:?}");
+        assert!((p[0] - third).abs() < 1e-12 && (p[3] - third).abs() < 1e-12, "{p:?}");
+        let mut rng = Rng::seed_from_u64(5);
+        let mut picks = [0u32; 4];
+        for _ in 0..30_000 {
+            let (arm, probability) = c.select(&s, query, &mut rng).unwrap();
+            assert_eq!(probability, p[arm]);
+            picks[arm] += 1;
+        }
+        // Binomial(30000, 1/30): mean 1000, sd 31; 1000 +- 200 is over 6 sd.
+        for arm in [0, 3] {
+            assert!((800..=1200).contains(&picks[arm]), "{picks:?}");
+        }
+        assert_eq!(picks[2], 0);
     }
 
     #[test]

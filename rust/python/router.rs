@@ -25,6 +25,29 @@ use crate::reward::Observation;
 use crate::router::{Config, Router};
 use crate::subset::Subset;
 
+/// Log a warning on the `pickllm.router` logger: `new` contexts restarted by the policy's
+/// change detector during one call (its own feedback or a replica's events), `total` in all.
+/// Detections are rare; the check that calls this costs two integer reads per call.
+fn log_changes(new: u64, total: u64) {
+    Python::attach(|py| {
+        let logged = py.import("logging").and_then(|logging| {
+            let logger = logging.call_method1("getLogger", ("pickllm.router",))?;
+            logger.call_method1(
+                "warning",
+                (
+                    "change detected: %d context(s) restarted their learner (%d changes in all, see Router.stats())",
+                    new,
+                    total,
+                ),
+            )
+        });
+        // Logging must not fail a feedback that was applied; a broken handler is its own report.
+        if let Err(error) = logged {
+            error.write_unraisable(py, None);
+        }
+    });
+}
+
 #[pyclass(name = "RouterCore", module = "pickllm._core", frozen)]
 pub struct PyRouterCore {
     router: Mutex<Router>,
@@ -65,10 +88,15 @@ impl PyRouterCore {
         if self.broken.load(Ordering::Relaxed) {
             return Err(internal("an earlier call panicked"));
         }
-        let outcome = {
+        let (outcome, before, after) = {
             let mut guard = self.router.lock().map_err(|_| internal("lock poisoned"))?;
-            catch_unwind(AssertUnwindSafe(|| f(&mut guard)))
+            let before = guard.changes();
+            let outcome = catch_unwind(AssertUnwindSafe(|| f(&mut guard)));
+            (outcome, before, guard.changes())
         };
+        if after > before {
+            log_changes(after - before, after);
+        }
         self.settle(outcome)
     }
 
@@ -352,11 +380,12 @@ impl PyRouterCore {
         self.with(|router| Ok(router.contexts().into_iter().map(str::to_owned).collect()))
     }
 
-    /// `(learned, unlearned, evicted, dropped)`: contexts held, and let go (see `Counts`).
-    fn context_counts(&self) -> PyResult<(u32, u32, u64, u64)> {
+    /// `(learned, unlearned, evicted, dropped, changes)`: contexts held, let go (see `Counts`),
+    /// and restarted by the policy's change detector.
+    fn context_counts(&self) -> PyResult<(u32, u32, u64, u64, u64)> {
         self.with(|router| {
             let c = router.context_counts();
-            Ok((c.learned, c.unlearned, c.evicted, c.dropped))
+            Ok((c.learned, c.unlearned, c.evicted, c.dropped, router.changes()))
         })
     }
 

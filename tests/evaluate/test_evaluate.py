@@ -8,6 +8,7 @@ Seeds are fixed, so each run is the same; the margins are the estimators' own 95
 
 from __future__ import annotations
 
+import json
 import random
 from array import array
 from pathlib import Path
@@ -115,7 +116,11 @@ def test_missing_support_warns_instead_of_returning_a_number(tmp_path: Path) -> 
     result = evaluate(tmp_path, list(POOL))
     for estimate in result.policies[1:]:
         if estimate.label == rare.model:
-            assert estimate.warning is None
+            # Supported: numbers, though IPS (1.01 here, on 331 records) leaves [0, 1].
+            assert (
+                estimate.warning
+                == "IPS reward 1.01 outside [0, 1] (log more, or with more exploration)"
+            )
             assert estimate.estimates["reward"]["dr"].value > 0
         else:
             assert estimate.estimates == {}
@@ -147,7 +152,9 @@ def test_a_model_allowed_but_never_chosen_is_unsupported() -> None:
     assert small.estimates == {}
     assert small.warning is not None
     assert "never chose small" in small.warning
-    assert big.warning is None
+    assert big.estimates["reward"]["snips"].value == 1.0
+    assert big.warning is not None
+    assert big.warning.startswith("effective sample size 3.0, below 30")
 
 
 def test_a_locked_logger_gives_no_learner_estimate(tmp_path: Path) -> None:
@@ -192,3 +199,56 @@ def test_learner_replay_matches_the_learners_replayed_value(
     )
     expected = sum(s.mean_reward for s in sessions) / len(sessions)
     assert result.estimates["reward"].covers(expected), (result.estimates["reward"], expected)
+
+
+def test_a_deterministic_log_is_refused_naming_the_cause_and_the_command_exits_3(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pickllm import UCB
+    from pickllm.cli import main
+
+    # UCB without its floor picks with probability 1 once every model was tried.
+    policy = UCB(floor=0.0, detect_changes=None)
+    with Router(POOL, policy=policy, seed=1, decision_log=tmp_path / "log") as router:
+        for i in range(300):
+            d = router.select("x")
+            router.feedback(d, accuracy=1.0 if d.model == "mid" else float(i % 2))
+    argv = ["evaluate", "--log", str(tmp_path / "log"), "--policy", "q_learning"]
+    assert main([*argv, "--horizon", "1", "--json", str(tmp_path / "out.json")]) == 3
+    out = capsys.readouterr().out
+    assert "logged decisions gave some allowed model probability 0" in out
+    assert "in context 'x'" in out
+    assert "converged learner" not in out
+    assert "lower --horizon" not in out
+    assert json.loads((tmp_path / "out.json").read_text())["trusted"] is False
+
+
+def test_the_default_logs_support_every_fixed_model_and_every_estimate_has_its_size(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pickllm.cli import main
+
+    rng = random.Random(5)
+    with Router(POOL, seed=2, decision_log=tmp_path / "log") as router:
+        for _ in range(3000):
+            d = router.select("x")
+            router.feedback(d, accuracy=float(rng.random() < ACCURACY["math"][d.model]))
+    argv = ["evaluate", "--log", str(tmp_path / "log"), "--json", str(tmp_path / "out.json")]
+    for model in POOL:
+        argv += ["--policy", model]
+    status = main(argv)
+    results = json.loads((tmp_path / "out.json").read_text())
+    fixed = results["policies"][1:]
+    # Every model has support (the floor): numbers, each with its effective sample size.
+    assert all(p["estimates"] and p["effective_size"] > 0 for p in fixed)
+    # The rarely chosen models rest on the floor's few picks: named, and the status says so.
+    doubted = [p["label"] for p in fixed if not p["trusted"]]
+    assert doubted
+    assert all(
+        p["effective_size"] < 30 or "outside [0, 1]" in p["warning"]
+        for p in fixed
+        if not p["trusted"]
+    )
+    assert status == 3
+    assert results["min_effective_size"] == 30
+    assert "warning: " in capsys.readouterr().out

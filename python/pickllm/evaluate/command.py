@@ -10,6 +10,10 @@ from typing import Any
 
 from pickllm.config import Reward
 from pickllm.errors import PickLLMError
+from pickllm.evaluate.evaluation import MIN_EFFECTIVE_SIZE
+
+#: The exit status when estimates were printed but some candidate was refused or is in doubt.
+UNTRUSTED = 3
 
 __all__ = ["add_parser", "run"]
 
@@ -36,7 +40,11 @@ def add_parser(
             "each candidate's mean reward, accuracy, cost and latency with 95% intervals. "
             "Fixed models by IPS, self-normalized IPS and doubly robust estimators; learners by "
             "rejection-sampling replay. Without --policy: every model of the pool and each "
-            "built-in learner at its default settings."
+            "built-in learner at its default settings. Exit status: 0 when every estimate can "
+            "be trusted; 3 when some candidate was refused (no support, replay not applicable) "
+            "or has an estimate to doubt (effective sample size below "
+            f"{MIN_EFFECTIVE_SIZE}, reward or accuracy outside [0, 1]), each named in a "
+            "warning below the table; 2 on bad input."
         ),
         formatter_class=formatter_class,
     )
@@ -125,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
     if args.parquet is not None:
         rows = export_parquet(args.log, args.parquet)
         print(f"wrote {rows} rows to {args.parquet}", file=sys.stderr)
-    return 0
+    return 0 if result.trusted else UNTRUSTED
 
 
 def _base_reward(routers: dict[str, dict[str, Any]]) -> Reward:

@@ -42,7 +42,17 @@ from pickllm.evaluate.rejection import Replay, ReplayResult
 from pickllm.logs.reader import DecisionRecord, LoadedLog
 from pickllm.logs.stream import LogStream
 
-__all__ = ["Evaluation", "PolicyEstimate", "evaluate", "metrics_for"]
+__all__ = ["MIN_EFFECTIVE_SIZE", "Evaluation", "PolicyEstimate", "evaluate", "metrics_for"]
+
+#: Below this effective sample size an estimate rests on too few records to trust (its
+#: interval, from a normal approximation, no longer holds): ``evaluate`` warns and the command
+#: exits with status 3. With n equally weighted records the size is n; a weight 100 times the
+#: others' counts for far less than its share.
+MIN_EFFECTIVE_SIZE = 30
+
+#: Metrics whose true value lies in [0, 1]: an estimate outside it is a symptom (few records,
+#: extreme weights), not a value.
+BOUNDED = ("reward", "accuracy")
 
 
 @dataclass(frozen=True)
@@ -61,6 +71,12 @@ class PolicyEstimate:
     horizon: int = 0
     warning: str | None = None
 
+    @property
+    def trusted(self) -> bool:
+        """Whether every estimate is a number to go by: none refused, an effective sample size
+        of at least :data:`MIN_EFFECTIVE_SIZE`, reward and accuracy inside [0, 1]."""
+        return self.warning is None
+
     def best(self, metric: str = "reward") -> Estimate | None:
         """The estimate shown first: DR, replay or on-policy, whichever this candidate has."""
         by_method = self.estimates.get(metric, {})
@@ -77,9 +93,16 @@ class Evaluation:
     policies: list[PolicyEstimate]
     log_summary: str
 
+    @property
+    def trusted(self) -> bool:
+        """Whether every candidate is trusted (see :attr:`PolicyEstimate.trusted`)."""
+        return all(p.trusted for p in self.policies)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "records": self.records,
+            "trusted": self.trusted,
+            "min_effective_size": MIN_EFFECTIVE_SIZE,
             "reward": self.reward.model_dump(),
             "log": self.log_summary,
             "policies": [
@@ -87,6 +110,7 @@ class Evaluation:
                     "label": p.label,
                     "kind": p.kind,
                     "effective_size": p.effective_size,
+                    "trusted": p.trusted,
                     "sessions": p.sessions,
                     "horizon": p.horizon,
                     "warning": p.warning,
@@ -220,9 +244,28 @@ def _fixed(survey: Survey, model: str) -> PolicyEstimate | _Pending:
 
     def done() -> PolicyEstimate:
         estimates, ess = sums.estimates()
-        return PolicyEstimate(model, "fixed", estimates, ess)
+        return PolicyEstimate(model, "fixed", estimates, ess, warning=_doubt(estimates, ess))
 
     return _Pending(sums, done)
+
+
+def _doubt(estimates: dict[str, dict[str, Estimate]], size: float) -> str | None:
+    """Why estimates resting on an effective sample of ``size`` should not be trusted, if so."""
+    problems = []
+    if size < MIN_EFFECTIVE_SIZE:
+        problems.append(
+            f"effective sample size {size:.1f}, below {MIN_EFFECTIVE_SIZE}: the estimates rest "
+            "on a few heavily weighted records"
+        )
+    outside = [
+        f"{method.upper() if method != 'replay' else method} {metric} {e.value:.3g}"
+        for metric in BOUNDED
+        for method, e in estimates.get(metric, {}).items()
+        if not math.isnan(e.value) and not 0.0 <= e.value <= 1.0
+    ]
+    if outside:
+        problems.append(f"{', '.join(outside)} outside [0, 1]")
+    return "; ".join(problems) + " (log more, or with more exploration)" if problems else None
 
 
 def _learner(
@@ -245,6 +288,7 @@ def _learner(
             records=survey.records,
             horizon=horizon,
             seed=seed,
+            unsupported=survey.zero_support_error(),
         )
     except ConfigError as error:
         return PolicyEstimate(name, "learner", warning=f"replay does not apply: {error}")
@@ -254,14 +298,21 @@ def _learner(
 def _replayed(name: str, result: ReplayResult) -> PolicyEstimate:
     warning = None
     if result.sessions < 2:
+        advice = (
+            "lower --horizon or log more"
+            if result.horizon > 1
+            else "log more, or with more exploration (a higher smallest probability)"
+        )
         warning = (
             f"only {result.sessions} session(s) of {result.horizon} accepted decisions: "
             f"{result.accepted} of {result.records} records accepted (the logger's smallest "
-            f"probability is {result.acceptance:.2g}); lower --horizon or log more"
+            f"probability is {result.acceptance:.2g}); {advice}"
         )
     if result.sessions == 0:
         return PolicyEstimate(name, "learner", warning=warning)
     estimates = {metric: {"replay": e} for metric, e in result.estimates.items()}
+    if warning is None:
+        warning = _doubt(estimates, float(result.accepted))
     return PolicyEstimate(
         name,
         "learner",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 
+from pickllm.errors import ConfigError
 from pickllm.evaluate.accumulate import IPSSums, Moments
 from pickllm.evaluate.estimators import Estimate
 from pickllm.evaluate.reward_model import RewardCells, RewardModel
@@ -38,6 +39,10 @@ class Survey:
         self.logger = {name: Moments() for name in metrics}
         #: The smallest logging probability of any allowed model in any record.
         self.acceptance = 1.0
+        #: Records that gave some allowed model probability 0, and the first one's context and
+        #: those models (what makes replay inapplicable).
+        self.zero_support = 0
+        self.first_zero_support: tuple[str, list[str]] | None = None
         self._allowed: dict[str, set[str]] = {m: set() for m in models}
         self._tried: dict[str, set[str]] = {m: set() for m in models}
         self._never: dict[str, set[str]] = {m: set() for m in models}
@@ -49,6 +54,11 @@ class Survey:
         self.records += 1
         probabilities = record.logging_probabilities()
         self.acceptance = min(self.acceptance, min(probabilities.values()))
+        if self.acceptance <= 0.0 and min(probabilities.values()) <= 0.0:
+            self.zero_support += 1
+            if self.first_zero_support is None:
+                never = sorted(m for m, p in probabilities.items() if p <= 0.0)
+                self.first_zero_support = (context, never)
         for name, metric in self.metrics.items():
             value = metric(record) if values is None else values[name]
             self.logger[name].add(value)
@@ -58,6 +68,20 @@ class Survey:
             self._allowed.setdefault(model, set()).add(context)
             if p <= 0.0:
                 self._never.setdefault(model, set()).add(context)
+
+    def zero_support_error(self) -> ConfigError | None:
+        """Why replay does not apply to this log (a deterministic logger), if it does not."""
+        if self.first_zero_support is None:
+            return None
+        context, never = self.first_zero_support
+        return ConfigError(
+            "replay needs every allowed model to have a positive logging probability; "
+            f"{self.zero_support} of {self.records} logged decisions gave some allowed model "
+            f"probability 0 (the first, in context {context!r}: {', '.join(never)}), "
+            "as a deterministic logging policy does (a UCB or Q-learning pick without an "
+            "exploration floor, or a locked learner): log with exploration, e.g. UCB's "
+            "floor (on by default) or uniformly at random, to evaluate learners"
+        )
 
     def ever_allowed(self, model: str) -> bool:
         return bool(self._allowed.get(model))

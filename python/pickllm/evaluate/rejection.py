@@ -23,17 +23,17 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pickllm.config import Policy, Reward
 from pickllm.errors import ConfigError
 from pickllm.evaluate.estimators import Estimate
-from pickllm.evaluate.offpolicy import Metric
+from pickllm.evaluate.offpolicy import Metric, Survey
 from pickllm.logs.reader import DecisionRecord
 from pickllm.router import Router
 
-__all__ = ["Replay", "ReplayResult", "acceptance_constant", "replay_learner", "t975"]
+__all__ = ["Replay", "ReplayResult", "replay_learner", "t975"]
 
 # Student's t 97.5% quantiles for 1..30 degrees of freedom.
 _T975 = (
@@ -65,11 +65,6 @@ class ReplayResult:
     acceptance: float
 
 
-def acceptance_constant(records: Iterable[DecisionRecord]) -> float:
-    """``c``: the smallest logging probability of any allowed model in any record."""
-    return min((min(r.logging_probabilities().values()) for r in records), default=0.0)
-
-
 class Replay:
     """Replay of one learner, fed the log's records in time order (:meth:`add`), given the
     acceptance constant ``c`` and the number of records (for the default ``horizon``, a tenth
@@ -86,12 +81,12 @@ class Replay:
         records: int,
         horizon: int | None = None,
         seed: int = 0,
+        unsupported: ConfigError | None = None,
     ) -> None:
         if acceptance <= 0:
-            raise ConfigError(
+            raise unsupported or ConfigError(
                 "replay needs every allowed model to have a positive logging probability, and "
-                "some logged decision gave one probability 0 (a converged learner logged it): "
-                "log with exploration, e.g. uniformly at random, to evaluate learners"
+                "some logged decision gave one probability 0"
             )
         if horizon is None:
             horizon = max(1, math.floor(acceptance * records / 10))
@@ -159,15 +154,19 @@ def replay_learner(
 ) -> ReplayResult:
     """Replay ``policy`` on ``records`` (in time order); ``horizon`` defaults to a tenth of
     the records expected to be accepted. Raises ConfigError when replay does not apply."""
+    survey = Survey(models, metrics)
+    for record in records:
+        survey.add(record)
     replay = Replay(
         models,
         policy,
         reward,
         metrics,
-        acceptance=acceptance_constant(records),
-        records=len(records),
+        acceptance=survey.acceptance,
+        records=survey.records,
         horizon=horizon,
         seed=seed,
+        unsupported=survey.zero_support_error(),
     )
     for record in records:
         replay.add(record)

@@ -14,7 +14,9 @@ columns: reward, accuracy, cost (USD per query) and latency (s per query): the e
 95% interval; DR (doubly robust) for fixed models, rejection-sampling replay for learners
 (mean over sessions of `horizon` decisions from a fresh start), the plain mean for the logging
 policy. IPS and SNIPS: the reward by inverse propensity scoring and its self-normalized form.
-n: effective sample size (fixed models), accepted records (learners), records (logger)."""
+n: effective sample size (fixed models), accepted records (learners), records (logger); an
+estimate with n below 30, or a reward or accuracy outside [0, 1], is named in a warning (and
+the command exits with status 3)."""
 
 
 def _fmt(estimate: Estimate | None, digits: int) -> str:

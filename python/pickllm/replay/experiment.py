@@ -39,7 +39,8 @@ METRICS: dict[str, str] = {
     "mean_accuracy": "mean accuracy",
     "mean_reward": "mean reward",
     "regret": "reward lost against the best fixed model, summed over the session",
-    "gap_closed": "share of the random-to-best-fixed reward gap closed",
+    "gap_closed": "share of the random-to-best-fixed reward gap closed, rewards summed over "
+    "sessions (negative: below random)",
     "converged": "share of sessions that converged (learners)",
     "queries_to_convergence": "queries until convergence, over converged sessions (learners)",
     "converged_to_best": "share of sessions converged to the best fixed model (learners)",
@@ -72,6 +73,23 @@ class Estimate:
         mean = statistics.fmean(kept)
         half = 1.96 * statistics.stdev(kept) / math.sqrt(len(kept)) if len(kept) > 1 else 0.0
         return cls(mean, mean - half, mean + half, len(kept))
+
+    @classmethod
+    def ratio(cls, sessions: Sequence[Session]) -> Estimate:
+        """Gap closed over all ``sessions`` as one ratio of sums, ``(Σ reward - Σ random) /
+        (Σ best fixed - Σ random)``, with the delta method's 95% interval. Its sign is that of
+        the reward against random's (a mean of per-session ratios is not: one session whose
+        best fixed model barely beat random there gives a huge ratio of either sign)."""
+        gaps = [s.best_fixed_reward - s.random_reward for s in sessions]
+        gains = [s.reward - s.random_reward for s in sessions]
+        gap = statistics.fmean(gaps) if gaps else 0.0
+        if gap <= 1e-12:
+            return cls(math.nan, math.nan, math.nan, 0)
+        ratio = statistics.fmean(gains) / gap
+        n = len(sessions)
+        residuals = [g - ratio * d for g, d in zip(gains, gaps, strict=True)]
+        half = 1.96 * statistics.stdev(residuals) / (math.sqrt(n) * gap) if n > 1 else 0.0
+        return cls(ratio, ratio - half, ratio + half, n)
 
     def to_json(self) -> dict[str, float | int | None]:
         def number(x: float) -> float | None:
@@ -231,6 +249,7 @@ def _result(
 ) -> PolicyResult:
     per_session = [_session_metrics(s, best) for s in sessions]
     metrics = {name: Estimate.of([m[name] for m in per_session]) for name in METRICS}
+    metrics["gap_closed"] = Estimate.ratio(sessions)
     total = sum(sum(s.picks) for s in sessions)
     picks = {model: sum(s.picks[j] for s in sessions) / total for j, model in enumerate(models)}
     return PolicyResult(label, scope, learns, metrics, picks)
