@@ -50,10 +50,11 @@ def stream(n: int) -> Iterator[tuple[str, int]]:
 
 
 def router(warmup: int = 30, **options: object) -> Router:
-    # UCB without sharing: its margins below follow from its index alone.
+    # UCB without sharing, exploration floor or change detector: its margins below follow from
+    # its index alone.
     return Router(
         list(MODELS),
-        policy=UCB(share=0.0),
+        policy=UCB(share=0.0, floor=0.0, detect_changes=None),
         reward=ACCURACY_ONLY,
         seed=11,
         contexts=PromptContexts(warmup=warmup, max_clusters=6, **options),  # type: ignore[arg-type]
