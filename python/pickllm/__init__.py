@@ -20,6 +20,7 @@ from pickllm.config import Policy as Policy
 from pickllm.config import QLearning as QLearning
 from pickllm.config import Reward as Reward
 from pickllm.config import ThompsonSampling as ThompsonSampling
+from pickllm.config import default_policy as default_policy
 from pickllm.errors import ArgumentTypeError as ArgumentTypeError
 from pickllm.errors import ConfigError as ConfigError
 from pickllm.errors import DecisionError as DecisionError
@@ -68,4 +69,5 @@ __all__ = [
     "ThompsonSampling",
     "UnknownModelError",
     "__version__",
+    "default_policy",
 ]

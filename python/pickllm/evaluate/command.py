@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
+from pickllm._outputs import check_output_file
 from pickllm.config import Reward
 from pickllm.errors import PickLLMError
+from pickllm.replay.errors import OptionalDependencyError
 
 __all__ = ["add_parser", "run"]
 
@@ -90,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
     from pickllm.evaluate import evaluate, format_evaluation
     from pickllm.logs import export_parquet, read_log
 
+    _check_options(args)
     loaded = read_log(args.log)
     print(loaded.summary(), file=sys.stderr)
     reward = None
@@ -120,3 +124,20 @@ def _base_reward(routers: dict[str, dict[str, Any]]) -> Reward:
         except (PickLLMError, TypeError):
             break
     return Reward()
+
+
+def _check_options(args: argparse.Namespace) -> None:
+    """What can be checked without the log, before reading it: learners given as JSON (their
+    kind and settings), the output files, and pyarrow for --parquet."""
+    from pickllm.evaluate.candidates import parse_candidate
+
+    for spec in args.policy or ():
+        if spec.strip().startswith("{"):
+            parse_candidate(spec, [])
+    for option, path in (("--json", args.json), ("--parquet", args.parquet)):
+        if path is not None:
+            check_output_file(path, option)
+    if args.parquet is not None and importlib.util.find_spec("pyarrow") is None:
+        raise OptionalDependencyError(
+            "--parquet needs pyarrow, the parquet extra: pip install pyarrow"
+        )
