@@ -217,7 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_evaluate_parser(commands, _Help)
     serve = commands.add_parser(
         "serve",
-        help="run the OpenAI-compatible gateway (needs pickllm[server])",
+        help="run the OpenAI-compatible gateway (needs the server extra)",
         description="Serve routers and models of a TOML config over an OpenAI-compatible API.",
         formatter_class=_Help,
     )

@@ -1,4 +1,4 @@
-"""PNG figures of a replay experiment (needs matplotlib: ``pip install "pickllm[replay]"``).
+"""PNG figures of a replay experiment (needs matplotlib, the ``replay`` extra).
 
 * ``convergence.png``: each model's selection probability against the query index in one session,
   one panel per learning rate of the automaton (the paper's convergence-speed figure).
@@ -23,7 +23,8 @@ def _pyplot() -> Any:
         import matplotlib
     except ImportError:
         raise OptionalDependencyError(
-            'figures need matplotlib: pip install "pickllm[replay]" (or pass --no-figures)'
+            "figures need matplotlib (the replay extra): pip install matplotlib, "
+            "or pass --no-figures"
         ) from None
     matplotlib.use("Agg")  # files only, never a window
     import matplotlib.pyplot as plt
