@@ -28,7 +28,7 @@ def _weights(text: str) -> list[float]:
 
 
 def add_parser(
-    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    commands: argparse._SubParsersAction[Any],
     formatter_class: type[argparse.HelpFormatter] = argparse.HelpFormatter,
 ) -> None:
     parser = commands.add_parser(
