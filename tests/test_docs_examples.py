@@ -24,10 +24,13 @@ SITE_PAGES = sorted(
 #: Examples needing servers, per page, and the end-to-end test that runs them.
 SERVER_EXAMPLES = {
     # tests/e2e/test_e2e_route.py::test_readme_routing_example_runs,
-    # tests/gateway/test_docs_gateway.py::test_the_readme_gateway_section_runs, and
+    # tests/e2e/test_e2e_docs.py::test_the_readme_gateway_example_runs_on_the_local_models
+    # (and offline: tests/gateway/test_docs_gateway.py), and
     # tests/state/test_docs_shared_state.py::test_the_readme_example_learns_through_the_test_s_...
     "README.md": 3,
-    "docs/gateway.md": 1,  # tests/gateway/test_litellm.py::test_the_docs_example_runs
+    # tests/e2e/test_e2e_docs.py::test_the_litellm_example_runs_on_the_local_models (and
+    # offline: tests/gateway/test_litellm.py::test_the_docs_example_runs)
+    "docs/gateway.md": 1,
     "docs/scorers.md": 2,  # tests/e2e/test_e2e_scorers.py::test_docs_examples_run_against_...
 }
 
