@@ -48,12 +48,14 @@ serve() {
     "$PYTHON" -m llama_cpp.server --host 127.0.0.1 --port "$port" --verbose false "$@" &
     pids+=($!)
 }
-serve 8080 --model "$smollm2" --model_alias smollm2-135m-instruct
+# The same models and flags as the tests' servers (tests/servers.py, model_flags; checked by
+# tests/e2e/test_e2e_docs.py), so the docs' examples are tested against what this starts.
+serve 8080 --model "$smollm2" --model_alias smollm2-135m-instruct --n_ctx 2048
 # The base Gemma GGUF has no chat template: llama-cpp-python's "gemma" turn format.
-serve 8081 --model "$gemma3" --model_alias gemma-3-270m --chat_format gemma
+serve 8081 --model "$gemma3" --model_alias gemma-3-270m --n_ctx 2048 --chat_format gemma
 # A chat model's GGUF declares no pooling; mean pooling gives one vector per text.
-serve 8082 --model "$smollm2" --model_alias smollm2 --embedding true \
-    --kv_overrides llama.pooling_type=int:1 --n_ctx 512
+serve 8082 --model "$smollm2" --model_alias smollm2 --n_ctx 512 --embedding true \
+    --kv_overrides llama.pooling_type=int:1
 
 echo "serve-local: servers on 127.0.0.1:8080, 8081, 8082 (Ctrl-C stops them)"
 wait

@@ -35,10 +35,11 @@ import pytest
 #: Set by .ci/run: missing llama-cpp-python or model packages fail instead of skipping.
 REQUIRE_SERVERS = os.environ.get("PICKLLM_REQUIRE_SERVERS") == "1"
 
-#: Model names the servers answer to (``--model_alias``); tests pass them as ``model=``.
+#: Model names the servers answer to (``--model_alias``); tests pass them as ``model=``. The
+#: names scripts/serve-local.sh gives, so the docs' examples run here as written.
 SMOLLM2 = "smollm2-135m-instruct"
 GEMMA3 = "gemma-3-270m"
-SMOLLM2_EMBEDDINGS = "smollm2-135m-embeddings"
+SMOLLM2_EMBEDDINGS = "smollm2"
 
 #: Fixed sampling seed of every server, so temperature-0 runs repeat exactly.
 SEED = 1234
@@ -185,19 +186,14 @@ def start_server(
     command = [
         sys.executable, "-m", "llama_cpp.server",
         "--model", str(model_path),
-        "--model_alias", model,
+        *model_flags(model, embedding=embedding, n_ctx=n_ctx, chat_format=chat_format),
         "--host", "127.0.0.1",
         "--port", str(port),
-        "--n_ctx", str(n_ctx),
         "--n_threads", "1",
         "--n_threads_batch", "1",
         "--seed", str(SEED),
         "--verbose", "false",
     ]  # fmt: skip
-    if embedding:
-        command += ["--embedding", "true", "--kv_overrides", "llama.pooling_type=int:1"]
-    if chat_format is not None:
-        command += ["--chat_format", chat_format]
     log = log_path.open("wb")
     process = subprocess.Popen(
         command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
@@ -209,6 +205,20 @@ def start_server(
         server.stop()
         raise
     return server
+
+
+def model_flags(
+    model: str, *, embedding: bool = False, n_ctx: int = 2048, chat_format: str | None = None
+) -> list[str]:
+    """The flags that decide what a server serves and how: the same, for the same model, as
+    scripts/serve-local.sh's (tests/e2e/test_e2e_docs.py checks it). Address, threads, seed
+    and logging are the tests' own."""
+    flags = ["--model_alias", model, "--n_ctx", str(n_ctx)]
+    if embedding:
+        flags += ["--embedding", "true", "--kv_overrides", "llama.pooling_type=int:1"]
+    if chat_format is not None:
+        flags += ["--chat_format", chat_format]
+    return flags
 
 
 def _wait_until_ready(server: LlamaServer, timeout: float) -> None:

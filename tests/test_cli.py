@@ -27,6 +27,9 @@ def test_replay_default_writes_table_json_and_figures(tmp_path: Path) -> None:
     labels = {r["label"] for r in data["pooled"]}
     assert {"random", "round-robin", "cheapest", "best fixed", "oracle"} <= labels
     assert "automaton lr=0.05" in labels
+    # The main job shows the learner users get from Router(), labelled as the default.
+    (default,) = [r for r in data["pooled"] if r["label"].endswith("(default)")]
+    assert default["label"] in result.stdout
     for name in ("convergence.png", "cost_latency.png", "cost_accuracy.png"):
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

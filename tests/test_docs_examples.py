@@ -2,9 +2,10 @@
 
 The site (mkdocs.yml) is docs/*.md, with README.md and CHANGELOG.md included as its home and
 changelog pages. The examples of one page run in order in one namespace, as a reader would run
-them. Examples that talk to local LLM servers (an address on 127.0.0.1) run in tests/e2e against
-the real servers of the fixtures, with the ports swapped: SERVER_EXAMPLES counts them, so a new
-one cannot slip in untested.
+them. Examples that talk to a server (an address on 127.0.0.1: the local LLM servers, a gateway,
+Redis) never run here, where they would reach whatever happens to listen on that port: they run
+in tests/e2e, tests/gateway and tests/state against servers those tests started, with the
+addresses swapped. SERVER_EXAMPLES counts them, so a new one cannot slip in untested.
 """
 
 from __future__ import annotations
@@ -22,10 +23,14 @@ SITE_PAGES = sorted(
 
 #: Examples needing servers, per page, and the end-to-end test that runs them.
 SERVER_EXAMPLES = {
-    # tests/e2e/test_e2e_route.py::test_readme_routing_example_runs, and
-    # tests/gateway/test_docs_gateway.py::test_the_readme_gateway_section_runs
-    "README.md": 2,
-    "docs/gateway.md": 1,  # tests/gateway/test_litellm.py::test_the_docs_example_runs
+    # tests/e2e/test_e2e_route.py::test_readme_routing_example_runs,
+    # tests/e2e/test_e2e_docs.py::test_the_readme_gateway_example_runs_on_the_local_models
+    # (and offline: tests/gateway/test_docs_gateway.py), and
+    # tests/state/test_docs_shared_state.py::test_the_readme_example_learns_through_the_test_s_...
+    "README.md": 3,
+    # tests/e2e/test_e2e_docs.py::test_the_litellm_example_runs_on_the_local_models (and
+    # offline: tests/gateway/test_litellm.py::test_the_docs_example_runs)
+    "docs/gateway.md": 1,
     "docs/scorers.md": 2,  # tests/e2e/test_e2e_scorers.py::test_docs_examples_run_against_...
 }
 
@@ -36,7 +41,7 @@ def python_blocks(page: Path) -> list[str]:
 
 
 def needs_servers(block: str) -> bool:
-    return "http://127.0.0.1:" in block
+    return re.search(r"\w+://127\.0\.0\.1:", block) is not None
 
 
 def name(page: Path) -> str:

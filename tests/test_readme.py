@@ -36,3 +36,29 @@ def test_links_are_absolute_so_they_work_on_pypi() -> None:
     assert targets
     relative = [t for t in targets if not t.startswith("https://")]
     assert relative == []
+
+
+def test_the_site_home_page_links_to_the_site_s_own_pages() -> None:
+    """On the docs site the README is the home page: docs/_hooks/site_links.py turns its GitHub
+    links to docs/ into links to the site's pages, each of which exists."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "site_links", REPO_ROOT / "docs" / "_hooks" / "site_links.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    hook = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hook)
+    (index,) = [line for line in (REPO_ROOT / "docs" / "index.md").read_text().splitlines() if line]
+    assert index == hook.INCLUDE
+
+    class Page:
+        class file:  # noqa: N801 (the shape of mkdocs' Page.file)
+            src_uri = "index.md"
+
+    home = hook.on_page_markdown(index, Page())
+    assert "github.com/pickllm/pickllm/blob/main/docs/" not in home
+    pages = re.findall(r"\]\(([\w/-]+\.md)(?:#[\w-]+)?\)", home)
+    assert len(pages) >= 8
+    assert all((REPO_ROOT / "docs" / page).is_file() for page in pages), pages

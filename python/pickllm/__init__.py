@@ -21,6 +21,7 @@ from pickllm.config import Policy as Policy
 from pickllm.config import QLearning as QLearning
 from pickllm.config import Reward as Reward
 from pickllm.config import ThompsonSampling as ThompsonSampling
+from pickllm.config import default_policy as default_policy
 from pickllm.contexts import PromptContexts as PromptContexts
 from pickllm.errors import ArgumentTypeError as ArgumentTypeError
 from pickllm.errors import ConfigError as ConfigError
@@ -74,4 +75,5 @@ __all__ = [
     "ThompsonSampling",
     "UnknownModelError",
     "__version__",
+    "default_policy",
 ]

@@ -15,14 +15,16 @@ import time
 from array import array
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from pickllm import __version__
+from pickllm._outputs import prepare_output_folder
 from pickllm.config import UCB, Exp3, LearningAutomaton, Policy, QLearning, Reward, ThompsonSampling
 from pickllm.errors import PickLLMError
 from pickllm.evaluate.command import add_parser as add_evaluate_parser
 from pickllm.evaluate.command import run as run_evaluate
 from pickllm.replay.engine import Drift, Strategy, Table, tables
-from pickllm.replay.experiment import Experiment, run_experiment
+from pickllm.replay.experiment import Experiment, default_learner, run_experiment
 from pickllm.replay.outcomes import Outcomes
 
 
@@ -74,8 +76,15 @@ class _Help(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors are one line and exit 2: the problem, and where to read more."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="pickllm",
         description="Route LLM queries to the best model per context, learned online.",
     )
@@ -132,9 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
     policies = replay.add_argument_group("policies")
     policies.add_argument(
         "--policies",
-        default="automaton,q-learning",
-        help="learner families, comma-separated: automaton, q-learning, thompson, ucb, exp3 "
-        "(default: automaton,q-learning, the paper's)",
+        default="default,automaton,q-learning",
+        help="learner families, comma-separated: default (the learner Router() uses, "
+        "pickllm.default_policy()), automaton, q-learning (the paper's), thompson, ucb, exp3",
     )
     policies.add_argument(
         "--learning-rates",
@@ -209,14 +218,27 @@ def build_parser() -> argparse.ArgumentParser:
     add_evaluate_parser(commands, _Help)
     serve = commands.add_parser(
         "serve",
-        help="run the OpenAI-compatible gateway (needs pickllm[server])",
+        help="run the OpenAI-compatible gateway (needs the server extra)",
         description="Serve routers and models of a TOML config over an OpenAI-compatible API.",
+        formatter_class=_Help,
     )
-    serve.add_argument("--config", type=Path, required=True, metavar="PATH", help="pickllm.toml")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=4000)
-    serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    serve.add_argument(
+        "--config", type=Path, required=True, metavar="PATH", help="the gateway's TOML config"
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=_port, default=4000, help="TCP port to listen on")
+    serve.add_argument("--workers", type=_positive, default=1, help="worker processes")
     return parser
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is between 1 and 65535, got {value}")
+    return value
 
 
 def _load(args: argparse.Namespace) -> tuple[Outcomes, str]:
@@ -325,13 +347,15 @@ def _note_short_contexts(contexts: list[Table], args: argparse.Namespace) -> Non
 
 def _learners(args: argparse.Namespace) -> list[Strategy]:
     families = {f.strip() for f in args.policies.split(",") if f.strip()}
-    unknown = families - set(_FAMILIES) - {"automaton", "q-learning"}
+    unknown = families - set(_FAMILIES) - {"default", "automaton", "q-learning"}
     if unknown:
         raise PickLLMError(
-            f"--policies: unknown {sorted(unknown)}; use automaton, q-learning, "
+            f"--policies: unknown {sorted(unknown)}; use default, automaton, q-learning, "
             + ", ".join(_FAMILIES)
         )
     learners = []
+    if "default" in families:
+        learners.append(default_learner())
     if "automaton" in families:
         learners += [
             Strategy.learner(LearningAutomaton(rate, threshold=args.threshold))
@@ -349,7 +373,9 @@ def _learners(args: argparse.Namespace) -> list[Strategy]:
     for family, settings in _FAMILIES.items():
         if family in families:
             learners += [Strategy.learner(policy) for policy in settings]
-    return learners
+    # The default learner is also a setting of its family: run it once, under its default label.
+    unique = {json.dumps(s.spec, sort_keys=True): s for s in reversed(learners)}
+    return [s for s in learners if unique[json.dumps(s.spec, sort_keys=True)] is s]
 
 
 #: The settings each newer family is replayed with (docs/learners.md compares them).
@@ -433,6 +459,8 @@ def replay(args: argparse.Namespace) -> int:
         max_latency=args.max_latency,
         form=args.reward_form,
     )
+    prepare_output_folder(args.out, "--out")
+    learners = _learners(args)
     started = time.perf_counter()
     outcomes, source = _load(args)
     contexts = tables(outcomes)
@@ -441,7 +469,6 @@ def replay(args: argparse.Namespace) -> int:
         f"replaying {source}: " + ", ".join(f"{t.name} ({t.rows} queries)" for t in contexts),
         file=sys.stderr,
     )
-    learners = _learners(args)
     experiment: Experiment = run_experiment(
         contexts,
         reward,
@@ -458,7 +485,6 @@ def replay(args: argparse.Namespace) -> int:
     if args.drift is not None:
         summary += "\n" + _drift_summary(experiment, args.drift)
     print(summary)
-    args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "summary.txt").write_text(summary + "\n")
     results = experiment.to_json() | {"source": source, "comparisons": comparisons(experiment)}
     (args.out / "results.json").write_text(json.dumps(results, indent=1))

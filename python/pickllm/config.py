@@ -24,15 +24,23 @@ __all__ = [
     "QLearning",
     "Reward",
     "ThompsonSampling",
+    "default_policy",
 ]
 
 
 def describe_validation_error(owner: str, error: ValidationError) -> str:
-    """One line per problem, naming the field and the value given."""
+    """One line: each problem, naming the field and the value given."""
     parts = []
     for problem in error.errors():
-        field = ".".join(str(part) for part in problem["loc"]) or owner
-        parts.append(f"{owner}.{field}: {problem['msg']} (got {problem.get('input')!r})")
+        cause = problem.get("ctx", {}).get("error")
+        if isinstance(cause, ConfigError):
+            # Raised by pickllm's own check (the core's ranges): it already says it all.
+            parts.append(str(cause))
+            continue
+        field = ".".join(str(part) for part in problem["loc"])
+        where = f"{owner}.{field}" if field else owner
+        message = problem["msg"].removeprefix("Value error, ")
+        parts.append(f"{where}: {message} (got {problem.get('input')!r})")
     return "; ".join(parts)
 
 
@@ -387,17 +395,57 @@ class Exp3(_Policy):
         )
 
 
+def default_policy() -> Policy:
+    """The learner pickllm runs when none is named: ``UCB()``, chosen by measurement
+    (docs/learners.md). The one definition of the default, used by ``Router()``, the gateway's
+    ``policy`` (``kind = "ucb"`` when omitted), the LiteLLM plug-in's routers and
+    ``pickllm replay``'s default policies, so every entry point runs the same learner.
+
+    >>> default_policy()
+    UCB(exploration=0.5, discount=1.0, bound='tuned', share=5.0, lock=False)
+    """
+    return UCB()
+
+
 #: Any learning policy: a union told apart by each class's ``kind`` tag.
 Policy = LearningAutomaton | QLearning | ThompsonSampling | UCB | Exp3
 #: The policy classes, for ``isinstance`` checks.
 POLICIES = (LearningAutomaton, QLearning, ThompsonSampling, UCB, Exp3)
 
 
+def policy_kinds() -> dict[str, type[Policy]]:
+    """Every policy class by its ``kind`` tag, as config files and the command line name them."""
+    return {cls.model_fields["kind"].default: cls for cls in POLICIES}
+
+
+def build_policy(kind: object, settings: dict[str, Any]) -> Policy:
+    """A policy from its ``kind`` and settings, as a config file, a JSON option or a snapshot
+    gives them. An unknown kind or setting is a one-line ConfigError naming what is accepted
+    (a typo is never a TypeError from deep inside).
+
+    >>> build_policy("ucb", {"exploration": 1.0})
+    UCB(exploration=1.0, discount=1.0, bound='tuned', share=5.0, lock=False)
+    >>> try:
+    ...     build_policy("ucb", {"exploraton": 1.0})
+    ... except ConfigError as error:
+    ...     print(str(error)[:32])
+    UCB has no setting 'exploraton';
+    """
+    classes = policy_kinds()
+    if not isinstance(kind, str) or kind not in classes:
+        raise ConfigError(f"unknown policy kind {kind!r}; known: {sorted(classes)}")
+    cls = classes[kind]
+    known = [name for name in cls.model_fields if name != "kind"]
+    unknown = [name for name in settings if name not in known]
+    if unknown:
+        raise ConfigError(
+            f"{cls.__name__} has no setting {', '.join(map(repr, unknown))}; "
+            f"its settings: {', '.join(known)}"
+        )
+    return cls(**settings)
+
+
 def policy_from_core(data: dict[str, Any]) -> Policy:
     """Rebuild a policy object from the core's JSON form, by its ``kind``."""
-    classes: dict[str, Any] = {cls.model_fields["kind"].default: cls for cls in POLICIES}
-    if data.get("kind") not in classes:
-        raise ConfigError(f"unknown policy kind {data.get('kind')!r}; known: {sorted(classes)}")
     fields = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k != "kind"}
-    policy: Policy = classes[data["kind"]](**fields)
-    return policy
+    return build_policy(data.get("kind"), fields)

@@ -15,7 +15,7 @@ from pickllm import _core, _savefile
 from pickllm._closing import Closing
 from pickllm._core import Decision
 from pickllm.budget import Budget
-from pickllm.config import POLICIES, UCB, Policy, Reward, policy_from_core
+from pickllm.config import POLICIES, Policy, Reward, default_policy, policy_from_core
 from pickllm.contexts import Mapper, PromptContexts, is_wrapped, prompt_text, unwrap
 from pickllm.errors import ArgumentTypeError, ConfigError, UnknownModelError
 from pickllm.health import CircuitBreaker, State
@@ -87,8 +87,9 @@ class Router(Closing):
 
     Args:
         models: the pool: unique model names, or :class:`Model` specs with backends.
-        policy: the learner every context runs (default: ``UCB()``, chosen by measurement: see
-            docs/learners.md; the paper's ``LearningAutomaton`` and ``QLearning`` remain).
+        policy: the learner every context runs (default: :func:`pickllm.default_policy`, today
+            ``UCB()``, chosen by measurement: see docs/learners.md; the paper's
+            ``LearningAutomaton`` and ``QLearning`` remain).
         reward: how accuracy, cost and latency combine (default: ``Reward()``).
         seed: fixes every random choice; the same seed and the same feedback give the same
             decisions on every platform. ``None`` draws a random seed.
@@ -202,7 +203,7 @@ class Router(Closing):
             max_response_bytes=max_response_bytes,
             max_retry_after=max_retry_after,
         )
-        policy = UCB() if policy is None else policy
+        policy = default_policy() if policy is None else policy
         reward = Reward() if reward is None else reward
         if not isinstance(policy, POLICIES):
             names = ", ".join(f"{cls.__name__}(...)" for cls in POLICIES)

@@ -64,12 +64,17 @@ def test_real_models_through_the_gateway(gateway: Process) -> None:
     assert completion.model == raw.headers["x-pickllm-model"]
     assert completion.model in ("smollm2", "gemma3")
     assert completion.usage is not None
-    assert 0 < completion.usage.completion_tokens <= 8  # the model's max_tokens cap was applied
+    assert completion.usage.completion_tokens <= 8  # the model's max_tokens cap was applied
+    if completion.choices[0].finish_reason == "length":
+        assert completion.usage.completion_tokens == 8
     chunks = list(
         client.chat.completions.create(model="auto", messages=question, temperature=0, stream=True)
     )
-    assert any(c.choices and c.choices[0].delta.content for c in chunks)
+    # What the model says, even whether it says anything, is up to it; the stream's shape is ours.
     assert {c.model for c in chunks} <= {"smollm2", "gemma3"}
+    finishes = [c.choices[0].finish_reason for c in chunks if c.choices]
+    assert finishes[-1] in ("stop", "length")
+    assert all(reason is None for reason in finishes[:-1])
     feedback = httpx.post(
         f"{gateway.url}/v1/feedback",
         json={"decision": raw.headers["x-pickllm-decision"], "accuracy": 1.0},

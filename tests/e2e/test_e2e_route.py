@@ -53,9 +53,10 @@ def test_a_session_of_real_questions(router: Router, shared_data: Path) -> None:
     for question, answer in questions:
         result = router.route(question, context="arc", reference=answer)
         assert [a.error for a in result.attempts] == [None]
-        # Real usage from the server: the question alone is several tokens, answers at most 8.
+        # Real usage from the server: the question alone is several tokens, answers at most 8
+        # (what the model says, even whether it says anything, is up to the model).
         assert result.input_tokens > 10
-        assert 1 <= result.output_tokens <= 8
+        assert 0 <= result.output_tokens <= 8
         assert not result.cost_estimated
         price_in, price_out = PRICES[result.model]
         expected = (result.input_tokens * price_in + result.output_tokens * price_out) / 1e6
@@ -66,6 +67,8 @@ def test_a_session_of_real_questions(router: Router, shared_data: Path) -> None:
         assert result.reward is not None
     counts = router.feedback_counts("arc")
     assert sum(counts.values()) == 12
+    # The default reward is at least 0.25 (a wrong answer within max_cost and max_latency still
+    # earns the cost and latency terms), so every feedback moves the automaton: no luck needed.
     assert router.probabilities("arc") != before, "the learner's state did not move"
     assert router.pending == 0
 
@@ -79,9 +82,14 @@ def test_streaming_records_time_to_first_token(smollm2_url: str) -> None:
         seed=0,
     ) as router:
         result = router.route("Answer A or B.\nA) yes\nB) no", reference="A")
-    assert result.time_to_first_token is not None
-    assert 0 < result.time_to_first_token <= result.latency
-    assert result.output_tokens >= 1
+    assert 0 <= result.output_tokens <= 8
+    # The first text delta is timed; a model may also end its turn at once (no text, no time):
+    # which one it does on a given run is its business, that pickllm reports it right is ours.
+    if result.text:
+        assert result.time_to_first_token is not None
+        assert 0 < result.time_to_first_token <= result.latency
+    else:
+        assert result.time_to_first_token is None
 
 
 def test_aroute_concurrent_real_calls(router: Router, shared_data: Path) -> None:

@@ -42,10 +42,13 @@ def test_chat_server_answers_a_real_question_with_real_usage(
         ).json()["tokens"]
     usage = body["usage"]
     assert usage["prompt_tokens"] > len(tokens) > 0
-    assert 0 < usage["completion_tokens"] <= 8
+    assert 0 <= usage["completion_tokens"] <= 8
     assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
     assert body["model"] == server.model
-    assert body["choices"][0]["finish_reason"] in ("stop", "length")
+    finish = body["choices"][0]["finish_reason"]
+    assert finish in ("stop", "length")
+    if finish == "length":
+        assert usage["completion_tokens"] == 8
     text = body["choices"][0]["message"]["content"]
     assert isinstance(text, str)
     assert MultipleChoice().score(question, text, answer) in (0.0, 1.0)

@@ -14,7 +14,7 @@ import litellm
 import pytest
 
 from gateway_servers import KEY, Process, Serve, base_config
-from pickllm import DecisionError, QLearning, Reward, Router, UnknownModelError
+from pickllm import DecisionError, QLearning, Reward, Router, UnknownModelError, default_policy
 from pickllm.integrations.litellm import PickLLMStrategy, install
 
 pytestmark = [
@@ -168,6 +168,7 @@ async def test_the_docs_example_runs(upstream: str) -> None:
     strategy: PickLLMStrategy = namespace["strategy"]
     strategy.feedback("req-1", accuracy=1.0)
     (pickllm_router,) = strategy.routers.values()
+    assert pickllm_router.policy == default_policy()  # the plug-in's learner is the default too
     await settled(pickllm_router)
     assert sum(pickllm_router.feedback_counts("support").values()) == 1
     with pytest.raises(DecisionError):

@@ -11,12 +11,10 @@ LearningAutomaton(learning_rate=0.1, threshold=0.99, lock=True)
 from __future__ import annotations
 
 import json
-import typing
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from pickllm.config import Policy
+from pickllm.config import Policy, build_policy, policy_kinds
 from pickllm.errors import ConfigError
 
 __all__ = ["Candidate", "FixedModel", "builtin_policies", "label", "parse_candidate"]
@@ -33,16 +31,9 @@ class FixedModel:
 Candidate = FixedModel | Policy
 
 
-def policy_classes() -> dict[str, type[Any]]:
-    """Every learner pickllm exports, by ``kind``: read from the :data:`pickllm.Policy` union,
-    so a learner added to it is evaluated too."""
-    classes = typing.get_args(Policy) or (Policy,)
-    return {cls.model_fields["kind"].default: cls for cls in classes}
-
-
 def builtin_policies() -> list[Policy]:
     """Each built-in learner at its default settings."""
-    return [cls() for cls in policy_classes().values()]
+    return [cls() for cls in policy_kinds().values()]
 
 
 def label(candidate: Candidate) -> str:
@@ -69,9 +60,9 @@ def parse_candidate(text: str, models: Sequence[str]) -> Candidate:
     text = text.strip()
     if text in models:
         return FixedModel(text)
-    classes = policy_classes()
+    classes = policy_kinds()
     if text in classes:
-        return typing.cast(Policy, classes[text]())
+        return classes[text]()
     if text.startswith("{"):
         try:
             fields = json.loads(text)
@@ -80,7 +71,10 @@ def parse_candidate(text: str, models: Sequence[str]) -> Candidate:
         kind = fields.pop("kind", None) if isinstance(fields, dict) else None
         if kind not in classes:
             raise ConfigError(f"--policy: JSON needs a kind among {sorted(classes)}: {text!r}")
-        return typing.cast(Policy, classes[kind](**fields))
+        try:
+            return build_policy(kind, fields)
+        except ConfigError as error:
+            raise ConfigError(f"--policy: {error}") from None
     raise ConfigError(
         f"--policy {text!r} is neither a model of the log ({', '.join(models)}) nor a learner "
         f"({', '.join(sorted(classes))}) nor a learner as JSON"

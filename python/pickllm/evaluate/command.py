@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
+from pickllm._outputs import check_output_file
 from pickllm.config import Reward
 from pickllm.errors import PickLLMError
 from pickllm.evaluate.evaluation import MIN_EFFECTIVE_SIZE
+from pickllm.replay.errors import OptionalDependencyError
 
 #: The exit status when estimates were printed but some candidate was refused or is in doubt.
 UNTRUSTED = 3
@@ -29,7 +32,7 @@ def _weights(text: str) -> list[float]:
 
 
 def add_parser(
-    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    commands: argparse._SubParsersAction[Any],
     formatter_class: type[argparse.HelpFormatter] = argparse.HelpFormatter,
 ) -> None:
     parser = commands.add_parser(
@@ -105,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
     from pickllm.evaluate.progress import ProgressBar
     from pickllm.logs import LogStream, export_parquet
 
+    _check_options(args)
     # Read in three passes (the scan on opening, the survey, the estimates), never all at once.
     bar = ProgressBar(passes=3)
     loaded = LogStream(args.log, progress=bar)
@@ -144,3 +148,28 @@ def _base_reward(routers: dict[str, dict[str, Any]]) -> Reward:
         except (PickLLMError, TypeError):
             break
     return Reward()
+
+
+def _check_options(args: argparse.Namespace) -> None:
+    """What can be checked without the log, before reading it: learners given as JSON (their
+    kind and settings), the output files, and pyarrow for --parquet."""
+    from pickllm.evaluate.candidates import parse_candidate
+
+    for spec in args.policy or ():
+        if spec.strip().startswith("{"):
+            parse_candidate(spec, [])
+    for option, path in (
+        ("--json", args.json),
+        ("--parquet", args.parquet),
+        ("--figure", args.figure),
+    ):
+        if path is not None:
+            check_output_file(path, option)
+    if args.parquet is not None and importlib.util.find_spec("pyarrow") is None:
+        raise OptionalDependencyError(
+            "--parquet needs pyarrow, the parquet extra: pip install pyarrow"
+        )
+    if args.figure is not None and importlib.util.find_spec("matplotlib") is None:
+        raise OptionalDependencyError(
+            "--figure needs matplotlib, the replay extra: pip install matplotlib"
+        )

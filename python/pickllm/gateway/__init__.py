@@ -1,5 +1,6 @@
 """``pickllm serve``: an OpenAI-compatible gateway that routes with pickllm and learns from
-delayed feedback. Needs the ``server`` extra: ``pip install "pickllm[server]"``.
+delayed feedback. Needs the ``server`` extra: ``pip install ".[server]"`` in a clone (see the
+README, "Install").
 
 See docs/gateway.md for the config file, endpoints, headers, feedback, metrics and workers.
 """

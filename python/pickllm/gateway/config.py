@@ -4,7 +4,7 @@ Secrets are never written in the file: a key is given as ``"env:NAME"`` and read
 environment when the file is loaded (an inline secret is refused, so it cannot leak through a
 committed config). Validation errors name the key and, when it can be found, its line::
 
-    pickllm.toml:12: routers.auto.policy.kind: Input should be 'learning_automaton', ...
+    pickllm.toml:12: routers.auto.max_attempts: Input should be a valid integer (got 'three')
 
 >>> config = GatewayConfig.from_toml('''
 ... [models.small]
@@ -29,10 +29,18 @@ import urllib.parse
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from pickllm.budget import Budget
-from pickllm.config import LearningAutomaton, Policy, QLearning, Reward
+from pickllm.config import Policy, Reward, build_policy, default_policy, policy_kinds
 from pickllm.errors import ConfigError
 from pickllm.health import CircuitBreaker
 from pickllm.routing import DEFAULT_DEADLINE, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_RETRY_AFTER
@@ -151,36 +159,18 @@ class ModelConfig(_Section):
 
 class PolicyConfig(_Section):
     """``policy = {kind = ..., ...}``: the learner, mapped onto pickllm's policy configs.
-    The other keys are the policy's own arguments (checked by that policy)."""
+    The other keys are the policy's own arguments (checked by that policy). Without ``kind``,
+    the default learner, as for ``Router()`` (:func:`pickllm.default_policy`)."""
 
     model_config = ConfigDict(frozen=True, extra="allow", strict=True, allow_inf_nan=False)
 
-    kind: str = "learning_automaton"
+    kind: str = Field(default_factory=lambda: default_policy().kind)
 
     def build(self) -> Policy:
-        arguments = dict(self.model_extra or {})
-        kinds: dict[str, Any] = {
-            "learning_automaton": LearningAutomaton,
-            "q_learning": QLearning,
-        }
-        # Policies that later pickllm versions add are picked up by name when present.
-        for kind, name in (
-            ("thompson_sampling", "ThompsonSampling"),
-            ("ucb", "UCB"),
-            ("exp3", "Exp3"),
-        ):
-            import pickllm
-
-            policy_class = getattr(pickllm, name, None)
-            if policy_class is not None:
-                kinds[kind] = policy_class
+        kinds = policy_kinds()
         if self.kind not in kinds:
             raise ConfigError(f"policy.kind must be one of {sorted(kinds)}, got {self.kind!r}")
-        try:
-            policy: Policy = kinds[self.kind](**arguments)
-        except TypeError as error:
-            raise ConfigError(f"policy ({self.kind}): {error}") from None
-        return policy
+        return build_policy(self.kind, dict(self.model_extra or {}))
 
 
 class JudgeConfig(_Section):
@@ -231,12 +221,26 @@ class RouterConfig(_Section):
     decision_log: str | None = None
     max_pending: int = Field(default=100_000, ge=1)
 
+    # These fields are unions (a value or false): checked here in full, so that a wrong value
+    # gets one message rather than one per member of the union.
     @field_validator("deadline", "attempt_deadline", "max_response_bytes", mode="before")
     @classmethod
-    def _positive_or_false(cls, value: Any) -> Any:
+    def _positive_or_false(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is False:
+            return value
+        whole = info.field_name == "max_response_bytes"
+        kinds = int if whole else int | float
         # 0 == False in Python, so Literal[False] alone would take a 0 for "unbounded".
-        if not isinstance(value, bool) and isinstance(value, int | float) and value <= 0:
-            raise ValueError("must be a number > 0, or false for unbounded")
+        if isinstance(value, bool) or not isinstance(value, kinds) or value <= 0:
+            number = "a whole number" if whole else "a number"
+            raise ValueError(f"must be {number} > 0, or false for unbounded")
+        return value
+
+    @field_validator("breaker", mode="before")
+    @classmethod
+    def _table_or_false(cls, value: Any) -> Any:
+        if value is not False and not isinstance(value, dict):
+            raise ValueError("must be a table of CircuitBreaker fields, or false to disable it")
         return value
 
     @field_validator("models")
@@ -290,6 +294,15 @@ class GatewayConfig(_Section):
     def model_id(self, name: str) -> str:
         return self.models[name].model_id or name
 
+    def check_secrets(self) -> None:
+        """Raise ConfigError, naming the key and the variable, for the first ``env:NAME``
+        reference whose variable is unset or empty: checked before serving, not per worker."""
+        for i, key in enumerate(self.server.api_keys):
+            resolve_secret(key, f"server.api_keys[{i}]")
+        for name, model in self.models.items():
+            if model.api_key is not None:
+                resolve_secret(model.api_key, f"models.{name}.api_key")
+
     @classmethod
     def from_toml(cls, text: str, source: str = "<config>") -> GatewayConfig:
         """Parse and validate TOML text; errors name ``source``, the key and its line."""
@@ -338,7 +351,8 @@ def _describe(error: ValidationError, text: str, source: str) -> str:
         key = ".".join(location) or "(top level)"
         value = problem.get("input")
         shown = "" if isinstance(value, dict) or _looks_secret(location) else f" (got {value!r})"
-        lines.append(f"{source}{_line(text, location)}: {key}: {problem['msg']}{shown}")
+        message = problem["msg"].removeprefix("Value error, ")
+        lines.append(f"{source}{_line(text, location)}: {key}: {message}{shown}")
     return "\n".join(lines)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import socket
 import sys
 import tempfile
 from pathlib import Path
@@ -22,10 +23,19 @@ __all__ = ["serve"]
 
 
 def serve(config_path: Path, *, host: str, port: int, workers: int) -> int:
-    """Run until interrupted; returns the exit status."""
+    """Run until interrupted; returns the exit status.
+
+    Everything that can be wrong before serving is checked first, once, and raised as one
+    ConfigError (the CLI prints one line and exits 2) before the banner: the config, the
+    environment variables its ``env:`` references name, and the address.
+    """
     if workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {workers}")
+    if not 1 <= port <= 65535:
+        raise ConfigError(f"--port must be between 1 and 65535, got {port}")
     config = load_config(config_path)  # fail here, once, rather than in every worker
+    config.check_secrets()
+    _check_address(host, port)
     server = config.server
     if not server.api_keys and not server.allow_anonymous and not _loopback(host):
         raise ConfigError(
@@ -75,3 +85,20 @@ def _loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False  # a name: it may resolve to anything
+
+
+def _check_address(host: str, port: int) -> None:
+    """Raise ConfigError unless ``host:port`` can be listened on now (in use, no such address,
+    not allowed). Bound as uvicorn binds (SO_REUSEADDR), then released for it: a port taken in
+    between is still reported, by uvicorn."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as error:
+        raise ConfigError(f"--host {host!r}: {error.strerror}") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as error:
+            raise ConfigError(f"cannot listen on {host}:{port}: {error.strerror}") from None

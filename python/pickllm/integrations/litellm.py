@@ -1,5 +1,5 @@
 """pickllm inside LiteLLM: a routing strategy for ``litellm.Router`` and the logger that feeds
-the outcomes back. Needs the ``litellm`` extra (``pip install "pickllm[litellm]"``).
+the outcomes back. Needs the ``litellm`` extra (``pip install ".[litellm]"`` in a clone).
 
 :class:`PickLLMStrategy` picks, for each request to a model group it routes, one deployment of
 that group with a :class:`pickllm.Router` whose model names are the deployments' ids

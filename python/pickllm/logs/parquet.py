@@ -1,6 +1,6 @@
 """Decision logs as one Parquet table, for analysis in pandas, Polars, DuckDB or Spark.
 
-Needs pyarrow (``pip install "pickllm[parquet]"``), imported only here.
+Needs pyarrow (the ``parquet`` extra, or ``pip install pyarrow``), imported only here.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ def export_parquet(log: str | os.PathLike[str], out: str | os.PathLike[str]) -> 
         pq = importlib.import_module("pyarrow.parquet")
     except ImportError:
         raise OptionalDependencyError(
-            'Parquet export needs pyarrow: pip install "pickllm[parquet]"'
+            "Parquet export needs pyarrow (the parquet extra): pip install pyarrow"
         ) from None
     records = read_log(log).records
     columns = {

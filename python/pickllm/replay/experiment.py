@@ -16,10 +16,10 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from pickllm.config import LearningAutomaton, QLearning, Reward
+from pickllm.config import LearningAutomaton, QLearning, Reward, default_policy
 from pickllm.errors import ConfigError
 from pickllm.replay.engine import Drift, Session, Strategy, Table, model_means, run_sessions
 
@@ -28,6 +28,7 @@ __all__ = [
     "Estimate",
     "Experiment",
     "PolicyResult",
+    "default_learner",
     "default_learners",
     "run_experiment",
 ]
@@ -181,9 +182,17 @@ def _pool(estimates: list[Estimate]) -> Estimate:
     return Estimate(mean, mean - 1.96 * se, mean + 1.96 * se, n)
 
 
+def default_learner() -> Strategy:
+    """The learner ``Router()`` runs (:func:`pickllm.default_policy`), labelled as the default."""
+    learner = Strategy.learner(default_policy())
+    return replace(learner, label=f"{learner.label} (default)")
+
+
 def default_learners(learning_rates: Sequence[float] = (0.01, 0.05, 0.1, 0.3)) -> list[Strategy]:
-    """The automaton at several learning rates and Q-learning at two settings."""
-    learners = [Strategy.learner(LearningAutomaton(rate)) for rate in learning_rates]
+    """The default learner, then the paper's: the automaton at several learning rates and
+    Q-learning at two settings."""
+    learners = [default_learner()]
+    learners += [Strategy.learner(LearningAutomaton(rate)) for rate in learning_rates]
     learners.append(Strategy.learner(QLearning(0.1, epsilon=0.2, epsilon_decay=0.99)))
     learners.append(
         Strategy.learner(
