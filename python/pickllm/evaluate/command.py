@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pickllm._outputs import check_output_file
+from pickllm._outputs import check_output_file, prepare_output_folder
 from pickllm.config import Reward
 from pickllm.errors import PickLLMError
 from pickllm.evaluate.evaluation import MIN_EFFECTIVE_SIZE
@@ -152,12 +152,14 @@ def _base_reward(routers: dict[str, dict[str, Any]]) -> Reward:
 
 def _check_options(args: argparse.Namespace) -> None:
     """What can be checked without the log, before reading it: learners given as JSON (their
-    kind and settings), the output files, and pyarrow for --parquet."""
+    kind and settings), the output files, pyarrow for --parquet and matplotlib for --figure."""
     from pickllm.evaluate.candidates import parse_candidate
 
     for spec in args.policy or ():
         if spec.strip().startswith("{"):
             parse_candidate(spec, [])
+    if args.figure is not None:  # its folder is made now, as write_figure would make it
+        prepare_output_folder(args.figure.parent, "--figure")
     for option, path in (
         ("--json", args.json),
         ("--parquet", args.parquet),

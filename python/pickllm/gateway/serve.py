@@ -35,7 +35,6 @@ def serve(config_path: Path, *, host: str, port: int, workers: int) -> int:
         raise ConfigError(f"--port must be between 1 and 65535, got {port}")
     config = load_config(config_path)  # fail here, once, rather than in every worker
     config.check_secrets()
-    _check_address(host, port)
     server = config.server
     if not server.api_keys and not server.allow_anonymous and not _loopback(host):
         raise ConfigError(
@@ -43,6 +42,7 @@ def serve(config_path: Path, *, host: str, port: int, workers: int) -> int:
             "anyone could call the gateway (and spend its providers' money). Set "
             "server.api_keys, bind to 127.0.0.1, or set server.allow_anonymous = true"
         )
+    _check_address(host, port)
     os.environ["PICKLLM_GATEWAY_CONFIG"] = str(Path(config_path).resolve())
     os.environ[LIMITS_ENV] = f"{server.header_timeout!r} {server.max_connections}"
     os.environ["PICKLLM_GATEWAY_WORKERS"] = str(workers)
