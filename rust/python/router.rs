@@ -308,10 +308,10 @@ impl PyRouterCore {
 
     /// Learn from one shared-state stream entry (see `events.rs`). `seen` maps each replica to
     /// the highest sequence number applied; it is read and updated here. Returns (applied,
-    /// rejected); an entry of another format raises. Applying holds the interpreter: detached,
+    /// rejected, lost); an entry of another format raises. Applying holds the interpreter: detached,
     /// the applier had to win it back from a busy routing thread after every entry (at the
     /// switch interval), which cut replication to a quarter (docs/performance.md).
-    fn apply_entry(&self, blob: &[u8], seen: &Bound<'_, PyDict>) -> PyResult<(u64, u64)> {
+    fn apply_entry(&self, blob: &[u8], seen: &Bound<'_, PyDict>) -> PyResult<(u64, u64, u64)> {
         let entry = Entry::decode(blob)?;
         let after = match seen.get_item(&entry.replica)? {
             Some(value) => value.extract::<u64>()?,
@@ -319,7 +319,7 @@ impl PyRouterCore {
         };
         let done = self.with(|router| Ok(router.apply_entry(&entry, after)))?;
         seen.set_item(&entry.replica, done.last)?;
-        Ok((done.applied, done.rejected))
+        Ok((done.applied, done.rejected, done.lost))
     }
 
     /// The learned part alone as JSON bytes (see `learned.rs`).
