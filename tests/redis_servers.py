@@ -13,6 +13,8 @@ import signal
 import socket
 import subprocess
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -101,3 +103,13 @@ class RedisServer:
         self._drain.join()
         self.process.stdout.close()
         self.process = None
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
+    """Poll ``predicate`` until it holds; fail after ``timeout`` seconds (a generous bound on
+    what the code promises, never a measurement)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(f"still not true after {timeout} s: {predicate}")
+        time.sleep(0.01)

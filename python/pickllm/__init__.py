@@ -13,6 +13,7 @@ from pickllm.backends import BackendError as BackendError
 from pickllm.backends import OpenAICompatible as OpenAICompatible
 from pickllm.budget import Budget as Budget
 from pickllm.budget import BudgetExceeded as BudgetExceeded
+from pickllm.budget import BudgetUnavailable as BudgetUnavailable
 from pickllm.config import UCB as UCB
 from pickllm.config import Exp3 as Exp3
 from pickllm.config import LearningAutomaton as LearningAutomaton
@@ -45,6 +46,7 @@ __all__ = [
     "BackendError",
     "Budget",
     "BudgetExceeded",
+    "BudgetUnavailable",
     "CircuitBreaker",
     "ConfigError",
     "ContextStats",

@@ -145,7 +145,7 @@ def test_checkpoints_bound_the_stream_and_new_routers_start_from_them(
             one.sync(timeout=60)
         client = redis.Redis.from_url(redis_server.url)
         checkpoint = json.loads(client.get("pickllm:test:checkpoint") or b"{}")
-        assert checkpoint["v"] == 1
+        assert checkpoint["v"] == 2
         assert sum(checkpoint["seen"].values()) >= 9000
         # Trimmed behind the previous checkpoint: the stream lost its beginning.
         first = client.xrange("pickllm:test:events", count=1)[0][1][b"e"]
