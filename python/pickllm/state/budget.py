@@ -7,7 +7,9 @@ checked against the caps and added by one Lua script, so replicas can never join
 
 Reservations carry a lease: each replica's are also kept under its own key and it is listed
 with an expiry (``lease_seconds``) that its applier thread renews. A replica that dies stops
-renewing; the next reservation by anyone releases what it held.
+renewing; the next reservation by anyone releases what it held. A reservation whose reply was
+lost (a timeout) but that Redis made after all is released at the next renewal (every third
+of the lease): each renewal names the replica's live reservations.
 
 Redis is on the calling thread here (before each routed call), so every exchange has a short
 timeout (``budget_timeout_seconds``) and an outage follows ``RedisState.budget_outage``: fail
@@ -100,10 +102,22 @@ return 1
 """
 )
 
-#: KEYS: budget hash, holders. ARGV: holder, lease ms. Extends a listed holder's lease.
+#: KEYS: budget hash, holders. ARGV: holder, lease ms, then the ids of the holder's live
+#: reservations. Extends a listed holder's lease and releases its other reservations: those a
+#: reserve that timed out made after all (the command reached a paused Redis, say).
 _RENEW = (
     _REAP
     + """
+local live = {}
+for i = 3, #ARGV do live[ARGV[i]] = true end
+local mine = KEYS[2] .. ':' .. ARGV[1]
+local held = redis.call('HGETALL', mine)
+for i = 1, #held, 2 do
+  if not live[held[i]] then
+    release(held[i + 1])
+    redis.call('HDEL', mine, held[i])
+  end
+end
 redis.call('ZADD', KEYS[2], 'XX', now_ms + tonumber(ARGV[2]), ARGV[1])
 return 1
 """
@@ -132,7 +146,7 @@ class SharedSpending:
         pool = redis.BlockingConnectionPool.from_url(
             config.url,
             max_connections=64,
-            timeout=timeout,
+            timeout=config.timeout_seconds,  # waiting for a free connection: local contention
             socket_connect_timeout=timeout,
             socket_timeout=timeout,
             retry=Retry(NoBackoff(), 0),
@@ -154,6 +168,7 @@ class SharedSpending:
         # order.
         self._unsettled: list[tuple[str, int, str]] = []
         self._reservations = 0
+        self._live: set[str] = set()  # ids of reservations made and not settled yet
         self._outage_nanos = 0  # reserved or spent under the outage allowance
         self._allowance = _nanos(config.outage_allowance, up=False)
         self._renewed_at = -math.inf
@@ -202,12 +217,15 @@ class SharedSpending:
         with self._lock:
             self._reservations += 1
             rid = str(self._reservations)
+            self._live.add(rid)  # before it exists: `renew` must not release it meanwhile
         try:
             args: list[str | int] = [context, nanos, *self._caps, self._holder]
             args += [self._lease_ms, rid]
             if not self._reserve(keys=self._keys, args=args):
+                self._live.discard(rid)
                 return None
         except redis.RedisError as error:
+            self._live.discard(rid)  # if Redis made it after all, `renew` releases it
             unavailable = self._unavailable("with a reservation", error)
             if not self._fail_open():
                 raise unavailable from None
@@ -227,6 +245,7 @@ class SharedSpending:
                 self._outage_nanos += actual - int(reservation.amount * NANO)
                 self._unsettled.append((reservation.context, actual, ""))
             return
+        self._live.discard(reservation.id)
         if not reservation.id and actual == 0:
             return  # a free call
         try:
@@ -245,7 +264,9 @@ class SharedSpending:
         settlements kept during an outage. Raises what Redis raises (the applier counts it)."""
         now = time.monotonic()
         if now - self._renewed_at >= self.config.lease_seconds / 3:
-            self._renew(keys=self._keys, args=[self._holder, self._lease_ms], client=client)
+            with self._lock:
+                args: list[str | int] = [self._holder, self._lease_ms, *self._live]
+            self._renew(keys=self._keys, args=args, client=client)
             self._renewed_at = now
         while True:
             with self._lock:

@@ -17,6 +17,8 @@ logger = logging.getLogger("pickllm.state")
 
 #: The shortest interval between two log lines about errors of one replica (seconds).
 LOG_EVERY = 10.0
+#: The most of one error's text kept and logged.
+MESSAGE_CHARS = 300
 #: The longest pause between two attempts after repeated errors (seconds).
 MAX_BACKOFF = 5.0
 
@@ -56,7 +58,10 @@ class Health:
     def failed(self, where: str, error: BaseException) -> None:
         """Count ``error`` (met while ``where``), keep it as the last, log it unless one was
         logged less than ``LOG_EVERY`` seconds ago."""
-        message = self.redact(f"{where}: {type(error).__name__}: {error}")
+        text = str(error)
+        if len(text) > MESSAGE_CHARS:  # a failed pipeline quotes its commands, events included
+            text = text[: MESSAGE_CHARS - 3] + "..."
+        message = self.redact(f"{where}: {type(error).__name__}: {text}")
         now = time.monotonic()
         with self._lock:
             self.errors += 1

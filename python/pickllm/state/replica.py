@@ -104,28 +104,35 @@ return 0
 """
 
 #: Re-seed a lost log: if the configuration is still what the caller saw (absent: ARGV[1] is
-#: empty; or a fresh epoch seeded by a replica that had learned nothing, before any checkpoint)
+#: empty; a fresh epoch seeded by a replica that had learned nothing, before any checkpoint; or,
+#: ARGV[7] 'stream', the current epoch, whose stream restarted behind what was read from it)
 #: and the lease is free or the caller's, store the caller's configuration with a new epoch and
-#: its learned state as the checkpoint, at the stream's current end: entries already in the
-#: stream belong to no epoch the checkpoint knows of, so they are skipped (their events count as
-#: lost) rather than applied twice. KEYS: configuration, checkpoint, learned part, checkpoint
-#: position, trim mark, lease, events. ARGV: expected configuration, new configuration,
-#: checkpoint document (its position is filled in here), learned part, replica id, lease ms.
+#: its learned state as the checkpoint. Its position is the caller's if the stream still holds
+#: that entry (only the configuration was lost: evicted, say); otherwise the stream started
+#: again after the caller last read it, and the checkpoint starts at its beginning: every entry
+#: in it was written after the loss, so none is in the caller's state (copies of events it
+#: applied carry sequence numbers it has seen, and are skipped). KEYS: configuration,
+#: checkpoint, learned part, checkpoint position, trim mark, lease, events. ARGV: expected
+#: configuration, new configuration, checkpoint document (its position and offset reset here),
+#: learned part, replica id, lease ms, why ('lost', 'empty' or 'stream').
 _RESEED = """
 local current = redis.call('GET', KEYS[1])
 if ARGV[1] == '' then
   if current then return 0 end
+elseif ARGV[7] == 'stream' then
+  if current ~= ARGV[1] then return 0 end
 else
   if current ~= ARGV[1] or redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
 end
 local holder = redis.call('GET', KEYS[6])
 if holder and holder ~= ARGV[5] then return 0 end
-local last = redis.call('XREVRANGE', KEYS[7], '+', '-', 'COUNT', 1)
-local position = '0-0'
-if #last > 0 then position = last[1][1] end
 local document = cjson.decode(ARGV[3])
-document['position'] = position
-document['offset'] = redis.call('XLEN', KEYS[7])
+local position = document['position']
+if #redis.call('XRANGE', KEYS[7], position, position) == 0 then
+  position = '0-0'
+  document['position'] = position
+  document['offset'] = 0
+end
 redis.call('SET', KEYS[1], ARGV[2])
 redis.call('SET', KEYS[2], cjson.encode(document))
 redis.call('SET', KEYS[3], ARGV[4])
@@ -222,6 +229,7 @@ class Replica:
         self._loaded = False
         self._epoch: str | None = None
         self._stateful = False  # learned from the log: worth re-seeding a lost one with
+        self._stream_behind = False  # the stream restarted behind the position read
         self._applier_ok = False
         self._lag: int | None = None
         # Read rounds: started, and the last one that reached the stream's end (sync waits for
@@ -366,6 +374,11 @@ class Replica:
                 self._lag = 0  # no stream yet: nothing to apply
             else:
                 self._lag = max(0, int(info["entries-added"]) - self._offset)
+                if stream_id(info["last-generated-id"]) < self._position:
+                    # Never for the stream this replica read: it was deleted and started again.
+                    self._stream_behind = True
+                    self._loaded = False
+                    return
             if len(entries) < BATCH:
                 self._at_end = round_
             self._applier_ok = True
@@ -418,7 +431,7 @@ class Replica:
         document = self._parse_config(stored)
         if self._stateful and self._epoch is not None:
             if document is None:
-                self._reseed(client, "")
+                self._reseed(client, "", "lost")
                 return  # the next round loads whichever epoch won
             if (
                 document["epoch"] != self._epoch
@@ -427,7 +440,11 @@ class Replica:
             ):
                 # A replica that had learned nothing stored a fresh epoch over a lost log: this
                 # one's learned state is worth more (only before any checkpoint of it).
-                self._reseed(client, stored.decode())
+                self._reseed(client, stored.decode(), "empty")
+                return
+            if document["epoch"] == self._epoch and self._stream_behind:
+                # The stream was deleted and written again: what was read from it is gone.
+                self._reseed(client, stored.decode(), "stream")
                 return
         document = self._check_config(client)
         pipe = client.pipeline(transaction=False)
@@ -456,6 +473,7 @@ class Replica:
                     "reading", SharedStateError(f"the log was reset (epoch {document['epoch']})")
                 )
             self._epoch = document["epoch"]
+            self._stream_behind = False
             self._loaded = True
             self._applied_cond.notify_all()
 
@@ -490,13 +508,12 @@ class Replica:
             }
         )
 
-    def _reseed(self, client: redis.Redis, expected: str) -> None:
+    def _reseed(self, client: redis.Redis, expected: str, why: str) -> None:
         """Store this replica's learned state as the checkpoint of a new epoch (see
         ``_RESEED``); whether it won or another replica did, the next round loads the result."""
         document = self._config_document("state")
         epoch = json.loads(document)["epoch"]
         with self._applied_cond:
-            self._offset = 0
             checkpoint = self._checkpoint_document(epoch)
             learned = self._core.learned()
         keys = [
@@ -513,8 +530,10 @@ class Replica:
         ]
         lease_ms = int(self.config.lease_seconds * 1000)
         args: list[str | bytes | int] = [expected, document, checkpoint, learned]
-        args += [self.id, lease_ms]
+        args += [self.id, lease_ms, why]
         if self._reseed_script(keys=keys, args=args, client=client):
+            self._epoch = epoch  # reloads its own checkpoint next round: no reset to report
+            self._stream_behind = False
             self.health.failed(
                 "reading", SharedStateError(f"the log was lost; re-seeded it (epoch {epoch})")
             )
