@@ -224,7 +224,10 @@ mod tests {
         )
         .unwrap();
         let done = router().apply_entry(&entry, 1);
-        assert_eq!((done.last, done.applied, done.rejected, done.lost), (12, 2, 2, 1 + 4 + 2));
+        assert_eq!(
+            (done.last, done.applied, done.rejected, done.lost),
+            (12, 2, 2, 1 + 4 + 2)
+        );
         let again = router().apply_entry(&entry, 12);
         assert_eq!((again.applied, again.lost), (0, 0), "copies lose nothing");
     }

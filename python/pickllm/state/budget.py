@@ -173,6 +173,16 @@ class SharedSpending:
         self._allowance = _nanos(config.outage_allowance, up=False)
         self._renewed_at = -math.inf
 
+    def _forked(self, holder: str) -> None:
+        """In a child after ``fork()``: hold as ``holder``; the reservations and settlements
+        kept are the parent's."""
+        self._holder = holder
+        self._lock = threading.RLock()
+        self._live = set()
+        self._unsettled = []
+        self._outage_nanos = 0
+        self._renewed_at = -math.inf
+
     def transaction(self) -> threading.RLock:
         return self._lock
 

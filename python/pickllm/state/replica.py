@@ -180,7 +180,6 @@ class Replica:
     def __init__(self, config: RedisState, core: RouterCore) -> None:
         self.config = config
         self.id = secrets.token_hex(8)
-        self._pid = os.getpid()
         self._core = core
         self._config = json.loads(core.config_json())
         prefix = f"pickllm:{config.name}:"
@@ -249,6 +248,9 @@ class Replica:
         except redis.RedisError as error:
             self.health.failed("checking the configuration", error)
         self._outbox = core.share(self.id, config.buffer)
+        self._start()
+
+    def _start(self) -> None:
         self._threads = [
             threading.Thread(target=self._publish_loop, name="pickllm-publish", daemon=True),
             threading.Thread(target=self._apply_loop, name="pickllm-apply", daemon=True),
@@ -639,18 +641,15 @@ class Replica:
     def _check_usable(self) -> None:
         if self._refused is not None:
             raise self._refused
-        if os.getpid() != self._pid:
-            raise SharedStateError(self._fork_message())
 
     def status(self) -> SharedStatus:
         """The replica's state as its threads last saw it: never waits on Redis."""
         _, _, buffered, dropped = self._outbox.counts()
-        forked = os.getpid() != self._pid
         with self._acked:
             published = self._published
             publisher_ok = self._publisher_ok
         with self._applied_cond:
-            connected = self._applier_ok and publisher_ok and not forked
+            connected = self._applier_ok and publisher_ok
             return SharedStatus(
                 connected=connected,
                 lag=self._lag if connected else None,
@@ -662,35 +661,35 @@ class Replica:
                 position=_text(self._position),
                 lost=self._lost,
                 errors=self.health.errors,
-                last_error=self._fork_message() if forked else self.health.last_error,
+                last_error=self.health.last_error,
                 epoch=self._epoch,
             )
 
     # ==================== Fork and close ====================
 
-    def _fork_message(self) -> str:
-        return (
-            f"this router's shared state was opened in process {self._pid}, before a fork(): "
-            "its threads do not exist here and its feedback would never be published. Create "
-            "routers with shared= in the process that uses them (gunicorn: without --preload, "
-            "or in a post_fork hook)"
-        )
-
     def _forked(self) -> None:
-        """In a child process: the threads are gone. Nothing is published from here (the
-        outbox's events are the parent's to publish); status and sync say why."""
-        self._refused = SharedStateError(self._fork_message())
-        # Locks a parent thread held at fork() would stay held here for ever.
+        """In a child process after ``fork()`` (gunicorn ``--preload``, say): the threads are
+        gone and locks a parent thread held would stay held. Carry on as a new replica: a new
+        id (the parent goes on publishing under its own), an empty outbox (the events in it
+        are the parent's to publish), new locks and threads. The learned state, position and
+        sequence numbers seen are the parent's at the fork, which is where the child reads
+        on from (entries the parent was applying are copies here, and skipped)."""
+        self.id = secrets.token_hex(8)
+        self._outbox.restart(self.id)
         self._acked = threading.Condition()
+        self._acknowledged = self._published = 0
         self._applied_cond = threading.Condition()
-        _OPEN.discard(self)
+        self._syncs = 0
+        self._closing = threading.Event()
+        self.health._lock = threading.Lock()
+        for spending in self._spendings:
+            spending._forked(self.id)
+        self._start()
 
     def close(self, timeout: float = 5.0) -> None:
         """Publish what is queued (within ``timeout``) and stop both threads."""
         _OPEN.discard(self)
         self._closing.set()
-        if os.getpid() != self._pid:
-            return  # the threads and connections are the parent's
         self._outbox.close()
         deadline = time.monotonic() + timeout
         for thread in self._threads:
