@@ -204,7 +204,8 @@ mod tests {
                 last: 7,
                 applied: 2,
                 rejected: 5,
-                lost: 0,
+                // ["4"]: rejected, and as its sequence number cannot be read, 4 counts as lost.
+                lost: 1,
             }
         );
         assert_eq!(router.feedback_counts("c"), vec![1, 1, 0]);
