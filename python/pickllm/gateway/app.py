@@ -39,6 +39,7 @@ from pickllm.gateway.feedback import FeedbackStore, Outcome, Pending
 from pickllm.gateway.metrics import BREAKER_VALUES, CONTENT_TYPE_LATEST, Metrics
 from pickllm.gateway.proxy import DONE, Answer, Limits, Stream, Upstream, UpstreamError
 from pickllm.gateway.routes import RoutedModels
+from pickllm.gateway.shared_metrics import SharedStateGauges
 from pickllm.routing import DEFAULT_DEADLINE, DEFAULT_MAX_RESPONSE_BYTES
 from pickllm.scorers.judge import DEFAULT_RUBRIC, LLMJudge
 
@@ -77,6 +78,7 @@ class Gateway:
         }
         self._judging: set[asyncio.Task[None]] = set()
         self.metrics = Metrics(config.server.metrics_contexts)
+        self.shared_gauges = SharedStateGauges(self.metrics.registry)
         self.store = FeedbackStore(self._settled)
         self.upstreams: dict[str, Upstream] = {}
         self._token = secrets.token_hex(6)
@@ -140,10 +142,15 @@ class Gateway:
             await routed.router.aclose()  # flushes and closes a decision log
 
     async def _sweep(self) -> None:
-        """Settle expired decisions when due; refresh the state gauges about once a second."""
+        """Settle expired decisions when due; refresh the state gauges about once a second.
+        Supervised: an error (a shared budget's Redis out of reach, say) is logged and the
+        sweep goes on, or decisions without feedback would never expire again."""
         while True:
-            self._expire()
-            self.refresh_gauges()
+            try:
+                self._expire()
+                self.refresh_gauges()
+            except Exception:
+                logger.exception("pickllm gateway: the sweeper failed; going on")
             due = self.store.next_deadline()
             delay = 1.0 if due is None else min(1.0, max(0.005, due - time.monotonic()))
             await asyncio.sleep(delay)
@@ -175,6 +182,8 @@ class Gateway:
             if routed.spending is not None:
                 m.spent.labels(name).set(float(routed.spending.spent()))
             m.pending.labels(name).set(self.store.count(name))
+            if routed.router._shared is not None:
+                self.shared_gauges.refresh(name, routed.router.shared_status())
 
     # ==================== Requests ====================
 
