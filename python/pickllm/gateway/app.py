@@ -180,7 +180,8 @@ class Gateway:
             for model in routed.router.models:
                 m.breaker.labels(name, model).set(BREAKER_VALUES[routed.health.state(model)])
             if routed.spending is not None:
-                m.spent.labels(name).set(float(routed.spending.spent()))
+                with contextlib.suppress(PickLLMError):  # a shared budget's Redis away: stale
+                    m.spent.labels(name).set(float(routed.spending.spent()))
             m.pending.labels(name).set(self.store.count(name))
             if routed.router._shared is not None:
                 self.shared_gauges.refresh(name, routed.router.shared_status())
