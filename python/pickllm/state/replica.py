@@ -68,8 +68,9 @@ _NOTHING_LEARNED = b'{"contexts": {}}'
 
 #: Store a checkpoint only if it belongs to the current epoch and is newer than the stored one,
 #: then trim the stream behind the previous checkpoint: a replica still reading between the two
-#: finds the trim mark and reloads. KEYS: checkpoint, learned part, checkpoint position, events,
-#: trim mark, configuration. ARGV: position, document, learned part, epoch.
+#: finds the trim mark and reloads; forget the retired replicas the document left out. KEYS:
+#: checkpoint, learned part, checkpoint position, events, trim mark, configuration, retired
+#: replicas. ARGV: position, document, learned part, epoch, then the ids left out.
 _CHECKPOINT = """
 local stored = redis.call('GET', KEYS[6])
 if not stored or cjson.decode(stored)['epoch'] ~= ARGV[4] then return 0 end
@@ -90,6 +91,22 @@ if previous then
   redis.call('XTRIM', KEYS[4], 'MINID', previous)
   redis.call('SET', KEYS[5], previous)
 end
+for i = 5, #ARGV do redis.call('HDEL', KEYS[7], ARGV[i]) end
+return 1
+"""
+
+#: Give the checkpoint lease up if this replica holds it. KEYS: lease. ARGV: id.
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 1
+"""
+
+#: A replica that closed with nothing left to publish retires: it never publishes again, so
+#: once a checkpoint is past its last entry no replica needs its sequence number. KEYS: retired
+#: replicas (a hash: id -> the stream's last id at retirement), events. ARGV: id.
+_RETIRE = """
+local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
+if #last > 0 then redis.call('HSET', KEYS[1], ARGV[1], last[1][1]) end
 return 1
 """
 
@@ -194,6 +211,7 @@ class Replica:
                 "trimmed",
                 "lease",
                 "budget",
+                "retired",
             )
         }
         self.health = Health(config.name, config._password())
@@ -207,6 +225,8 @@ class Replica:
         self._checkpoint_script = self._applier_client.register_script(_CHECKPOINT)
         self._lease_script = self._applier_client.register_script(_LEASE)
         self._reseed_script = self._applier_client.register_script(_RESEED)
+        self._retire_script = self.client.register_script(_RETIRE)
+        self._release_script = self.client.register_script(_RELEASE)
         self._spendings: list[SharedSpending] = []
 
         # Publishing: the core's outbox holds the events Redis has not acknowledged yet, in
@@ -579,6 +599,14 @@ class Replica:
             keys=[self.keys["lease"]], args=[self.id, lease_ms], client=client
         ):
             return
+        # The sequence map loses the replicas that retired before the position: every
+        # replica starting from this checkpoint does without them (the others keep theirs,
+        # harmlessly: a retired replica publishes nothing more).
+        retired: Any = client.hgetall(self.keys["retired"])
+        pruned = [r.decode() for r, at in retired.items() if stream_id(at) <= self._position]
+        with self._applied_cond:
+            for replica in pruned:
+                self._seen.pop(replica, None)
         document = self._checkpoint_document(self._epoch)
         keys = [
             self.keys[k]
@@ -589,13 +617,14 @@ class Replica:
                 "events",
                 "trimmed",
                 "config",
+                "retired",
             )
         ]
         # A memoryview: redis-py sends it as it is, where it copies bytes under the GIL
         # (a pause of about 100 ms for 16 MB; benches/checkpoint_pause.py).
         learned = memoryview(self._core.learned())
         args: list[str | memoryview] = [_text(self._position), document, learned, self._epoch]
-        self._checkpoint_script(keys=keys, args=args, client=client)
+        self._checkpoint_script(keys=keys, args=[*args, *pruned], client=client)
 
     # ==================== Waiting and reporting ====================
 
@@ -689,13 +718,25 @@ class Replica:
         self._start()
 
     def close(self, timeout: float = 5.0) -> None:
-        """Publish what is queued (within ``timeout``) and stop both threads."""
+        """Publish what is queued (within ``timeout``) and stop both threads; then, in one
+        exchange with Redis (at most ``timeout_seconds``), hand the checkpoint lease on and,
+        if everything was published, retire from the sequence map."""
         _OPEN.discard(self)
         self._closing.set()
         self._outbox.close()
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
+        stopped = not any(thread.is_alive() for thread in self._threads)
+        with contextlib.suppress(Exception):  # best effort: Redis may be away
+            if stopped:
+                # Hand the checkpoint lease on at once rather than when it expires.
+                self._release_script(keys=[self.keys["lease"]], args=[self.id])
+            if stopped and self._published and self._outbox.counts()[2] == 0:
+                # Everything published: it may retire (see _RETIRE).
+                self._retire_script(
+                    keys=[self.keys["retired"], self.keys["events"]], args=[self.id]
+                )
         clients = [self.client, self._publisher_client, self._applier_client]
         clients += [spending.client for spending in self._spendings]
         for client in clients:
