@@ -8,7 +8,7 @@ import logging
 import pytest
 import redis
 
-from pickllm import RedisState, Router
+from pickllm import ConfigError, RedisState, Router
 from redis_servers import RedisServer, free_port, wait_for
 
 SECRET = "s3cret-pass"
@@ -29,6 +29,10 @@ def test_the_password_is_never_shown(
         router.feedback(router.select("x"), accuracy=1.0)
         router.sync(timeout=30)
         assert router.shared_status().applied == 1
+    with pytest.raises(ConfigError) as refused:  # a typo: the error quotes the value given
+        RedisState(urll=url, name="pw")  # type: ignore[call-arg]
+    assert SECRET not in str(refused.value)
+    assert "default:***@" in str(refused.value)
     caplog.set_level(logging.WARNING, logger="pickllm.state")
     nowhere = RedisState(url=f"redis://:{SECRET}@127.0.0.1:{free_port()}/0", name="pw")
     with Router(["a", "b"], seed=1, shared=nowhere) as router:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field
 
 from pickllm.config import _Config
+from pickllm.errors import ConfigError
 
 if TYPE_CHECKING:
     from pickllm._core import RouterCore
@@ -64,6 +65,17 @@ class RedisState(_Config):
     budget_timeout_seconds: float = Field(default=0.25, gt=0.0)
     budget_outage: Literal["fail_closed", "fail_open"] = "fail_closed"
     outage_allowance: float = Field(default=0.0, ge=0.0)
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ConfigError as error:  # it quotes the values given: a URL's password too
+            message = str(error)
+            for value in data.values():
+                password = urlsplit(value).password if isinstance(value, str) else None
+                if password:
+                    message = message.replace(password, "***")
+            raise ConfigError(message) from None
 
     def _password(self) -> str | None:
         return urlsplit(self.url).password
