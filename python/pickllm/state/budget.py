@@ -28,8 +28,6 @@ from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from pickllm.budget import Budget, BudgetUnavailable, Reservation
 
@@ -143,15 +141,8 @@ class SharedSpending:
         self._health = health
         self._lease_ms = int(config.lease_seconds * 1000)
         timeout = config.budget_timeout_seconds
-        pool = redis.BlockingConnectionPool.from_url(
-            config.url,
-            max_connections=64,
-            timeout=config.timeout_seconds,  # waiting for a free connection: local contention
-            socket_connect_timeout=timeout,
-            socket_timeout=timeout,
-            retry=Retry(NoBackoff(), 0),
-        )
-        self.client = redis.Redis(connection_pool=pool)
+        # Waiting for a free connection is local contention, not Redis: the longer timeout.
+        self.client = config._client(timeout, config.timeout_seconds)
         self._reserve = self.client.register_script(_RESERVE)
         self._settle = self.client.register_script(_SETTLE)
         self._renew = self.client.register_script(_RENEW)

@@ -11,6 +11,8 @@ from pickllm.config import _Config
 from pickllm.errors import ConfigError
 
 if TYPE_CHECKING:
+    import redis
+
     from pickllm._core import RouterCore
     from pickllm.state.replica import Replica
 
@@ -45,6 +47,10 @@ class RedisState(_Config):
             counted locally and added to the shared spending once Redis is back.
         outage_allowance: USD one process may spend with ``budget_outage="fail_open"`` while
             Redis is unavailable (in all, over the process's life).
+        sentinels: Redis Sentinels (``"host:port"``) that name the primary of ``service``:
+            after a failover the routers follow the promoted replica. ``url`` then gives only
+            the password and database (``redis://:password@/0``).
+        service: the Sentinel service (master) name.
 
     The password of a ``redis://user:password@host`` URL never appears in ``repr``, logs,
     status or errors.
@@ -61,6 +67,8 @@ class RedisState(_Config):
     checkpoint_every: int = Field(default=50_000, ge=1)
     lease_seconds: float = Field(default=30.0, gt=0.0)
     reconnect_seconds: float = Field(default=0.2, gt=0.0)
+    sentinels: tuple[str, ...] = ()
+    service: str = "mymaster"
     timeout_seconds: float = Field(default=2.0, gt=0.0)
     budget_timeout_seconds: float = Field(default=0.25, gt=0.0)
     budget_outage: Literal["fail_closed", "fail_open"] = "fail_closed"
@@ -76,6 +84,39 @@ class RedisState(_Config):
                 if password:
                     message = message.replace(password, "***")
             raise ConfigError(message) from None
+
+    def _client(self, socket_timeout: float, pool_timeout: float) -> redis.Redis:
+        """A client of the current primary: at ``url``, or the one ``sentinels`` name for
+        ``service``. No hidden retries (the callers handle failures, where the order of events
+        is known); a blocking pool, so that many threads wait for a free connection."""
+        import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+        from redis.sentinel import Sentinel, SentinelConnectionPool
+
+        options: dict[str, Any] = {
+            "socket_connect_timeout": self.timeout_seconds,
+            "socket_timeout": socket_timeout,
+            "retry": Retry(NoBackoff(), 0),
+        }
+        if not self.sentinels:
+            pool = redis.BlockingConnectionPool.from_url(
+                self.url, max_connections=64, timeout=pool_timeout, **options
+            )
+            return redis.Redis(connection_pool=pool)
+        parts = urlsplit(self.url)
+        db = int(parts.path.strip("/") or 0)
+        hosts = [(host, int(port)) for host, _, port in (s.rpartition(":") for s in self.sentinels)]
+        sentinel = Sentinel(hosts, sentinel_kwargs=options)
+        client: redis.Redis = sentinel.master_for(
+            self.service,
+            connection_pool_class=SentinelConnectionPool,
+            db=db,
+            username=parts.username,
+            password=parts.password,
+            **options,
+        )
+        return client
 
     def _password(self) -> str | None:
         return urlsplit(self.url).password

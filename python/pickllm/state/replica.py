@@ -35,8 +35,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from pickllm._core import RouterCore
 from pickllm.budget import Budget
@@ -280,17 +278,7 @@ class Replica:
         _OPEN.add(self)
 
     def _connect(self, socket_timeout: float) -> redis.Redis:
-        # A blocking pool: many threads (route calls reserving budget) wait for a free
-        # connection instead of failing when all are taken.
-        pool = redis.BlockingConnectionPool.from_url(
-            self.config.url,
-            max_connections=64,
-            timeout=self.config.timeout_seconds,
-            socket_connect_timeout=self.config.timeout_seconds,
-            socket_timeout=socket_timeout,
-            retry=Retry(NoBackoff(), 0),
-        )
-        return redis.Redis(connection_pool=pool)
+        return self.config._client(socket_timeout, self.config.timeout_seconds)
 
     def spending(self, budget: Budget) -> SharedSpending:
         """The budget ``budget`` held in Redis for every router sharing this state."""
