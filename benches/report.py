@@ -2,6 +2,7 @@
 
 1. ``cargo bench --bench core``: criterion timings of the Rust core, read back from
    ``target/criterion/**/new/sample.json`` (per-iteration time of each sample);
+   and ``cargo bench --bench prompt_contexts``: the prompt-to-context mapper, in the same table;
 2. ``cargo bench --bench memory``: bytes per idle context and per pending decision, from RSS;
 3. ``pytest benches/python --benchmark-json``: the Python API next to its baselines.
 
@@ -330,6 +331,7 @@ def main() -> int:
     if not args.skip_rust:
         start = time.time() - 1
         run(["cargo", "bench", "--locked", "--bench", "core"], stdout=subprocess.DEVNULL)
+        run(["cargo", "bench", "--locked", "--bench", "prompt_contexts"], stdout=subprocess.DEVNULL)
         core = criterion_results(start)
         out = run(
             ["cargo", "bench", "--locked", "--bench", "memory"], stdout=subprocess.PIPE

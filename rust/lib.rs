@@ -41,6 +41,8 @@ pub mod learned;
 pub mod learner;
 pub mod learners;
 pub mod outbox;
+pub mod prompt_contexts;
+pub mod prompt_features;
 pub mod replay;
 pub mod reward;
 pub mod rng;

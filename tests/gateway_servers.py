@@ -90,6 +90,7 @@ def base_config(upstream: str, extra: str = "") -> str:
     return f"""
 [server]
 api_keys = ["env:PICKLLM_TEST_KEY"]
+metrics_contexts = 100
 
 [models.good]
 base_url = "{upstream}"

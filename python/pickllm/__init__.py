@@ -21,6 +21,7 @@ from pickllm.config import Policy as Policy
 from pickllm.config import QLearning as QLearning
 from pickllm.config import Reward as Reward
 from pickllm.config import ThompsonSampling as ThompsonSampling
+from pickllm.contexts import PromptContexts as PromptContexts
 from pickllm.errors import ArgumentTypeError as ArgumentTypeError
 from pickllm.errors import ConfigError as ConfigError
 from pickllm.errors import DecisionError as DecisionError
@@ -28,6 +29,7 @@ from pickllm.errors import EncodingError as EncodingError
 from pickllm.errors import FeedbackError as FeedbackError
 from pickllm.errors import NoEligibleModelError as NoEligibleModelError
 from pickllm.errors import PickLLMError as PickLLMError
+from pickllm.errors import PromptError as PromptError
 from pickllm.errors import SnapshotError as SnapshotError
 from pickllm.errors import UnknownModelError as UnknownModelError
 from pickllm.health import CircuitBreaker as CircuitBreaker
@@ -61,6 +63,8 @@ __all__ = [
     "OpenAICompatible",
     "PickLLMError",
     "Policy",
+    "PromptContexts",
+    "PromptError",
     "QLearning",
     "RedisState",
     "Reward",

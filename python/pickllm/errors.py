@@ -17,6 +17,7 @@ __all__ = [
     "FeedbackError",
     "NoEligibleModelError",
     "PickLLMError",
+    "PromptError",
     "SnapshotError",
     "UnknownModelError",
 ]
@@ -56,3 +57,7 @@ class SnapshotError(PickLLMError, ValueError):
 
 class ArgumentTypeError(PickLLMError, TypeError):
     """An argument of the wrong Python type, such as a number where a context name belongs."""
+
+
+class PromptError(PickLLMError, ValueError):
+    """A prompt the context mapper cannot read: empty, or longer than ``max_prompt_bytes``."""

@@ -7,6 +7,7 @@ import math
 import os
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
+from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
@@ -15,6 +16,7 @@ from pickllm._closing import Closing
 from pickllm._core import Decision
 from pickllm.budget import Budget
 from pickllm.config import POLICIES, UCB, Policy, Reward, policy_from_core
+from pickllm.contexts import Mapper, PromptContexts, is_wrapped, prompt_text, unwrap
 from pickllm.errors import ArgumentTypeError, ConfigError, UnknownModelError
 from pickllm.health import CircuitBreaker, State
 from pickllm.logs.writer import DecisionLog, current_prompt
@@ -41,6 +43,12 @@ if TYPE_CHECKING:
 __all__ = ["Router"]
 
 _SEED_LIMIT = 2**64
+
+#: During a route()/aroute() in the prompt mapper's warm-up: the prompt's text and, once its
+#: first attempt recorded it, its warm-up index, so that fallback attempts count it once.
+_warmup_prompt: ContextVar[tuple[str, list[int]] | None] = ContextVar(
+    "pickllm_warmup_prompt", default=None
+)
 
 
 class RouteKeywords(TypedDict, total=False):
@@ -119,6 +127,10 @@ class Router(Closing):
         shared: learn as one with every router sharing this :class:`RedisState` (and hold
             budgets across them): feedback goes through a replicated log on Redis, applied by
             every router in the same order (see :meth:`sync` and :meth:`shared_status`).
+        contexts: discover contexts from prompts (see :class:`~pickllm.PromptContexts` and
+            docs/contexts.md): selections given a prompt and no explicit context are routed in
+            the context of the prompt's cluster once the warm-up is over. Not yet supported
+            with ``shared=``.
 
     >>> router = Router(["gpt-4o", "mistral-7b"], seed=7)
     >>> d = router.select(context="finance")
@@ -134,6 +146,7 @@ class Router(Closing):
         "_core",
         "_default_context",
         "_log",
+        "_mapper",
         "_models",
         "_policy",
         "_reward",
@@ -164,8 +177,16 @@ class Router(Closing):
         max_retry_after: float = DEFAULT_MAX_RETRY_AFTER,
         decision_log: str | os.PathLike[str] | DecisionLog | None = None,
         shared: RedisState | None = None,
+        contexts: PromptContexts | None = None,
     ) -> None:
         names, specs = _pool(models)
+        if contexts is not None and not isinstance(contexts, PromptContexts):
+            raise ArgumentTypeError(f"contexts must be a PromptContexts or None, got {contexts!r}")
+        if contexts is not None and shared is not None:
+            raise ConfigError(
+                "contexts= cannot be combined with shared= yet: the fitted prompt mapper is not "
+                "published through the shared state, so replicas could disagree on clusters"
+            )
         if shared is not None and not isinstance(shared, RedisState):
             raise ArgumentTypeError(f"shared must be a RedisState or None, got {shared!r}")
         options = RouteOptions(
@@ -214,6 +235,7 @@ class Router(Closing):
             "max_contexts": max_contexts,
         }
         self._core = _core.RouterCore(json.dumps(config), seed)
+        self._mapper = None if contexts is None else Mapper(contexts)
         self._shared: Replica | None = None if shared is None else shared._attach(self._core)
         self._models = tuple(names)
         self._default_context = default_context
@@ -256,6 +278,8 @@ class Router(Closing):
         self.__dict__["_select"] = select
         self.__dict__["_feedback"] = feedback
         cls = type(self)
+        if self._mapper is not None:
+            return  # select and feedback go through the prompt mapper: no shortcut
         if cls.select is Router.select:
             self.__dict__["select"] = select
         if cls.feedback is Router.feedback:
@@ -269,14 +293,41 @@ class Router(Closing):
         *,
         exclude: Iterable[str] | None = None,
         allowed: Iterable[str] | None = None,
+        prompt: Prompt | None = None,
     ) -> Decision:
         """Pick a model for one query in ``context`` (the default context when None).
 
         ``allowed`` restricts the choice to some models and ``exclude`` removes some (both may be
         given); the learner's probabilities are renormalized over what remains. The returned
         decision records the model, the probability it was chosen with, an id and the context.
+
+        ``prompt`` (text or chat messages) is read by a router built with ``contexts=``: with no
+        explicit ``context`` the query goes to the context of the prompt's cluster (an explicit
+        context wins, or combines as ``"<context>/cluster-<i>"`` with
+        ``PromptContexts(combine=True)``). An empty or oversized prompt raises
+        :class:`~pickllm.errors.PromptError` before anything is selected. Routers without
+        ``contexts=`` take no ``prompt``.
         """
-        return self.__dict__["_select"](context, exclude=exclude, allowed=allowed)  # type: ignore[no-any-return]
+        select = self.__dict__["_select"]
+        mapper = self._mapper
+        if mapper is None:
+            return select(context, exclude=exclude, allowed=allowed)  # type: ignore[no-any-return]
+        holder: list[int] | None = None
+        if prompt is None:
+            pending = _warmup_prompt.get()
+            if pending is None:
+                return select(context, exclude=exclude, allowed=allowed)  # type: ignore[no-any-return]
+            text, holder = pending
+        elif context is not None and not mapper.config.combine:
+            return select(context, exclude=exclude, allowed=allowed)  # type: ignore[no-any-return]
+        else:
+            text = prompt_text(prompt, mapper.config.max_prompt_bytes)
+        if context is not None and not isinstance(context, str):
+            raise ArgumentTypeError(f"context must be a str, got {type(context).__name__}")
+        if mapper.fitted is not None:
+            return select(mapper.context(text, context), exclude=exclude, allowed=allowed)  # type: ignore[no-any-return]
+        kwargs = {"exclude": exclude, "allowed": allowed}
+        return mapper.warm_select(self._core, select, text, context, kwargs, holder)
 
     def feedback(
         self, decision: Decision, *, accuracy: float, cost: float = 0.0, latency: float = 0.0
@@ -287,9 +338,14 @@ class Router(Closing):
         seconds, both finite and non-negative. Each decision takes feedback once; a rejected
         call changes nothing.
         """
-        return self.__dict__["_feedback"](  # type: ignore[no-any-return]
-            decision, accuracy=accuracy, cost=cost, latency=latency
-        )
+        feedback = self.__dict__["_feedback"]
+        if self._mapper is None:
+            return feedback(decision, accuracy=accuracy, cost=cost, latency=latency)  # type: ignore[no-any-return]
+
+        def apply() -> float:
+            return feedback(decision, accuracy=accuracy, cost=cost, latency=latency)  # type: ignore[no-any-return]
+
+        return self._mapper.feedback(self._core, apply, decision, accuracy, cost, latency)
 
     def observe(
         self,
@@ -341,14 +397,19 @@ class Router(Closing):
         compare against. Failed calls are fed back as zero accuracy and the query goes to the
         next model by the learner's ranking; if all ``max_attempts`` fail,
         :class:`~pickllm.routing.AllModelsFailedError` lists every attempt.
+
+        With ``contexts=``, the prompt chooses the context as for :meth:`select`.
         """
         loop = self._route_loop_or_raise()
-        if self._log is None or not self._log.prompts:
+        context, warmup = self._prompt_context(prompt, context)
+        if warmup is None and (self._log is None or not self._log.prompts):
             return loop.route(prompt, context, reference)
         token = current_prompt.set(prompt)
+        warm_token = _warmup_prompt.set(warmup)
         try:
             return loop.route(prompt, context, reference)
         finally:
+            _warmup_prompt.reset(warm_token)
             current_prompt.reset(token)
 
     async def aroute(
@@ -356,13 +417,31 @@ class Router(Closing):
     ) -> RouteResult:
         """The async twin of :meth:`route`; safe to run many at once."""
         loop = self._route_loop_or_raise()
-        if self._log is None or not self._log.prompts:
+        context, warmup = self._prompt_context(prompt, context)
+        if warmup is None and (self._log is None or not self._log.prompts):
             return await loop.aroute(prompt, context, reference)
         token = current_prompt.set(prompt)
+        warm_token = _warmup_prompt.set(warmup)
         try:
             return await loop.aroute(prompt, context, reference)
         finally:
+            _warmup_prompt.reset(warm_token)
             current_prompt.reset(token)
+
+    def _prompt_context(
+        self, prompt: Prompt, context: str | None
+    ) -> tuple[str | None, tuple[str, list[int]] | None]:
+        """The context a routed prompt selects in, once fitted; during the warm-up, the prompt
+        for the route loop's selections to record (see :meth:`select`)."""
+        mapper = self._mapper
+        if mapper is None or (context is not None and not mapper.config.combine):
+            return context, None
+        if context is not None and not isinstance(context, str):
+            raise ArgumentTypeError(f"context must be a str, got {type(context).__name__}")
+        text = prompt_text(prompt, mapper.config.max_prompt_bytes)
+        if mapper.fitted is not None:
+            return mapper.context(text, context), None
+        return context, (text, [])
 
     def _route_loop_or_raise(self) -> RouteLoop:
         if self._route_loop is None:
@@ -467,7 +546,13 @@ class Router(Closing):
             evicted=evicted,
             dropped=dropped,
             max_contexts=max_contexts,
+            prompt_contexts=None if self._mapper is None else self._mapper.stats(),
         )
+
+    @property
+    def prompt_contexts(self) -> PromptContexts | None:
+        """The prompt-context configuration (None without ``contexts=``)."""
+        return None if self._mapper is None else self._mapper.config
 
     @property
     def identity(self) -> int:
@@ -492,7 +577,11 @@ class Router(Closing):
 
     def snapshot(self) -> bytes:
         """Everything the router knows as versioned bytes: configuration, every context's
-        learner, the random generator's state and the pending decisions."""
+        learner, the random generator's state and the pending decisions. With ``contexts=``,
+        also the prompt mapper: the fitted clusters, or during the warm-up the prompts and
+        feedback collected so far (the only time prompts are kept)."""
+        if self._mapper is not None:
+            return self._mapper.snapshot(self._core.snapshot)
         return self._core.snapshot()
 
     @classmethod
@@ -522,7 +611,13 @@ class Router(Closing):
             raise ArgumentTypeError(f"blob must be bytes, got {type(blob).__name__}")
         if shared is not None and not isinstance(shared, RedisState):
             raise ArgumentTypeError(f"shared must be a RedisState or None, got {shared!r}")
-        router = cls._from_core(_core.RouterCore.restore(bytes(blob)))
+        blob = bytes(blob)
+        mapper = None
+        if is_wrapped(blob):
+            if shared is not None:
+                raise ConfigError("contexts= cannot be combined with shared= yet")
+            blob, mapper = unwrap(blob)
+        router = cls._from_core(_core.RouterCore.restore(blob), mapper)
         specs = {m.name: m for m in models or ()}
         unknown = sorted(set(specs) - set(router._models))
         if unknown:
@@ -538,7 +633,7 @@ class Router(Closing):
         return router
 
     @classmethod
-    def _from_core(cls, core: _core.RouterCore) -> Router:
+    def _from_core(cls, core: _core.RouterCore, mapper: Mapper | None = None) -> Router:
         config = json.loads(core.config_json())
         router = cls.__new__(cls)
         router._core = core
@@ -549,6 +644,7 @@ class Router(Closing):
         router._route_loop = None
         router._log = None
         router._shared = None
+        router._mapper = mapper
         router._bind_hot_path()
         return router
 

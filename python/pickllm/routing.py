@@ -42,6 +42,7 @@ from pickllm.health import CircuitBreaker, Health
 from pickllm.models import Model, limits_taken
 from pickllm.scorers.base import ScorerAdapter, ScorerLike, as_scorer
 from pickllm.scorers.errors import ScorerTimeoutError
+from pickllm.tracing import OFF, RouteTrace, _Off, _Span, provider_of, route_trace
 
 if TYPE_CHECKING:
     from pickllm.state.budget import SharedSpending
@@ -252,61 +253,105 @@ class RouteLoop:
 
     def route(self, prompt: Prompt, context: str | None, reference: str | None) -> RouteResult:
         messages, deadline = self._start(prompt, reference)
+        trace = route_trace(context)
         attempts: list[Attempt] = []
-        while True:
-            ticket = self.attempts.next(context, messages, attempts, deadline)
-            try:
-                spec = self.specs[ticket.decision.model]
+        try:
+            while True:
+                ticket = self.attempts.next(context, messages, attempts, deadline)
+                span: _Span | _Off = OFF
                 try:
-                    options = self.options
-                    completion = spec.complete(
-                        messages,
-                        temperature=options.temperature,
-                        stream=options.stream,
-                        deadline=self._call_deadline(deadline),
-                        max_response_bytes=options.max_response_bytes,
-                    )
-                    cost = self._price(spec, completion)
-                except Exception as exc:
-                    self._failed(ticket, self._as_failure(exc, ticket), attempts)
-                    continue
-                self.attempts.answered(ticket, cost)
-                accuracy = self._grade(messages, completion.text, reference, deadline)
-                return self._result(ticket, completion, cost, accuracy, attempts)
-            finally:
-                self.attempts.abandon(ticket)  # only if nothing above settled it (cancelled, a bug)
+                    spec = self.specs[ticket.decision.model]
+                    span = self._attempt_span(trace, ticket, spec, attempts)
+                    try:
+                        options = self.options
+                        completion = spec.complete(
+                            messages,
+                            temperature=options.temperature,
+                            stream=options.stream,
+                            deadline=self._call_deadline(deadline),
+                            max_response_bytes=options.max_response_bytes,
+                        )
+                        cost = self._price(spec, completion)
+                    except Exception as exc:
+                        span.failed(self._failed(ticket, self._as_failure(exc, ticket), attempts))
+                        continue
+                    span.answered(completion, cost)
+                    self.attempts.answered(ticket, cost)
+                    span.end()
+                    with trace.scoring() as scoring:
+                        accuracy = self._grade(messages, completion.text, reference, deadline)
+                        scoring.graded(accuracy)
+                    result = self._result(ticket, completion, cost, accuracy, attempts)
+                    trace.routed(result)
+                    return result
+                finally:
+                    span.end()
+                    self.attempts.abandon(ticket)  # only if nothing above settled it (a bug)
+        except BaseException as error:
+            trace.end(error)
+            raise
+        finally:
+            trace.end()
 
     async def aroute(
         self, prompt: Prompt, context: str | None, reference: str | None
     ) -> RouteResult:
         messages, deadline = self._start(prompt, reference)
+        trace = route_trace(context)
         attempts: list[Attempt] = []
-        while True:
-            ticket = self.attempts.next(context, messages, attempts, deadline)
-            try:
-                spec = self.specs[ticket.decision.model]
+        try:
+            while True:
+                ticket = self.attempts.next(context, messages, attempts, deadline)
+                span: _Span | _Off = OFF
                 try:
-                    options = self.options
-                    call_deadline = self._call_deadline(deadline)
-                    with self._outer_deadline(spec, call_deadline):
-                        completion = await spec.acomplete(
-                            messages,
-                            temperature=options.temperature,
-                            stream=options.stream,
-                            deadline=call_deadline,
-                            max_response_bytes=options.max_response_bytes,
-                        )
-                    cost = self._price(spec, completion)
-                except Exception as exc:
-                    self._failed(ticket, self._as_failure(exc, ticket), attempts)
-                    continue
-                self.attempts.answered(ticket, cost)
-                accuracy = None
-                if self.scorer is not None:
-                    accuracy = await self._agrade(messages, completion.text, reference, deadline)
-                return self._result(ticket, completion, cost, accuracy, attempts)
-            finally:
-                self.attempts.abandon(ticket)  # cancelled (also while the scorer ran), or a bug
+                    spec = self.specs[ticket.decision.model]
+                    span = self._attempt_span(trace, ticket, spec, attempts)
+                    try:
+                        options = self.options
+                        call_deadline = self._call_deadline(deadline)
+                        with self._outer_deadline(spec, call_deadline):
+                            completion = await spec.acomplete(
+                                messages,
+                                temperature=options.temperature,
+                                stream=options.stream,
+                                deadline=call_deadline,
+                                max_response_bytes=options.max_response_bytes,
+                            )
+                        cost = self._price(spec, completion)
+                    except Exception as exc:
+                        span.failed(self._failed(ticket, self._as_failure(exc, ticket), attempts))
+                        continue
+                    span.answered(completion, cost)
+                    self.attempts.answered(ticket, cost)
+                    span.end()
+                    accuracy = None
+                    if self.scorer is not None:
+                        with trace.scoring() as scoring:
+                            accuracy = await self._agrade(
+                                messages, completion.text, reference, deadline
+                            )
+                            scoring.graded(accuracy)
+                    result = self._result(ticket, completion, cost, accuracy, attempts)
+                    trace.routed(result)
+                    return result
+                finally:
+                    span.end()
+                    self.attempts.abandon(ticket)  # cancelled (also while the scorer ran), a bug
+        except BaseException as error:
+            trace.end(error)
+            raise
+        finally:
+            trace.end()
+
+    def _attempt_span(
+        self, trace: RouteTrace | _Off, ticket: Ticket, spec: Model, attempts: list[Attempt]
+    ) -> _Span | _Off:
+        """The trace's span of this call (nothing without a tracer provider)."""
+        if isinstance(trace, _Off):
+            return OFF
+        return trace.attempt(
+            ticket.decision, len(attempts) + 1, provider_of(spec.backend), spec.provider_model
+        )
 
     # ==================== Shared steps ====================
 
@@ -365,17 +410,18 @@ class RouteLoop:
             raise OverflowError(f"the reported usage {completion.usage} prices to {cost} USD")
         return cost
 
-    def _failed(self, ticket: Ticket, error: BackendError, attempts: list[Attempt]) -> None:
+    def _failed(self, ticket: Ticket, error: BackendError, attempts: list[Attempt]) -> BackendError:
         """A failed call: the model's failure is fed back (an error status's Retry-After, a
         429's or a 503's, holds it out, as in the gateway); congestion on our side releases the
-        call without judging the model."""
+        call without judging the model. Returns ``error``."""
         attempts.append(Attempt(ticket.decision, str(error)))
         if not error.blames_model:
             logger.warning("pickllm: %s not called: %s", ticket.decision.model, error)
             self.attempts.abandon(ticket)
-            return
+            return error
         retry_after = error.retry_after if isinstance(error, BackendStatusError) else None
         self.attempts.failed(ticket, error, error.latency, retry_after=retry_after)
+        return error
 
     def _result(
         self,

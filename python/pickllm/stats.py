@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pickllm.contexts import PromptContextsStats
 
 __all__ = ["DEFAULT_MAX_CONTEXTS", "MAX_CONTEXTS", "ContextStats"]
 
@@ -31,6 +35,8 @@ class ContextStats:
         evicted: learned contexts evicted since the router was created (snapshots keep it).
         dropped: unlearned contexts dropped.
         max_contexts: the bound of each of the two kinds (None: unbounded).
+        prompt_contexts: with ``Router(contexts=PromptContexts(...))``, the warm-up and each
+            discovered cluster's size and characteristic n-grams; None otherwise.
 
     >>> from pickllm import Router
     >>> router = Router(["a", "b"], seed=1, max_contexts=2)
@@ -49,3 +55,4 @@ class ContextStats:
     evicted: int
     dropped: int
     max_contexts: int | None
+    prompt_contexts: PromptContextsStats | None = field(default=None, repr=False)

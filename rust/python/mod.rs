@@ -6,6 +6,7 @@ mod errors;
 mod floor;
 mod functions;
 mod outbox;
+mod prompt_contexts;
 mod replay;
 mod router;
 
@@ -21,6 +22,8 @@ mod _core {
     use super::functions::{compute_reward, validate_policy, validate_reward};
     #[pymodule_export]
     use super::outbox::PyOutbox;
+    #[pymodule_export]
+    use super::prompt_contexts::PyPromptContexts;
     #[pymodule_export]
     use super::replay::{PyReplaySession, replay_sessions, table_means};
     #[pymodule_export]

@@ -202,7 +202,8 @@ def test_feedback_errors(gateway: Process) -> None:
         ({"decision": gid, "accuracy": 1.5}, 400, None),
         ({"decision": gid, "accuracy": True}, 400, None),
         ({"decision": 3, "accuracy": 1.0}, 400, None),
-        ({"decision": "dec-unknown", "accuracy": 1.0}, 404, "unknown_decision"),
+        ({"decision": "dec-unknown", "accuracy": 1.0}, 400, None),
+        ({"decision": "dec-0123456789ab-" + "A" * 22, "accuracy": 1.0}, 404, "unknown_decision"),
     ]:
         refused = post(gateway, "/v1/feedback", body)
         assert refused.status_code == status

@@ -9,6 +9,9 @@ Run as ``python tests/gateway/upstream.py PORT``. Model ids:
 * ``bad-request``: 400 with an OpenAI error body (the request's fault, not the model's);
 * ``no-usage``: answers without ``usage`` (the gateway estimates tokens);
 * ``judge-N``: answers ``Score: N/10`` (an LLM judge's verdict);
+* ``echo-key-NNN``: status NNN with an error body that echoes the request's Authorization
+  header, a token-shaped string and a URL with credentials (a server that leaks keys);
+* ``huge-usage``: answers with usage counts of ``10**400`` tokens;
 * ``hang-stream``: streams one chunk, then waits until the client goes away;
 * ``broken-stream``: streams one chunk, then drops the connection.
 
@@ -59,6 +62,13 @@ async def completions(request: web.Request) -> web.StreamResponse:
         return web.json_response(
             {"error": {"message": "slow down"}}, status=429, headers={"Retry-After": later}
         )
+    if model.startswith("echo-key-"):
+        leak = (
+            f"invalid request; you sent {request.headers.get('Authorization')}, "
+            "also try sk-proj-leakedleakedleaked or http://admin:hunter2@10.0.0.1:8080/v1"
+        )
+        error = {"message": leak, "type": "invalid_request_error", "param": leak, "code": "x"}
+        return web.json_response({"error": error}, status=int(model[9:]))
     if model == "bad-request":
         error = {
             "message": "bad 'temperature'",
@@ -85,7 +95,9 @@ async def completions(request: web.Request) -> web.StreamResponse:
                 }
             ],
         }
-        if model != "no-usage":
+        if model == "huge-usage":
+            answer["usage"] = {"prompt_tokens": 10**400, "completion_tokens": 10**400}
+        elif model != "no-usage":
             answer["usage"] = usage
         return web.json_response(answer)
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
@@ -114,6 +126,8 @@ async def completions(request: web.Request) -> web.StreamResponse:
             "choices": [],
             "usage": usage,
         }
+        if model == "huge-usage":
+            final["usage"] = {"prompt_tokens": 10**400, "completion_tokens": 10**400}
         await response.write(b"data: " + json.dumps(final).encode() + b"\n\n")
     await response.write(b"data: [DONE]\n\n")
     await response.write_eof()

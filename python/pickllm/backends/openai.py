@@ -38,7 +38,7 @@ from pickllm.backends.base import Message
 from pickllm.backends.sse import SSEEvent
 from pickllm.errors import ConfigError
 
-__all__ = ["OpenAICompatible"]
+__all__ = ["ChatStream", "OpenAICompatible", "parse_chat_completion"]
 
 
 class OpenAICompatible(HTTPBackend):
@@ -125,46 +125,51 @@ class OpenAICompatible(HTTPBackend):
         return body
 
     def _parse_response(self, data: Any) -> Parsed:
-        # JSON objects decode to dicts: isinstance(x, dict), not the ABC check of Mapping
-        # (ten times slower, and run a few times per answer).
-        if not isinstance(data, dict):
-            raise ResponseProtocolError(f"expected a JSON object, got {type(data).__name__}")
-        if "error" in data and "choices" not in data:
-            raise error_from_payload(data)
-        choices = data.get("choices")
-        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-            raise ResponseProtocolError("'choices' is missing, empty or not a list of objects")
-        choice = choices[0]
-        message = choice.get("message")
-        if not isinstance(message, dict) or "content" not in message:
-            raise ResponseProtocolError("'choices[0].message.content' is missing")
-        content = message["content"]
-        if content is None:
-            # null content: a tool call or a refusal; the refusal text is the model's answer.
-            content = optional_str(message.get("refusal")) or ""
-        if not isinstance(content, str):
-            raise ResponseProtocolError(
-                f"'choices[0].message.content' must be a string, got {type(content).__name__}"
-            )
-        input_tokens = output_tokens = None
-        usage = data.get("usage")
-        if isinstance(usage, dict):
-            input_tokens = token_count(usage, "prompt_tokens", "usage")
-            output_tokens = token_count(usage, "completion_tokens", "usage")
-        return Parsed(
-            text=content,
-            model=optional_str(data.get("model")),
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
-            finish_reason=optional_str(choice.get("finish_reason")),
-            response_id=optional_str(data.get("id")),
+        return parse_chat_completion(data)
+
+    def _stream_parser(self) -> ChatStream:
+        return ChatStream()
+
+
+def parse_chat_completion(data: Any) -> Parsed:
+    """A decoded chat completion's answer and usage (also the gateway's parser)."""
+    # JSON objects decode to dicts: isinstance(x, dict), not the ABC check of Mapping
+    # (ten times slower, and run a few times per answer).
+    if not isinstance(data, dict):
+        raise ResponseProtocolError(f"expected a JSON object, got {type(data).__name__}")
+    if "error" in data and "choices" not in data:
+        raise error_from_payload(data)
+    choices = data.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        raise ResponseProtocolError("'choices' is missing, empty or not a list of objects")
+    choice = choices[0]
+    message = choice.get("message")
+    if not isinstance(message, dict) or "content" not in message:
+        raise ResponseProtocolError("'choices[0].message.content' is missing")
+    content = message["content"]
+    if content is None:
+        # null content: a tool call or a refusal; the refusal text is the model's answer.
+        content = optional_str(message.get("refusal")) or ""
+    if not isinstance(content, str):
+        raise ResponseProtocolError(
+            f"'choices[0].message.content' must be a string, got {type(content).__name__}"
         )
+    input_tokens = output_tokens = None
+    usage = data.get("usage")
+    if isinstance(usage, dict):
+        input_tokens = token_count(usage, "prompt_tokens", "usage")
+        output_tokens = token_count(usage, "completion_tokens", "usage")
+    return Parsed(
+        text=content,
+        model=optional_str(data.get("model")),
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        finish_reason=optional_str(choice.get("finish_reason")),
+        response_id=optional_str(data.get("id")),
+    )
 
-    def _stream_parser(self) -> _ChatStream:
-        return _ChatStream()
 
-
-class _ChatStream:
+class ChatStream:
     """Accumulates ``chat.completion.chunk`` events up to ``data: [DONE]``."""
 
     __slots__ = (
@@ -194,9 +199,12 @@ class _ChatStream:
         if event.data.strip() == "[DONE]":
             self._done = True
             return ""
-        chunk = load_json(event.data, "stream chunk")
+        return self.feed_chunk(load_json(event.data, "stream chunk"))
+
+    def feed_chunk(self, chunk: Any) -> str:
+        """Consume one decoded (non-[DONE]) event; return the text it adds."""
         if not isinstance(chunk, dict):
-            raise ResponseProtocolError(f"stream chunk is not a JSON object: {event.data[:200]!r}")
+            raise ResponseProtocolError(f"stream chunk is not a JSON object: {chunk!r:.200}")
         if "error" in chunk and not chunk.get("choices"):
             # OpenAI and vLLM report a failure mid-stream as a data chunk with an "error" object.
             raise error_from_payload(chunk)

@@ -79,6 +79,12 @@ def add_parser(
     parser.add_argument("--seed", type=int, default=0, help="seed of the learners' replay")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the results as JSON")
     parser.add_argument(
+        "--figure",
+        type=Path,
+        metavar="FILE.png",
+        help="also draw the estimates with their intervals as a PNG (needs matplotlib)",
+    )
+    parser.add_argument(
         "--parquet",
         type=Path,
         metavar="FILE",
@@ -88,10 +94,12 @@ def add_parser(
 
 def run(args: argparse.Namespace) -> int:
     from pickllm.evaluate import evaluate, format_evaluation
-    from pickllm.logs import export_parquet, read_log
+    from pickllm.evaluate.progress import ProgressBar
+    from pickllm.logs import LogStream, export_parquet
 
-    loaded = read_log(args.log)
-    print(loaded.summary(), file=sys.stderr)
+    # Read in three passes (the scan on opening, the survey, the estimates), never all at once.
+    bar = ProgressBar(passes=3)
+    loaded = LogStream(args.log, progress=bar)
     reward = None
     if args.weights is not None or args.max_cost is not None or args.max_latency is not None:
         base = _base_reward(loaded.routers)
@@ -102,10 +110,18 @@ def run(args: argparse.Namespace) -> int:
         if args.max_latency is not None:
             fields["max_latency"] = args.max_latency
         reward = Reward(**fields)
-    result = evaluate(loaded, args.policy, reward=reward, horizon=args.horizon, seed=args.seed)
+    try:
+        result = evaluate(loaded, args.policy, reward=reward, horizon=args.horizon, seed=args.seed)
+    finally:
+        bar.close()
+    print(loaded.summary(), file=sys.stderr)
     print(format_evaluation(result))
     if args.json is not None:
         args.json.write_text(json.dumps(result.to_json(), indent=1))
+    if args.figure is not None:
+        from pickllm.evaluate.figure import write_figure
+
+        print(f"wrote {write_figure(result, args.figure)}", file=sys.stderr)
     if args.parquet is not None:
         rows = export_parquet(args.log, args.parquet)
         print(f"wrote {rows} rows to {args.parquet}", file=sys.stderr)

@@ -19,12 +19,14 @@ True
 
 from __future__ import annotations
 
+import json
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pickllm import _core
 from pickllm.config import Policy, Reward
 from pickllm.errors import ConfigError
 from pickllm.evaluate.candidates import (
@@ -34,10 +36,11 @@ from pickllm.evaluate.candidates import (
     label,
     parse_candidate,
 )
-from pickllm.evaluate.estimators import Estimate, mean
-from pickllm.evaluate.offpolicy import Metric, fixed_model_estimates, unsupported_contexts
-from pickllm.evaluate.rejection import replay_learner
-from pickllm.logs.reader import DecisionRecord, LoadedLog, read_log
+from pickllm.evaluate.estimators import Estimate
+from pickllm.evaluate.offpolicy import FixedModelSums, Metric, Survey
+from pickllm.evaluate.rejection import Replay, ReplayResult
+from pickllm.logs.reader import DecisionRecord, LoadedLog
+from pickllm.logs.stream import LogStream
 
 __all__ = ["Evaluation", "PolicyEstimate", "evaluate", "metrics_for"]
 
@@ -103,8 +106,9 @@ class Evaluation:
 def metrics_for(reward: Reward) -> dict[str, Metric]:
     """The estimated quantities; the reward is recomputed from the logged observations with
     ``reward``, so a log can be judged under other weights than it was collected with."""
+    spec, compute = json.dumps(reward._core_dict()), _core.compute_reward  # once, not per record
     return {
-        "reward": lambda r: reward.compute(accuracy=r.accuracy, cost=r.cost, latency=r.latency),
+        "reward": lambda r: compute(spec, r.accuracy, r.cost, r.latency),
         "accuracy": lambda r: r.accuracy,
         "cost": lambda r: r.cost,
         "latency": lambda r: r.latency,
@@ -112,14 +116,16 @@ def metrics_for(reward: Reward) -> dict[str, Metric]:
 
 
 def evaluate(
-    log: str | os.PathLike[str] | LoadedLog,
+    log: str | os.PathLike[str] | LoadedLog | LogStream,
     candidates: Sequence[Candidate | str] | None = None,
     *,
     reward: Reward | None = None,
     horizon: int | None = None,
     seed: int = 0,
 ) -> Evaluation:
-    """Estimate each candidate's value on the traffic of ``log`` (a folder or a loaded log).
+    """Estimate each candidate's value on the traffic of ``log``: a folder or file (read as a
+    :class:`~pickllm.logs.LogStream`, in three passes with memory bounded independently of
+    the log's length), a stream, or a log loaded by :func:`~pickllm.logs.read_log`.
 
     Candidates are model names or :class:`FixedModel` (IPS, SNIPS and DR), and learners
     (rejection-sampling replay; see :mod:`pickllm.evaluate.rejection`). Without candidates:
@@ -131,49 +137,76 @@ def evaluate(
         isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1
     ):
         raise ConfigError(f"horizon must be an integer >= 1, got {horizon!r}")
-    loaded = log if isinstance(log, LoadedLog) else read_log(log)
-    records = loaded.records
-    if not records:
-        raise ConfigError(f"the log holds no decision with feedback ({loaded.summary()})")
-    reward = reward if reward is not None else _logged_reward(loaded)
+    source = log if isinstance(log, LoadedLog | LogStream) else LogStream(log)
+    records: Iterable[DecisionRecord] = source.records if isinstance(source, LoadedLog) else source
+    if not source.routers:
+        raise ConfigError(f"the log holds no decision with feedback ({source.summary()})")
+    reward = reward if reward is not None else _logged_reward(source.routers)
     metrics = metrics_for(reward)
     if candidates is None:
-        candidates = [*(FixedModel(m) for m in loaded.models), *builtin_policies()]
-    parsed = [parse_candidate(c, loaded.models) if isinstance(c, str) else c for c in candidates]
-    results = [_logger(records, metrics)]
+        candidates = [*(FixedModel(m) for m in source.models), *builtin_policies()]
+    parsed = [parse_candidate(c, source.models) if isinstance(c, str) else c for c in candidates]
+    survey = Survey(source.models, metrics)
+    for record in records:
+        survey.add(record)
+    if survey.records == 0:
+        raise ConfigError(f"the log holds no decision with feedback ({source.summary()})")
+    results: list[PolicyEstimate | _Pending] = [
+        PolicyEstimate(
+            "logging policy",
+            "logger",
+            {name: {"on_policy": m.estimate()} for name, m in survey.logger.items()},
+            float(survey.records),
+        )
+    ]
     for candidate in parsed:
         if isinstance(candidate, FixedModel):
-            results.append(_fixed(records, candidate.model, metrics))
+            results.append(_fixed(survey, candidate.model))
         else:
             results.append(
-                _learner(records, loaded.models, candidate, reward, metrics, horizon, seed)
+                _learner(survey, source.models, candidate, reward, metrics, horizon, seed)
             )
-    return Evaluation(len(records), reward, results, loaded.summary())
+    pending = [r for r in results if isinstance(r, _Pending)]
+    fixed = [r.sums for r in pending if isinstance(r.sums, FixedModelSums)]
+    replays = [r.sums for r in pending if isinstance(r.sums, Replay)]
+    if pending:
+        for record in records:
+            if fixed:
+                values = {name: metric(record) for name, metric in metrics.items()}
+                for sums in fixed:
+                    sums.add(record, values)
+            for replay in replays:
+                replay.add(record)
+    return Evaluation(
+        survey.records,
+        reward,
+        [r.done() if isinstance(r, _Pending) else r for r in results],
+        source.summary(),
+    )
 
 
-def _logged_reward(loaded: LoadedLog) -> Reward:
-    rewards = {repr(h.get("reward")) for h in loaded.routers.values()}
+def _logged_reward(routers: dict[str, dict[str, Any]]) -> Reward:
+    rewards = {repr(h.get("reward")) for h in routers.values()}
     if len(rewards) != 1:
         raise ConfigError("the log's routers used different rewards: give one (--weights)")
     try:
-        return Reward(**next(iter(loaded.routers.values()))["reward"])
+        return Reward(**next(iter(routers.values()))["reward"])
     except (ConfigError, TypeError):
         raise ConfigError("the log's reward is not readable: give one (--weights)") from None
 
 
-def _logger(records: Sequence[DecisionRecord], metrics: dict[str, Metric]) -> PolicyEstimate:
-    estimates = {
-        name: {"on_policy": mean([metric(r) for r in records])} for name, metric in metrics.items()
-    }
-    return PolicyEstimate("logging policy", "logger", estimates, float(len(records)))
+class _Pending:
+    """A candidate whose estimates need the second pass over the records."""
+
+    def __init__(self, sums: FixedModelSums | Replay, done: Callable[[], PolicyEstimate]) -> None:
+        self.sums = sums
+        self.done = done
 
 
-def _fixed(
-    records: Sequence[DecisionRecord], model: str, metrics: dict[str, Metric]
-) -> PolicyEstimate:
-    if not any(model in r.allowed for r in records):
+def _fixed(survey: Survey, model: str) -> PolicyEstimate | _Pending:
+    if not survey.ever_allowed(model):
         return PolicyEstimate(model, "fixed", warning=f"{model} was never allowed in the log")
-    missing = unsupported_contexts(records, model)
+    missing = survey.unsupported_contexts(model)
     if missing:
         return PolicyEstimate(
             model,
@@ -183,26 +216,42 @@ def _fixed(
                 f"in {', '.join(missing)}"
             ),
         )
-    estimates, ess = fixed_model_estimates(records, model, metrics)
-    return PolicyEstimate(model, "fixed", estimates, ess)
+    sums = FixedModelSums(model, survey)
+
+    def done() -> PolicyEstimate:
+        estimates, ess = sums.estimates()
+        return PolicyEstimate(model, "fixed", estimates, ess)
+
+    return _Pending(sums, done)
 
 
 def _learner(
-    records: Sequence[DecisionRecord],
+    survey: Survey,
     models: Sequence[str],
     policy: Policy,
     reward: Reward,
     metrics: dict[str, Metric],
     horizon: int | None,
     seed: int,
-) -> PolicyEstimate:
+) -> PolicyEstimate | _Pending:
     name = label(policy)
     try:
-        result = replay_learner(
-            records, models, policy, reward, metrics, horizon=horizon, seed=seed
+        replay = Replay(
+            models,
+            policy,
+            reward,
+            metrics,
+            acceptance=survey.acceptance,
+            records=survey.records,
+            horizon=horizon,
+            seed=seed,
         )
     except ConfigError as error:
         return PolicyEstimate(name, "learner", warning=f"replay does not apply: {error}")
+    return _Pending(replay, lambda: _replayed(name, replay.result()))
+
+
+def _replayed(name: str, result: ReplayResult) -> PolicyEstimate:
     warning = None
     if result.sessions < 2:
         warning = (

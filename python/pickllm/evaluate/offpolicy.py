@@ -1,72 +1,162 @@
-"""IPS, SNIPS and doubly robust estimates of a fixed model's value from a decision log."""
+"""IPS, SNIPS and doubly robust estimates of a fixed model's value from a decision log.
+
+Everything here reads the records as a stream, in two passes: the first (:class:`Survey`) finds
+where each model has support and fits the doubly robust reward models; the second
+(:class:`FixedModelSums`) adds up each candidate's estimators. Memory depends on the number of
+contexts and models, never on the number of records.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
-from pickllm.evaluate.estimators import (
-    Estimate,
-    doubly_robust,
-    effective_sample_size,
-    ips,
-    snips,
-)
-from pickllm.evaluate.reward_model import RewardModel
+from pickllm.evaluate.accumulate import IPSSums, Moments
+from pickllm.evaluate.estimators import Estimate
+from pickllm.evaluate.reward_model import RewardCells, RewardModel
 from pickllm.logs.reader import DecisionRecord
 
-__all__ = ["Metric", "fixed_model_estimates", "unsupported_contexts"]
+__all__ = [
+    "FixedModelSums",
+    "Metric",
+    "Survey",
+    "fixed_model_estimates",
+    "unsupported_contexts",
+]
 
 #: One estimated quantity of a record (see ``pickllm.evaluate.evaluation.metrics_for``).
 Metric = Callable[[DecisionRecord], float]
 
 
-def unsupported_contexts(records: Sequence[DecisionRecord], model: str) -> list[str]:
-    """Contexts where ``model`` was allowed but the logger never chose it, or gave it
-    probability 0 in some decision: there the log says nothing about it, and no estimator can
-    (its estimate would silently be a guess)."""
-    allowed = {r.context for r in records if model in r.allowed}
-    tried = {r.context for r in records if r.model == model}
-    never = {
-        r.context for r in records if model in r.allowed and r.logging_probabilities()[model] <= 0.0
-    }
-    return sorted((allowed - tried) | never)
+class Survey:
+    """The first pass: records, the logger's own means, each model's support, the smallest
+    logging probability (replay's acceptance constant) and the doubly robust reward models,
+    cross-fitted on the log's two halves (records of even and odd position)."""
+
+    def __init__(self, models: Sequence[str], metrics: dict[str, Metric]) -> None:
+        self.metrics = metrics
+        self.records = 0
+        self.logger = {name: Moments() for name in metrics}
+        #: The smallest logging probability of any allowed model in any record.
+        self.acceptance = 1.0
+        self._allowed: dict[str, set[str]] = {m: set() for m in models}
+        self._tried: dict[str, set[str]] = {m: set() for m in models}
+        self._never: dict[str, set[str]] = {m: set() for m in models}
+        self._cells = [{name: RewardCells() for name in metrics} for _ in range(2)]
+
+    def add(self, record: DecisionRecord, values: dict[str, float] | None = None) -> None:
+        """One record; ``values``: its metrics, when the caller computed them already."""
+        context, half = record.context, self._cells[self.records % 2]
+        self.records += 1
+        probabilities = record.logging_probabilities()
+        self.acceptance = min(self.acceptance, min(probabilities.values()))
+        for name, metric in self.metrics.items():
+            value = metric(record) if values is None else values[name]
+            self.logger[name].add(value)
+            half[name].add(context, record.model, value)
+        self._tried.setdefault(record.model, set()).add(context)
+        for model, p in probabilities.items():
+            self._allowed.setdefault(model, set()).add(context)
+            if p <= 0.0:
+                self._never.setdefault(model, set()).add(context)
+
+    def ever_allowed(self, model: str) -> bool:
+        return bool(self._allowed.get(model))
+
+    def unsupported_contexts(self, model: str) -> list[str]:
+        """Contexts where ``model`` was allowed but the logger never chose it, or gave it
+        probability 0 in some decision: there the log says nothing about it, and no estimator
+        can (its estimate would silently be a guess)."""
+        allowed = self._allowed.get(model, set())
+        tried = self._tried.get(model, set())
+        return sorted((allowed - tried) | self._never.get(model, set()))
+
+    def reward_models(self) -> list[dict[str, RewardModel]]:
+        """Per half, per metric: the reward model fitted on the *other* half."""
+        fitted = [{name: cells.fit() for name, cells in half.items()} for half in self._cells]
+        return [fitted[1], fitted[0]]
 
 
-def _target(record: DecisionRecord, model: str) -> dict[str, float]:
-    """The candidate's distribution for one record: ``model`` when allowed, else the
-    logger's own choice (a decision that excluded it was taken the logger's way)."""
-    if model in record.allowed:
-        return {model: 1.0}
-    return record.logging_probabilities()
+class FixedModelSums:
+    """The second pass for one fixed model: IPS, SNIPS and DR sums per metric. Records must
+    come in the survey's order (the cross-fitting halves are by position)."""
+
+    def __init__(self, model: str, survey: Survey) -> None:
+        self.model = model
+        self.metrics = survey.metrics
+        # Predictions memoized per cell: a handful of contexts and models, a million records.
+        self._predictions = [
+            {name: _memoized(fitted) for name, fitted in half.items()}
+            for half in survey.reward_models()
+        ]
+        self._weighted = {name: IPSSums() for name in self.metrics}
+        self._dr = {name: Moments() for name in self.metrics}
+        self._position = 0
+
+    def add(self, record: DecisionRecord, values: dict[str, float] | None = None) -> None:
+        """One record; ``values``: its metrics, when the caller computed them already."""
+        model, half = self.model, self._position % 2
+        self._position += 1
+        # The candidate's distribution: ``model`` when allowed, else the logger's own choice
+        # (a decision that excluded it was taken the logger's way).
+        target = {model: 1.0} if model in record.allowed else record.logging_probabilities()
+        w = target.get(record.model, 0.0) / record.probability
+        context = record.context
+        for name, metric in self.metrics.items():
+            y = metric(record) if values is None else values[name]
+            predict = self._predictions[half][name]
+            direct = sum(p * predict(context, m) for m, p in target.items())
+            self._weighted[name].add(w, y)
+            self._dr[name].add(direct + w * (y - predict(context, record.model)))
+
+    def estimates(self) -> tuple[dict[str, dict[str, Estimate]], float]:
+        """Per metric, the ``ips``, ``snips`` and ``dr`` estimates; the effective sample size."""
+        out = {
+            name: {
+                "ips": self._weighted[name].ips(),
+                "snips": self._weighted[name].snips(),
+                "dr": self._dr[name].estimate(),
+            }
+            for name in self.metrics
+        }
+        return out, next(iter(self._weighted.values())).effective_size()
+
+
+def _memoized(model: RewardModel) -> Callable[[str, str], float]:
+    cache: dict[tuple[str, str], float] = {}
+
+    def predict(context: str, name: str) -> float:
+        key = (context, name)
+        value = cache.get(key)
+        if value is None:
+            value = cache[key] = model.predict(context, name)
+        return value
+
+    return predict
+
+
+def _survey(records: Iterable[DecisionRecord], metrics: dict[str, Metric]) -> Survey:
+    survey = Survey((), metrics)
+    for record in records:
+        survey.add(record)
+    return survey
+
+
+def unsupported_contexts(records: Iterable[DecisionRecord], model: str) -> list[str]:
+    """:meth:`Survey.unsupported_contexts` of ``records``."""
+    return _survey(records, {}).unsupported_contexts(model)
 
 
 def fixed_model_estimates(
-    records: Sequence[DecisionRecord],
+    records: Iterable[DecisionRecord],
     model: str,
     metrics: dict[str, Metric],
 ) -> tuple[dict[str, dict[str, Estimate]], float]:
     """Per metric, the IPS, SNIPS and DR estimates of always choosing ``model``, and the
-    effective sample size. The DR reward model is cross-fitted on two halves of the log
-    (each half's terms use the model fitted on the other), so no record predicts itself."""
-    targets = [_target(r, model) for r in records]
-    weights = [t.get(r.model, 0.0) / r.probability for r, t in zip(records, targets, strict=True)]
-    out: dict[str, dict[str, Estimate]] = {}
-    halves = [list(range(0, len(records), 2)), list(range(1, len(records), 2))]
-    for name, metric in metrics.items():
-        values = [metric(r) for r in records]
-        predicted = [0.0] * len(records)
-        direct = [0.0] * len(records)
-        for half, other in ((halves[0], halves[1]), (halves[1], halves[0])):
-            fitted = RewardModel.fit(
-                (records[i].context, records[i].model, values[i]) for i in other
-            )
-            for i in half:
-                r = records[i]
-                predicted[i] = fitted.predict(r.context, r.model)
-                direct[i] = sum(p * fitted.predict(r.context, m) for m, p in targets[i].items())
-        out[name] = {
-            "ips": ips(weights, values),
-            "snips": snips(weights, values),
-            "dr": doubly_robust(weights, values, predicted, direct),
-        }
-    return out, effective_sample_size(weights)
+    effective sample size; ``records`` is read twice (a sequence, or a
+    :class:`~pickllm.logs.LogStream`). The DR reward model is cross-fitted on two halves of
+    the log (each half's terms use the model fitted on the other), so no record predicts
+    itself."""
+    sums = FixedModelSums(model, _survey(records, metrics))
+    for record in records:
+        sums.add(record)
+    return sums.estimates()

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from pickllm.config import Policy, Reward
@@ -33,7 +33,7 @@ from pickllm.evaluate.offpolicy import Metric
 from pickllm.logs.reader import DecisionRecord
 from pickllm.router import Router
 
-__all__ = ["ReplayResult", "acceptance_constant", "replay_learner", "t975"]
+__all__ = ["Replay", "ReplayResult", "acceptance_constant", "replay_learner", "t975"]
 
 # Student's t 97.5% quantiles for 1..30 degrees of freedom.
 _T975 = (
@@ -65,9 +65,86 @@ class ReplayResult:
     acceptance: float
 
 
-def acceptance_constant(records: Sequence[DecisionRecord]) -> float:
+def acceptance_constant(records: Iterable[DecisionRecord]) -> float:
     """``c``: the smallest logging probability of any allowed model in any record."""
     return min((min(r.logging_probabilities().values()) for r in records), default=0.0)
+
+
+class Replay:
+    """Replay of one learner, fed the log's records in time order (:meth:`add`), given the
+    acceptance constant ``c`` and the number of records (for the default ``horizon``, a tenth
+    of the records expected to be accepted). Raises ConfigError when replay does not apply."""
+
+    def __init__(
+        self,
+        models: Sequence[str],
+        policy: Policy,
+        reward: Reward,
+        metrics: dict[str, Metric],
+        *,
+        acceptance: float,
+        records: int,
+        horizon: int | None = None,
+        seed: int = 0,
+    ) -> None:
+        if acceptance <= 0:
+            raise ConfigError(
+                "replay needs every allowed model to have a positive logging probability, and "
+                "some logged decision gave one probability 0 (a converged learner logged it): "
+                "log with exploration, e.g. uniformly at random, to evaluate learners"
+            )
+        if horizon is None:
+            horizon = max(1, math.floor(acceptance * records / 10))
+        if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
+            raise ConfigError(f"horizon must be an integer >= 1, got {horizon!r}")
+        self.horizon, self.acceptance = horizon, acceptance
+        self._policy, self._reward, self._metrics = policy, reward, metrics
+        self._rng = random.Random(seed)
+        self._models = tuple(models)
+        self._router = self._fresh()
+        self._sums = dict.fromkeys(metrics, 0.0)
+        self._sessions: list[dict[str, float]] = []
+        self._accepted = self._taken = self._records = 0
+
+    def _fresh(self) -> Router:
+        # max_pending=1: a draw the log cannot answer is simply left to expire.
+        seed = self._rng.getrandbits(63)
+        return Router(
+            self._models, policy=self._policy, reward=self._reward, seed=seed, max_pending=1
+        )
+
+    def add(self, record: DecisionRecord) -> None:
+        self._records += 1
+        allowed = None if record.allowed == self._models else record.allowed
+        decision = self._router.select(record.context, allowed=allowed)
+        if (
+            decision.model != record.model
+            or self._rng.random() >= self.acceptance / record.probability
+        ):
+            return
+        self._router.feedback(
+            decision, accuracy=record.accuracy, cost=record.cost, latency=record.latency
+        )
+        for name, metric in self._metrics.items():
+            self._sums[name] += metric(record)
+        self._accepted += 1
+        self._taken += 1
+        if self._taken == self.horizon:
+            self._sessions.append({name: t / self.horizon for name, t in self._sums.items()})
+            self._sums = dict.fromkeys(self._metrics, 0.0)
+            self._taken = 0
+            self._router = self._fresh()
+
+    def result(self) -> ReplayResult:
+        sessions = self._sessions
+        return ReplayResult(
+            {name: _t_interval([s[name] for s in sessions]) for name in self._metrics},
+            len(sessions),
+            self.horizon,
+            self._accepted,
+            self._records,
+            self.acceptance,
+        )
 
 
 def replay_learner(
@@ -82,55 +159,19 @@ def replay_learner(
 ) -> ReplayResult:
     """Replay ``policy`` on ``records`` (in time order); ``horizon`` defaults to a tenth of
     the records expected to be accepted. Raises ConfigError when replay does not apply."""
-    c = acceptance_constant(records)
-    if c <= 0:
-        raise ConfigError(
-            "replay needs every allowed model to have a positive logging probability, and some "
-            "logged decision gave one probability 0 (a converged learner logged it): log with "
-            "exploration, e.g. uniformly at random, to evaluate learners"
-        )
-    if horizon is None:
-        horizon = max(1, math.floor(c * len(records) / 10))
-    if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
-        raise ConfigError(f"horizon must be an integer >= 1, got {horizon!r}")
-    rng = random.Random(seed)
-    everything = tuple(models)
-
-    def fresh() -> Router:
-        # max_pending=1: a draw the log cannot answer is simply left to expire.
-        seed = rng.getrandbits(63)
-        return Router(everything, policy=policy, reward=reward, seed=seed, max_pending=1)
-
-    router = fresh()
-    sums = dict.fromkeys(metrics, 0.0)
-    sessions: list[dict[str, float]] = []
-    accepted = 0
-    taken = 0
-    for record in records:
-        allowed = None if record.allowed == everything else record.allowed
-        decision = router.select(record.context, allowed=allowed)
-        if decision.model != record.model or rng.random() >= c / record.probability:
-            continue
-        router.feedback(
-            decision, accuracy=record.accuracy, cost=record.cost, latency=record.latency
-        )
-        for name, metric in metrics.items():
-            sums[name] += metric(record)
-        accepted += 1
-        taken += 1
-        if taken == horizon:
-            sessions.append({name: total / horizon for name, total in sums.items()})
-            sums = dict.fromkeys(metrics, 0.0)
-            taken = 0
-            router = fresh()
-    return ReplayResult(
-        {name: _t_interval([s[name] for s in sessions]) for name in metrics},
-        len(sessions),
-        horizon,
-        accepted,
-        len(records),
-        c,
+    replay = Replay(
+        models,
+        policy,
+        reward,
+        metrics,
+        acceptance=acceptance_constant(records),
+        records=len(records),
+        horizon=horizon,
+        seed=seed,
     )
+    for record in records:
+        replay.add(record)
+    return replay.result()
 
 
 def _t_interval(values: list[float]) -> Estimate:

@@ -20,7 +20,32 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-__all__ = ["RewardModel"]
+__all__ = ["RewardCells", "RewardModel"]
+
+
+class RewardCells:
+    """The sums a :class:`RewardModel` is fitted from, fed one observation at a time."""
+
+    def __init__(self) -> None:
+        self._cells: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0, 0])
+        self._models: dict[str, list[float]] = defaultdict(lambda: [0.0, 0])
+        self._total = 0.0
+        self._count = 0
+
+    def add(self, context: str, model: str, value: float) -> None:
+        for bucket in (self._cells[(context, model)], self._models[model]):
+            bucket[0] += value
+            bucket[1] += 1
+        self._total += value
+        self._count += 1
+
+    def fit(self, *, strength: float = 5.0) -> RewardModel:
+        overall = self._total / self._count if self._count else 0.0
+        models = {
+            m: (s + strength * overall) / (n + strength) for m, (s, n) in self._models.items()
+        }
+        cells = {key: (s / n, int(n)) for key, (s, n) in self._cells.items()}
+        return RewardModel(cells, models, overall, strength)
 
 
 @dataclass(frozen=True)
@@ -35,19 +60,10 @@ class RewardModel:
         cls, observations: Iterable[tuple[str, str, float]], *, strength: float = 5.0
     ) -> RewardModel:
         """Fit on ``(context, model, value)`` triples."""
-        cell_sums: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0, 0])
-        model_sums: dict[str, list[float]] = defaultdict(lambda: [0.0, 0])
-        total, count = 0.0, 0
+        cells = RewardCells()
         for context, model, value in observations:
-            for bucket in (cell_sums[(context, model)], model_sums[model]):
-                bucket[0] += value
-                bucket[1] += 1
-            total += value
-            count += 1
-        overall = total / count if count else 0.0
-        models = {m: (s + strength * overall) / (n + strength) for m, (s, n) in model_sums.items()}
-        cells = {key: (s / n, int(n)) for key, (s, n) in cell_sums.items()}
-        return cls(cells, models, overall, strength)
+            cells.add(context, model, value)
+        return cells.fit(strength=strength)
 
     def predict(self, context: str, model: str) -> float:
         prior = self.models.get(model, self.overall)

@@ -3,6 +3,12 @@
 ``model`` in a request names a router (the learner picks the upstream) or a configured model
 (passed through, still measured). Responses carry what happened in ``x-pickllm-*`` headers;
 ``POST /v1/feedback`` completes a decision's reward later (see :mod:`pickllm.gateway.feedback`).
+
+Each trust boundary lives in its own module: who is calling (:mod:`~pickllm.gateway.auth`),
+what a request may ask (:mod:`~pickllm.gateway.validation`), what an upstream's words may show
+(:mod:`~pickllm.gateway.redact`), who may settle a decision (:mod:`~pickllm.gateway.feedback`,
+:mod:`~pickllm.gateway.peers`) and how long a client may take to read
+(:mod:`~pickllm.gateway.streaming`). This module wires them to the routers.
 """
 
 from __future__ import annotations
@@ -10,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import hmac
 import json
 import logging
 import os
@@ -21,25 +26,31 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import anyio
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
 
 from pickllm._core import Decision
 from pickllm.attempts import Attempt, Ticket
 from pickllm.backends.openai import OpenAICompatible
 from pickllm.errors import DecisionError, PickLLMError
+from pickllm.gateway.auth import ADMIN, Keys
 from pickllm.gateway.config import GatewayConfig, JudgeConfig, load_config, resolve_secret
-from pickllm.gateway.errors import APIError, UnknownDecisionError
-from pickllm.gateway.feedback import FeedbackStore, Outcome, Pending
+from pickllm.gateway.dashboard import dashboard_routes
+from pickllm.gateway.errors import APIError
+from pickllm.gateway.feedback import DECISION_ID, FeedbackStore, Outcome, Pending, new_decision_id
 from pickllm.gateway.metrics import BREAKER_VALUES, CONTENT_TYPE_LATEST, Metrics
-from pickllm.gateway.proxy import DONE, Answer, Limits, Stream, Upstream, UpstreamError
-from pickllm.gateway.routes import RoutedModels
+from pickllm.gateway.peers import Peers
+from pickllm.gateway.proxy import Answer, Limits, Stream, Upstream, UpstreamError
+from pickllm.gateway.redact import Redactor
+from pickllm.gateway.routes import CallSize, RoutedModels
 from pickllm.gateway.shared_metrics import SharedStateGauges
+from pickllm.gateway.stats import GatewayStats
+from pickllm.gateway.streaming import StreamResponse
+from pickllm.gateway.traces import GatewayTraces
+from pickllm.gateway.validation import CONTEXT_HEADER, ChatRequest, chat_request, read_json
 from pickllm.routing import DEFAULT_DEADLINE, DEFAULT_MAX_RESPONSE_BYTES
 from pickllm.scorers.judge import DEFAULT_RUBRIC, LLMJudge
 
@@ -52,10 +63,6 @@ CONFIG_ENV = "PICKLLM_GATEWAY_CONFIG"
 #: With several workers: the folder where each worker listens (a Unix socket named by its
 #: token) for feedback on its decisions that reached another worker.
 PEERS_ENV = "PICKLLM_GATEWAY_PEERS"
-#: The request header, and the body field, that name a request's context.
-CONTEXT_HEADER = "x-pickllm-context"
-CONTEXT_FIELD = "pickllm_context"
-_MAX_CONTEXT = 256
 
 
 class Gateway:
@@ -63,14 +70,14 @@ class Gateway:
 
     def __init__(self, config: GatewayConfig) -> None:
         self.config = config
-        self.keys = tuple(
-            resolve_secret(key, f"server.api_keys[{i}]").encode()
-            for i, key in enumerate(config.server.api_keys)
-        )
+        self.keys = Keys(config.server)
         self.api_keys = {
             name: None if m.api_key is None else resolve_secret(m.api_key, f"models.{name}.api_key")
             for name, m in config.models.items()
         }
+        self.redact = Redactor(
+            [*self.keys.secrets(), *(k for k in self.api_keys.values() if k is not None)]
+        )
         self.routers = {name: RoutedModels(name, r, config) for name, r in config.routers.items()}
         self._judge_backends: list[OpenAICompatible] = []
         self.judges = {
@@ -79,14 +86,15 @@ class Gateway:
         self._judging: set[asyncio.Task[None]] = set()
         self.metrics = Metrics(config.server.metrics_contexts)
         self.shared_gauges = SharedStateGauges(self.metrics.registry)
+        self.stats = GatewayStats({n: r.router.models for n, r in self.routers.items()})
+        self.traces = GatewayTraces()
         self.store = FeedbackStore(self._settled)
         self.upstreams: dict[str, Upstream] = {}
-        self._token = secrets.token_hex(6)
-        self._count = 0
+        #: This worker's token: in its decision ids, and its address for hand-offs.
+        self.token = secrets.token_hex(6)
         self._sweeper: asyncio.Task[None] | None = None
         self._session: aiohttp.ClientSession | None = None
-        self._peers: Path | None = None
-        self._peer_server: asyncio.Server | None = None
+        self.peers: Peers | None = None
         self.ready = False
 
     def _judge_of(self, judge: JudgeConfig) -> LLMJudge:
@@ -108,12 +116,10 @@ class Gateway:
             for name, m in self.config.models.items()
         }
         self._sweeper = asyncio.create_task(self._sweep())
-        peers = os.environ.get(PEERS_ENV)
-        if peers:
-            self._peers = Path(peers)
-            self._peer_server = await asyncio.start_unix_server(
-                self._peer_feedback, path=str(self._peers / f"{self._token}.sock")
-            )
+        folder = os.environ.get(PEERS_ENV)
+        if folder:
+            self.peers = Peers(Path(folder), self.token, self._settle_feedback)
+            await self.peers.start()
         self.ready = True
         alone = [name for name, r in self.routers.items() if not r.shared]
         if alone and os.environ.get("PICKLLM_GATEWAY_WORKERS", "1") != "1":
@@ -124,9 +130,8 @@ class Gateway:
 
     async def stop(self) -> None:
         self.ready = False
-        if self._peer_server is not None:
-            self._peer_server.close()
-            await self._peer_server.wait_closed()
+        if self.peers is not None:
+            await self.peers.stop()
         if self._sweeper is not None:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -185,82 +190,70 @@ class Gateway:
             m.pending.labels(name).set(self.store.count(name))
             if routed.router._shared is not None:
                 self.shared_gauges.refresh(name, routed.router.shared_status())
+            if routed.router.decision_log is not None:
+                m.decision_log_dropped(name, routed.router.decision_log.dropped)
 
     # ==================== Requests ====================
 
-    def authorize(self, request: Request) -> None:
-        if not self.keys:
-            return
-        header = request.headers.get("authorization", "")
-        scheme, _, given = header.partition(" ")
-        if scheme.lower() == "bearer" and given:
-            offered = given.strip().encode()
-            # Compare with every key, always, so timing says nothing about which matched.
-            matched = False
-            for key in self.keys:
-                matched |= hmac.compare_digest(offered, key)
-            if matched:
-                return
-        raise APIError(
-            "missing or invalid API key (send Authorization: Bearer <key>)",
-            status=401,
-            code="invalid_api_key",
-        )
+    def authorize(self, request: Request) -> str:
+        """The caller's principal (see :mod:`pickllm.gateway.auth`), or a 401."""
+        return self.keys.principal(request)
+
+    async def _body(self, request: Request) -> tuple[bytes, dict[str, Any]]:
+        server = self.config.server
+        return await read_json(request, server.max_body_bytes, server.body_timeout)
 
     async def chat(self, request: Request) -> Response:
-        self.authorize(request)
-        raw, body = await self._json_body(request)
-        model, messages, stream = _chat_fields(body)
-        context = _context(request, body)
-        prompt_chars = _prompt_chars(messages)
-        if model in self.routers:
-            return await self._routed(
-                self.routers[model], body, stream, context, len(raw), len(messages), prompt_chars
-            )
-        if model in self.upstreams:
-            return await self._passed_through(self.upstreams[model], body, stream, prompt_chars)
+        principal = self.authorize(request)
+        raw, body = await self._body(request)
+        checked = chat_request(raw, body, request.headers.get(CONTEXT_HEADER))
+        most = self.config.server.max_choices
+        if checked.choices > most:
+            raise APIError(f"'n' (and 'best_of') may be at most {most} on this gateway", param="n")
+        if checked.model in self.routers:
+            with self.traces.request(checked.context, checked.model):
+                return await self._routed(self.routers[checked.model], checked, principal)
+        if checked.model in self.upstreams:
+            return await self._passed_through(self.upstreams[checked.model], checked)
         raise APIError(
-            f"the model {model!r} does not exist: use a router or a model of GET /v1/models",
+            f"the model {checked.model!r} does not exist: use a router or a model of "
+            "GET /v1/models",
             status=404,
             code="model_not_found",
             param="model",
         )
 
-    async def _routed(
-        self,
-        routed: RoutedModels,
-        body: dict[str, Any],
-        stream: bool,
-        context: str | None,
-        prompt_bytes: int,
-        messages: int,
-        prompt_chars: int,
-    ) -> Response:
+    async def _routed(self, routed: RoutedModels, checked: ChatRequest, principal: str) -> Response:
         tried: list[Attempt] = []
         deadline = routed.deadline()
+        size = CallSize(checked.prompt_bytes, checked.messages, checked.choices, checked.max_tokens)
+        body, stream = checked.body, checked.stream
+        judged = routed.name in self.judges
         while True:
-            ticket = routed.next(context, (prompt_bytes, messages), tried, deadline)
+            ticket = routed.next(checked.context, size, tried, deadline)
             decision = ticket.decision
-            gid = self._decision_id()
-            self.store.open(gid, routed.name, decision)
+            gid = new_decision_id(self.token)
+            self.store.open(gid, routed.name, decision, owner=principal)
+            self.traces.attempt(gid, decision, len(tried) + 1, self.config.model_id(decision.model))
             try:
-                if routed.name in self.judges:
-                    self._keep_prompt(gid, body)
+                if judged:
+                    self._keep_prompt(gid, routed, body)
                 self.metrics.decisions.labels(
                     routed.name, self.metrics.context(decision.context), decision.model
                 ).inc()
+                self.stats.decided(routed.name, decision)
                 upstream, limits = self.upstreams[decision.model], routed.limits(deadline)
                 if stream:
                     opened = await upstream.stream(
-                        body, prompt_chars, keep_text=routed.name in self.judges, limits=limits
+                        body, checked.prompt_chars, keep_text=judged, limits=limits
                     )
                 else:
-                    answer = await upstream.complete(body, prompt_chars, limits)
+                    answer = await upstream.complete(body, checked.prompt_chars, limits)
             except UpstreamError as error:
-                self.metrics.failures.labels(decision.model, error.kind).inc()
+                self._count_failure(decision.model, error)
                 self._failed(routed, gid, ticket, error)
-                if not error.blames_model:  # the request's own fault: passed back as is
-                    return _upstream_refusal(error)
+                if not error.blames_model:
+                    raise self._not_the_models(error) from None
                 tried.append(Attempt(decision, str(error)))
                 continue
             except BaseException:
@@ -269,13 +262,36 @@ class Gateway:
             headers = _decision_headers(gid, decision)
             if stream:
                 ended = functools.partial(self._stream_ended, routed, gid, ticket, opened)
-                return _StreamResponse(opened, headers, ended)
-            self._answered(routed, gid, ticket, answer, self._cost(decision.model, answer))
+                return StreamResponse(opened, headers, ended)
+            try:
+                self._answered(routed, gid, ticket, answer, self._cost(decision.model, answer))
+            except BaseException:  # settled exactly once, whatever raises
+                self._abandon(routed, gid, ticket)
+                raise
             return _json_response(answer.body, headers)
 
-    async def _passed_through(
-        self, upstream: Upstream, body: dict[str, Any], stream: bool, prompt_chars: int
-    ) -> Response:
+    def _count_failure(self, model: str, error: UpstreamError) -> None:
+        """A failed call in the metrics: by model, unless our own machine failed it."""
+        if error.kind == "local":
+            self.metrics.overloaded.inc()
+        else:
+            self.metrics.failures.labels(model, error.kind).inc()
+
+    def _not_the_models(self, error: UpstreamError) -> APIError:
+        """The client's error for a failure that blames no model: the request's own fault (the
+        upstream's refusal, redacted) or our own machine's (a 503 to retry later)."""
+        if error.kind == "local":
+            logger.error("pickllm gateway: %s", error)
+            return APIError(
+                "the gateway is overloaded (out of local resources); retry later",
+                status=503,
+                type="server_error",
+                code="gateway_overloaded",
+                headers={"Retry-After": "1"},
+            )
+        return self.redact.refusal(error.status or 400, error.body)
+
+    async def _passed_through(self, upstream: Upstream, checked: ChatRequest) -> Response:
         headers = {"x-pickllm-model": upstream.name}
         # No router, so Router's defaults: the same guarantees as a routed request.
         limits = Limits(
@@ -283,15 +299,16 @@ class Gateway:
             f"request deadline of {DEFAULT_DEADLINE:g} s",
             DEFAULT_MAX_RESPONSE_BYTES,
         )
+        body, chars = checked.body, checked.prompt_chars
         try:
-            if stream:
-                opened = await upstream.stream(body, prompt_chars, limits=limits)
+            if checked.stream:
+                opened = await upstream.stream(body, chars, limits=limits)
             else:
-                answer = await upstream.complete(body, prompt_chars, limits)
+                answer = await upstream.complete(body, chars, limits)
         except UpstreamError as error:
-            self.metrics.failures.labels(upstream.name, error.kind).inc()
+            self._count_failure(upstream.name, error)
             if not error.blames_model:
-                return _upstream_refusal(error)
+                raise self._not_the_models(error) from None
             if error.kind == "deadline":
                 raise APIError(
                     str(error), status=504, type="server_error", code="deadline_exceeded"
@@ -299,7 +316,7 @@ class Gateway:
             raise APIError(
                 str(error), status=502, type="server_error", code="upstream_failed"
             ) from None
-        if stream:
+        if checked.stream:
 
             def ended(outcome: str, error: UpstreamError | None) -> None:
                 if outcome == "done":
@@ -307,23 +324,21 @@ class Gateway:
                 elif error is not None:
                     self.metrics.failures.labels(upstream.name, error.kind).inc()
 
-            return _StreamResponse(opened, headers, ended)
+            return StreamResponse(opened, headers, ended)
         self._measured(upstream.name, answer.latency, None)
         return _json_response(answer.body, headers)
 
     # ==================== Settling decisions ====================
 
-    def _keep_prompt(self, gid: str, body: dict[str, Any]) -> None:
-        """What the judge grades against: the last user message."""
+    def _keep_prompt(self, gid: str, routed: RoutedModels, body: dict[str, Any]) -> None:
+        """What the judge grades against: the last user message (unless larger than the
+        judge's max_kept_bytes: then the decision gets its default accuracy)."""
         pending = self.store.get(gid)
         users = [m for m in body["messages"] if m.get("role") == "user"]
         content = users[-1].get("content") if users else None
-        if pending is not None:
-            pending.prompt = content if isinstance(content, str) else json.dumps(content)
-
-    def _decision_id(self) -> str:
-        self._count += 1
-        return f"dec-{self._token}-{self._count}"
+        prompt = content if isinstance(content, str) else json.dumps(content)
+        if pending is not None and _size(prompt) <= _kept_bytes(routed):
+            pending.prompt = prompt
 
     def _cost(self, model: str, answer: Answer | Stream) -> float:
         usage = answer.usage if isinstance(answer, Answer) else answer.final_usage()
@@ -341,11 +356,19 @@ class Gateway:
         self, routed: RoutedModels, gid: str, ticket: Ticket, answer: Answer | Stream, cost: float
     ) -> None:
         routed.attempts.answered(ticket, cost)
+        usage = answer.usage if isinstance(answer, Answer) else answer.final_usage()
+        self.traces.answered(
+            gid, usage.input_tokens, usage.output_tokens, ticket.decision.model, cost
+        )
         ttft = answer.ttft if isinstance(answer, Stream) else None
         self._measured(ticket.decision.model, answer.latency, ttft)
         pending = self.store.get(gid)
         if pending is not None and pending.prompt is not None:
-            pending.answer = answer.text()  # for the judge
+            text = answer.text()  # for the judge, if question and answer fit what it may keep
+            if text is not None and _size(pending.prompt) + _size(text) <= _kept_bytes(routed):
+                pending.answer = text
+            else:
+                pending.prompt = None
         self.store.answered(
             gid,
             cost=cost,
@@ -365,6 +388,7 @@ class Gateway:
         """A call failed: the model's failure is fed back as zero accuracy with its real
         latency; the request's own fault (a 4xx) judges no model."""
         self.store.cancel(gid)
+        self.traces.failed(gid, error)
         if not error.blames_model:
             routed.attempts.abandon(ticket, cost)
             return
@@ -378,6 +402,7 @@ class Gateway:
     def _abandon(self, routed: RoutedModels, gid: str, ticket: Ticket, cost: float = 0.0) -> None:
         """Ended without a verdict on the model (the client left, a bug): no learning."""
         self.store.cancel(gid)
+        self.traces.failed(gid, None)
         routed.attempts.abandon(ticket, cost)
 
     def _stream_ended(
@@ -405,6 +430,7 @@ class Gateway:
             return
         router, decision = self.routers[pending.router].router, pending.decision
         cost, latency = pending.cost or 0.0, pending.latency or 0.0
+        self.stats.settled(pending.router, decision, accuracy, cost, latency)
         self._learn(
             pending.router,
             decision,
@@ -423,15 +449,18 @@ class Gateway:
         self.metrics.rewards.labels(
             router, self.metrics.context(decision.context), decision.model
         ).observe(reward)
+        self.stats.learned(router, decision, reward)
 
     # ==================== Other endpoints ====================
 
     async def feedback(self, request: Request) -> Response:
-        self.authorize(request)
-        _, body = await self._json_body(request)
+        principal = self.authorize(request)
+        _, body = await self._body(request)
         gid = body.get("decision")
         accuracy = body.get("accuracy")
-        if not isinstance(gid, str) or not gid:
+        # The id's shape first: nothing else is done with an id that does not match it.
+        match = DECISION_ID.match(gid) if isinstance(gid, str) else None
+        if match is None or not isinstance(gid, str):
             raise APIError(
                 "'decision' must be the x-pickllm-decision id of a response", param="decision"
             )
@@ -441,47 +470,19 @@ class Gateway:
             or not 0.0 <= accuracy <= 1.0
         ):
             raise APIError(
-                f"'accuracy' must be a number in [0, 1], got {accuracy!r}", param="accuracy"
+                f"'accuracy' must be a number in [0, 1], got {json.dumps(accuracy)[:40]}",
+                param="accuracy",
             )
-        owner = gid.split("-")[1] if gid.count("-") == 2 else self._token
-        if owner != self._token and self._peers is not None:
-            status, answer = await self._forward_feedback(owner, gid, float(accuracy))
+        owner = match.group(1)
+        if owner != self.token and self.peers is not None:
+            status, answer = await self.peers.hand_off(owner, gid, float(accuracy), principal)
             return JSONResponse(answer, status_code=status)
-        self.store.feedback(gid, float(accuracy))
+        self._settle_feedback(gid, float(accuracy), principal)
         return JSONResponse({"decision": gid, "accepted": True})
 
-    async def _forward_feedback(
-        self, owner: str, gid: str, accuracy: float
-    ) -> tuple[int, dict[str, Any]]:
-        """Hand feedback to the worker that made the decision (same machine, Unix socket)."""
-        assert self._peers is not None
-        try:
-            reader, writer = await asyncio.open_unix_connection(self._peers / f"{owner}.sock")
-        except OSError:  # no such worker (any more): its decisions are gone with it
-            error = UnknownDecisionError(f"unknown decision {gid!r}")
-            return error.status, error.body()
-        try:
-            writer.write(json.dumps({"decision": gid, "accuracy": accuracy}).encode() + b"\n")
-            await writer.drain()
-            reply = json.loads(await reader.readline())
-        finally:
-            writer.close()
-        return int(reply["status"]), dict(reply["body"])
-
-    async def _peer_feedback(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        try:
-            request = json.loads(await reader.readline())
-            try:
-                self.store.feedback(str(request["decision"]), float(request["accuracy"]))
-                reply = {"status": 200, "body": {"decision": request["decision"], "accepted": True}}
-            except APIError as error:
-                reply = {"status": error.status, "body": error.body()}
-            writer.write(json.dumps(reply).encode() + b"\n")
-            await writer.drain()
-        finally:
-            writer.close()
+    def _settle_feedback(self, gid: str, accuracy: float, principal: str) -> None:
+        """Feedback for a decision of this worker, from ``principal`` (raises APIError)."""
+        self.store.feedback(gid, accuracy, by=principal, admin=principal == ADMIN)
 
     async def models(self, request: Request) -> Response:
         self.authorize(request)
@@ -511,139 +512,14 @@ class Gateway:
             self.refresh_gauges()
         return Response(self.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
-    async def _json_body(self, request: Request) -> tuple[bytes, dict[str, Any]]:
-        limit = self.config.server.max_body_bytes
-        too_big = APIError(
-            f"the request body exceeds {limit} bytes", status=413, code="request_too_large"
-        )
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise too_big
-        chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise too_big
-            chunks.append(chunk)
-        raw = b"".join(chunks)
-        try:
-            body = json.loads(raw)
-        except ValueError:
-            raise APIError("the request body is not valid JSON", code="invalid_json") from None
-        if not isinstance(body, dict):
-            raise APIError("the request body must be a JSON object", code="invalid_json")
-        return raw, body
+
+def _size(text: str) -> int:
+    return len(text.encode("utf-8", errors="surrogatepass"))
 
 
-class _StreamResponse(Response):
-    """Streams an upstream's events to the client while watching for the client leaving.
-
-    ``ended`` is called exactly once, with "done", "broken" or "left", and before the client
-    sees the end of the stream (``[DONE]`` is held back until then), so that whatever the
-    client does next (feedback, a metrics scrape) finds the decision settled. On disconnect the
-    stream is cancelled and the upstream connection closed, which cancels the upstream call."""
-
-    def __init__(self, stream: Stream, headers: dict[str, str], ended: Any) -> None:
-        # Not Response.__init__: it would declare a Content-Length of 0.
-        self.status_code = 200
-        self.background = None
-        self.raw_headers = [(k.encode(), v.encode()) for k, v in headers.items()]
-        self.raw_headers.append((b"content-type", b"text/event-stream"))
-        self.raw_headers.append((b"cache-control", b"no-cache"))
-        self.stream = stream
-        self.ended = ended
-        self.settled = False
-
-    def _settle(self, outcome: str, failure: UpstreamError | None) -> None:
-        if not self.settled:
-            self.settled = True
-            self.ended(outcome, failure)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
-            async with anyio.create_task_group() as group:
-                group.start_soon(_watch_disconnect, receive, group.cancel_scope)
-                tail = b""
-                try:
-                    async for chunk in self.stream.events():
-                        if chunk == DONE:
-                            tail = chunk
-                            continue
-                        await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                    self.stream.release()
-                    self._settle("done", None)
-                except UpstreamError as error:
-                    self._settle("broken", error)
-                    event = {
-                        "error": {
-                            "message": str(error),
-                            "type": "server_error",
-                            "code": _STREAM_ERROR_CODES.get(error.kind, "upstream_stream_broken"),
-                        }
-                    }
-                    tail = b"data: " + json.dumps(event).encode() + b"\n\n"
-                await send({"type": "http.response.body", "body": tail, "more_body": False})
-                group.cancel_scope.cancel()
-        except OSError:
-            pass  # the client left
-        finally:
-            self.stream.close()
-            self._settle("left", None)
-
-
-#: The code of the error event that ends a stream cut short, by UpstreamError kind.
-_STREAM_ERROR_CODES = {"deadline": "deadline_exceeded", "too_large": "response_too_large"}
-
-
-async def _watch_disconnect(receive: Receive, scope: anyio.CancelScope) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            scope.cancel()
-            return
-
-
-def _chat_fields(body: dict[str, Any]) -> tuple[str, list[dict[str, Any]], bool]:
-    model = body.get("model")
-    if not isinstance(model, str) or not model:
-        raise APIError("'model' must name a router or a model (a non-empty string)", param="model")
-    messages = body.get("messages")
-    if (
-        not isinstance(messages, list)
-        or not messages
-        or not all(isinstance(m, dict) and isinstance(m.get("role"), str) for m in messages)
-    ):
-        raise APIError(
-            "'messages' must be a non-empty list of messages with a 'role'", param="messages"
-        )
-    stream = body.get("stream", False)
-    if not isinstance(stream, bool):
-        raise APIError(f"'stream' must be true or false, got {stream!r}", param="stream")
-    options = body.get("stream_options")
-    if options is not None and not isinstance(options, dict):
-        raise APIError("'stream_options' must be an object", param="stream_options")
-    return model, messages, stream
-
-
-def _context(request: Request, body: dict[str, Any]) -> str | None:
-    context = request.headers.get(CONTEXT_HEADER)
-    field = body.pop(CONTEXT_FIELD, None)  # pickllm's own field: never forwarded upstream
-    if context is None and field is not None:
-        if not isinstance(field, str):
-            raise APIError(f"'{CONTEXT_FIELD}' must be a string", param=CONTEXT_FIELD)
-        context = field
-    if context is not None and not 0 < len(context) <= _MAX_CONTEXT:
-        raise APIError(f"the context must have 1 to {_MAX_CONTEXT} characters", param=CONTEXT_FIELD)
-    return context
-
-
-def _prompt_chars(messages: list[dict[str, Any]]) -> int:
-    total = 0
-    for message in messages:
-        content = message.get("content")
-        total += len(content) if isinstance(content, str) else len(json.dumps(content))
-    return total
+def _kept_bytes(routed: RoutedModels) -> int:
+    judge = routed.config.judge
+    return 0 if judge is None else judge.max_kept_bytes
 
 
 def _decision_headers(gid: str, decision: Decision) -> dict[str, str]:
@@ -659,17 +535,6 @@ def _json_response(body: dict[str, Any], headers: dict[str, str]) -> Response:
     return Response(
         json.dumps(body, separators=(",", ":")), headers=headers, media_type="application/json"
     )
-
-
-def _upstream_refusal(error: UpstreamError) -> Response:
-    """A 4xx of the upstream for the request itself, passed back as is (OpenAI-style)."""
-    try:
-        body = json.loads(error.body or b"")
-        if not isinstance(body, dict) or "error" not in body:
-            raise ValueError
-    except ValueError:
-        body = APIError(f"the upstream refused the request: {error}").body()
-    return JSONResponse(body, status_code=error.status or 400)
 
 
 async def _api_error(request: Request, error: Exception) -> Response:
@@ -717,6 +582,7 @@ def create_app(config: GatewayConfig) -> Starlette:
             Route("/metrics", gateway.metrics_endpoint, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
+            *dashboard_routes(gateway),
         ],
         exception_handlers={
             APIError: _api_error,

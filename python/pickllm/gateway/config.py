@@ -25,6 +25,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+import urllib.parse
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -78,17 +79,32 @@ class _Section(BaseModel):
 
 
 class ServerConfig(_Section):
-    """``[server]``: who may call, how big a request may be."""
+    """``[server]``: who may call, how big a request may be, how long a client may take."""
 
     #: ``env:NAME`` references to the keys clients send as ``Authorization: Bearer <key>``;
-    #: empty: no authentication (bind to 127.0.0.1 then).
+    #: empty: no authentication (only on a loopback host, unless ``allow_anonymous``).
     api_keys: list[str] = Field(default_factory=list)
+    #: ``env:NAME`` references to keys that may also settle any client's decisions.
+    admin_keys: list[str] = Field(default_factory=list)
+    #: Serve without api_keys on a host other than loopback (anyone who can reach it may call).
+    allow_anonymous: bool = False
     #: Request bodies larger than this are refused with 413.
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    #: Seconds a client has to send its request headers (else the connection is closed) and
+    #: then its body (else 408), so that half-sent requests cannot hold connections.
+    header_timeout: float = Field(default=10.0, gt=0.0)
+    body_timeout: float = Field(default=30.0, gt=0.0)
+    #: Connections one worker holds at most; beyond, new ones get a 503 and are closed.
+    max_connections: int = Field(default=500, ge=1)
+    #: The largest ``n`` (or ``best_of``) a request may ask for: each choice is paid for.
+    max_choices: int = Field(default=8, ge=1)
     #: How many distinct contexts get their own metric labels; later ones count as "_other".
-    metrics_contexts: int = Field(default=100, ge=0)
+    #: 0 (the default): none, since contexts come from clients and /metrics needs no key.
+    metrics_contexts: int = Field(default=0, ge=0)
+    #: Serve the dashboard, ``GET /ui`` (behind the same keys); ``GET /v1/stats`` stays on.
+    ui: bool = True
 
-    @field_validator("api_keys")
+    @field_validator("api_keys", "admin_keys")
     @classmethod
     def _references(cls, keys: list[str]) -> list[str]:
         return [_secret_reference(key) for key in keys]
@@ -114,6 +130,17 @@ class ModelConfig(_Section):
     def _http_url(cls, url: str) -> str:
         if not url.startswith(("http://", "https://")):
             raise ValueError("base_url must start with http:// or https://")
+        try:
+            parts = urllib.parse.urlsplit(url)
+            parts.port  # noqa: B018 (raises on a port that is not a number)
+        except ValueError:
+            raise ValueError("base_url is not a valid URL") from None
+        if parts.username is not None or parts.password is not None or "@" in parts.netloc:
+            # Whatever names the URL (an error, a log, /v1/models) would show the secret.
+            raise ValueError(
+                "base_url must not hold credentials (user:password@): give the key as "
+                "api_key = 'env:NAME'"
+            )
         return url.rstrip("/")
 
     @field_validator("api_key")
@@ -164,6 +191,9 @@ class JudgeConfig(_Section):
     rubric: str | None = None
     scale: int = Field(default=10, ge=1)
     timeout: float = Field(default=60.0, gt=0.0)
+    #: Bytes of question and answer kept per decision until its feedback deadline; a decision
+    #: whose question and answer are larger is not judged (its default_accuracy applies).
+    max_kept_bytes: int = Field(default=64 * 1024, ge=1)
 
 
 class RouterConfig(_Section):
@@ -313,7 +343,8 @@ def _describe(error: ValidationError, text: str, source: str) -> str:
 
 
 def _looks_secret(location: tuple[str, ...]) -> bool:
-    return any(part in ("api_key", "api_keys") for part in location)
+    # A refused base_url may hold credentials: never shown.
+    return any(part in ("api_key", "api_keys", "admin_keys", "base_url") for part in location)
 
 
 def _line(text: str, location: tuple[str, ...]) -> str:

@@ -11,12 +11,19 @@ of these states, and every path out of "in flight" or "waiting" settles it once:
 * **settled**: by feedback, by the deadline ("expired"), or without learning because the call
   failed or the client left ("cancelled"). Later feedback for it gets a clear 4xx.
 
+Decision ids are random (:func:`new_decision_id`: 128 bits from :mod:`secrets`, so one cannot
+be guessed from another), checked against :data:`DECISION_ID` before anything else is done with
+them, and each decision remembers the principal (API key) that made it: feedback from any other
+key is answered as for an unknown decision, so a client learns nothing of others' decisions.
+
 The store is used from one event loop (the gateway's worker) and needs no lock.
 """
 
 from __future__ import annotations
 
 import heapq
+import re
+import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -31,7 +38,18 @@ from pickllm.gateway.errors import (
     UnknownDecisionError,
 )
 
-__all__ = ["FeedbackStore", "Outcome", "Pending"]
+__all__ = ["DECISION_ID", "FeedbackStore", "Outcome", "Pending", "new_decision_id"]
+
+#: A decision id: "dec-", the deciding worker's token (12 hex digits), "-", 22 random characters.
+DECISION_ID = re.compile(r"\Adec-([0-9a-f]{12})-([A-Za-z0-9_-]{22})\Z")
+#: A worker's token: names it in decision ids and in the hand-off between workers.
+WORKER_TOKEN = re.compile(r"\A[0-9a-f]{12}\Z")
+
+
+def new_decision_id(worker: str) -> str:
+    """A fresh, unguessable decision id of the worker with token ``worker``."""
+    return f"dec-{worker}-{secrets.token_urlsafe(16)}"
+
 
 #: How a settled decision was settled.
 Outcome = Literal["feedback", "expired", "cancelled"]
@@ -43,6 +61,8 @@ class Pending:
 
     router: str
     decision: Decision
+    #: Who made the decision (see pickllm.gateway.auth): the only one who may settle it.
+    owner: str = "anonymous"
     #: Set when the answer ends.
     cost: float | None = None
     latency: float | None = None
@@ -66,12 +86,16 @@ class FeedbackStore:
     >>> applied = []
     >>> store = FeedbackStore(lambda p, a, how: applied.append((p.decision.id, a, how)),
     ...                       clock=lambda: 0.0)
-    >>> store.open("d1", "auto", Decision(1, "small", 0.5, "default"))
+    >>> store.open("d1", "auto", Decision(1, "small", 0.5, "default"), owner="key-0")
     >>> store.answered("d1", cost=0.001, latency=0.2, timeout=60.0, default_accuracy=0.5)
-    >>> store.feedback("d1", 0.9)
+    >>> store.feedback("d1", 0.9, by="key-1")
+    Traceback (most recent call last):
+    ...
+    pickllm.gateway.errors.UnknownDecisionError: unknown decision 'd1'
+    >>> store.feedback("d1", 0.9, by="key-0")
     >>> applied
     [(1, 0.9, 'feedback')]
-    >>> store.feedback("d1", 0.9)
+    >>> store.feedback("d1", 0.9, by="key-0")
     Traceback (most recent call last):
     ...
     pickllm.gateway.errors.DecisionSettledError: decision 'd1' already received its feedback
@@ -90,6 +114,8 @@ class FeedbackStore:
         self._pending: dict[str, Pending] = {}
         self._deadlines: list[tuple[float, str]] = []
         self._settled: OrderedDict[str, Outcome] = OrderedDict()
+        #: Owners of recently settled decisions (so their state is told only to them).
+        self._owners: dict[str, str] = {}
 
     def __len__(self) -> int:
         return len(self._pending)
@@ -102,9 +128,9 @@ class FeedbackStore:
         """The pending decision ``gid``, or None once settled (or never issued)."""
         return self._pending.get(gid)
 
-    def open(self, gid: str, router: str, decision: Decision) -> None:
-        """A decision's request is sent upstream."""
-        self._pending[gid] = Pending(router, decision)
+    def open(self, gid: str, router: str, decision: Decision, *, owner: str = "anonymous") -> None:
+        """A decision's request, made by ``owner``, is sent upstream."""
+        self._pending[gid] = Pending(router, decision, owner)
 
     def answered(
         self, gid: str, *, cost: float, latency: float, timeout: float, default_accuracy: float
@@ -124,10 +150,18 @@ class FeedbackStore:
         if gid in self._pending:
             self._finish(gid, None, "cancelled")
 
-    def feedback(self, gid: str, accuracy: float) -> None:
-        """Apply ``accuracy`` (checked in [0, 1] by the caller) to decision ``gid``."""
+    def feedback(
+        self, gid: str, accuracy: float, *, by: str = "anonymous", admin: bool = False
+    ) -> None:
+        """Apply ``accuracy`` (checked in [0, 1] by the caller) to decision ``gid``, sent by
+        principal ``by``: only its owner, or an ``admin``, may settle a decision."""
         pending = self._pending.get(gid)
+        if pending is not None and not admin and pending.owner != by:
+            raise UnknownDecisionError(f"unknown decision {gid!r}")
         if pending is None:
+            owner = self._owners.get(gid)
+            if owner is not None and not admin and owner != by:
+                raise UnknownDecisionError(f"unknown decision {gid!r}")
             raise self._why_not(gid)
         if pending.accuracy is not None:
             raise DecisionSettledError(f"decision {gid!r} already received its feedback")
@@ -175,8 +209,10 @@ class FeedbackStore:
     def _finish(self, gid: str, accuracy: float | None, outcome: Outcome) -> None:
         pending = self._pending.pop(gid)
         self._settled[gid] = outcome
+        self._owners[gid] = pending.owner
         if len(self._settled) > self._remember:
-            self._settled.popitem(last=False)
+            forgotten, _ = self._settled.popitem(last=False)
+            self._owners.pop(forgotten, None)
         self._settle(pending, accuracy, outcome)
 
     def _why_not(self, gid: str) -> Exception:

@@ -6,8 +6,8 @@ workers start (prometheus-client reads it at import), and the endpoint then coll
 Gauges of per-worker state (breaker states, budget spend, pending feedback) are combined as the
 sum over live workers, or for breaker states the worst.
 
-Contexts are client-supplied, so their number is bounded: the first ``metrics_contexts`` get
-their own label and the rest count as ``"_other"``.
+Contexts are client-supplied and ``/metrics`` needs no key, so by default no context gets a
+label (all count as ``"_other"``); with ``metrics_contexts = N`` the first N get their own.
 """
 
 from __future__ import annotations
@@ -57,12 +57,6 @@ class Metrics:
             ["router", "outcome"],
             registry=r,
         )
-        self.requests = Counter(
-            "pickllm_requests",
-            "Chat completion requests answered, by status",
-            ["status"],
-            registry=r,
-        )
         self.latency = Histogram(
             "pickllm_upstream_latency_seconds",
             "Upstream latency, request sent to answer complete",
@@ -81,6 +75,11 @@ class Metrics:
             "pickllm_upstream_failures",
             "Failed upstream calls by class",
             ["model", "kind"],
+            registry=r,
+        )
+        self.overloaded = Counter(
+            "pickllm_gateway_overloaded",
+            "Requests refused because the gateway ran out of local resources (no model blamed)",
             registry=r,
         )
         self.breaker = Gauge(
@@ -104,6 +103,22 @@ class Metrics:
             registry=r,
             multiprocess_mode="livesum",
         )
+        self.log_dropped = Counter(
+            "pickllm_decision_log_dropped_records",
+            "Decision log records dropped: the writer's queue was full, or a write failed",
+            ["router"],
+            registry=r,
+        )
+        self._log_dropped_seen: dict[str, int] = {}
+
+    def decision_log_dropped(self, router: str, dropped: int) -> None:
+        """Bring the counter up to ``dropped``, the decision log's own running count (a router
+        with a log has the series from the start, at 0 until something is dropped)."""
+        seen = self._log_dropped_seen.get(router, 0)
+        counter = self.log_dropped.labels(router)
+        if dropped > seen:
+            counter.inc(dropped - seen)
+            self._log_dropped_seen[router] = dropped
 
     def context(self, context: str) -> str:
         """The label for ``context``: itself while few are known, else ``"_other"``."""

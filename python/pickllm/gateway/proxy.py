@@ -10,12 +10,18 @@ the gateway fall back to another model; once bytes flow, a broken stream can onl
 Each call runs within its :class:`Limits`: a deadline for the whole answer (every byte, not each
 read, so a server dripping one byte a second cannot hold it) and a cap on the bytes read,
 counted as they arrive, so an endless body or stream costs at most that much memory.
+
+Answers are read by the backends' hardened parsing (:mod:`pickllm.backends.openai`,
+:mod:`pickllm.backends.sse`): bounded depth, token counts at most ``MAX_TOKENS``, valid Unicode.
+Errors name the model by its configured name only: never its URL, host or port, and never what
+the upstream wrote (which may echo a key; see :mod:`pickllm.gateway.redact`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import time
 from collections.abc import AsyncIterator
@@ -24,7 +30,16 @@ from typing import Any
 
 import aiohttp
 
+from pickllm.backends._parsing import (
+    InBandError,
+    Parsed,
+    ResponseProtocolError,
+    check_text,
+    load_json,
+)
 from pickllm.backends.errors import retry_after_of
+from pickllm.backends.openai import ChatStream, parse_chat_completion
+from pickllm.backends.sse import SSEDecoder, SSEEvent
 from pickllm.gateway.config import ModelConfig
 
 __all__ = ["DONE", "Answer", "Limits", "Stream", "Upstream", "UpstreamError"]
@@ -32,8 +47,16 @@ __all__ = ["DONE", "Answer", "Limits", "Stream", "Upstream", "UpstreamError"]
 #: The last event of an OpenAI stream.
 DONE = b"data: [DONE]\n\n"
 
-#: Bytes of an error body kept (passed back to the client for a 4xx).
+#: Bytes of an error body kept (its redacted message is passed back for a 4xx).
 MAX_ERROR_BYTES = 64 * 1024
+#: Statuses that say the deployment is broken (a revoked key, an unpaid account, a retired model
+#: id, a wrong base_url), not the request: the model's failure, with a fallback.
+DEPLOYMENT_STATUSES = frozenset({401, 402, 403, 404, 405, 410})
+#: Errors of our own machine running out of something (descriptors, ports, memory): never the
+#: model's failure.
+LOCAL_ERRNOS = frozenset(
+    {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM, errno.EADDRNOTAVAIL}
+)
 #: Characters per token when a server reports no usage (as pickllm.backends.usage).
 CHARS_PER_TOKEN = 4
 
@@ -41,8 +64,9 @@ CHARS_PER_TOKEN = 4
 class UpstreamError(Exception):
     """A failed upstream call. ``kind`` classifies it for metrics; ``blames_model`` (as on
     :class:`~pickllm.backends.errors.BackendError`) says whether it counts against the model
-    (fed back as zero accuracy, fallback) or is the request's own fault (a 4xx other than
-    408/429, passed back to the client as is)."""
+    (fed back as zero accuracy, fallback) or not: the request's own fault ("http_4xx": a 4xx
+    other than 408, 429 and the deployment statuses, passed back redacted) or our own machine's
+    ("local": out of file descriptors or ports, which no model could have helped)."""
 
     def __init__(
         self,
@@ -63,7 +87,7 @@ class UpstreamError(Exception):
 
     @property
     def blames_model(self) -> bool:
-        return self.kind != "http_4xx"
+        return self.kind not in ("http_4xx", "local")
 
 
 @dataclass(frozen=True)
@@ -105,12 +129,10 @@ class Answer:
     body: dict[str, Any]
     latency: float
     usage: Usage
+    parsed: Parsed
 
     def text(self) -> str:
-        try:
-            return str(self.body["choices"][0]["message"]["content"] or "")
-        except (KeyError, IndexError, TypeError):
-            return ""
+        return self.parsed.text
 
 
 @dataclass
@@ -127,17 +149,17 @@ class Stream:
     first: list[bytes] = field(default_factory=list)
     #: The parsed events, one generator for the whole stream (it holds partial lines).
     source: AsyncIterator[bytes] | None = None
+    #: The backends' parser of OpenAI stream chunks: checks them, holds text and usage.
+    parser: ChatStream = field(default_factory=ChatStream)
     ttft: float | None = None
-    usage: Usage | None = None
     output_chars: int = 0
     #: Bytes read so far (held to ``limits.max_bytes``).
     received: int = 0
-    #: The answer's text, kept only when asked (for a judge).
-    parts: list[str] | None = None
-    done: bool = False
-    finished: bool = False
+    #: Whether the answer's text is wanted (for a judge).
+    keep_text: bool = False
     #: Seconds from the request to the last event.
     latency: float = 0.0
+    result: Parsed | None = None
 
     async def events(self) -> AsyncIterator[bytes]:
         """The SSE bytes to send on, the first event included. Raises UpstreamError if the
@@ -149,24 +171,24 @@ class Stream:
         async for chunk in self.source:
             yield chunk
         self.latency = time.perf_counter() - self.started
-        if not (self.done or self.finished):
+        try:
+            self.result = self.parser.finish()
+        except ResponseProtocolError:
             raise UpstreamError(
                 "broken_stream",
-                "the upstream stream ended before its answer was complete",
+                f"{self.name}: the stream ended before its answer was complete",
                 latency=self.latency,
-            )
+            ) from None
 
     def text(self) -> str | None:
-        return None if self.parts is None else "".join(self.parts)
+        if not self.keep_text:
+            return None
+        return self.result.text if self.result is not None else None
 
     def final_usage(self) -> Usage:
-        if self.usage is not None:
-            return self.usage
-        return Usage(
-            -(-self.prompt_chars // CHARS_PER_TOKEN),
-            -(-self.output_chars // CHARS_PER_TOKEN),
-            estimated=True,
-        )
+        if self.result is not None:
+            return _usage(self.result, self.prompt_chars, self.output_chars)
+        return _usage(Parsed(""), self.prompt_chars, self.output_chars)
 
     def release(self) -> None:
         """The answer is complete: give the connection back to the pool for reuse."""
@@ -226,10 +248,18 @@ class Upstream:
                 f"{self.name}: no response within {self.config.timeout} s",
                 latency=time.perf_counter() - started,
             ) from None
-        except aiohttp.ClientError as error:
+        except (aiohttp.ClientError, OSError) as error:
+            # Never str(error): aiohttp's messages name the host and port.
+            cause = error.os_error if isinstance(error, aiohttp.ClientConnectorError) else error
+            if isinstance(cause, OSError) and cause.errno in LOCAL_ERRNOS:
+                raise UpstreamError(
+                    "local",
+                    f"the gateway is out of resources ({errno.errorcode[cause.errno]})",
+                    latency=time.perf_counter() - started,
+                ) from None
             raise UpstreamError(
                 "connect",
-                f"{self.name}: {type(error).__name__}: {error}",
+                f"{self.name}: could not connect ({type(error).__name__})",
                 latency=time.perf_counter() - started,
             ) from None
         if response.status != 200:
@@ -251,17 +281,17 @@ class Upstream:
             response.release()
         latency = time.perf_counter() - started
         try:
-            answer = json.loads(raw)
-            if not isinstance(answer, dict) or not isinstance(answer.get("choices"), list):
-                raise ValueError("no choices")
-        except ValueError:
+            answer = load_json(raw.decode("utf-8", errors="replace"), "response body")
+            parsed = parse_chat_completion(answer)
+            check_text(parsed.text, "the answer")
+        except (ResponseProtocolError, InBandError):
             raise UpstreamError(
                 "malformed",
-                f"{self.name}: the answer is not a chat completion",
+                f"{self.name}: the answer is not a valid chat completion",
                 latency=latency,
             ) from None
         answer["model"] = self.name
-        return Answer(answer, latency, _usage(answer.get("usage"), prompt_chars, answer))
+        return Answer(answer, latency, _usage(parsed, prompt_chars, len(parsed.text)), parsed)
 
     async def stream(
         self,
@@ -286,7 +316,7 @@ class Upstream:
             rename=None if self.model_id == self.name else self.name,
             strip_usage=not wants_usage,
             prompt_chars=prompt_chars,
-            parts=[] if keep_text else None,
+            keep_text=keep_text,
         )
         stream.source = _events(stream)
         try:
@@ -307,28 +337,11 @@ class Upstream:
 
 
 async def _events(stream: Stream) -> AsyncIterator[bytes]:
-    """Parse the upstream's SSE lines into events; yield each event to forward, as bytes."""
-    data: list[bytes] = []
-    pending = bytearray()  # bytes after the last complete line (bounded by max_bytes)
+    """Decode the upstream's SSE bytes into events; yield each event to forward, as bytes."""
+    decoder = SSEDecoder()
     while chunk := await _chunk(stream):
-        cut = chunk.rfind(b"\n")
-        pending += chunk
-        if cut < 0:
-            continue
-        end = len(pending) - len(chunk) + cut
-        lines = bytes(pending[:end]).split(b"\n")
-        del pending[: end + 1]
-        for line in lines:
-            line = line.rstrip(b"\r")
-            if line:
-                if line.startswith(b"data:"):
-                    data.append(line[5:].lstrip())
-                continue
-            if not data:
-                continue
-            payload = b"\n".join(data)
-            data.clear()
-            out = _event(stream, payload)
+        for event in decoder.feed_bytes(chunk):
+            out = _event(stream, event.data)
             if out is not None:
                 yield out
 
@@ -351,67 +364,49 @@ async def _chunk(stream: Stream) -> bytes:
     return chunk
 
 
-def _event(stream: Stream, payload: bytes) -> bytes | None:
-    """One event's bytes to forward (None to drop it), recording TTFT, usage and text size."""
-    if payload == b"[DONE]":
-        stream.done = True
+def _event(stream: Stream, data: str) -> bytes | None:
+    """One event's bytes to forward (None to drop it), checked by the backends' parser, which
+    also records the text and usage; records TTFT and the text's size."""
+    if data.strip() == "[DONE]":
+        stream.parser.feed(SSEEvent("message", data))
         return DONE
     try:
-        chunk = json.loads(payload)
-    except ValueError:
+        chunk = load_json(data, "stream chunk")
+        text = stream.parser.feed_chunk(chunk)
+        check_text(text, "the answer")
+    except ResponseProtocolError:
         raise UpstreamError(
             "malformed",
-            "the upstream sent an event that is not JSON",
+            f"{stream.name}: the upstream sent an event that is not a valid chunk",
             latency=time.perf_counter() - stream.started,
         ) from None
-    if not isinstance(chunk, dict) or "error" in chunk:
+    except InBandError:
         raise UpstreamError(
             "broken_stream",
-            "the upstream sent an error event",
+            f"{stream.name}: the upstream sent an error event",
             latency=time.perf_counter() - stream.started,
-        )
-    choices = chunk.get("choices") or []
-    for choice in choices:
-        delta = choice.get("delta") or {} if isinstance(choice, dict) else {}
-        text = delta.get("content") if isinstance(delta, dict) else None
-        if text:
-            if stream.ttft is None:
-                stream.ttft = time.perf_counter() - stream.started
-            stream.output_chars += len(text)
-            if stream.parts is not None:
-                stream.parts.append(text)
-        if isinstance(choice, dict) and choice.get("finish_reason"):
-            stream.finished = True
-    usage = chunk.get("usage")
-    if isinstance(usage, dict):
-        stream.usage = _usage(usage, stream.prompt_chars, None)
-        if not choices and stream.strip_usage:
-            return None  # the client did not ask for the usage chunk we requested
-    if stream.rename is not None:
-        chunk["model"] = stream.rename
-        payload = json.dumps(chunk, separators=(",", ":")).encode()
-    return b"data: " + payload + b"\n\n"
+        ) from None
+    if text:
+        if stream.ttft is None:
+            stream.ttft = time.perf_counter() - stream.started
+        stream.output_chars += len(text)
+    if not chunk.get("choices") and isinstance(chunk.get("usage"), dict) and stream.strip_usage:
+        return None  # the client did not ask for the usage chunk we requested
+    if stream.rename is None:
+        return b"data: " + data.encode() + b"\n\n"
+    chunk["model"] = stream.rename
+    return b"data: " + json.dumps(chunk, separators=(",", ":")).encode() + b"\n\n"
 
 
-def _usage(usage: Any, prompt_chars: int, answer: dict[str, Any] | None) -> Usage:
-    reported: dict[str, Any] = usage if isinstance(usage, dict) else {}
-    prompt: int = reported.get("prompt_tokens", -1)  # checked by _count below
-    completion: int = reported.get("completion_tokens", -1)
-    estimated = False
-    if not _count(prompt):
-        prompt, estimated = -(-prompt_chars // CHARS_PER_TOKEN), True
-    if not _count(completion):
-        chars = 0
-        for choice in (answer or {}).get("choices") or []:
-            message = choice.get("message") if isinstance(choice, dict) else None
-            text = message.get("content") if isinstance(message, dict) else None
-            chars += len(text) if isinstance(text, str) else 0
-        completion, estimated = -(-chars // CHARS_PER_TOKEN), True
+def _usage(parsed: Parsed, prompt_chars: int, output_chars: int) -> Usage:
+    """The answer's token counts as reported (checked by the parser), else estimated."""
+    prompt, completion = parsed.input_tokens, parsed.output_tokens
+    estimated = prompt is None or completion is None
+    if prompt is None:
+        prompt = -(-prompt_chars // CHARS_PER_TOKEN)
+    if completion is None:
+        completion = -(-output_chars // CHARS_PER_TOKEN)
     return Usage(prompt, completion, estimated)
-
-
-def _count(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 @contextlib.asynccontextmanager
@@ -470,6 +465,8 @@ async def _refuse(name: str, response: aiohttp.ClientResponse, started: float) -
         kind = "http_5xx"
     elif status == 408:
         kind = "timeout"
+    elif status in DEPLOYMENT_STATUSES:
+        kind = "deployment"
     else:
         kind = "http_4xx"
     raise UpstreamError(

@@ -12,7 +12,7 @@ name}`` the budget is the one in Redis, so that no number of workers or replicas
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from pickllm.attempts import AllModelsFailedError, Attempt, Attempts, DeadlinePassedError, Ticket
 from pickllm.budget import BudgetExceeded, BudgetUnavailable, Spending, worst_case_cost
@@ -27,10 +27,17 @@ from pickllm.state import RedisState
 if TYPE_CHECKING:
     from pickllm.state.budget import SharedSpending  # imports redis: only with shared = ...
 
-__all__ = ["RoutedModels"]
+__all__ = ["CallSize", "RoutedModels"]
 
-#: What bounds a request's cost: its body's bytes and its number of messages.
-PromptSize = tuple[int, int]
+
+class CallSize(NamedTuple):
+    """What bounds a request's cost: its body's bytes and number of messages (the prompt), the
+    choices it asks for (``n``) and its own cap on tokens per choice, if any."""
+
+    prompt_bytes: int
+    messages: int
+    choices: int = 1
+    max_tokens: int | None = None
 
 
 class RoutedModels:
@@ -57,7 +64,7 @@ class RoutedModels:
         if budget is not None:  # with shared state, its accounts live in Redis
             self.spending = self.router._shared_spending(budget) or Spending(budget)
         self.deadline_name = f"request deadline of {config.deadline:g} s"
-        self.attempts: Attempts[PromptSize] = Attempts(
+        self.attempts: Attempts[CallSize] = Attempts(
             self.router,
             self.health,
             self.spending,
@@ -88,7 +95,7 @@ class RoutedModels:
         return Limits(deadline, name, None if size is False else size)
 
     def next(
-        self, context: str | None, prompt: PromptSize, tried: list[Attempt], deadline: float | None
+        self, context: str | None, prompt: CallSize, tried: list[Attempt], deadline: float | None
     ) -> Ticket:
         """The next call of one request (its cost reserved), or the refusal to make one: 504
         once the request's ``deadline`` has passed, 429 when the budget leaves no model, 502
@@ -122,11 +129,22 @@ class RoutedModels:
                 status, code = 503, "no_model_available"
             raise APIError(message, status=status, type="server_error", code=code) from None
 
-    def _bound(self, model: str, prompt: PromptSize) -> float:
+    def _bound(self, model: str, size: CallSize) -> float:
+        """The most the call can cost: the prompt once, and each of its choices up to the
+        model's max_tokens (or the request's own, when lower)."""
         spec = self.gateway.models[model]
         if spec.max_tokens is None:
             raise ConfigError(f"budgets need max_tokens on every model; {model!r} has none")
-        return worst_case_cost(*prompt, spec.max_tokens, spec.input_price, spec.output_price)
+        tokens = (
+            spec.max_tokens if size.max_tokens is None else min(size.max_tokens, spec.max_tokens)
+        )
+        return worst_case_cost(
+            size.prompt_bytes,
+            size.messages,
+            tokens * size.choices,
+            spec.input_price,
+            spec.output_price,
+        )
 
 
 def _optional_arguments(config: RouterConfig) -> dict[str, Any]:

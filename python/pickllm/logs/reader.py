@@ -15,17 +15,13 @@
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from pickllm.logs.schema import SCHEMA_VERSION
-from pickllm.replay.errors import DataError
+from pickllm.logs.stream import log_files, parse_lines
 
 __all__ = ["DecisionRecord", "LoadedLog", "read_log"]
 
@@ -91,27 +87,20 @@ class LoadedLog:
 
 
 def read_log(path: str | os.PathLike[str]) -> LoadedLog:
-    """Every decision of the log folder (or one log file) ``path`` joined with its feedback.
+    """Every decision of the log folder (or one log file) ``path`` joined with its feedback,
+    held in memory (:class:`~pickllm.logs.LogStream` reads a log of any length in passes).
 
     Raises DataError when ``path`` holds no log, a record is of a newer schema, or a file is
     not UTF-8. Lines that are not JSON objects of the schema (a line cut short by a crash) are
     skipped and counted in :attr:`LoadedLog.skipped`.
     """
-    root = Path(path)
-    if root.is_dir():
-        files = sorted(root.glob("decisions-*.jsonl"))
-    elif root.is_file():
-        files = [root]
-    else:
-        raise DataError(f"no decision log at {str(root)!r}")
-    if not files:
-        raise DataError(f"no decision log files (decisions-*.jsonl) in {str(root)!r}")
+    files = log_files(path)
     headers: dict[str, dict[str, Any]] = {}
     decisions: dict[tuple[str, int], dict[str, Any]] = {}
     outcomes: dict[tuple[str, int], dict[str, Any]] = {}
     skipped: Counter[str] = Counter()
     for file in files:
-        for _line, record in _records(file, skipped):
+        for record in parse_lines(file, skipped):
             kind = record.get("type")
             router = record.get("router")
             if not isinstance(router, str):
@@ -136,7 +125,7 @@ def read_log(path: str | os.PathLike[str]) -> LoadedLog:
             skipped["no_router_record"] += 1
             continue
         try:
-            records.append(_join(raw, outcome, header))
+            records.append(join(raw, outcome, header))
         except (KeyError, TypeError, ValueError):
             skipped["malformed_record"] += 1
     records.sort(key=lambda r: (r.time, r.router, r.id))
@@ -146,35 +135,6 @@ def read_log(path: str | os.PathLike[str]) -> LoadedLog:
     return LoadedLog(records, tuple(models), headers, unanswered, skipped, len(files))
 
 
-def _records(file: Path, skipped: Counter[str]) -> Iterator[tuple[int, dict[str, Any]]]:
-    try:
-        text = file.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise DataError(f"not UTF-8 text ({error.reason})", path=str(file)) from None
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            skipped["invalid_json"] += 1
-            continue
-        if not isinstance(record, dict):
-            skipped["not_an_object"] += 1
-            continue
-        schema = record.get("schema")
-        if isinstance(schema, int) and schema > SCHEMA_VERSION:
-            raise DataError(
-                f"schema {schema} is newer than this pickllm reads ({SCHEMA_VERSION}): upgrade",
-                path=str(file),
-                line=number,
-            )
-        if schema != SCHEMA_VERSION:
-            skipped["no_schema"] += 1
-            continue
-        yield number, record
-
-
 def _number(record: dict[str, Any], name: str) -> float:
     value = record[name]
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
@@ -182,7 +142,9 @@ def _number(record: dict[str, Any], name: str) -> float:
     return float(value)
 
 
-def _join(raw: dict[str, Any], outcome: dict[str, Any], header: dict[str, Any]) -> DecisionRecord:
+def join(raw: dict[str, Any], outcome: dict[str, Any], header: dict[str, Any]) -> DecisionRecord:
+    """One decision record joined with its feedback and its router's header; raises
+    KeyError, TypeError or ValueError when they are malformed or inconsistent."""
     models = tuple(str(m) for m in header["models"])
     probabilities = tuple(float(p) for p in raw["probabilities"])
     allowed = tuple(str(m) for m in raw["allowed"])

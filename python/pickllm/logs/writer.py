@@ -2,10 +2,19 @@
 
 The router's hot path only appends a tuple of the objects it already has to a deque (no
 formatting, no I/O, no lock); when the queue is full the record is dropped and counted, so
-``select`` never waits on a disk. The writer thread wakes every ``interval`` seconds, formats
-what is queued as JSON Lines, writes and flushes it, and starts a new file when the current one
-passes ``max_bytes``. :meth:`DecisionLog.close` (called by ``Router.close``/``aclose``, the
-router's ``with`` block, and at interpreter exit) writes what is left and closes the file.
+``select`` never waits on a disk. The writer thread wakes every ``interval`` seconds and writes
+what was queued when it woke, ``BATCH`` records at a time (formatted as JSON Lines, written,
+flushed), starting a new file when the current one passes ``max_bytes``.
+
+Memory is bounded: at most ``max_queue`` records wait in the queue and at most ``BATCH``
+formatted lines in the writer's hands. A drain never chases a producer that is faster than the
+disk: it takes what was queued when it began, so records reach the file while the producer runs,
+and what does not fit in the queue meanwhile is dropped, counted in :attr:`DecisionLog.dropped`
+(the gateway exports it as ``pickllm_decision_log_dropped_records_total``) and reported by a
+warning at most once every ``DROP_REPORT_INTERVAL`` seconds.
+
+:meth:`DecisionLog.close` (called by ``Router.close``/``aclose``, the router's ``with`` block,
+and at interpreter exit) writes what is left and closes the file.
 """
 
 from __future__ import annotations
@@ -13,6 +22,7 @@ from __future__ import annotations
 import atexit
 import json
 import logging
+import math
 import os
 import secrets
 import threading
@@ -28,9 +38,14 @@ from pickllm._core import Decision, RouterCore
 from pickllm.errors import ConfigError
 from pickllm.logs.schema import SCHEMA_VERSION
 
-__all__ = ["DecisionLog", "current_prompt"]
+__all__ = ["BATCH", "DROP_REPORT_INTERVAL", "DecisionLog", "current_prompt"]
 
 logger = logging.getLogger("pickllm")
+
+#: Records the writer formats and writes at a time: the bound on formatted lines in memory.
+BATCH: Final = 1024
+#: Seconds between two warnings about dropped records (the first is logged at once).
+DROP_REPORT_INTERVAL: Final = 60.0
 
 #: The prompt of the query being routed, set by ``Router.route``/``aroute`` while the log
 #: records prompts (the decision is made inside the route loop, which does not pass it on).
@@ -54,7 +69,9 @@ class DecisionLog:
             own files, ``decisions-<router id>-<n>.jsonl``.
         max_bytes: a file is closed and the next one started once it holds this many bytes.
         max_queue: records waiting to be written; beyond it records are dropped and counted in
-            :attr:`dropped` (a full disk or a stalled writer never slows ``select``).
+            :attr:`dropped` (a full disk or a stalled writer never slows ``select``). With
+            ``BATCH`` formatted lines in the writer's hands, the log never holds more than
+            ``max_queue + BATCH`` records in memory.
         prompts: also log the prompt of routed queries (off by default: prompts may be private).
         interval: seconds the writer sleeps between batches.
 
@@ -106,6 +123,9 @@ class DecisionLog:
         #: max_queue while open, 0 once closed (so records after close are dropped).
         self._bound = max_queue
         self._drain_lock = threading.Lock()
+        #: Drops already reported by a warning, and when (monotonic seconds).
+        self._reported = 0
+        self._reported_at = -math.inf
 
     # ==================== Called by the router ====================
 
@@ -221,23 +241,46 @@ class DecisionLog:
 
     def _drain(self) -> None:
         with self._drain_lock:
-            if self._file is None:
-                return
-            lines = []
-            while self._queue:
-                lines.append(self._format(self._queue.popleft()))
-            if not lines:
-                return
-            try:
-                for line in lines:
-                    self._file.write(line)
-                    if self._file.tell() >= self.max_bytes:
-                        self._rotate()
-                self._file.flush()
-            except OSError as error:
-                with self._dropped_lock:
-                    self._dropped += len(lines)
-                logger.error("pickllm: decision log write failed: %s", error)
+            # What is queued now, not what the producer adds meanwhile: a faster producer would
+            # otherwise keep one drain going forever (nothing flushed, lines piling up).
+            left = len(self._queue)
+            while left > 0 and self._file is not None:
+                take = min(left, BATCH)
+                left -= take
+                pop = self._queue.popleft
+                self._write([self._format(pop()) for _ in range(take)])
+            self._report_drops()
+
+    def _write(self, lines: list[str]) -> None:
+        assert self._file is not None
+        try:
+            for line in lines:
+                self._file.write(line)
+                if self._file.tell() >= self.max_bytes:
+                    self._rotate()
+            self._file.flush()
+        except OSError as error:
+            with self._dropped_lock:
+                self._dropped += len(lines)
+            logger.error("pickllm: decision log write failed: %s", error)
+
+    def _report_drops(self) -> None:
+        """A warning when records were dropped since the last one, at most one per
+        ``DROP_REPORT_INTERVAL`` seconds (a log that cannot keep up must not flood the logs)."""
+        dropped = self._dropped
+        now = time.monotonic()
+        if dropped == self._reported or now - self._reported_at < DROP_REPORT_INTERVAL:
+            return
+        logger.warning(
+            "pickllm: decision log %s dropped %d records (%d in all): the queue of %d was "
+            "full, the writer cannot keep up with the decisions (raise max_queue or use a "
+            "faster disk)",
+            self.path,
+            dropped - self._reported,
+            dropped,
+            self.max_queue,
+        )
+        self._reported, self._reported_at = dropped, now
 
     def _rotate(self) -> None:
         if self._file is not None:

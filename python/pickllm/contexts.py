@@ -1,0 +1,324 @@
+"""Contexts discovered from prompts: :class:`PromptContexts` and the router's mapper state.
+
+Traffic without a context label gets one learner, which can only find the single best model
+overall. With ``Router(models, contexts=PromptContexts())`` the router collects the first
+``warmup`` prompts (routing them all in one context meanwhile), fits a clustering on them in the
+Rust core (hashed word n-gram TF-IDF, spherical k-means, ``k`` chosen by silhouette; see
+docs/contexts.md), credits the feedback of the warm-up decisions to their clusters, forgets the
+warm-up prompts, and from then on routes each prompt in the context of its nearest cluster,
+``cluster-<i>``. Everything is a function of the ordered events: two routers fed the same
+selections and feedback in the same order fit the same clusters and assign alike.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pydantic import Field
+
+from pickllm import _core
+from pickllm.config import _Config
+from pickllm.errors import ArgumentTypeError, PromptError, SnapshotError
+
+if TYPE_CHECKING:
+    from pickllm._core import Decision, RouterCore
+
+__all__ = ["ClusterStats", "PromptContexts", "PromptContextsStats"]
+
+#: The most clusters the core allows (``max_clusters`` is at most this).
+MAX_CLUSTERS = 64
+
+
+class PromptContexts(_Config):
+    """Discover contexts from prompts (see :mod:`pickllm.contexts` and docs/contexts.md).
+
+    Args:
+        warmup: prompts collected before the clustering is fitted (10 to 10,000); until then
+            one context (the router's default, or the explicit one) is used.
+        max_clusters: the largest number of clusters tried (1 to 64; 1: no clustering).
+        min_silhouette: below this best mean silhouette (cosine distance, in [-1, 1]) the
+            warm-up prompts count as unstructured and form one cluster.
+        seed: seeds the k-means++ draws; fixed by default so that every router fed the same
+            prompts fits the same clusters.
+        combine: when ``select``/``route`` also get an explicit context, route in
+            ``"<context>/cluster-<i>"`` instead of the explicit context alone.
+        max_prompt_bytes: a longer prompt (UTF-8) is refused with :class:`PromptError` before
+            anything is selected.
+
+    >>> from pickllm import PromptContexts, Router
+    >>> router = Router(["small", "large"], seed=1, contexts=PromptContexts(warmup=10))
+    >>> router.select(prompt="Write a python function to sort a list").context
+    'default'
+    """
+
+    warmup: int = Field(default=500, ge=10, le=10_000)
+    max_clusters: int = Field(default=16, ge=1, le=MAX_CLUSTERS)
+    min_silhouette: float = Field(default=0.05, ge=-1.0, le=1.0)
+    seed: int = Field(default=0, ge=0, lt=2**64)
+    combine: bool = False
+    max_prompt_bytes: int = Field(default=1 << 20, ge=1)
+
+    def _core_dict(self) -> dict[str, Any]:
+        return self.model_dump()
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterStats:
+    """One discovered cluster: its context name, how many warm-up prompts it drew and its most
+    characteristic n-grams (highest centroid weight above the other clusters'), best first."""
+
+    context: str
+    size: int
+    terms: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PromptContextsStats:
+    """The prompt mapper in :meth:`pickllm.Router.stats` (``stats().prompt_contexts``).
+
+    Attributes:
+        fitted: whether the warm-up is over and clusters are in use.
+        warmup_prompts: prompts collected so far (``warmup`` once fitted).
+        silhouette: the chosen clustering's mean silhouette (None before the fit).
+        clusters: one entry per cluster, largest first (empty before the fit).
+    """
+
+    fitted: bool
+    warmup_prompts: int
+    silhouette: float | None
+    clusters: tuple[ClusterStats, ...]
+
+
+def cluster_context(cluster: int, label: str | None) -> str:
+    """The context name of ``cluster``, within ``label`` when combined."""
+    return f"cluster-{cluster}" if label is None else f"{label}/cluster-{cluster}"
+
+
+def prompt_text(prompt: object, max_bytes: int) -> str:
+    """The text the mapper reads: a string, or the contents of chat messages joined by
+    newlines. Empty, oversized or mistyped prompts raise before anything is selected."""
+    if isinstance(prompt, str):
+        text = prompt
+    elif isinstance(prompt, Sequence) and not isinstance(prompt, bytes | bytearray):
+        parts = []
+        for message in prompt:
+            content = message.get("content") if isinstance(message, Mapping) else None
+            if not isinstance(content, str):
+                raise ArgumentTypeError(
+                    "prompt messages must be mappings with a str 'content', "
+                    f"got {type(message).__name__}"
+                )
+            parts.append(content)
+        text = "\n".join(parts)
+    else:
+        raise ArgumentTypeError(
+            f"prompt must be a str or a list of chat messages, got {type(prompt).__name__}"
+        )
+    if not text.strip():
+        raise PromptError("prompt must contain text to assign it a context, got an empty prompt")
+    # UTF-8 is at most 4 bytes a character: only a long string needs encoding to be measured.
+    if len(text) * 4 > max_bytes and len(text.encode("utf-8", "surrogatepass")) > max_bytes:
+        raise PromptError(
+            f"prompt is longer than max_prompt_bytes={max_bytes} bytes of UTF-8; raise "
+            "PromptContexts(max_prompt_bytes=...) to accept it"
+        )
+    return text
+
+
+_MAGIC = b"PICKLLMC"
+_VERSION = 1
+_HEADER = struct.Struct("<8sIQQ")
+
+
+class Mapper:
+    """A router's prompt mapper: the warm-up, then the fitted clusters. Thread-safe.
+
+    The lock orders warm-up records, the fit and feedback of warm-up decisions against each
+    other and against snapshots; assignment after the fit takes no lock (the fitted core is
+    immutable)."""
+
+    def __init__(self, config: PromptContexts) -> None:
+        self.config = config
+        self._lock = threading.Lock()
+        self._fitted: _core.PromptContextsCore | None = None
+        # Warm-up: prompts in order, decision id -> (prompt index, label), and the feedback of
+        # warm-up decisions in order (prompt index, label, model, accuracy, cost, latency, p).
+        self._prompts: list[str] = []
+        self._warm: dict[int, tuple[int, str | None]] = {}
+        self._events: list[tuple[int, str | None, str, float, float, float, float]] = []
+        # After the fit: warm-up decisions still awaiting feedback -> their cluster's context.
+        self._late: dict[int, str] = {}
+
+    @property
+    def fitted(self) -> _core.PromptContextsCore | None:
+        return self._fitted
+
+    def context(self, text: str, label: str | None) -> str:
+        """The context of ``text``; only called once fitted (the fitted core never goes away)."""
+        fitted = self._fitted
+        if fitted is None:
+            raise RuntimeError("pickllm internal error: prompt contexts used before the fit")
+        return cluster_context(fitted.assign(text), label)
+
+    def warm_select(
+        self,
+        core: RouterCore,
+        select: Callable[..., Decision],
+        text: str,
+        label: str | None,
+        kwargs: dict[str, Any],
+        index_holder: list[int] | None,
+    ) -> Decision:
+        """Select during the warm-up (in ``label``, or the default context) and record the
+        prompt; the prompt that completes the warm-up fits the clusters. ``index_holder``
+        carries one route call's prompt index across its attempts, so a prompt counts once."""
+        with self._lock:
+            fitted = self._fitted
+            if fitted is not None:  # fitted while this call waited for the lock
+                return select(cluster_context(fitted.assign(text), label), **kwargs)
+            decision = select(label, **kwargs)
+            if index_holder:
+                index = index_holder[0]
+            else:
+                index = len(self._prompts)
+                self._prompts.append(text)
+                if index_holder is not None:
+                    index_holder.append(index)
+            self._warm[decision.id] = (index, label)
+            if len(self._prompts) >= self.config.warmup:
+                self._fit(core)
+            return decision
+
+    def _fit(self, core: RouterCore) -> None:
+        """Fit, credit the warm-up feedback to the clusters in its order, forget the prompts."""
+        c = self.config
+        fitted = _core.PromptContextsCore.fit(
+            self._prompts, c.max_clusters, c.min_silhouette, c.seed
+        )
+        clusters = [fitted.assign(p) for p in self._prompts]
+        for index, label, model, accuracy, cost, latency, probability in self._events:
+            core.observe(
+                cluster_context(clusters[index], label),
+                model,
+                accuracy=accuracy,
+                cost=cost,
+                latency=latency,
+                probability=probability,
+            )
+        self._late = {
+            id_: cluster_context(clusters[index], label)
+            for id_, (index, label) in self._warm.items()
+        }
+        self._prompts, self._warm, self._events = [], {}, []
+        self._fitted = fitted
+
+    def feedback(
+        self,
+        core: RouterCore,
+        apply: Callable[[], float],
+        decision: Decision,
+        accuracy: float,
+        cost: float,
+        latency: float,
+    ) -> float:
+        """Apply ``decision``'s feedback, and record it (warm-up) or credit its cluster (a
+        warm-up decision answered after the fit)."""
+        with self._lock:
+            reward = apply()
+            id_ = decision.id
+            if id_ in self._warm:
+                index, label = self._warm.pop(id_)
+                self._events.append(
+                    (index, label, decision.model, accuracy, cost, latency, decision.probability)
+                )
+            elif id_ in self._late:
+                core.observe(
+                    self._late.pop(id_),
+                    decision.model,
+                    accuracy=accuracy,
+                    cost=cost,
+                    latency=latency,
+                    probability=decision.probability,
+                )
+            return reward
+
+    def stats(self) -> PromptContextsStats:
+        fitted = self._fitted
+        if fitted is None:
+            return PromptContextsStats(False, len(self._prompts), None, ())
+        clusters = tuple(
+            ClusterStats(cluster_context(i, None), size, tuple(terms))
+            for i, (size, terms) in enumerate(zip(fitted.sizes, fitted.terms, strict=True))
+        )
+        return PromptContextsStats(True, fitted.prompts, fitted.silhouette, clusters)
+
+    # ==================== Snapshots ====================
+
+    def snapshot(self, core_snapshot: Callable[[], bytes]) -> bytes:
+        """The router's snapshot with this mapper around it, taken under the lock so that the
+        two agree: header, core snapshot, mapper state (JSON), fitted mapper (core bytes)."""
+        with self._lock:
+            inner = core_snapshot()
+            state = {
+                "config": self.config.model_dump(),
+                "prompts": self._prompts,
+                "warm": [[i, index, label] for i, (index, label) in self._warm.items()],
+                "events": [list(event) for event in self._events],
+                "late": [[i, context] for i, context in self._late.items()],
+            }
+            fitted = b"" if self._fitted is None else self._fitted.to_bytes()
+        meta = json.dumps(state, separators=(",", ":")).encode()
+        return _HEADER.pack(_MAGIC, _VERSION, len(inner), len(meta)) + inner + meta + fitted
+
+
+def is_wrapped(blob: bytes) -> bool:
+    return blob[: len(_MAGIC)] == _MAGIC
+
+
+def unwrap(blob: bytes) -> tuple[bytes, Mapper]:
+    """The core snapshot and the mapper of a snapshot :meth:`Mapper.snapshot` wrote."""
+    try:
+        magic, version, inner_length, meta_length = _HEADER.unpack_from(blob)
+    except struct.error:
+        raise SnapshotError("invalid snapshot: truncated prompt-contexts header") from None
+    if magic != _MAGIC or version != _VERSION:
+        raise SnapshotError(
+            f"invalid snapshot: prompt-contexts format {version}, this build reads {_VERSION}"
+        )
+    start = _HEADER.size
+    if len(blob) < start + inner_length + meta_length:
+        raise SnapshotError("invalid snapshot: truncated prompt-contexts snapshot")
+    inner = blob[start : start + inner_length]
+    meta = blob[start + inner_length : start + inner_length + meta_length]
+    fitted = blob[start + inner_length + meta_length :]
+    try:
+        state = json.loads(meta)
+        mapper = Mapper(PromptContexts(**state["config"]))
+        mapper._prompts = [str(p) for p in state["prompts"]]
+        mapper._warm = {int(i): (int(index), label) for i, index, label in state["warm"]}
+        mapper._events = [
+            (int(e[0]), e[1], str(e[2]), float(e[3]), float(e[4]), float(e[5]), float(e[6]))
+            for e in state["events"]
+        ]
+        mapper._late = {int(i): str(context) for i, context in state["late"]}
+    except (ValueError, TypeError, KeyError, IndexError) as error:
+        raise SnapshotError(f"invalid snapshot: prompt-contexts state ({error})") from None
+    if fitted:
+        mapper._fitted = _core.PromptContextsCore.from_bytes(fitted)
+    n = len(mapper._prompts)
+    warm_indices = [index for index, _ in mapper._warm.values()]
+    consistent = (
+        not (mapper._prompts or mapper._warm or mapper._events)
+        if mapper._fitted is not None
+        else not mapper._late
+        and n < mapper.config.warmup
+        and all(0 <= i < n for i in warm_indices + [e[0] for e in mapper._events])
+    )
+    if not consistent:
+        raise SnapshotError("invalid snapshot: inconsistent prompt-contexts state")
+    return inner, mapper

@@ -1,0 +1,119 @@
+"""``GET /v1/stats`` and the dashboard ``GET /ui`` (plain HTML, CSS and JavaScript in
+``static/``, served from the package: no CDN, no build step).
+
+Both take the gateway's API keys: as ``Authorization: Bearer <key>``, or, so that a browser can
+open the page, as HTTP Basic credentials whose password is a key (any user name): the page
+answers 401 with a ``WWW-Authenticate: Basic`` challenge, the browser asks for the key and sends
+it again with the page's own requests to ``/v1/stats``. ``[server] ui = false`` turns the page
+off (``/v1/stats`` stays).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from importlib import resources
+from typing import TYPE_CHECKING, Final
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from pickllm.gateway.errors import APIError
+
+if TYPE_CHECKING:
+    from pickllm.gateway.app import Gateway
+
+__all__ = ["dashboard_routes"]
+
+#: The page's files, by the name they are served under, with their media types.
+_ASSETS: Final = {
+    "dashboard.js": "text/javascript; charset=utf-8",
+    "dashboard.css": "text/css; charset=utf-8",
+    "favicon.svg": "image/svg+xml",
+}
+#: Everything the page loads comes from the gateway itself; no inline script, no frames.
+_HEADERS: Final = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+        "img-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-cache",
+}
+_CHALLENGE: Final = {"WWW-Authenticate": 'Basic realm="pickllm", charset="UTF-8"'}
+
+
+def _read(name: str) -> bytes:
+    return resources.files("pickllm.gateway").joinpath("static", name).read_bytes()
+
+
+def _basic_password(request: Request) -> bytes | None:
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(credentials.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return decoded.partition(b":")[2]
+
+
+def _authorized(gateway: Gateway, request: Request) -> bool:
+    """A Bearer key (the gateway's own check), or Basic credentials whose password is a key."""
+    password = _basic_password(request)
+    if password is None:
+        try:
+            gateway.authorize(request)
+        except APIError:
+            return False
+        return True
+    return not gateway.keys or gateway.keys.match(password) is not None
+
+
+def dashboard_routes(gateway: Gateway) -> list[Route]:
+    """The routes of ``/v1/stats`` and, unless ``[server] ui = false``, of ``/ui``."""
+    page = _read("index.html")
+    assets = {name: _read(name) for name in _ASSETS}
+
+    async def stats(request: Request) -> Response:
+        if not _authorized(gateway, request):
+            raise APIError(
+                "missing or invalid API key (send Authorization: Bearer <key>)",
+                status=401,
+                code="invalid_api_key",
+            )
+        router = request.query_params.get("router")
+        context = request.query_params.get("context")
+        if router is not None and router not in gateway.routers:
+            raise APIError(f"no router {router!r}", status=404, param="router")
+        if context is not None and router is None:
+            raise APIError("'context' needs 'router'", param="context")
+        return JSONResponse(gateway.stats.snapshot(gateway, router=router, context=context))
+
+    async def ui(request: Request) -> Response:
+        if not _authorized(gateway, request):
+            return Response(
+                b"the dashboard needs an API key (the password of the login prompt)",
+                status_code=401,
+                headers=_CHALLENGE | _HEADERS,
+                media_type="text/plain",
+            )
+        return Response(page, headers=_HEADERS, media_type="text/html; charset=utf-8")
+
+    async def asset(request: Request) -> Response:
+        name = request.path_params["name"]
+        if name not in assets:
+            return Response(b"not found", status_code=404, media_type="text/plain")
+        if not _authorized(gateway, request):
+            return Response(b"", status_code=401, headers=_CHALLENGE | _HEADERS)
+        return Response(assets[name], headers=_HEADERS, media_type=_ASSETS[name])
+
+    routes = [Route("/v1/stats", stats, methods=["GET"])]
+    if gateway.config.server.ui:
+        routes += [
+            Route("/ui", ui, methods=["GET"]),
+            Route("/ui/{name}", asset, methods=["GET"]),
+        ]
+    return routes

@@ -1,0 +1,220 @@
+// The dashboard of `pickllm serve` (GET /ui): reads GET /v1/stats (version 1) every few
+// seconds and draws plain SVG, no library. The browser sends the credentials it used for /ui.
+"use strict";
+
+const REFRESH_MS = 3000;
+const MAX_ROWS = 100; // contexts listed at once: the page stays light with thousands
+const WINDOW = 50; // decisions per point of the share-over-time series
+const COLORS = ["#2563eb", "#ea580c", "#16a34a", "#9333ea", "#dc2626", "#0891b2", "#ca8a04", "#db2777"];
+const SVG = "http://www.w3.org/2000/svg";
+
+const state = { router: null, context: null, stats: null };
+
+function $(id) { return document.getElementById(id); }
+
+function svgNode(name, attributes, text) {
+  const node = document.createElementNS(SVG, name);
+  for (const [key, value] of Object.entries(attributes)) node.setAttribute(key, value);
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+function percent(x) { return x === null || x === undefined ? "-" : (100 * x).toFixed(1) + "%"; }
+function number(x, digits) { return x === null || x === undefined ? "-" : x.toFixed(digits); }
+function pair(a, b, digits) { return number(a, digits) + " / " + number(b, digits); }
+
+function cell(row, text, className) {
+  const td = document.createElement("td");
+  td.textContent = text;
+  if (className) td.className = className;
+  row.appendChild(td);
+  return td;
+}
+
+// Horizontal bars, one per model, each with its value written beside it.
+function bars(svg, models, values) {
+  svg.replaceChildren();
+  const rowHeight = 26, labelWidth = 130, barWidth = 220;
+  svg.setAttribute("viewBox", `0 0 ${labelWidth + barWidth + 70} ${rowHeight * models.length + 6}`);
+  models.forEach((model, i) => {
+    const value = values[model] ?? 0;
+    const y = 4 + i * rowHeight;
+    svg.appendChild(svgNode("text", { x: labelWidth - 6, y: y + 15, "text-anchor": "end", "font-size": 12 }, model));
+    svg.appendChild(svgNode("rect", { x: labelWidth, y, width: barWidth, height: 18, fill: "#eef0f3" }));
+    svg.appendChild(svgNode("rect", {
+      x: labelWidth, y, width: Math.max(0, Math.min(1, value)) * barWidth, height: 18,
+      fill: COLORS[i % COLORS.length], "data-model": model, "data-value": value, class: "bar",
+    }));
+    svg.appendChild(svgNode("text", { x: labelWidth + barWidth + 6, y: y + 15, "font-size": 12, class: "value", "data-model": model }, percent(value)));
+  });
+}
+
+// Each model's share of the decisions in a rolling window, over the recent decisions.
+function history(svg, models, recent) {
+  svg.replaceChildren();
+  const width = 420, height = 180, left = 34, bottom = 20;
+  svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
+  const plotWidth = width - left - 8, plotHeight = height - bottom - 8;
+  for (const tick of [0, 0.5, 1]) {
+    const y = 8 + (1 - tick) * plotHeight;
+    svg.appendChild(svgNode("line", { x1: left, x2: width - 8, y1: y, y2: y, stroke: "#dde1e6" }));
+    svg.appendChild(svgNode("text", { x: left - 4, y: y + 4, "text-anchor": "end", "font-size": 10 }, tick.toFixed(1)));
+  }
+  const points = Math.max(0, recent.length - WINDOW + 1);
+  svg.appendChild(svgNode("text", { x: width - 8, y: height - 4, "text-anchor": "end", "font-size": 10 },
+    `last ${recent.length} decisions`));
+  if (points === 0) {
+    svg.appendChild(svgNode("text", { x: left + 8, y: height / 2, "font-size": 11, fill: "#6b7280" },
+      `fewer than ${WINDOW} decisions yet`));
+    return;
+  }
+  models.forEach((model, m) => {
+    let count = 0;
+    for (let i = 0; i < WINDOW - 1; i++) count += recent[i] === model ? 1 : 0;
+    const coordinates = [];
+    for (let i = 0; i < points; i++) {
+      count += recent[i + WINDOW - 1] === model ? 1 : 0;
+      const x = left + (points === 1 ? plotWidth : (i / (points - 1)) * plotWidth);
+      coordinates.push(`${x.toFixed(1)},${(8 + (1 - count / WINDOW) * plotHeight).toFixed(1)}`);
+      count -= recent[i] === model ? 1 : 0;
+    }
+    svg.appendChild(svgNode("polyline", {
+      points: coordinates.join(" "), fill: "none", stroke: COLORS[m % COLORS.length], "stroke-width": 2,
+      "data-model": model, class: "series",
+    }));
+  });
+}
+
+function modelRows(tbody, models, stats, breakers) {
+  tbody.replaceChildren();
+  for (const model of models) {
+    const s = stats[model];
+    const row = document.createElement("tr");
+    row.dataset.model = model;
+    cell(row, model);
+    if (breakers) cell(row, breakers[model].replace("_", "-"), "state-" + breakers[model]);
+    cell(row, String(s.decisions));
+    cell(row, percent(s.share));
+    cell(row, number(s.reward_avg, 3));
+    cell(row, number(s.accuracy_avg, 3));
+    cell(row, pair(s.cost_p50, s.cost_p99, 5));
+    cell(row, pair(s.latency_p50, s.latency_p99, 2));
+    tbody.appendChild(row);
+  }
+}
+
+function card(label, value, id) {
+  const div = document.createElement("div");
+  div.className = "card";
+  div.id = id;
+  div.append(label);
+  const b = document.createElement("b");
+  b.textContent = value;
+  div.appendChild(b);
+  return div;
+}
+
+function renderRouter() {
+  const router = state.stats.routers[state.router];
+  const shares = Object.fromEntries(router.models.map((m) => [m, router.totals[m].share ?? 0]));
+  const tracked = router.contexts_tracked;
+  $("summary").replaceChildren(
+    card("decisions", String(router.decisions), "card-decisions"),
+    card("pending feedback", String(router.pending_feedback), "card-pending"),
+    card("budget spent", router.budget_spent_usd === null ? "no budget" : "$" + router.budget_spent_usd.toFixed(4), "card-budget"),
+    card("contexts converged", `${router.contexts_converged} of ${tracked}`, "card-converged"),
+    card("open breakers", String(Object.values(router.breakers).filter((s) => s !== "closed").length), "card-breakers"),
+  );
+  bars($("share-chart"), router.models, shares);
+  modelRows($("models").tBodies[0], router.models, router.totals, router.breakers);
+  renderContexts(router);
+}
+
+function renderContexts(router) {
+  const filter = $("filter").value.trim().toLowerCase();
+  const names = Object.keys(router.contexts).filter((c) => !filter || c.toLowerCase().includes(filter));
+  names.sort((a, b) => router.contexts[b].decisions - router.contexts[a].decisions || (a < b ? -1 : 1));
+  const tbody = $("contexts").tBodies[0];
+  const rows = document.createDocumentFragment();
+  for (const name of names.slice(0, MAX_ROWS)) {
+    const c = router.contexts[name];
+    const row = document.createElement("tr");
+    row.dataset.context = name;
+    if (name === state.context) row.className = "selected";
+    cell(row, name);
+    cell(row, String(c.decisions));
+    cell(row, c.leader);
+    cell(row, percent(c.probabilities[c.leader]));
+    cell(row, c.converged ? "yes" : "no");
+    row.addEventListener("click", () => select(name));
+    rows.appendChild(row);
+  }
+  tbody.replaceChildren(rows);
+  $("contexts-count").textContent = `(${Object.keys(router.contexts).length} tracked)`;
+  $("contexts-more").textContent = names.length > MAX_ROWS
+    ? `showing the ${MAX_ROWS} busiest of ${names.length}: filter to find others` : "";
+}
+
+async function fetchJSON(url) {
+  const response = await fetch(url, { credentials: "same-origin", cache: "no-store" });
+  if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
+  return response.json();
+}
+
+async function renderDetail() {
+  if (state.context === null) return;
+  const query = `router=${encodeURIComponent(state.router)}&context=${encodeURIComponent(state.context)}`;
+  const detail = (await fetchJSON(`v1/stats?${query}`)).routers[state.router];
+  const c = detail.contexts[state.context];
+  if (!c) return;
+  $("detail").hidden = false;
+  $("detail-name").textContent = state.context;
+  bars($("probability-chart"), detail.models, c.probabilities);
+  history($("history-chart"), detail.models, c.recent);
+  modelRows($("context-models").tBodies[0], detail.models, c.models, null);
+}
+
+function select(context) {
+  state.context = context;
+  renderContexts(state.stats.routers[state.router]);
+  renderDetail().catch(showError);
+}
+
+function showError(error) {
+  $("error").hidden = false;
+  $("error").textContent = String(error.message || error);
+}
+
+async function refresh() {
+  try {
+    state.stats = await fetchJSON("v1/stats");
+    const names = Object.keys(state.stats.routers);
+    const picker = $("router");
+    if (picker.options.length !== names.length) {
+      picker.replaceChildren(...names.map((n) => new Option(n, n)));
+    }
+    if (state.router === null || !names.includes(state.router)) state.router = names[0] ?? null;
+    picker.value = state.router;
+    if (state.router !== null) {
+      renderRouter();
+      await renderDetail();
+    }
+    $("error").hidden = true;
+    $("updated").textContent = "updated " + new Date(state.stats.time * 1000).toLocaleTimeString();
+    document.body.dataset.loaded = String(Number(document.body.dataset.loaded || 0) + 1);
+  } catch (error) {
+    showError(error);
+  }
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("router").addEventListener("change", (event) => {
+    state.router = event.target.value;
+    state.context = null;
+    $("detail").hidden = true;
+    renderRouter();
+  });
+  $("filter").addEventListener("input", () => renderContexts(state.stats.routers[state.router]));
+  refresh();
+  setInterval(refresh, REFRESH_MS);
+});

@@ -1,0 +1,313 @@
+"""Contexts discovered from prompts: PromptContexts, the warm-up and its replay, snapshots,
+determinism, bad input, and routers that must find each task's best model without labels."""
+
+from __future__ import annotations
+
+import pickle
+import threading
+from collections import Counter
+from collections.abc import Iterator
+
+import pytest
+
+from model_farm import answer, model_farm
+from pickllm import (
+    UCB,
+    ArgumentTypeError,
+    ConfigError,
+    PromptContexts,
+    PromptError,
+    RedisState,
+    Reward,
+    Router,
+    SnapshotError,
+)
+from pickllm._core import PromptContextsCore
+from pickllm.backends import OpenAICompatible
+from pickllm.models import Model
+from pickllm.scorers import MultipleChoice
+
+TASKS = (
+    "write a python function that returns",
+    "what is the derivative of the polynomial",
+    "which painter made the portrait of",
+)
+FILLER = ("apple", "river", "seven", "green", "table", "cloud", "stone", "music", "north", "paper")
+MODELS = ("a", "b", "c")
+ACCURACY_ONLY = Reward(accuracy=1.0, cost=0.0, latency=0.0)
+
+
+def prompt(i: int, task: int) -> str:
+    """Task ``task``'s fixed words plus two fillers every task shares: the task is the only
+    structure, so a correct clustering is exactly the tasks."""
+    return f"{TASKS[task]} {FILLER[(3 * i + task) % 10]} {FILLER[(7 * i + 2 * task + 1) % 10]}"
+
+
+def stream(n: int) -> Iterator[tuple[str, int]]:
+    """``n`` queries, the tasks interleaved."""
+    for i in range(n):
+        yield prompt(i // 3, i % 3), i % 3
+
+
+def router(warmup: int = 30, **options: object) -> Router:
+    # UCB without sharing: its margins below follow from its index alone.
+    return Router(
+        list(MODELS),
+        policy=UCB(share=0.0),
+        reward=ACCURACY_ONLY,
+        seed=11,
+        contexts=PromptContexts(warmup=warmup, max_clusters=6, **options),  # type: ignore[arg-type]
+    )
+
+
+def play(r: Router, queries: Iterator[tuple[str, int]]) -> list[tuple[str, str]]:
+    """Select with each prompt, reward 1 for the task's best model (task t: model t), 0 else."""
+    out = []
+    for text, task in queries:
+        d = r.select(prompt=text)
+        r.feedback(d, accuracy=float(d.model == MODELS[task]))
+        out.append((d.context, d.model))
+    return out
+
+
+# ==================== Configuration ====================
+
+
+def test_defaults_and_validation() -> None:
+    config = PromptContexts()
+    assert (config.warmup, config.max_clusters, config.combine) == (500, 16, False)
+    for bad in (
+        {"warmup": 5},
+        {"warmup": 30.0},
+        {"max_clusters": 0},
+        {"max_clusters": 65},
+        {"warmup": 10_001},
+        {"min_silhouette": 2.0},
+        {"max_prompt_bytes": 0},
+        {"seed": -1},
+        {"unknown": 1},
+    ):
+        with pytest.raises(ConfigError):
+            PromptContexts(**bad)  # type: ignore[arg-type]
+    with pytest.raises(ArgumentTypeError, match="contexts must be a PromptContexts"):
+        Router(["a"], contexts="prompts")  # type: ignore[arg-type]
+
+
+def test_shared_state_is_refused_clearly() -> None:
+    with pytest.raises(ConfigError, match="shared= yet"):
+        Router(
+            ["a", "b"],
+            contexts=PromptContexts(),
+            shared=RedisState(url="redis://127.0.0.1:1", name="t"),
+        )
+
+
+# ==================== The core mapper ====================
+
+
+def test_core_finds_the_separable_tasks_and_one_cluster_when_told() -> None:
+    prompts = [text for text, _ in stream(60)]
+    mapper = PromptContextsCore.fit(prompts, 8, 0.05, 0)
+    assert mapper.clusters == 3
+    labels = [mapper.assign(p) for p in prompts]
+    assert len({labels[t] for t in range(3)}) == 3
+    assert all(labels[i] == labels[i % 3] for i in range(60))
+    assert sorted(mapper.sizes) == [20, 20, 20]
+    assert PromptContextsCore.fit(prompts, 1, 0.05, 0).clusters == 1
+    # The same prompt again and again: no k separates anything.
+    assert PromptContextsCore.fit(["same words"] * 30, 8, 0.05, 0).clusters == 1
+
+
+def test_core_same_prompts_same_seed_same_bytes_and_round_trip() -> None:
+    prompts = [text for text, _ in stream(45)]
+    a, b = (PromptContextsCore.fit(prompts, 6, 0.05, 3) for _ in range(2))
+    assert a.to_bytes() == b.to_bytes()
+    back = PromptContextsCore.from_bytes(a.to_bytes())
+    assert [back.assign(p) for p in prompts] == [a.assign(p) for p in prompts]
+    with pytest.raises(SnapshotError):
+        PromptContextsCore.from_bytes(a.to_bytes()[:-1])
+    with pytest.raises(SnapshotError):
+        PromptContextsCore.from_bytes(b"not a mapper")
+
+
+# ==================== The router ====================
+
+
+def test_warmup_uses_one_context_then_clusters_and_replays_its_feedback() -> None:
+    r = router(warmup=30)
+    played = play(r, stream(30))
+    assert {context for context, _ in played} == {"default"}
+    stats = r.stats().prompt_contexts
+    assert stats is not None
+    assert stats.fitted
+    assert stats.warmup_prompts == 30
+    assert [c.size for c in stats.clusters] == [10, 10, 10]
+    assert all(c.terms for c in stats.clusters)
+    # Each warm-up feedback was credited once to its prompt's cluster, in order.
+    credited = sum(sum(r.feedback_counts(c.context).values()) for c in stats.clusters)
+    assert credited == 30
+    contexts = {context for context, _ in play(r, stream(30))}
+    assert contexts == {"cluster-0", "cluster-1", "cluster-2"}
+
+
+def test_clusters_find_each_tasks_best_model() -> None:
+    """UCB1-tuned (exploration c = 0.5, no sharing) scores a model that always earned 0 after
+    n tries at most sqrt(c ln t / n * 1/4) < 1 while t < e^8 = 2981, and the model that always
+    earned 1 at least 1: once every model was tried in a cluster, only its best is picked. With
+    pure clusters (each task in its own, checked) and under 2,981 feedbacks per cluster, every
+    query of the last 300 goes to its task's best model. One global context cannot: each model
+    is best for a third of the traffic."""
+    r = router(warmup=60)
+    played = play(r, stream(900))
+    by_task: dict[int, set[str]] = {}
+    for (context, _), (_, task) in zip(played[60:], stream(900), strict=False):
+        by_task.setdefault(task, set()).add(context)
+    assert all(len(contexts) == 1 for contexts in by_task.values()), by_task
+    assert len(set.union(*by_task.values())) == 3
+    late = list(zip(played, stream(900), strict=True))[-300:]
+    assert all(model == MODELS[task] for (_, model), (_, task) in late)
+
+
+def test_explicit_context_wins_or_combines() -> None:
+    r = router(warmup=30)
+    play(r, stream(30))
+    assert r.select("billing", prompt=prompt(0, 1)).context == "billing"
+    combined = router(warmup=30, combine=True)
+    for text, _ in stream(30):
+        assert combined.select("billing", prompt=text).context == "billing"
+    context = combined.select("billing", prompt=prompt(0, 1)).context
+    assert context.startswith("billing/cluster-")
+
+
+def test_bad_prompts_are_refused_before_anything_is_selected() -> None:
+    r = router(warmup=30, max_prompt_bytes=1000)
+    with pytest.raises(PromptError, match="empty"):
+        r.select(prompt="")
+    with pytest.raises(PromptError, match="empty"):
+        r.select(prompt="   \n")
+    with pytest.raises(PromptError, match="max_prompt_bytes=1000"):
+        r.select(prompt="word " * 300)
+    with pytest.raises(ArgumentTypeError, match="prompt must be a str"):
+        r.select(prompt=42)  # type: ignore[arg-type]
+    with pytest.raises(ArgumentTypeError, match="content"):
+        r.select(prompt=[{"role": "user"}])  # type: ignore[list-item]
+    assert r.pending == 0
+    stats = r.stats().prompt_contexts
+    assert stats is not None
+    assert stats.warmup_prompts == 0
+    # Chat messages are read as their contents.
+    assert r.select(prompt=[{"role": "user", "content": prompt(0, 0)}]).context == "default"
+
+
+def test_two_routers_fed_the_same_events_assign_identically() -> None:
+    a, b = router(warmup=30), router(warmup=30)
+    assert play(a, stream(120)) == play(b, stream(120))
+    assert a.stats().prompt_contexts == b.stats().prompt_contexts
+
+
+@pytest.mark.parametrize("cut", [20, 45])
+def test_snapshot_restore_continues_identically(cut: int) -> None:
+    """Cut during the warm-up (20) or after the fit (45): the restored router makes the same
+    decisions as the original on the same events, and assigns prompts alike."""
+    original = router(warmup=30)
+    play(original, stream(cut))
+    restored = Router.restore(original.snapshot())
+    unpickled = pickle.loads(pickle.dumps(original))
+    rest = list(stream(150))[cut:]
+    expected = play(original, iter(rest))
+    assert play(restored, iter(rest)) == expected
+    assert play(unpickled, iter(rest)) == expected
+    assert restored.stats().prompt_contexts == original.stats().prompt_contexts
+
+
+def test_warmup_prompts_are_forgotten_after_the_fit() -> None:
+    r = router(warmup=30)
+    marker = "zanzibarquux"
+    r.select(prompt=f"{TASKS[0]} {marker}")
+    assert marker.encode() in r.snapshot()  # kept during the warm-up only, to be replayed
+    play(r, stream(29))
+    assert r.stats().prompt_contexts.fitted  # type: ignore[union-attr]
+    assert marker.encode() not in r.snapshot()
+
+
+def test_warmup_decisions_answered_after_the_fit_credit_their_cluster() -> None:
+    r = router(warmup=30)
+    late = r.select(prompt=prompt(0, 2))
+    play(r, stream(30))  # 29 more prompts complete the warm-up
+    cluster = r.stats().prompt_contexts.clusters  # type: ignore[union-attr]
+    before = {c.context: sum(r.feedback_counts(c.context).values()) for c in cluster}
+    r.feedback(late, accuracy=1.0)
+    after = {c.context: sum(r.feedback_counts(c.context).values()) for c in cluster}
+    changed = [c for c in after if after[c] != before[c]]
+    assert len(changed) == 1
+    assert after[changed[0]] == before[changed[0]] + 1
+
+
+def test_corrupted_snapshots_are_refused() -> None:
+    r = router(warmup=30)
+    play(r, stream(40))
+    blob = r.snapshot()
+    for bad in (blob[:20], blob[:-5], blob[:40] + b"\xff" + blob[41:]):
+        with pytest.raises(SnapshotError):
+            Router.restore(bad)
+
+
+# ==================== route() ====================
+
+
+def test_route_learns_each_tasks_model_from_prompts_alone() -> None:
+    """Three scripted models answer "A", "B", "C"; task t's reference is model t's letter, so
+    MultipleChoice grades exactly as in the test above, through real HTTP calls."""
+    letters = {"a": "A", "b": "B", "c": "C"}
+    behaviours = {m: answer(f"The answer is {letter}.") for m, letter in letters.items()}
+    with model_farm(behaviours) as farm:
+        backend = OpenAICompatible(base_url=farm.url, api_key="sk-test", timeout=5.0)
+        try:
+            r = Router(
+                [Model(m, backend=backend) for m in MODELS],
+                policy=UCB(share=0.0),
+                reward=ACCURACY_ONLY,
+                scorer=MultipleChoice(),
+                seed=5,
+                contexts=PromptContexts(warmup=30, max_clusters=6),
+            )
+            with pytest.raises(PromptError):
+                r.route("")
+            assert sum(farm.calls.values()) == 0
+            picks: Counter[tuple[int, str]] = Counter()
+            for i, (text, task) in enumerate(stream(150)):
+                result = r.route(text, reference=letters[MODELS[task]])
+                if i >= 120:
+                    picks[task, result.model] += 1
+            assert picks == Counter({(0, "a"): 10, (1, "b"): 10, (2, "c"): 10})
+            stats = r.stats().prompt_contexts
+            assert stats is not None
+            assert len(stats.clusters) == 3
+        finally:
+            backend.close()
+
+
+def test_threads_racing_through_the_fit_credit_every_feedback_once() -> None:
+    """Four threads select and give feedback at once across the end of the warm-up. Whatever
+    the interleaving, exactly the first 30 prompts are selected in the default context, and
+    every feedback ends up credited once to a cluster: replayed at the fit, credited on
+    arrival for a warm-up decision answered after it, or learned there directly."""
+    r = router(warmup=30)
+    queries = list(stream(120))
+
+    def work(part: int) -> None:
+        for text, task in queries[part::4]:
+            d = r.select(prompt=text)
+            r.feedback(d, accuracy=float(d.model == MODELS[task]))
+
+    threads = [threading.Thread(target=work, args=(part,)) for part in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    stats = r.stats().prompt_contexts
+    assert stats is not None
+    assert stats.fitted
+    assert sum(r.feedback_counts("default").values()) == 30
+    credited = sum(sum(r.feedback_counts(c.context).values()) for c in stats.clusters)
+    assert credited == 120
