@@ -100,18 +100,19 @@ return 1
 """
 )
 
-#: KEYS: budget hash, holders. ARGV: holder, lease ms, then the ids of the holder's live
-#: reservations. Extends a listed holder's lease and releases its other reservations: those a
-#: reserve that timed out made after all (the command reached a paused Redis, say).
+#: KEYS: budget hash, holders. ARGV: holder, lease ms, the last reservation id issued, then
+#: the ids of the holder's live reservations. Extends a listed holder's lease and releases its
+#: other reservations up to that id: those a reserve that timed out made after all (the
+#: command reached a paused Redis, say). Later ids were issued after the list was taken.
 _RENEW = (
     _REAP
     + """
 local live = {}
-for i = 3, #ARGV do live[ARGV[i]] = true end
+for i = 4, #ARGV do live[ARGV[i]] = true end
 local mine = KEYS[2] .. ':' .. ARGV[1]
 local held = redis.call('HGETALL', mine)
 for i = 1, #held, 2 do
-  if not live[held[i]] then
+  if not live[held[i]] and tonumber(held[i]) <= tonumber(ARGV[3]) then
     release(held[i + 1])
     redis.call('HDEL', mine, held[i])
   end
@@ -246,7 +247,6 @@ class SharedSpending:
                 self._outage_nanos += actual - int(reservation.amount * NANO)
                 self._unsettled.append((reservation.context, actual, ""))
             return
-        self._live.discard(reservation.id)
         if not reservation.id and actual == 0:
             return  # a free call
         try:
@@ -255,6 +255,10 @@ class SharedSpending:
             self._health.failed("shared budget: settling (kept, sent again later)", error)
             with self._lock:
                 self._unsettled.append((reservation.context, actual, reservation.id))
+            return
+        # Live until settled: a renewal in between would release it before its cost is added,
+        # and another call could take the money twice.
+        self._live.discard(reservation.id)
 
     def _send(self, client: redis.Redis, context: str, cost: int, rid: str) -> None:
         args: list[str | int] = [context, cost, self._holder, rid]
@@ -266,7 +270,8 @@ class SharedSpending:
         now = time.monotonic()
         if now - self._renewed_at >= self.config.lease_seconds / 3:
             with self._lock:
-                args: list[str | int] = [self._holder, self._lease_ms, *self._live]
+                args: list[str | int] = [self._holder, self._lease_ms, self._reservations]
+                args += sorted(self._live)
             self._renew(keys=self._keys, args=args, client=client)
             self._renewed_at = now
         while True:
@@ -277,6 +282,7 @@ class SharedSpending:
             self._send(client, context, cost, rid)
             with self._lock:
                 self._unsettled.pop(0)
+                self._live.discard(rid)
 
     def spent(self, context: str | None = None) -> Fraction:
         """Spending of ``context``, or of every router sharing the budget, to the nano-dollar
