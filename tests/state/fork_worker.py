@@ -35,8 +35,8 @@ def main() -> None:
             drive(router, 50, f"child-{child}")
             router.sync(timeout=30)
             status = dataclasses.asdict(router.shared_status())
-            print(json.dumps({"child": child, "id": router._shared.id, "status": status}))
-            sys.stdout.flush()
+            line = json.dumps({"child": child, "id": router._shared.id, "status": status})
+            os.write(1, f"{line}\n".encode())  # one write: the children's lines never mix
             router.close()
             os._exit(0)
         children.append(pid)
