@@ -471,6 +471,13 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// `(name, learner)` of the contexts that learned something, least recently learned first
+    /// (the order of [`Router::learned`](crate::router::Router::learned)).
+    pub fn learned(&self) -> impl Iterator<Item = (&str, &Learner)> {
+        walk(&self.links, self.learned)
+            .filter_map(|index| Some((&**self.names.get(index as usize)?, self.learners.get(index as usize)?)))
+    }
+
     /// `(slot, name, learner)` in [`Contexts::iter`] order.
     pub fn iter(&self) -> impl Iterator<Item = (u32, &str, &Learner)> {
         walk(&self.links, self.learned)

@@ -62,6 +62,9 @@ pub struct Applied {
     pub applied: u64,
     /// Events of the wrong shape or with invalid values, skipped (by every replica alike).
     pub rejected: u64,
+    /// Sequence numbers skipped over: events the replica published that never reached this
+    /// log (lost with a Redis that restarted empty, say). Counted by every replica alike.
+    pub lost: u64,
 }
 
 impl<'a> Entry<'a> {
@@ -97,6 +100,7 @@ impl Router {
             if let Ok(event) = serde_json::from_str::<Wire<'_>>(raw.get()) {
                 let seq = event.0;
                 if seq > done.last {
+                    done.lost += seq - done.last - 1;
                     done.last = seq;
                     if self.apply_typed(event).is_ok() {
                         done.applied += 1;
@@ -118,6 +122,7 @@ impl Router {
             if seq <= done.last {
                 continue;
             }
+            done.lost += seq - done.last - 1;
             done.last = seq;
             if self.apply_event(event).is_ok() {
                 done.applied += 1;
@@ -198,7 +203,9 @@ mod tests {
             Applied {
                 last: 7,
                 applied: 2,
-                rejected: 5
+                rejected: 5,
+                // ["4"]: rejected, and as its sequence number cannot be read, 4 counts as lost.
+                lost: 1,
             }
         );
         assert_eq!(router.feedback_counts("c"), vec![1, 1, 0]);
@@ -208,6 +215,22 @@ mod tests {
             (0, 1),
             "only the malformed seq is counted"
         );
+    }
+
+    #[test]
+    fn sequence_gaps_are_counted_as_lost() {
+        let entry = Entry::decode(
+            br#"{"v":1,"r":"x","e":[[3,"c","a",1.0,0.0,0.0,1.0,null],[4,"c","a",1.0,0.0,0.0,1.0,null],
+            [9,"c","nope",1.0,0.0,0.0,1.0,null],[12,"c"]]}"#,
+        )
+        .unwrap();
+        let done = router().apply_entry(&entry, 1);
+        assert_eq!(
+            (done.last, done.applied, done.rejected, done.lost),
+            (12, 2, 2, 1 + 4 + 2)
+        );
+        let again = router().apply_entry(&entry, 12);
+        assert_eq!((again.applied, again.lost), (0, 0), "copies lose nothing");
     }
 
     #[test]

@@ -15,9 +15,10 @@ use std::fmt;
 use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::contexts::Shared;
 use crate::error::{Error, Result};
 use crate::learner::{Evidence, Learner};
-use crate::router::Router;
+use crate::router::{Config, Router};
 
 #[derive(Serialize)]
 struct LearnedOut<'a> {
@@ -67,30 +68,38 @@ fn in_order<'de, D: Deserializer<'de>>(deserializer: D) -> std::result::Result<V
     deserializer.deserialize_map(Entries)
 }
 
-impl Router {
-    /// The learned part as JSON bytes; [`Router::restore_learned`] installs it in a router with
-    /// the same configuration.
-    pub fn learned(&self) -> Result<Vec<u8>> {
-        let contexts = self
-            .contexts
-            .iter()
-            .filter(|&(_, _, learned)| learned)
-            .map(|(name, learner, _)| (name, learner))
-            .collect();
+/// The learned part of a router at one moment, taken under its lock in microseconds (the
+/// contexts' chunks are shared copy-on-write, see `chunked.rs`) and encoded later without the
+/// lock or the interpreter: a shared-state checkpoint of a large router then pauses nobody.
+pub struct LearnedCapture {
+    contexts: Shared,
+    evidence: Evidence,
+}
+
+impl LearnedCapture {
+    /// The learned part as JSON bytes, exactly as [`Router::learned`] writes it.
+    pub fn encode(&self) -> Result<Vec<u8>> {
         serde_json::to_vec(&LearnedOut {
-            contexts: InOrder(contexts),
+            contexts: InOrder(self.contexts.learned().collect()),
             evidence: &self.evidence,
         })
         .map_err(|e| Error::snapshot(format!("cannot encode: {e}")))
     }
+}
 
-    /// Replace every learner by the one [`Router::learned`] gave (contexts it does not name
-    /// start afresh); the generator and pending decisions stay. Everything is validated first:
-    /// on error nothing changes.
-    pub fn restore_learned(&mut self, bytes: &[u8]) -> Result<()> {
+/// A learned part parsed and validated against a configuration, ready to install: the slow
+/// part of [`Router::restore_learned`], which needs no router (so no lock).
+pub struct ParsedLearned {
+    contexts: Vec<(String, Learner)>,
+    evidence: Evidence,
+}
+
+impl ParsedLearned {
+    /// Parse `bytes` (from [`Router::learned`]) for routers configured as `config`.
+    pub fn parse(bytes: &[u8], config: &Config) -> Result<Self> {
         let learned: Learned =
             serde_json::from_slice(bytes).map_err(|e| Error::snapshot(format!("learned state: {e}")))?;
-        let models = self.config.models.len();
+        let models = config.models.len();
         let evidence = if learned.evidence == Evidence::default() {
             Evidence::new(models)
         } else {
@@ -99,13 +108,47 @@ impl Router {
         };
         for (name, learner) in &learned.contexts {
             learner
-                .validate(&self.config.policy, models)
+                .validate(&config.policy, models)
                 .map_err(|e| Error::snapshot(format!("context {name:?}: {e}")))?;
         }
-        if self.contexts.len().saturating_add(learned.contexts.len()) >= u32::MAX as usize {
+        Ok(ParsedLearned {
+            contexts: learned.contexts,
+            evidence,
+        })
+    }
+}
+
+impl Router {
+    /// The learned part as JSON bytes; [`Router::restore_learned`] installs it in a router with
+    /// the same configuration.
+    pub fn learned(&mut self) -> Result<Vec<u8>> {
+        self.capture_learned().encode()
+    }
+
+    /// The learned part at this moment, to encode later (see [`LearnedCapture`]).
+    pub fn capture_learned(&mut self) -> LearnedCapture {
+        LearnedCapture {
+            contexts: self.contexts.share(),
+            evidence: self.evidence.clone(),
+        }
+    }
+
+    /// Replace every learner by the one [`Router::learned`] gave (contexts it does not name
+    /// start afresh); the generator and pending decisions stay. Everything is validated first:
+    /// on error nothing changes.
+    pub fn restore_learned(&mut self, bytes: &[u8]) -> Result<()> {
+        let parsed = ParsedLearned::parse(bytes, &self.config)?;
+        self.install_learned(parsed)
+    }
+
+    /// Install a parsed learned part (see [`Router::restore_learned`]); its configuration must
+    /// be this router's. On error nothing changes.
+    pub fn install_learned(&mut self, parsed: ParsedLearned) -> Result<()> {
+        let ParsedLearned { contexts, evidence } = parsed;
+        if self.contexts.len().saturating_add(contexts.len()) >= u32::MAX as usize {
             return Err(Error::snapshot("more contexts than a router can hold"));
         }
-        let named: std::collections::HashSet<&str> = learned.contexts.iter().map(|(n, _)| n.as_str()).collect();
+        let named: std::collections::HashSet<&str> = contexts.iter().map(|(n, _)| n.as_str()).collect();
         let forgotten: Vec<u32> = self
             .contexts
             .iter()
@@ -117,7 +160,7 @@ impl Router {
         }
         let mut total: u64 = 0;
         // In order: each becomes the most recently learned, so the list ends in the given order.
-        for (name, learner) in learned.contexts {
+        for (name, learner) in contexts {
             total = learner.feedbacks.iter().fold(total, |sum, &n| sum.saturating_add(n));
             let fresh = &self.fresh;
             let mut learner = Some(learner);
@@ -223,7 +266,7 @@ mod tests {
             assert_eq!(target.learned().unwrap(), source.learned().unwrap());
             assert_eq!(target.pending(), 1, "pending decisions stay");
             // A snapshot of the result restores: counts learned elsewhere are accounted for.
-            let restored = Router::restore(&target.snapshot().unwrap()).unwrap();
+            let mut restored = Router::restore(&target.snapshot().unwrap()).unwrap();
             assert_eq!(restored.learned().unwrap(), source.learned().unwrap());
         }
     }

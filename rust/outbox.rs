@@ -41,6 +41,8 @@ pub struct Counts {
 
 #[derive(Default)]
 struct Queue {
+    /// The replica the events are published as (a new one after a fork, see `restart`).
+    replica: String,
     waiting: VecDeque<Event>,
     /// Taken by the publisher, not acknowledged yet (they follow `acknowledged` in order).
     in_flight: usize,
@@ -55,7 +57,6 @@ struct Queue {
 
 /// A bounded, ordered queue of events between the hot path and the publisher.
 pub struct Outbox {
-    replica: String,
     models: Vec<String>,
     capacity: usize,
     queue: Mutex<Queue>,
@@ -70,10 +71,12 @@ impl Outbox {
             return Err(Error::parameter("buffer", 0, "at least 1 event"));
         }
         Ok(Outbox {
-            replica: replica.to_owned(),
             models: models.to_vec(),
             capacity,
-            queue: Mutex::new(Queue::default()),
+            queue: Mutex::new(Queue {
+                replica: replica.to_owned(),
+                ..Queue::default()
+            }),
             ready: Condvar::new(),
         })
     }
@@ -148,6 +151,16 @@ impl Outbox {
         queue.acknowledged
     }
 
+    /// Start again as replica `replica`, empty and open, numbering from 1: in a child process
+    /// after `fork()`, whose copy of the queue holds the parent's events (the parent publishes
+    /// them) and whose publisher thread does not exist.
+    pub fn restart(&self, replica: &str) {
+        *self.queue() = Queue {
+            replica: replica.to_owned(),
+            ..Queue::default()
+        };
+    }
+
     /// Stop waiting: `take` returns what is left, then nothing, without waiting.
     pub fn close(&self) {
         self.queue().closed = true;
@@ -167,6 +180,7 @@ impl Outbox {
 
     /// `events` as stream entries of at most `per_entry` events each, in order.
     pub fn encode(&self, events: &[Event], per_entry: usize) -> Result<Vec<Vec<u8>>> {
+        let replica = self.queue().replica.clone();
         events
             .chunks(per_entry.max(1))
             .map(|chunk| {
@@ -188,7 +202,7 @@ impl Outbox {
                         )
                     })
                     .collect();
-                events::encode(&self.replica, &wire)
+                events::encode(&replica, &wire)
             })
             .collect()
     }
@@ -259,6 +273,22 @@ mod tests {
         outbox.close();
         assert_eq!(outbox.take(4, Duration::from_secs(3600)).len(), 1);
         assert!(outbox.take(4, Duration::from_secs(3600)).is_empty());
+    }
+
+    #[test]
+    fn a_restarted_outbox_is_empty_open_and_numbers_from_one_as_another_replica() {
+        let outbox = outbox(4);
+        assert!(outbox.push("x", 0, observation(), 0.5, None));
+        assert!(outbox.push("x", 0, observation(), 0.5, None));
+        assert_eq!(outbox.take(1, Duration::ZERO).len(), 1);
+        outbox.close();
+        outbox.restart("child");
+        assert_eq!(outbox.counts(), Counts::default());
+        assert!(outbox.push("y", 1, observation(), 0.5, None));
+        let events = outbox.take(4, Duration::ZERO);
+        assert_eq!(events.iter().map(|e| e.seq).collect::<Vec<_>>(), [1]);
+        let entry = outbox.encode(&events, 10).unwrap();
+        assert_eq!(Entry::decode(&entry[0]).unwrap().replica, "child");
     }
 
     #[test]

@@ -13,6 +13,8 @@ import signal
 import socket
 import subprocess
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -41,10 +43,12 @@ class RedisServer:
     """One redis-server process; ``persistent`` makes it write every write to its append-only
     file before replying (appendfsync always), so a restart loses nothing acknowledged."""
 
-    def __init__(self, folder: Path, *, persistent: bool) -> None:
+    def __init__(self, folder: Path, *, persistent: bool, replica_of: int | None = None) -> None:
         self.binary = require_redis_server()
         self.folder = folder
         self.persistent = persistent
+        self.replica_of = replica_of  # the port of a primary to replicate
+        folder.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.process: subprocess.Popen[str] | None = None
         self.start()
@@ -66,6 +70,8 @@ class RedisServer:
             "appendfsync": "always",
         }
         arguments = [part for key, value in options.items() for part in (f"--{key}", value)]
+        if self.replica_of is not None:
+            arguments += ["--replicaof", "127.0.0.1", str(self.replica_of)]
         self.process = subprocess.Popen(
             [self.binary, *arguments],
             stdout=subprocess.PIPE,
@@ -101,3 +107,54 @@ class RedisServer:
         self._drain.join()
         self.process.stdout.close()
         self.process = None
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
+    """Poll ``predicate`` until it holds; fail after ``timeout`` seconds (a generous bound on
+    what the code promises, never a measurement)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(f"still not true after {timeout} s: {predicate}")
+        time.sleep(0.01)
+
+
+class SentinelServer:
+    """One redis-sentinel process watching the primary at ``primary_port`` as ``service``: it
+    calls the primary down after 1 s without an answer and promotes a replica."""
+
+    def __init__(self, folder: Path, primary_port: int, service: str = "mymaster") -> None:
+        require_redis_server()
+        binary = shutil.which("redis-sentinel")
+        if binary is None:
+            reason = "redis-sentinel not installed (apt-get install redis-sentinel)"
+            if REQUIRE_REDIS:
+                pytest.fail(f"{reason}; PICKLLM_REQUIRE_REDIS=1, so this is a failure")
+            pytest.skip(reason)
+        self.port = free_port()
+        folder.mkdir(parents=True, exist_ok=True)
+        config = folder / "sentinel.conf"
+        config.write_text(
+            f"port {self.port}\nbind 127.0.0.1\ndir {folder}\n"
+            f"sentinel monitor {service} 127.0.0.1 {primary_port} 1\n"
+            f"sentinel down-after-milliseconds {service} 1000\n"
+            f"sentinel failover-timeout {service} 10000\n"
+        )
+        self.process = subprocess.Popen(
+            [binary, str(config)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            if "+monitor" in line:
+                break
+        else:
+            raise RuntimeError(f"redis-sentinel exited with {self.process.wait()}")
+        self._drain = threading.Thread(target=self.process.stdout.read, daemon=True)
+        self._drain.start()
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait()
+        self._drain.join()
+        assert self.process.stdout is not None
+        self.process.stdout.close()

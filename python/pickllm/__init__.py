@@ -13,6 +13,7 @@ from pickllm.backends import BackendError as BackendError
 from pickllm.backends import OpenAICompatible as OpenAICompatible
 from pickllm.budget import Budget as Budget
 from pickllm.budget import BudgetExceeded as BudgetExceeded
+from pickllm.budget import BudgetUnavailable as BudgetUnavailable
 from pickllm.config import UCB as UCB
 from pickllm.config import ChangeDetector as ChangeDetector
 from pickllm.config import Exp3 as Exp3
@@ -49,6 +50,7 @@ __all__ = [
     "BackendError",
     "Budget",
     "BudgetExceeded",
+    "BudgetUnavailable",
     "ChangeDetector",
     "CircuitBreaker",
     "ConfigError",

@@ -136,8 +136,12 @@ class Attempts(Generic[P]):
         while True:
             with self.spending.transaction():  # what fits, select, reserve: one atomic step
                 decision = self._choose(context, prompt, tried)
-                amount = self.bound(decision.model, prompt)
-                reservation = self.spending.reserve(decision.context, amount)
+                try:
+                    amount = self.bound(decision.model, prompt)
+                    reservation = self.spending.reserve(decision.context, amount)
+                except BaseException:  # a shared budget out of reach: nothing is called
+                    self.health.released(decision.model)
+                    raise
             if reservation is not None:
                 return Ticket(decision, reservation)
             # Only with a budget shared across replicas: another one took the money between

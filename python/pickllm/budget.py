@@ -26,7 +26,14 @@ from pickllm.config import _Config
 from pickllm.errors import ConfigError, PickLLMError
 from pickllm.models import Model
 
-__all__ = ["Budget", "BudgetExceeded", "Spending", "cost_bound", "worst_case_cost"]
+__all__ = [
+    "Budget",
+    "BudgetExceeded",
+    "BudgetUnavailable",
+    "Spending",
+    "cost_bound",
+    "worst_case_cost",
+]
 
 #: Tokens allowed per message for chat-template markup when bounding a prompt.
 TEMPLATE_TOKENS = 16
@@ -34,6 +41,11 @@ TEMPLATE_TOKENS = 16
 
 class BudgetExceeded(PickLLMError):  # noqa: N818 (the name users look for)
     """No model's worst-case cost fits what is left of a budget."""
+
+
+class BudgetUnavailable(PickLLMError):  # noqa: N818 (a sibling of BudgetExceeded)
+    """A budget shared through Redis cannot be checked (Redis did not answer in time) and the
+    shared state says to fail closed (``RedisState.budget_outage``): nothing was called."""
 
 
 class Budget(_Config):
@@ -75,6 +87,10 @@ def cost_bound(model: Model, messages: Sequence[Message]) -> float:
 class Reservation:
     context: str
     amount: Fraction
+    #: Made within a shared budget's outage allowance, in this process only.
+    local: bool = False
+    #: The shared budget's id of the reservation ("" for none).
+    id: str = ""
 
 
 class Spending:

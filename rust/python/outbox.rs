@@ -49,6 +49,11 @@ impl PyOutbox {
         self.outbox.acknowledge(count)
     }
 
+    /// Start again as replica `replica`, empty (see `Outbox::restart`): in a forked child.
+    fn restart(&self, replica: &str) {
+        self.outbox.restart(replica);
+    }
+
     /// Wake the publisher for good: `take` hands out what is left, then returns at once.
     fn close(&self) {
         self.outbox.close();

@@ -20,6 +20,7 @@ use super::errors::{internal, utf8, wrong_type};
 use super::outbox::PyOutbox;
 use crate::error::Error;
 use crate::events::Entry;
+use crate::learned::ParsedLearned;
 use crate::outbox::Outbox;
 use crate::reward::Observation;
 use crate::router::{Config, Router};
@@ -336,10 +337,10 @@ impl PyRouterCore {
 
     /// Learn from one shared-state stream entry (see `events.rs`). `seen` maps each replica to
     /// the highest sequence number applied; it is read and updated here. Returns (applied,
-    /// rejected); an entry of another format raises. Applying holds the interpreter: detached,
+    /// rejected, lost); an entry of another format raises. Applying holds the interpreter: detached,
     /// the applier had to win it back from a busy routing thread after every entry (at the
     /// switch interval), which cut replication to a quarter (docs/performance.md).
-    fn apply_entry(&self, blob: &[u8], seen: &Bound<'_, PyDict>) -> PyResult<(u64, u64)> {
+    fn apply_entry(&self, blob: &[u8], seen: &Bound<'_, PyDict>) -> PyResult<(u64, u64, u64)> {
         let entry = Entry::decode(blob)?;
         let after = match seen.get_item(&entry.replica)? {
             Some(value) => value.extract::<u64>()?,
@@ -347,17 +348,32 @@ impl PyRouterCore {
         };
         let done = self.with(|router| Ok(router.apply_entry(&entry, after)))?;
         seen.set_item(&entry.replica, done.last)?;
-        Ok((done.applied, done.rejected))
+        Ok((done.applied, done.rejected, done.lost))
     }
 
-    /// The learned part alone as JSON bytes (see `learned.rs`).
+    /// The learned part alone as JSON bytes (see `learned.rs`). Like `snapshot`: only the
+    /// capture holds the lock (and the interpreter); encoding and copying it out run detached
+    /// from both, so a shared-state checkpoint of a large router pauses no other thread.
     fn learned<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
-        let bytes = self.with(|router| router.learned())?;
-        Ok(PyBytes::new(py, &bytes))
+        let capture = self.with(|router| Ok(router.capture_learned()))?;
+        let encoded = py.detach(|| catch_unwind(AssertUnwindSafe(|| capture.encode())));
+        let bytes = self.settle(encoded)?;
+        PyBytes::new_with(py, bytes.len(), |buffer| {
+            py.detach(move || {
+                buffer.copy_from_slice(&bytes);
+                drop(bytes);
+            });
+            Ok(())
+        })
     }
 
-    fn restore_learned(&self, blob: &[u8]) -> PyResult<()> {
-        self.with(|router| router.restore_learned(blob))
+    /// Install a learned part: parsed and validated detached from the interpreter and the lock,
+    /// installed under the lock (an error changes nothing).
+    fn restore_learned(&self, py: Python<'_>, blob: &[u8]) -> PyResult<()> {
+        let config = self.with(|router| Ok(router.config().clone()))?;
+        let parsed = py.detach(|| catch_unwind(AssertUnwindSafe(|| ParsedLearned::parse(blob, &config))));
+        let parsed = self.settle(parsed)?;
+        self.with(|router| router.install_learned(parsed))
     }
 
     fn probabilities(&self, py: Python<'_>, context: &Bound<'_, PyAny>) -> PyResult<Vec<f64>> {

@@ -3,6 +3,7 @@ several gateway processes never overspend one cap between them."""
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -11,7 +12,7 @@ import httpx
 import pytest
 
 from gateway_servers import KEY, Serve, metric
-from redis_servers import RedisServer
+from redis_servers import RedisServer, wait_for
 
 #: Each answer of the local upstream reports 5 completion tokens; at 1 USD per 1M output
 #: tokens, no input price and max_tokens = 5, a call's worst-case cost is its actual cost.
@@ -65,3 +66,46 @@ def test_two_gateways_share_one_budget(serve: Serve, upstream: str, redis: Redis
     for gateway in gateways:  # each reports what all spent
         spent = metric(gateway, "pickllm_budget_spent_usd", router="capped")
         assert spent == float(3 * CALL_USD) <= CAP_USD
+
+
+def test_a_paused_redis_gives_503s_and_the_sweeper_lives_on(
+    serve: Serve, upstream: str, redis: RedisServer
+) -> None:
+    """Redis paused (SIGSTOP) for longer than the threads' timeouts: a budgeted request is
+    refused with a 503 naming the budget (never a 500 with a redis exception), the shared-state
+    gauges go to disconnected and back, which only the sweeper refreshes: it survived."""
+    # Decisions expire one second after their answer: only the sweeper expires them.
+    text = config(upstream, redis.url).replace(
+        'name = "capped" }', 'name = "capped" }\nfeedback_timeout = 1.0'
+    )
+    gateway = serve(text)
+
+    def expired() -> float:
+        return metric(gateway, "pickllm_feedback_settled_total", router="capped", outcome="expired")
+
+    def post() -> httpx.Response:
+        return httpx.post(
+            f"{gateway.url}/v1/chat/completions",
+            json={"model": "capped", "messages": [{"role": "user", "content": "hi"}]},
+            headers={"Authorization": f"Bearer {KEY}"},
+            timeout=30,
+        )
+
+    def connected() -> float:
+        return metric(gateway, "pickllm_shared_connected", router="capped")
+
+    assert post().status_code == 200
+    wait_for(lambda: connected() == 1.0)
+    assert redis.process is not None
+    redis.process.send_signal(signal.SIGSTOP)
+    try:
+        response = post()
+        assert response.status_code == 503
+        assert response.json()["error"]["code"] == "budget_unavailable"
+        wait_for(lambda: connected() == 0.0)
+        wait_for(lambda: expired() == 1.0)  # the sweeper ran through the outage
+    finally:
+        redis.process.send_signal(signal.SIGCONT)
+    wait_for(lambda: connected() == 1.0)
+    assert post().status_code == 200
+    wait_for(lambda: expired() == 2.0)  # and after it

@@ -50,12 +50,13 @@ def test_what_the_outbox_writes_the_core_applies_like_observe(
     assert writer._core.learned() == Router(MODELS, seed=4)._core.learned(), "queued, not learned"
     seen: dict[str, int] = {}
     assert [through_stream._core.apply_entry(e, seen) for e in entries] == [
-        (len(json.loads(e)["e"]), 0) for e in entries
+        (len(json.loads(e)["e"]), 0, 0) for e in entries
     ]
     assert seen == ({replica: len(events)} if events else {})
     assert through_stream._core.learned() == direct._core.learned()
     # The same entries again (copies after a lost reply) change nothing.
-    assert [through_stream._core.apply_entry(e, seen) for e in entries] == [(0, 0)] * len(entries)
+    again = [through_stream._core.apply_entry(e, seen) for e in entries]
+    assert again == [(0, 0, 0)] * len(entries)
     assert through_stream._core.learned() == direct._core.learned()
     assert outbox.acknowledge(count) == len(events)
     assert outbox.counts() == (len(events), len(events), 0, 0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pickllm import RedisState, Router
-from redis_servers import RedisServer
+from redis_servers import RedisServer, wait_for
 
 MODELS = ["a", "b", "c"]
 
@@ -33,6 +33,7 @@ def test_routing_goes_on_and_buffered_events_arrive_once(tmp_path: Path) -> None
         server.kill()  # SIGKILL: only what it had fsynced (all it acknowledged) survives
         for router in (one, two):
             drive(router, 1000)  # never waits on the missing server
+            wait_for(lambda r=router: not r.shared_status().connected)  # noticed by its threads
             status = router.shared_status()
             assert (status.connected, status.lag) == (False, None)
             assert (status.buffered, status.dropped) == (1000, 0)

@@ -145,7 +145,7 @@ def test_checkpoints_bound_the_stream_and_new_routers_start_from_them(
             one.sync(timeout=60)
         client = redis.Redis.from_url(redis_server.url)
         checkpoint = json.loads(client.get("pickllm:test:checkpoint") or b"{}")
-        assert checkpoint["v"] == 1
+        assert checkpoint["v"] == 2
         assert sum(checkpoint["seen"].values()) >= 9000
         # Trimmed behind the previous checkpoint: the stream lost its beginning.
         first = client.xrange("pickllm:test:events", count=1)[0][1][b"e"]
@@ -215,3 +215,34 @@ def test_a_logging_router_settles_locally_and_learns_from_the_log(
         router.sync(timeout=30)
         assert total(router) == 50
         assert router.shared_status().published == 50
+
+
+def test_replicas_that_closed_leave_the_sequence_map(
+    redis_server: RedisServer, state: RedisState
+) -> None:
+    """A replica that closes with everything published retires: the next checkpoint past its
+    last entry leaves it out, so the map does not grow by one entry per process ever started."""
+    state = state.model_copy(update={"checkpoint_every": 50})
+    client = redis.Redis.from_url(redis_server.url)
+    with Router(MODELS, seed=1, shared=state) as one:
+        gone = []
+        for seed in (2, 3):
+            with Router(MODELS, seed=seed, shared=state) as short_lived:
+                drive(short_lived, 10)
+                short_lived.sync(timeout=30)
+                assert short_lived._shared is not None
+                gone.append(short_lived._shared.id)
+        assert sorted(k.decode() for k in client.hkeys("pickllm:test:retired")) == sorted(gone)
+        drive(one, 60)  # past the retirements: the next checkpoint leaves them out
+        one.sync(timeout=30)
+        drive(one, 1)  # applied after that checkpoint was stored
+        one.sync(timeout=30)
+        checkpoint = json.loads(client.get("pickllm:test:checkpoint") or b"{}")
+        assert one._shared is not None
+        assert set(checkpoint["seen"]) == {one._shared.id}
+        assert client.hlen("pickllm:test:retired") == 0
+        with Router(MODELS, seed=5, shared=state) as late:
+            late.sync(timeout=30)
+            assert late._core.learned() == one._core.learned()
+            assert total(late) == total(one) == 81
+    client.close()

@@ -125,7 +125,7 @@ def test_same_events_same_state(
     assert count == learned
     seen: dict[str, int] = {}
     for entry in entries:
-        assert two._core.apply_entry(entry, seen) == (min(7, count), 0)
+        assert two._core.apply_entry(entry, seen) == (min(7, count), 0, 0)
         count -= 7
     assert one._core.learned() == two._core.learned()
     for context in [*CONTEXTS, "elsewhere"]:

@@ -46,6 +46,7 @@ from pickllm.gateway.peers import Peers
 from pickllm.gateway.proxy import Answer, Limits, Stream, Upstream, UpstreamError
 from pickllm.gateway.redact import Redactor
 from pickllm.gateway.routes import CallSize, RoutedModels
+from pickllm.gateway.shared_metrics import SharedStateGauges
 from pickllm.gateway.stats import GatewayStats
 from pickllm.gateway.streaming import StreamResponse
 from pickllm.gateway.traces import GatewayTraces
@@ -84,6 +85,7 @@ class Gateway:
         }
         self._judging: set[asyncio.Task[None]] = set()
         self.metrics = Metrics(config.server.metrics_contexts)
+        self.shared_gauges = SharedStateGauges(self.metrics.registry)
         self.stats = GatewayStats({n: r.router.models for n, r in self.routers.items()})
         self.traces = GatewayTraces()
         self.store = FeedbackStore(self._settled)
@@ -145,10 +147,15 @@ class Gateway:
             await routed.router.aclose()  # flushes and closes a decision log
 
     async def _sweep(self) -> None:
-        """Settle expired decisions when due; refresh the state gauges about once a second."""
+        """Settle expired decisions when due; refresh the state gauges about once a second.
+        Supervised: an error (a shared budget's Redis out of reach, say) is logged and the
+        sweep goes on, or decisions without feedback would never expire again."""
         while True:
-            self._expire()
-            self.refresh_gauges()
+            try:
+                self._expire()
+                self.refresh_gauges()
+            except Exception:
+                logger.exception("pickllm gateway: the sweeper failed; going on")
             due = self.store.next_deadline()
             delay = 1.0 if due is None else min(1.0, max(0.005, due - time.monotonic()))
             await asyncio.sleep(delay)
@@ -178,8 +185,11 @@ class Gateway:
             for model in routed.router.models:
                 m.breaker.labels(name, model).set(BREAKER_VALUES[routed.health.state(model)])
             if routed.spending is not None:
-                m.spent.labels(name).set(float(routed.spending.spent()))
+                with contextlib.suppress(PickLLMError):  # a shared budget's Redis away: stale
+                    m.spent.labels(name).set(float(routed.spending.spent()))
             m.pending.labels(name).set(self.store.count(name))
+            if routed.router._shared is not None:
+                self.shared_gauges.refresh(name, routed.router.shared_status())
             if routed.router.decision_log is not None:
                 m.decision_log_dropped(name, routed.router.decision_log.dropped)
 

@@ -15,7 +15,7 @@ import asyncio
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from pickllm.attempts import AllModelsFailedError, Attempt, Attempts, DeadlinePassedError, Ticket
-from pickllm.budget import BudgetExceeded, Spending, worst_case_cost
+from pickllm.budget import BudgetExceeded, BudgetUnavailable, Spending, worst_case_cost
 from pickllm.errors import ConfigError
 from pickllm.gateway.config import GatewayConfig, RouterConfig
 from pickllm.gateway.errors import APIError
@@ -108,6 +108,13 @@ class RoutedModels:
                 status=429,
                 type="insufficient_quota",
                 code="budget_exceeded",
+            ) from None
+        except BudgetUnavailable as error:  # a shared budget's Redis did not answer in time
+            raise APIError(
+                f"router {self.name!r}: {error}",
+                status=503,
+                type="server_error",
+                code="budget_unavailable",
             ) from None
         except AllModelsFailedError as error:
             failures = "; ".join(f"{a.model}: {a.error}" for a in error.attempts)

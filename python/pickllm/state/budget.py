@@ -4,26 +4,65 @@ The same interface as :class:`pickllm.budget.Spending`, chosen by ``Router(..., 
 Amounts are kept as whole nano-dollars (integers, exact): a reservation is rounded up and a
 cost to the nearest, so a cost within its reservation never exceeds it. Each reservation is
 checked against the caps and added by one Lua script, so replicas can never jointly overspend.
-A replica that dies holding a reservation leaves it reserved: the budget errs on the safe side.
+
+Reservations carry a lease: each replica's are also kept under its own key and it is listed
+with an expiry (``lease_seconds``) that its applier thread renews. A replica that dies stops
+renewing; the next reservation by anyone releases what it held. A reservation whose reply was
+lost (a timeout) but that Redis made after all is released at the next renewal (every third
+of the lease): each renewal names the replica's live reservations.
+
+Redis is on the calling thread here (before each routed call), so every exchange has a short
+timeout (``budget_timeout_seconds``) and an outage follows ``RedisState.budget_outage``: fail
+closed with :class:`~pickllm.budget.BudgetUnavailable`, or fail open within a local allowance
+that is added to the shared spending once Redis is back. A settlement that cannot reach Redis
+is kept and sent again by the applier thread: the money is never lost (a settlement whose reply
+was lost after Redis applied it may be counted twice: spending is overstated, never understated).
 """
 
 from __future__ import annotations
 
 import math
 import threading
+import time
 from fractions import Fraction
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
 
-from pickllm.budget import Budget, Reservation
+from pickllm.budget import Budget, BudgetUnavailable, Reservation
+
+if TYPE_CHECKING:
+    from pickllm.state.config import RedisState
+    from pickllm.state.health import Health
 
 __all__ = ["SharedSpending"]
 
 NANO = 10**9
 
-#: KEYS: the budget hash. ARGV: context, amount, per-context cap, total cap (caps -1 if none).
-_RESERVE = """
+#: Release what expired holders reserved. KEYS: budget hash, holders (a sorted set of lease
+#: expiries); each holder's reservations are the fields of ``<holders>:<holder>``, by id, with
+#: values ``<amount>|<context>``. A prefix of the scripts below (each runs atomically).
+_REAP = """
+local now = redis.call('TIME')
+local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local function release(value)
+  local bar = string.find(value, '|', 1, true)
+  local amount = tonumber(string.sub(value, 1, bar - 1))
+  redis.call('HINCRBY', KEYS[1], 'reserved:' .. string.sub(value, bar + 1), 0 - amount)
+  redis.call('HINCRBY', KEYS[1], 'reserved', 0 - amount)
+end
+for _, holder in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now_ms)) do
+  for _, value in ipairs(redis.call('HVALS', KEYS[2] .. ':' .. holder)) do release(value) end
+  redis.call('DEL', KEYS[2] .. ':' .. holder)
+  redis.call('ZREM', KEYS[2], holder)
+end
+"""
+
+#: KEYS: budget hash, holders. ARGV: context, amount, per-context cap, total cap (-1 if none),
+#: holder, lease ms, reservation id.
+_RESERVE = (
+    _REAP
+    + """
 local amount = tonumber(ARGV[2])
 local function used(suffix)
   return tonumber(redis.call('HGET', KEYS[1], 'spent' .. suffix) or '0')
@@ -34,17 +73,54 @@ if per >= 0 and used(':' .. ARGV[1]) + amount > per then return 0 end
 if total >= 0 and used('') + amount > total then return 0 end
 redis.call('HINCRBY', KEYS[1], 'reserved:' .. ARGV[1], amount)
 redis.call('HINCRBY', KEYS[1], 'reserved', amount)
+redis.call('HSET', KEYS[2] .. ':' .. ARGV[5], ARGV[7], ARGV[2] .. '|' .. ARGV[1])
+redis.call('ZADD', KEYS[2], now_ms + tonumber(ARGV[6]), ARGV[5])
 return 1
 """
+)
 
-#: KEYS: the budget hash. ARGV: context, reserved amount, actual cost.
-_SETTLE = """
-redis.call('HINCRBY', KEYS[1], 'reserved:' .. ARGV[1], -tonumber(ARGV[2]))
-redis.call('HINCRBY', KEYS[1], 'reserved', -tonumber(ARGV[2]))
-redis.call('HINCRBY', KEYS[1], 'spent:' .. ARGV[1], ARGV[3])
-redis.call('HINCRBY', KEYS[1], 'spent', ARGV[3])
+#: KEYS: budget hash, holders. ARGV: context, actual cost, holder, reservation id ('' for
+#: none). A reservation released already (its holder's lease expired) is not released again.
+_SETTLE = (
+    _REAP
+    + """
+if ARGV[4] ~= '' then
+  local mine = KEYS[2] .. ':' .. ARGV[3]
+  local value = redis.call('HGET', mine, ARGV[4])
+  if value then
+    release(value)
+    redis.call('HDEL', mine, ARGV[4])
+  end
+end
+if tonumber(ARGV[2]) ~= 0 then
+  redis.call('HINCRBY', KEYS[1], 'spent:' .. ARGV[1], ARGV[2])
+  redis.call('HINCRBY', KEYS[1], 'spent', ARGV[2])
+end
 return 1
 """
+)
+
+#: KEYS: budget hash, holders. ARGV: holder, lease ms, the last reservation id issued, then
+#: the ids of the holder's live reservations. Extends a listed holder's lease and releases its
+#: other reservations up to that id: those a reserve that timed out made after all (the
+#: command reached a paused Redis, say). Later ids were issued after the list was taken.
+_RENEW = (
+    _REAP
+    + """
+local live = {}
+for i = 4, #ARGV do live[ARGV[i]] = true end
+local mine = KEYS[2] .. ':' .. ARGV[1]
+local held = redis.call('HGETALL', mine)
+for i = 1, #held, 2 do
+  if not live[held[i]] and tonumber(held[i]) <= tonumber(ARGV[3]) then
+    release(held[i + 1])
+    redis.call('HDEL', mine, held[i])
+  end
+end
+redis.call('ZADD', KEYS[2], 'XX', now_ms + tonumber(ARGV[2]), ARGV[1])
+return 1
+"""
+)
 
 
 def _nanos(usd: float, *, up: bool) -> int:
@@ -55,12 +131,22 @@ def _nanos(usd: float, *, up: bool) -> int:
 class SharedSpending:
     """What every router sharing ``key`` has spent and reserved. Thread-safe."""
 
-    def __init__(self, budget: Budget, client: redis.Redis, key: str) -> None:
+    def __init__(
+        self, budget: Budget, config: RedisState, key: str, holder: str, health: Health
+    ) -> None:
         self.budget = budget
-        self._client = client
+        self.config = config
         self._key = key
-        self._reserve = client.register_script(_RESERVE)
-        self._settle = client.register_script(_SETTLE)
+        self._keys = [key, f"{key}:holders"]
+        self._holder = holder
+        self._health = health
+        self._lease_ms = int(config.lease_seconds * 1000)
+        timeout = config.budget_timeout_seconds
+        # Waiting for a free connection is local contention, not Redis: the longer timeout.
+        self.client = config._client(timeout, config.timeout_seconds)
+        self._reserve = self.client.register_script(_RESERVE)
+        self._settle = self.client.register_script(_SETTLE)
+        self._renew = self.client.register_script(_RENEW)
         self._caps = [
             -1 if cap is None else _nanos(cap, up=False)
             for cap in (budget.per_context, budget.total)
@@ -69,14 +155,51 @@ class SharedSpending:
         # replicas the reservation itself is the atomic step (the loop chooses again if another
         # replica took the money in between).
         self._lock = threading.RLock()
+        # Settlements Redis did not take (sent again by `renew`), and with fail_open what was
+        # spent locally while it was unavailable: (context, cost nanos, reservation id) in
+        # order.
+        self._unsettled: list[tuple[str, int, str]] = []
+        self._reservations = 0
+        self._live: set[str] = set()  # ids of reservations made and not settled yet
+        self._outage_nanos = 0  # reserved or spent under the outage allowance
+        self._allowance = _nanos(config.outage_allowance, up=False)
+        self._renewed_at = -math.inf
+
+    def _forked(self, holder: str) -> None:
+        """In a child after ``fork()``: hold as ``holder``; the reservations and settlements
+        kept are the parent's."""
+        self._holder = holder
+        self._lock = threading.RLock()
+        self._live = set()
+        self._unsettled = []
+        self._outage_nanos = 0
+        self._renewed_at = -math.inf
 
     def transaction(self) -> threading.RLock:
         return self._lock
 
+    def _unavailable(self, doing: str, error: redis.RedisError) -> BudgetUnavailable:
+        self._health.failed(f"shared budget: {doing}", error)
+        return BudgetUnavailable(
+            f"shared budget unavailable: Redis did not answer {doing} within "
+            f"{self.config.budget_timeout_seconds} s ({self._health.redact(str(error))}); "
+            f"budget_outage={self.config.budget_outage!r}"
+        )
+
+    def _fail_open(self) -> bool:
+        return self.config.budget_outage == "fail_open"
+
     def remaining(self, context: str) -> float:
         """What the next call in ``context`` may still cost (inf without a cap)."""
         fields = [f"spent:{context}", f"reserved:{context}", "spent", "reserved"]
-        values: Any = self._client.hmget(self._key, fields)
+        try:
+            values: Any = self.client.hmget(self._key, fields)
+        except redis.RedisError as error:
+            unavailable = self._unavailable("with the budget left", error)
+            if self._fail_open():
+                with self._lock:
+                    return (self._allowance - self._outage_nanos) / NANO
+            raise unavailable from None
         used = [int(v or 0) for v in values]
         left: list[float] = [math.inf]
         per, total = self._caps
@@ -91,17 +214,84 @@ class SharedSpending:
     def reserve(self, context: str, amount: float) -> Reservation | None:
         """Reserve ``amount`` if it fits every cap, atomically across replicas; else None."""
         nanos = _nanos(amount, up=True)
-        if not self._reserve(keys=[self._key], args=[context, nanos, *self._caps]):
-            return None
-        return Reservation(context, Fraction(nanos, NANO))
+        if nanos == 0:
+            return Reservation(context, Fraction(0))  # a free call: nothing to hold
+        with self._lock:
+            self._reservations += 1
+            rid = str(self._reservations)
+            self._live.add(rid)  # before it exists: `renew` must not release it meanwhile
+        try:
+            args: list[str | int] = [context, nanos, *self._caps, self._holder]
+            args += [self._lease_ms, rid]
+            if not self._reserve(keys=self._keys, args=args):
+                self._live.discard(rid)
+                return None
+        except redis.RedisError as error:
+            self._live.discard(rid)  # if Redis made it after all, `renew` releases it
+            unavailable = self._unavailable("with a reservation", error)
+            if not self._fail_open():
+                raise unavailable from None
+            with self._lock:
+                if self._outage_nanos + nanos > self._allowance:
+                    return None
+                self._outage_nanos += nanos
+            return Reservation(context, Fraction(nanos, NANO), local=True)
+        return Reservation(context, Fraction(nanos, NANO), id=rid)
 
     def settle(self, reservation: Reservation, cost: float) -> None:
-        """Replace a reservation by the actual ``cost`` of the call."""
-        reserved = int(reservation.amount * NANO)
-        self._settle(keys=[self._key], args=[reservation.context, reserved, _nanos(cost, up=False)])
+        """Replace a reservation by the actual ``cost`` of the call. Never raises for Redis:
+        a settlement it does not take is sent again later (see the module docs)."""
+        actual = _nanos(cost, up=False)
+        if reservation.local:
+            with self._lock:  # the allowance holds the actual cost now, not the bound
+                self._outage_nanos += actual - int(reservation.amount * NANO)
+                self._unsettled.append((reservation.context, actual, ""))
+            return
+        if not reservation.id and actual == 0:
+            return  # a free call
+        try:
+            self._send(self.client, reservation.context, actual, reservation.id)
+        except redis.RedisError as error:
+            self._health.failed("shared budget: settling (kept, sent again later)", error)
+            with self._lock:
+                self._unsettled.append((reservation.context, actual, reservation.id))
+            return
+        # Live until settled: a renewal in between would release it before its cost is added,
+        # and another call could take the money twice.
+        self._live.discard(reservation.id)
+
+    def _send(self, client: redis.Redis, context: str, cost: int, rid: str) -> None:
+        args: list[str | int] = [context, cost, self._holder, rid]
+        self._settle(keys=self._keys, args=args, client=client)
+
+    def renew(self, client: redis.Redis) -> None:
+        """On the applier thread: extend this replica's lease (every third of it) and send the
+        settlements kept during an outage. Raises what Redis raises (the applier counts it)."""
+        now = time.monotonic()
+        if now - self._renewed_at >= self.config.lease_seconds / 3:
+            with self._lock:
+                args: list[str | int] = [self._holder, self._lease_ms, self._reservations]
+                args += sorted(self._live)
+            self._renew(keys=self._keys, args=args, client=client)
+            self._renewed_at = now
+        while True:
+            with self._lock:
+                if not self._unsettled:
+                    return
+                context, cost, rid = self._unsettled[0]
+            self._send(client, context, cost, rid)
+            with self._lock:
+                self._unsettled.pop(0)
+                self._live.discard(rid)
 
     def spent(self, context: str | None = None) -> Fraction:
-        """Spending of ``context``, or of every router sharing the budget, to the nano-dollar."""
+        """Spending of ``context``, or of every router sharing the budget, to the nano-dollar
+        (settlements still to be sent included)."""
         field = "spent" if context is None else f"spent:{context}"
-        value: Any = self._client.hget(self._key, field)
-        return Fraction(int(value or 0), NANO)
+        try:
+            value: Any = self.client.hget(self._key, field)
+        except redis.RedisError as error:
+            raise self._unavailable("with the spending", error) from None
+        with self._lock:
+            waiting = sum(c for ctx, c, _ in self._unsettled if context in (None, ctx))
+        return Fraction(int(value or 0) + waiting, NANO)

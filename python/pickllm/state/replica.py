@@ -6,28 +6,42 @@ touches the network, nor Python. The publisher thread takes the outbox's events 
 stream entries (waiting and encoding detached from the interpreter), sends them in order
 (``XADD`` in pipelined batches) and acknowledges them once Redis has; the applier thread reads
 the stream in order and learns from each event exactly once, its own included. See
-docs/design.md for why this is exactly once and in order.
+docs/design.md for why this is exactly once and in order, and for the durability contract.
+
+Both threads are supervised: any error (Redis unreachable, out of memory, a key of the wrong
+type, an unreadable checkpoint...) is counted, kept as ``last_error``, logged (rate-limited, see
+``health.py``) and retried after a growing pause; only :meth:`Replica.close` ends them. Every
+wait is bounded: each exchange with Redis has a socket timeout, ``sync`` waits only on values
+the threads keep, and ``status`` reads them without touching the network.
+
+A lost log is detected and healed. The configuration is stored with an *epoch* (a random token)
+that the applier checks after every read. When it is gone (Redis restarted empty, a flush) the
+replica that takes the checkpoint lease re-seeds the configuration, a new epoch and a checkpoint
+of its own learned state; the others see the new epoch and reload from that checkpoint, so the
+fleet reconverges. Per-producer sequence gaps are counted as ``lost``.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
+import os
 import secrets
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from pickllm._core import RouterCore
 from pickllm.budget import Budget
 from pickllm.errors import PickLLMError
 from pickllm.state.budget import SharedSpending
 from pickllm.state.errors import SharedStateError, SyncTimeoutError
+from pickllm.state.health import Backoff, Health
 from pickllm.state.status import SharedStatus
 
 if TYPE_CHECKING:
@@ -36,7 +50,7 @@ if TYPE_CHECKING:
 __all__ = ["Replica", "stream_id"]
 
 #: Checkpoint documents this version writes and reads.
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2
 #: Events per stream entry, entries per XADD pipeline and per XREAD.
 BATCH = 1000
 ENTRIES = 10
@@ -44,31 +58,53 @@ ENTRIES = 10
 BLOCK_MS = 200
 #: The longest the publisher waits for an event in one call (seconds); a push or close wakes it.
 TAKE_SECONDS = 1.0
+#: How long close() waits for the threads at interpreter exit (seconds).
+EXIT_SECONDS = 5.0
 
-_UNREACHABLE = (redis.ConnectionError, redis.TimeoutError)
 #: The learned part of a router that has learned nothing (see rust/learned.rs).
 _NOTHING_LEARNED = b'{"contexts": {}}'
 
-#: Store a checkpoint only if it is newer than the stored one, then trim the stream behind the
-#: previous checkpoint: a replica still reading between the two finds the trim mark and reloads.
-#: KEYS: checkpoint, checkpoint position, events, trim mark. ARGV: position, document.
+#: Store a checkpoint only if it belongs to the current epoch and is newer than the stored one,
+#: then trim the stream behind the previous checkpoint: a replica still reading between the two
+#: finds the trim mark and reloads; forget the retired replicas the document left out. KEYS:
+#: checkpoint, learned part, checkpoint position, events, trim mark, configuration, retired
+#: replicas. ARGV: position, document, learned part, epoch, then the ids left out.
 _CHECKPOINT = """
+local stored = redis.call('GET', KEYS[6])
+if not stored or cjson.decode(stored)['epoch'] ~= ARGV[4] then return 0 end
 local function parse(id)
   local ms, seq = string.match(id, '^(%d+)-(%d+)$')
   return tonumber(ms), tonumber(seq)
 end
-local previous = redis.call('GET', KEYS[2])
+local previous = redis.call('GET', KEYS[3])
 if previous then
   local pm, ps = parse(previous)
   local nm, ns = parse(ARGV[1])
   if nm < pm or (nm == pm and ns <= ps) then return 0 end
 end
 redis.call('SET', KEYS[1], ARGV[2])
-redis.call('SET', KEYS[2], ARGV[1])
+redis.call('SET', KEYS[2], ARGV[3])
+redis.call('SET', KEYS[3], ARGV[1])
 if previous then
-  redis.call('XTRIM', KEYS[3], 'MINID', previous)
-  redis.call('SET', KEYS[4], previous)
+  redis.call('XTRIM', KEYS[4], 'MINID', previous)
+  redis.call('SET', KEYS[5], previous)
 end
+for i = 5, #ARGV do redis.call('HDEL', KEYS[7], ARGV[i]) end
+return 1
+"""
+
+#: Give the checkpoint lease up if this replica holds it. KEYS: lease. ARGV: id.
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 1
+"""
+
+#: A replica that closed with nothing left to publish retires: it never publishes again, so
+#: once a checkpoint is past its last entry no replica needs its sequence number. KEYS: retired
+#: replicas (a hash: id -> the stream's last id at retirement), events. ARGV: id.
+_RETIRE = """
+local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
+if #last > 0 then redis.call('HSET', KEYS[1], ARGV[1], last[1][1]) end
 return 1
 """
 
@@ -80,6 +116,45 @@ if holder == false or holder == ARGV[1] then
   return 1
 end
 return 0
+"""
+
+#: Re-seed a lost log: if the configuration is still what the caller saw (absent: ARGV[1] is
+#: empty; a fresh epoch seeded by a replica that had learned nothing, before any checkpoint; or,
+#: ARGV[7] 'stream', the current epoch, whose stream restarted behind what was read from it)
+#: and the lease is free or the caller's, store the caller's configuration with a new epoch and
+#: its learned state as the checkpoint. Its position is the caller's if the stream still holds
+#: that entry (only the configuration was lost: evicted, say); otherwise the stream started
+#: again after the caller last read it, and the checkpoint starts at its beginning: every entry
+#: in it was written after the loss, so none is in the caller's state (copies of events it
+#: applied carry sequence numbers it has seen, and are skipped). KEYS: configuration,
+#: checkpoint, learned part, checkpoint position, trim mark, lease, events. ARGV: expected
+#: configuration, new configuration, checkpoint document (its position and offset reset here),
+#: learned part, replica id, lease ms, why ('lost', 'empty' or 'stream').
+_RESEED = """
+local current = redis.call('GET', KEYS[1])
+if ARGV[1] == '' then
+  if current then return 0 end
+elseif ARGV[7] == 'stream' then
+  if current ~= ARGV[1] then return 0 end
+else
+  if current ~= ARGV[1] or redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+end
+local holder = redis.call('GET', KEYS[6])
+if holder and holder ~= ARGV[5] then return 0 end
+local document = cjson.decode(ARGV[3])
+local position = document['position']
+if #redis.call('XRANGE', KEYS[7], position, position) == 0 then
+  position = '0-0'
+  document['position'] = position
+  document['offset'] = 0
+end
+redis.call('SET', KEYS[1], ARGV[2])
+redis.call('SET', KEYS[2], cjson.encode(document))
+redis.call('SET', KEYS[3], ARGV[4])
+redis.call('SET', KEYS[4], position)
+redis.call('DEL', KEYS[5])
+redis.call('SET', KEYS[6], ARGV[5], 'PX', ARGV[6])
+return 1
 """
 
 
@@ -94,6 +169,26 @@ def _text(position: tuple[int, int]) -> str:
     return f"{position[0]}-{position[1]}"
 
 
+#: Replicas not closed yet, closed at interpreter exit: a thread left inside the core while the
+#: interpreter finalizes would be torn down there and crash the process (issue 19).
+_OPEN: weakref.WeakSet[Replica] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_at_exit() -> None:
+    for replica in list(_OPEN):
+        replica.close(EXIT_SECONDS)
+
+
+def _after_fork_in_child() -> None:
+    for replica in list(_OPEN):
+        replica._forked()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 class Replica:
     """The shared-state side of one router (see the module docs)."""
 
@@ -101,7 +196,7 @@ class Replica:
         self.config = config
         self.id = secrets.token_hex(8)
         self._core = core
-        self._config_json = core.config_json()
+        self._config = json.loads(core.config_json())
         prefix = f"pickllm:{config.name}:"
         self.keys = {
             part: prefix + part
@@ -109,23 +204,35 @@ class Replica:
                 "events",
                 "config",
                 "checkpoint",
+                "checkpoint-learned",
                 "checkpoint-position",
                 "trimmed",
                 "lease",
                 "budget",
+                "retired",
             )
         }
+        self.health = Health(config.name, config._password())
         # One client per thread that talks to Redis (the applier blocks in XREAD); no hidden
-        # retries: a failed exchange is handled here, where the order of events is known.
-        self.client, self._publisher_client, self._applier_client = (self._connect() for _ in "abc")
+        # retries: a failed exchange is handled here, where the order of events is known. The
+        # applier's socket timeout covers its blocking read.
+        timeout = config.timeout_seconds
+        self.client = self._connect(timeout)
+        self._publisher_client = self._connect(timeout)
+        self._applier_client = self._connect(timeout + BLOCK_MS / 1000)
         self._checkpoint_script = self._applier_client.register_script(_CHECKPOINT)
         self._lease_script = self._applier_client.register_script(_LEASE)
+        self._reseed_script = self._applier_client.register_script(_RESEED)
+        self._retire_script = self.client.register_script(_RETIRE)
+        self._release_script = self.client.register_script(_RELEASE)
+        self._spendings: list[SharedSpending] = []
 
         # Publishing: the core's outbox holds the events Redis has not acknowledged yet, in
         # order; from here on the core's feedback queues into it instead of learning.
-        self._acked = threading.Condition()  # Redis acknowledged more (or gave up for good)
+        self._acked = threading.Condition()  # Redis acknowledged more
         self._acknowledged = 0  # the highest seq Redis has acknowledged
         self._published = 0
+        self._publisher_ok = True
 
         # Applying: the stream position read, and per issuing replica the highest seq applied.
         self._applied_cond = threading.Condition()
@@ -134,53 +241,61 @@ class Replica:
         self._seen: dict[str, int] = {}
         self._applied = 0
         self._rejected = 0
+        self._lost = 0  # sequence numbers skipped over, in the log up to the position
         self._since_checkpoint = 0
         self._loaded = False
+        self._epoch: str | None = None
+        self._stateful = False  # learned from the log: worth re-seeding a lost one with
+        self._stream_behind = False  # the stream restarted behind the position read
+        self._applier_ok = False
+        self._lag: int | None = None
+        # Read rounds: started, and the last one that reached the stream's end (sync waits for
+        # a round started after its call to reach the end).
+        self._rounds = 0
+        self._at_end = 0
+        self._syncs = 0  # sync calls waiting: the applier reads without blocking meanwhile
         #: Called on the applier thread after each applied entry with the highest sequence
         #: number applied per replica (benchmarks measure lag with it).
         self.on_applied: Callable[[dict[str, int]], None] | None = None
 
-        self._connected = False
-        self._fatal: SharedStateError | None = None
-        self._ready = threading.Event()
+        self._refused: SharedStateError | None = None  # another configuration holds the name
         self._closing = threading.Event()
         # Fail fast when reachable; otherwise the applier checks when it gets through.
-        with contextlib.suppress(*_UNREACHABLE):
+        try:
             self._check_config(self.client)
+        except redis.RedisError as error:
+            self.health.failed("checking the configuration", error)
         self._outbox = core.share(self.id, config.buffer)
+        self._start()
+
+    def _start(self) -> None:
         self._threads = [
             threading.Thread(target=self._publish_loop, name="pickllm-publish", daemon=True),
             threading.Thread(target=self._apply_loop, name="pickllm-apply", daemon=True),
         ]
         for thread in self._threads:
             thread.start()
+        _OPEN.add(self)
 
-    def _connect(self) -> redis.Redis:
-        # A blocking pool: many threads (route calls reserving budget) wait for a free
-        # connection instead of failing when all are taken.
-        pool = redis.BlockingConnectionPool.from_url(
-            self.config.url,
-            max_connections=64,
-            timeout=None,
-            socket_connect_timeout=2.0,
-            socket_timeout=10.0,
-            retry=Retry(NoBackoff(), 0),
-        )
-        return redis.Redis(connection_pool=pool)
+    def _connect(self, socket_timeout: float) -> redis.Redis:
+        return self.config._client(socket_timeout, self.config.timeout_seconds)
 
     def spending(self, budget: Budget) -> SharedSpending:
         """The budget ``budget`` held in Redis for every router sharing this state."""
-        return SharedSpending(budget, self.client, self.keys["budget"])
+        spending = SharedSpending(budget, self.config, self.keys["budget"], self.id, self.health)
+        self._spendings.append(spending)
+        return spending
 
     # ==================== Publishing ====================
 
     def _publish_loop(self) -> None:
-        # Nothing goes out before the configuration is known to match the stream's.
-        while not self._ready.wait(0.5):
-            if self._closing.is_set() or self._fatal is not None:
-                return
         client, take = self._publisher_client, self._outbox.take
+        backoff = Backoff(self.config.reconnect_seconds)
         while True:
+            # Nothing goes out before the configuration is known to match the stream's.
+            while self._epoch is None or self._refused is not None:
+                if self._closing.wait(self.config.reconnect_seconds):
+                    return
             # Waits for events without the GIL; empty once closed and drained.
             entries, count = take(BATCH * ENTRIES, BATCH, TAKE_SECONDS)
             if not count:
@@ -195,12 +310,14 @@ class Replica:
                         pipe.xadd(self.keys["events"], {"e": entry})
                     pipe.execute()
                     break
-                except _UNREACHABLE:
+                except Exception as error:  # supervised: any error is retried (module docs)
                     # Some may have gone through: sent again, readers drop the copies.
-                    self._connected = False
-                    if self._closing.wait(self.config.reconnect_seconds):
+                    self._publisher_ok = False
+                    self.health.failed("publishing", error)
+                    if self._closing.wait(backoff.next()):
                         return
-            self._connected = True
+            backoff.reset()
+            self._publisher_ok = True
             acknowledged = self._outbox.acknowledge(count)
             with self._acked:
                 self._published += count
@@ -211,87 +328,244 @@ class Replica:
 
     def _apply_loop(self) -> None:
         client = self._applier_client
+        backoff = Backoff(self.config.reconnect_seconds)
         while not self._closing.is_set():
             try:
-                if not self._loaded:
-                    self._load(client)
-                pipe = client.pipeline(transaction=False)
-                pipe.xread(
-                    {self.keys["events"]: _text(self._position)}, count=BATCH, block=BLOCK_MS
-                )
-                pipe.get(self.keys["trimmed"])
-                reply, trimmed = pipe.execute()
-                self._connected = True
-                if trimmed is not None and stream_id(trimmed) > self._position:
-                    # Trimmed past what this replica has read: what it missed is in the checkpoint.
-                    self._loaded = False
-                    continue
-                if reply:
-                    self._apply(reply[0][1])
-                    self._maybe_checkpoint(client)
-            except _UNREACHABLE:
-                self._connected = False
-                self._closing.wait(self.config.reconnect_seconds)
-            except SharedStateError as error:
+                self._read_round(client)
+                backoff.reset()
+            except Exception as error:  # supervised: any error is retried (module docs)
+                self._applier_ok = False
+                if isinstance(error, SharedStateError) and "another configuration" in str(error):
+                    self._refused = error
+                self.health.failed("applying", error)
                 with self._applied_cond:
-                    self._fatal = error
-                    self._applied_cond.notify_all()
-                with self._acked:
-                    self._acked.notify_all()
-                return
+                    self._applied_cond.notify_all()  # a waiting sync reports it
+                self._closing.wait(backoff.next())
 
-    def _check_config(self, client: redis.Redis) -> None:
-        client.set(self.keys["config"], self._config_json, nx=True)
-        stored: Any = client.get(self.keys["config"])
-        if stored is not None and json.loads(stored) != json.loads(self._config_json):
+    def _read_round(self, client: redis.Redis) -> None:
+        if not self._loaded:
+            self._load(client)
+            if not self._loaded:
+                return  # re-seeded (or another replica is at it): load the result next round
+        with self._applied_cond:
+            self._rounds += 1
+            round_, waited_for = self._rounds, self._syncs > 0
+        pipe = client.pipeline(transaction=False)
+        pipe.xread(
+            {self.keys["events"]: _text(self._position)},
+            count=BATCH,
+            block=None if waited_for else BLOCK_MS,
+        )
+        pipe.get(self.keys["trimmed"])
+        pipe.get(self.keys["config"])  # after the read: a reset before it shows here
+        pipe.xinfo_stream(self.keys["events"])
+        reply, trimmed, stored, info = pipe.execute(raise_on_error=False)
+        for result in (reply, trimmed, stored):
+            if isinstance(result, Exception):
+                raise result
+        document = self._parse_config(stored)
+        if document is None or document["epoch"] != self._epoch:
+            # The log this replica read is gone (or was re-seeded): what was just read belongs
+            # to no epoch it knows; start again from the stored state.
+            self._loaded = False
+            return
+        if trimmed is not None and stream_id(trimmed) > self._position:
+            # Trimmed past what this replica has read: what it missed is in the checkpoint.
+            self._loaded = False
+            return
+        entries = reply[0][1] if reply else []
+        if entries:
+            self._apply(entries)
+        self._refused = None
+        with self._applied_cond:
+            if isinstance(info, Exception):
+                if "no such key" not in str(info):
+                    raise info
+                self._lag = 0  # no stream yet: nothing to apply
+            else:
+                self._lag = max(0, int(info["entries-added"]) - self._offset)
+                if stream_id(info["last-generated-id"]) < self._position:
+                    # Never for the stream this replica read: it was deleted and started again.
+                    self._stream_behind = True
+                    self._loaded = False
+                    return
+            if len(entries) < BATCH:
+                self._at_end = round_
+            self._applier_ok = True
+            self._applied_cond.notify_all()
+        if entries:
+            self._maybe_checkpoint(client)
+        for spending in self._spendings:
+            spending.renew(client)
+
+    def _parse_config(self, stored: Any) -> dict[str, Any] | None:
+        """The stored configuration document, None if there is none; refused if it is not one
+        this version wrote."""
+        if stored is None:
+            return None
+        try:
+            document: Any = json.loads(stored)
+            if not isinstance(document, dict) or not isinstance(document.get("epoch"), str):
+                raise ValueError("no epoch")
+        except ValueError:
+            raise SharedStateError(
+                f"the configuration stored at {self.keys['config']!r} is not one this version "
+                "of pickllm wrote (no epoch); remove it or use another name"
+            ) from None
+        return document
+
+    def _config_document(self, seeded: str) -> str:
+        """A new epoch of this replica's configuration; ``seeded`` says whether it starts empty
+        or from a replica's learned state."""
+        epoch = secrets.token_hex(8)
+        return json.dumps({"config": self._config, "epoch": epoch, "seeded": seeded})
+
+    def _check_config(self, client: redis.Redis) -> dict[str, Any]:
+        """The stored configuration document (stored first if there is none), refused if it is
+        another configuration's."""
+        client.set(self.keys["config"], self._config_document("empty"), nx=True)
+        document = self._parse_config(client.get(self.keys["config"]))
+        if document is None:  # removed in between: the next round stores it again
+            raise SharedStateError("the configuration vanished while being stored")
+        if document["config"] != self._config:
             raise SharedStateError(
                 f"shared state {self.config.name!r} belongs to routers with another "
-                f"configuration: {stored.decode()}"
+                f"configuration: {json.dumps(document['config'])}"
             )
+        return document
 
     def _load(self, client: redis.Redis) -> None:
-        """Start (or restart) from the latest checkpoint, if there is one."""
-        self._check_config(client)
-        raw = client.get(self.keys["checkpoint"])
+        """Start (or restart) from the current epoch's checkpoint, if there is one; re-seed a
+        lost log from this replica's learned state first."""
+        stored: Any = client.get(self.keys["config"])
+        document = self._parse_config(stored)
+        if self._stateful and self._epoch is not None:
+            if document is None:
+                self._reseed(client, "", "lost")
+                return  # the next round loads whichever epoch won
+            if (
+                document["epoch"] != self._epoch
+                and document.get("seeded") == "empty"
+                and not client.exists(self.keys["checkpoint"])
+            ):
+                # A replica that had learned nothing stored a fresh epoch over a lost log: this
+                # one's learned state is worth more (only before any checkpoint of it).
+                self._reseed(client, stored.decode(), "empty")
+                return
+            if document["epoch"] == self._epoch and self._stream_behind:
+                # The stream was deleted and written again: what was read from it is gone.
+                self._reseed(client, stored.decode(), "stream")
+                return
+        document = self._check_config(client)
+        pipe = client.pipeline(transaction=False)
+        pipe.get(self.keys["checkpoint"])
+        pipe.get(self.keys["checkpoint-learned"])
+        raw, learned = pipe.execute()
         with self._applied_cond:
             if raw is not None:
-                document = json.loads(raw)
-                if document.get("v") != CHECKPOINT_VERSION:
-                    raise SharedStateError(
-                        f"checkpoint format {document.get('v')!r} is not {CHECKPOINT_VERSION}"
-                    )
+                checkpoint = self._parse_checkpoint(raw, learned, document["epoch"])
                 try:
-                    self._core.restore_learned(json.dumps(document["learned"]).encode())
+                    self._core.restore_learned(learned)
                 except PickLLMError as error:
                     raise SharedStateError(f"invalid checkpoint: {error}") from None
-                self._position = stream_id(document["position"])
-                self._offset = document["offset"]
-                self._seen = dict(document["seen"])
+                self._position = stream_id(checkpoint["position"])
+                self._offset = checkpoint["offset"]
+                self._seen = dict(checkpoint["seen"])
+                self._lost = checkpoint["lost"]
+                self._stateful = True
             else:
                 # No checkpoint: the shared state is the whole stream, read from its start. A
                 # router restored from a snapshot forgets what it learned elsewhere.
                 self._core.restore_learned(_NOTHING_LEARNED)
-                self._position, self._offset, self._seen = (0, 0), 0, {}
+                self._position, self._offset, self._seen, self._lost = (0, 0), 0, {}, 0
+            if self._epoch is not None and self._epoch != document["epoch"]:
+                self.health.failed(
+                    "reading", SharedStateError(f"the log was reset (epoch {document['epoch']})")
+                )
+            self._epoch = document["epoch"]
+            self._stream_behind = False
             self._loaded = True
             self._applied_cond.notify_all()
-        self._connected = True
-        self._ready.set()
+
+    def _parse_checkpoint(self, raw: bytes, learned: Any, epoch: str) -> dict[str, Any]:
+        try:
+            checkpoint: Any = json.loads(raw)
+            if checkpoint.get("v") != CHECKPOINT_VERSION:
+                raise ValueError(f"format {checkpoint.get('v')!r} is not {CHECKPOINT_VERSION}")
+            if checkpoint.get("epoch") != epoch:
+                raise ValueError(f"epoch {checkpoint.get('epoch')!r} is not the log's {epoch!r}")
+            stream_id(checkpoint["position"])
+            if not isinstance(checkpoint["offset"], int) or not isinstance(checkpoint["lost"], int):
+                raise ValueError("offset and lost must be integers")
+            if not all(isinstance(v, int) for v in dict(checkpoint["seen"]).values()):
+                raise ValueError("seen must map replicas to integers")
+            if learned is None:
+                raise ValueError("its learned part is missing")
+        except (ValueError, KeyError, TypeError, AttributeError) as error:
+            raise SharedStateError(f"unreadable checkpoint: {error}") from None
+        return dict(checkpoint)
+
+    def _checkpoint_document(self, epoch: str) -> str:
+        return json.dumps(
+            {
+                "v": CHECKPOINT_VERSION,
+                "epoch": epoch,
+                "position": _text(self._position),
+                "offset": self._offset,
+                "seen": self._seen,
+                "lost": self._lost,
+                "config": self._config,
+            }
+        )
+
+    def _reseed(self, client: redis.Redis, expected: str, why: str) -> None:
+        """Store this replica's learned state as the checkpoint of a new epoch (see
+        ``_RESEED``); whether it won or another replica did, the next round loads the result."""
+        document = self._config_document("state")
+        epoch = json.loads(document)["epoch"]
+        with self._applied_cond:
+            checkpoint = self._checkpoint_document(epoch)
+            learned = memoryview(self._core.learned())  # see _maybe_checkpoint
+        keys = [
+            self.keys[k]
+            for k in (
+                "config",
+                "checkpoint",
+                "checkpoint-learned",
+                "checkpoint-position",
+                "trimmed",
+                "lease",
+                "events",
+            )
+        ]
+        lease_ms = int(self.config.lease_seconds * 1000)
+        args: list[str | memoryview | int] = [expected, document, checkpoint, learned]
+        args += [self.id, lease_ms, why]
+        if self._reseed_script(keys=keys, args=args, client=client):
+            self._epoch = epoch  # reloads its own checkpoint next round: no reset to report
+            self._stream_behind = False
+            self.health.failed(
+                "reading", SharedStateError(f"the log was lost; re-seeded it (epoch {epoch})")
+            )
+        else:
+            self._closing.wait(self.config.reconnect_seconds)  # another replica is at it
 
     def _apply(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
         apply_entry = self._core.apply_entry
         seen = self._seen
         hook = self.on_applied
-        applied = rejected = 0
+        applied = rejected = lost = 0
         for _, fields in entries:
             try:
                 # Decoded and learned from in the core; copies (at or below seen[replica]) are
-                # skipped, invalid events counted, by every replica alike.
-                done, refused = apply_entry(fields.get(b"e", b""), seen)
+                # skipped, invalid events counted, gaps counted as lost, by every replica alike.
+                done, refused, missing = apply_entry(fields.get(b"e", b""), seen)
             except PickLLMError:
                 rejected += 1  # not an entry of this format: skipped whole
                 continue
             applied += done
             rejected += refused
+            lost += missing
             if hook is not None:
                 hook(seen)
         with self._applied_cond:
@@ -299,11 +573,13 @@ class Replica:
             self._offset += len(entries)
             self._applied += applied
             self._rejected += rejected
+            self._lost += lost
             self._since_checkpoint += applied + rejected
+            self._stateful = True
             self._applied_cond.notify_all()
 
     def _maybe_checkpoint(self, client: redis.Redis) -> None:
-        if self._since_checkpoint < self.config.checkpoint_every:
+        if self._since_checkpoint < self.config.checkpoint_every or self._epoch is None:
             return
         self._since_checkpoint = 0
         lease_ms = int(self.config.lease_seconds * 1000)
@@ -311,23 +587,40 @@ class Replica:
             keys=[self.keys["lease"]], args=[self.id, lease_ms], client=client
         ):
             return
-        position = _text(self._position)
-        document = {
-            "v": CHECKPOINT_VERSION,
-            "position": position,
-            "offset": self._offset,
-            "seen": self._seen,
-            "config": json.loads(self._config_json),
-            "learned": json.loads(self._core.learned()),
-        }
-        keys = [self.keys[k] for k in ("checkpoint", "checkpoint-position", "events", "trimmed")]
-        self._checkpoint_script(keys=keys, args=[position, json.dumps(document)], client=client)
+        # The sequence map loses the replicas that retired before the position: every
+        # replica starting from this checkpoint does without them (the others keep theirs,
+        # harmlessly: a retired replica publishes nothing more).
+        retired: Any = client.hgetall(self.keys["retired"])
+        pruned = [r.decode() for r, at in retired.items() if stream_id(at) <= self._position]
+        with self._applied_cond:
+            for replica in pruned:
+                self._seen.pop(replica, None)
+        document = self._checkpoint_document(self._epoch)
+        keys = [
+            self.keys[k]
+            for k in (
+                "checkpoint",
+                "checkpoint-learned",
+                "checkpoint-position",
+                "events",
+                "trimmed",
+                "config",
+                "retired",
+            )
+        ]
+        # A memoryview: redis-py sends it as it is, where it copies bytes under the GIL
+        # (a pause of about 100 ms for 16 MB; benches/checkpoint_pause.py).
+        learned = memoryview(self._core.learned())
+        args: list[str | memoryview] = [_text(self._position), document, learned, self._epoch]
+        self._checkpoint_script(keys=keys, args=[*args, *pruned], client=client)
 
     # ==================== Waiting and reporting ====================
 
     def sync(self, timeout: float) -> None:
-        """Return once every event published before the call has been applied locally."""
+        """Return once every event published before the call has been applied locally; raise
+        :class:`SyncTimeoutError` after ``timeout`` seconds otherwise, whatever Redis does."""
         deadline = time.monotonic() + timeout
+        self._check_usable()
 
         def left() -> float:
             return max(0.0, deadline - time.monotonic())
@@ -335,66 +628,106 @@ class Replica:
         target = self._outbox.counts()[0]
         with self._acked:
             if not self._acked.wait_for(
-                lambda: self._acknowledged >= target or self._fatal is not None, left()
+                lambda: self._acknowledged >= target or self._refused is not None, left()
             ):
                 raise SyncTimeoutError(
-                    f"{target - self._acknowledged} local event(s) not published within {timeout} s"
+                    f"{target - self._acknowledged} local event(s) not published within "
+                    f"{timeout} s{self._last_error_text()}"
                 )
-        self._raise_fatal()
-        while True:
-            try:
-                last: Any = self.client.xrevrange(self.keys["events"], count=1)
-                break
-            except _UNREACHABLE:
-                if left() == 0.0:
-                    raise SyncTimeoutError(f"Redis unreachable for {timeout} s") from None
-                self._closing.wait(min(self.config.reconnect_seconds, left()))  # reconnect pause
-        goal = stream_id(last[0][0]) if last else (0, 0)
+        self._check_usable()
+        # A read round started from now on that reaches the stream's end has applied every
+        # event published before this call, this replica's own included.
         with self._applied_cond:
-            if not self._applied_cond.wait_for(
-                lambda: (self._loaded and self._position >= goal) or self._fatal is not None,
-                left(),
-            ):
-                raise SyncTimeoutError(
-                    f"applied up to {_text(self._position)}, not {_text(goal)}, within {timeout} s"
+            started = self._rounds
+            self._syncs += 1
+            try:
+                done = self._applied_cond.wait_for(
+                    lambda: self._at_end > started or self._refused is not None, left()
                 )
-        self._raise_fatal()
+            finally:
+                self._syncs -= 1
+            if not done:
+                raise SyncTimeoutError(
+                    f"applied up to {_text(self._position)} but not to the end of the stream "
+                    f"within {timeout} s{self._last_error_text()}"
+                )
+        self._check_usable()
 
-    def _raise_fatal(self) -> None:
-        if self._fatal is not None:
-            raise self._fatal
+    def _last_error_text(self) -> str:
+        last = self.health.last_error
+        return "" if last is None else f" (last error: {last})"
+
+    def _check_usable(self) -> None:
+        if self._refused is not None:
+            raise self._refused
 
     def status(self) -> SharedStatus:
-        lag: int | None = None
-        try:
-            info: dict[Any, Any] = self.client.xinfo_stream(self.keys["events"])
-            lag = max(0, int(info["entries-added"]) - self._offset)
-        except redis.ResponseError:
-            lag = 0  # no stream yet: nothing to apply
-        except _UNREACHABLE:
-            self._connected = False
+        """The replica's state as its threads last saw it: never waits on Redis."""
         _, _, buffered, dropped = self._outbox.counts()
         with self._acked:
             published = self._published
+            publisher_ok = self._publisher_ok
         with self._applied_cond:
+            connected = self._applier_ok and publisher_ok
             return SharedStatus(
-                connected=self._connected and lag is not None,
-                lag=lag,
+                connected=connected,
+                lag=self._lag if connected else None,
                 buffered=buffered,
                 dropped=dropped,
                 published=published,
                 applied=self._applied,
                 rejected=self._rejected,
                 position=_text(self._position),
+                lost=self._lost,
+                errors=self.health.errors,
+                last_error=self.health.last_error,
+                epoch=self._epoch,
             )
 
+    # ==================== Fork and close ====================
+
+    def _forked(self) -> None:
+        """In a child process after ``fork()`` (gunicorn ``--preload``, say): the threads are
+        gone and locks a parent thread held would stay held. Carry on as a new replica: a new
+        id (the parent goes on publishing under its own), an empty outbox (the events in it
+        are the parent's to publish), new locks and threads. The learned state, position and
+        sequence numbers seen are the parent's at the fork, which is where the child reads
+        on from (entries the parent was applying are copies here, and skipped)."""
+        self.id = secrets.token_hex(8)
+        self._outbox.restart(self.id)
+        self._acked = threading.Condition()
+        self._acknowledged = self._published = 0
+        self._applied_cond = threading.Condition()
+        self._syncs = 0
+        self._closing = threading.Event()
+        self.health._lock = threading.Lock()
+        for spending in self._spendings:
+            spending._forked(self.id)
+        self._start()
+
     def close(self, timeout: float = 5.0) -> None:
-        """Publish what is queued (within ``timeout``) and stop both threads."""
+        """Publish what is queued (within ``timeout``) and stop both threads; then, in one
+        exchange with Redis (at most ``timeout_seconds``), hand the checkpoint lease on and,
+        if everything was published, retire from the sequence map."""
+        _OPEN.discard(self)
         self._closing.set()
         self._outbox.close()
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
-        for client in (self.client, self._publisher_client, self._applier_client):
-            client.close()
-            client.connection_pool.disconnect()  # a pool given to Redis() is not closed by it
+        stopped = not any(thread.is_alive() for thread in self._threads)
+        with contextlib.suppress(Exception):  # best effort: Redis may be away
+            if stopped:
+                # Hand the checkpoint lease on at once rather than when it expires.
+                self._release_script(keys=[self.keys["lease"]], args=[self.id])
+            if stopped and self._published and self._outbox.counts()[2] == 0:
+                # Everything published: it may retire (see _RETIRE).
+                self._retire_script(
+                    keys=[self.keys["retired"], self.keys["events"]], args=[self.id]
+                )
+        clients = [self.client, self._publisher_client, self._applier_client]
+        clients += [spending.client for spending in self._spendings]
+        for client in clients:
+            with contextlib.suppress(Exception):
+                client.close()
+                client.connection_pool.disconnect()  # a pool given to Redis() is not closed

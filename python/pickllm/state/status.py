@@ -22,6 +22,13 @@ class SharedStatus:
         applied: events this replica has learned from (its own included).
         rejected: events skipped because they were invalid (every replica skips the same ones).
         position: the stream id of the last event read.
+        lost: events the log lost (gaps in a producer's sequence numbers: acknowledged by a
+            Redis that then restarted empty, say), as counted in the log up to ``position``;
+            every replica counts the same ones.
+        errors: errors the replica's threads met (each retried; see ``last_error``).
+        last_error: the latest of them, or None; a re-seeded log shows here too.
+        epoch: the log's epoch (a new one after a lost log was re-seeded), None before the
+            first read.
     """
 
     connected: bool
@@ -32,3 +39,7 @@ class SharedStatus:
     applied: int
     rejected: int
     position: str
+    lost: int = 0
+    errors: int = 0
+    last_error: str | None = None
+    epoch: str | None = None
