@@ -401,8 +401,9 @@ def default_policy() -> Policy:
     ``policy`` (``kind = "ucb"`` when omitted), the LiteLLM plug-in's routers and
     ``pickllm replay``'s default policies, so every entry point runs the same learner.
 
-    >>> default_policy()
-    UCB(exploration=0.5, discount=1.0, bound='tuned', share=5.0, lock=False)
+    >>> default_policy()  # doctest: +NORMALIZE_WHITESPACE
+    UCB(exploration=0.5, discount=1.0, bound='tuned', share=5.0, lock=False, floor=0.01,
+        detect_changes=ChangeDetector(delta=0.01, stride=20))
     """
     return UCB()
 
@@ -423,8 +424,8 @@ def build_policy(kind: object, settings: dict[str, Any]) -> Policy:
     gives them. An unknown kind or setting is a one-line ConfigError naming what is accepted
     (a typo is never a TypeError from deep inside).
 
-    >>> build_policy("ucb", {"exploration": 1.0})
-    UCB(exploration=1.0, discount=1.0, bound='tuned', share=5.0, lock=False)
+    >>> build_policy("ucb", {"exploration": 1.0, "floor": 0.0}).exploration
+    1.0
     >>> try:
     ...     build_policy("ucb", {"exploraton": 1.0})
     ... except ConfigError as error:
