@@ -537,6 +537,11 @@ def test_workers_learn_as_one_through_shared_state(
                 )
             gid = response.headers["x-pickllm-decision"]
             assert post(gateway, "/v1/feedback", {"decision": gid, "accuracy": accuracy}).is_success
+        # A feedback's event is published by the worker's background thread, after the reply:
+        # stopping the gateway closes each worker's router, which publishes what it still holds,
+        # so every event is in Redis before the observer syncs (a sync waits only for events
+        # published before it was called).
+        assert "learns alone" not in gateway.stop()
         policy = QLearning("sample_average", epsilon=0.1, epsilon_decay=1.0, epsilon_min=0.1)
         observer = Router(
             ["good", "bad"],
@@ -549,6 +554,5 @@ def test_workers_learn_as_one_through_shared_state(
             assert sum(observer.feedback_counts().values()) == 6
         finally:
             observer.close()
-        assert "learns alone" not in gateway.stop()
     finally:
         redis.stop()
