@@ -9,13 +9,17 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+
+from servers import free_port
 
 UPSTREAM = Path(__file__).parent / "gateway" / "upstream.py"
 #: The key clients send; the config names it as env:PICKLLM_TEST_KEY.
@@ -63,6 +67,21 @@ def start(
             process.wait()
             raise RuntimeError(f"{args} did not become ready:\n{log.read_text()}")
         time.sleep(0.05)
+
+
+@contextmanager
+def running_upstream(folder: Path) -> Iterator[str]:
+    """The local upstream (tests/gateway/upstream.py) as a real process on a free port, its log
+    in ``folder``; yields its base URL (…/v1) and stops it afterwards."""
+    port = free_port()
+    log = folder / "upstream.log"
+    process = start(
+        [sys.executable, str(UPSTREAM), str(port)], f"http://127.0.0.1:{port}/_stats", log
+    )
+    try:
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        Process("", process, log).stop()
 
 
 def metric(gateway: Process, name: str, **labels: str) -> float:

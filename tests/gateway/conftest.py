@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway_servers import KEY, UPSTREAM, Process, Serve, start
+from gateway_servers import KEY, Process, Serve, running_upstream, start
 from servers import free_port
 
 # LiteLLM fetches its model price map from the internet at import unless told to use its copy.
@@ -35,13 +35,8 @@ def anyio_backend() -> str:
 @pytest.fixture(scope="session")
 def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The local upstream's base URL (…/v1)."""
-    port = free_port()
-    log = tmp_path_factory.mktemp("upstream") / "upstream.log"
-    process = start(
-        [sys.executable, str(UPSTREAM), str(port)], f"http://127.0.0.1:{port}/_stats", log
-    )
-    yield f"http://127.0.0.1:{port}/v1"
-    Process("", process, log).stop()
+    with running_upstream(tmp_path_factory.mktemp("upstream")) as url:
+        yield url
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ real process, and the real `openai` SDK as the client."""
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -15,7 +14,7 @@ import uvicorn
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from gateway_servers import KEY, UPSTREAM, Process, start
+from gateway_servers import KEY, running_upstream
 from pickllm.gateway.app import create_app
 from pickllm.gateway.config import GatewayConfig
 from servers import free_port
@@ -23,13 +22,8 @@ from servers import free_port
 
 @pytest.fixture(scope="module")
 def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = free_port()
-    log = tmp_path_factory.mktemp("upstream") / "upstream.log"
-    process = start(
-        [sys.executable, str(UPSTREAM), str(port)], f"http://127.0.0.1:{port}/_stats", log
-    )
-    yield f"http://127.0.0.1:{port}/v1"
-    Process("", process, log).stop()
+    with running_upstream(tmp_path_factory.mktemp("upstream")) as url:
+        yield url
 
 
 @pytest.fixture
