@@ -249,3 +249,107 @@ def test_a_thousand_contexts_stay_a_page_of_rows(browser: Any, serve: Serve, ups
     assert page.locator("#contexts tbody tr").count() == 1, "the filter survives a refresh"
     assert page.errors == []
     page.context.close()
+
+
+def drawn_values(page: Any, selector: str) -> dict[str, float]:
+    bars = page.locator(selector)
+    return {
+        bars.nth(i).get_attribute("data-model"): float(bars.nth(i).get_attribute("data-value"))
+        for i in range(bars.count())
+    }
+
+
+def test_the_explorer_shows_a_decision(browser: Any, live: tuple[Process, Traffic]) -> None:
+    from playwright.sync_api import expect
+
+    gateway, _ = live
+    page, _ = open_page(browser, gateway)
+    loaded(page)
+    page.locator('#contexts tbody tr[data-context="legal"]').click()
+    rows = page.locator("#recent-decisions tbody tr")
+    expect(rows).to_have_count(20)  # the 20 most recent of the context's 60
+    listed = httpx.get(
+        f"{gateway.url}/v1/decisions",
+        params={"router": "auto", "context": "legal", "limit": "20"},
+        headers=AUTH,
+    ).json()["decisions"]
+    assert [rows.nth(i).get_attribute("data-decision") for i in range(20)] == [
+        d["id"] for d in listed
+    ]
+    newest = listed[0]
+    cells = rows.nth(0).locator("td")
+    assert cells.nth(2).text_content() == newest["model"]
+    assert cells.nth(5).text_content() == "settled"
+    assert cells.nth(7).text_content() == f"{newest['attempts'][0]['reward']:.3f}"
+    rows.nth(0).click()
+    expect(page.locator("#explorer")).to_have_attribute("data-decision", newest["id"])
+    assert drawn_values(page, "#decision-chart rect.bar") == pytest.approx(newest["probabilities"])
+    attempt = page.locator("#attempts tbody tr")
+    expect(attempt).to_have_count(1)
+    texts = [attempt.locator("td").nth(i).text_content() for i in range(9)]
+    expected = newest["attempts"][0]
+    assert texts[1] == expected["model"]
+    assert texts[3] == "answered"
+    assert texts[5] == f"{expected['cost']:.6f}"
+    assert texts[6:] == [
+        "feedback",
+        f"{expected['accuracy']:.3f}",
+        f"{expected['reward']:.3f}",
+    ]
+    # By id: a decision still waiting for its feedback, then one that does not exist.
+    waiting = httpx.get(
+        f"{gateway.url}/v1/decisions", params={"context": "support", "limit": "1"}, headers=AUTH
+    ).json()["decisions"][0]
+    page.fill("#decision-id", waiting["id"])
+    page.click("#lookup button")
+    expect(page.locator("#explorer")).to_have_attribute("data-decision", waiting["id"])
+    expect(page.locator("#explorer-summary")).to_contain_text("support")
+    expect(page.locator("#explorer-summary")).to_contain_text("waiting")
+    page.fill("#decision-id", "dec-000000000000-AAAAAAAAAAAAAAAAAAAAAA")
+    page.click("#lookup button")
+    expect(page.locator("#explorer-error")).to_contain_text("unknown decision")
+    expect(page.locator("#explorer")).to_be_hidden()
+    assert page.errors == [] or all("404" in e for e in page.errors), page.errors
+    page.context.close()
+
+
+def test_the_probability_history_shows_detected_changes(
+    browser: Any, serve: Serve, upstream: str
+) -> None:
+    from playwright.sync_api import expect
+
+    config = re.sub(
+        r"\[routers\.auto\.policy\][^\[]*",
+        '[routers.auto.policy]\nkind = "ucb"\n',
+        base_config(upstream),
+    )
+    gateway = serve(config)
+    for right in ("good", "bad"):  # good is right, then breaks and bad is right
+        for _ in range(80):
+            response = chat(gateway, "drift")
+            model = response.headers["x-pickllm-model"]
+            feedback(gateway, response.headers["x-pickllm-decision"], float(model == right))
+    drift = stats(gateway, router="auto", context="drift")["routers"]["auto"]["contexts"]["drift"]
+    assert drift["changes"] >= 1
+    page, _ = open_page(browser, gateway)
+    loaded(page)
+    assert page.locator("#card-changes b").text_content() == str(drift["changes"])
+    row = page.locator('#contexts tbody tr[data-context="drift"]')
+    assert row.locator("td").nth(5).text_content() == str(drift["changes"])
+    row.click()
+    changes = page.locator("#probability-history line.change")
+    expect(changes).to_have_count(drift["changes"])
+    assert [
+        int(changes.nth(i).get_attribute("data-decisions")) for i in range(changes.count())
+    ] == [c["decisions"] for c in drift["last_changes"]]
+    series = page.locator("#probability-history polyline.series")
+    expect(series).to_have_count(2)
+    last = drift["samples"][-1]["probabilities"]
+    for i in range(2):
+        model = series.nth(i).get_attribute("data-model")
+        assert float(series.nth(i).get_attribute("data-last")) == pytest.approx(last[model])
+        points = series.nth(i).get_attribute("points").split(" ")
+        assert len(points) == len(drift["samples"])
+    expect(page.locator("#samples-note")).to_contain_text(f"every {drift['sample_every']} ")
+    assert page.errors == []
+    page.context.close()

@@ -39,6 +39,7 @@ from pickllm.errors import DecisionError, PickLLMError
 from pickllm.gateway.auth import ADMIN, Keys
 from pickllm.gateway.config import GatewayConfig, JudgeConfig, load_config, resolve_secret
 from pickllm.gateway.dashboard import dashboard_routes
+from pickllm.gateway.decisions import DecisionRecords
 from pickllm.gateway.errors import APIError
 from pickllm.gateway.feedback import DECISION_ID, FeedbackStore, Outcome, Pending, new_decision_id
 from pickllm.gateway.metrics import BREAKER_VALUES, CONTENT_TYPE_LATEST, Metrics
@@ -86,8 +87,12 @@ class Gateway:
         self._judging: set[asyncio.Task[None]] = set()
         self.metrics = Metrics(config.server.metrics_contexts)
         self.shared_gauges = SharedStateGauges(self.metrics.registry)
-        self.stats = GatewayStats({n: r.router.models for n, r in self.routers.items()})
+        self.stats = GatewayStats(
+            {n: r.router.models for n, r in self.routers.items()},
+            changes={n: r.router.stats().changes for n, r in self.routers.items()},
+        )
         self.traces = GatewayTraces()
+        self.decisions = DecisionRecords()
         self.store = FeedbackStore(self._settled)
         self.upstreams: dict[str, Upstream] = {}
         #: This worker's token: in its decision ids, and its address for hand-offs.
@@ -229,11 +234,26 @@ class Gateway:
         size = CallSize(checked.prompt_bytes, checked.messages, checked.choices, checked.max_tokens)
         body, stream = checked.body, checked.stream
         judged = routed.name in self.judges
+        previous: str | None = None
         while True:
             ticket = routed.next(checked.context, size, tried, deadline)
             decision = ticket.decision
             gid = new_decision_id(self.token)
             self.store.open(gid, routed.name, decision, owner=principal)
+            # The context's distribution as the first model was drawn (for the explorer and
+            # the probability history); a fallback's draw is from the models left.
+            probabilities = None if previous else routed.router.probabilities(decision.context)
+            self.decisions.attempt(
+                gid,
+                routed.name,
+                decision.context,
+                decision.model,
+                decision.probability,
+                owner=principal,
+                probabilities=probabilities,
+                previous=previous,
+            )
+            previous = gid
             self.traces.attempt(gid, decision, len(tried) + 1, self.config.model_id(decision.model))
             try:
                 if judged:
@@ -241,7 +261,7 @@ class Gateway:
                 self.metrics.decisions.labels(
                     routed.name, self.metrics.context(decision.context), decision.model
                 ).inc()
-                self.stats.decided(routed.name, decision)
+                self.stats.decided(routed.name, decision, probabilities)
                 upstream, limits = self.upstreams[decision.model], routed.limits(deadline)
                 if stream:
                     opened = await upstream.stream(
@@ -356,6 +376,7 @@ class Gateway:
         self, routed: RoutedModels, gid: str, ticket: Ticket, answer: Answer | Stream, cost: float
     ) -> None:
         routed.attempts.answered(ticket, cost)
+        self.decisions.answered(gid, latency=answer.latency, cost=cost)
         usage = answer.usage if isinstance(answer, Answer) else answer.final_usage()
         self.traces.answered(
             gid, usage.input_tokens, usage.output_tokens, ticket.decision.model, cost
@@ -387,6 +408,9 @@ class Gateway:
     ) -> None:
         """A call failed: the model's failure is fed back as zero accuracy with its real
         latency; the request's own fault (a 4xx) judges no model."""
+        self.decisions.failed(
+            gid, error.kind, latency=error.latency, blames_model=error.blames_model, cost=cost
+        )
         self.store.cancel(gid)
         self.traces.failed(gid, error)
         if not error.blames_model:
@@ -394,6 +418,7 @@ class Gateway:
             return
         failed = routed.attempts.failed
         self._learn(
+            gid,
             routed.name,
             ticket.decision,
             lambda: failed(ticket, error, error.latency, retry_after=error.retry_after, cost=cost),
@@ -401,6 +426,7 @@ class Gateway:
 
     def _abandon(self, routed: RoutedModels, gid: str, ticket: Ticket, cost: float = 0.0) -> None:
         """Ended without a verdict on the model (the client left, a bug): no learning."""
+        self.decisions.abandoned(gid, cost)
         self.store.cancel(gid)
         self.traces.failed(gid, None)
         routed.attempts.abandon(ticket, cost)
@@ -426,30 +452,37 @@ class Gateway:
     def _settled(self, pending: Pending, accuracy: float | None, outcome: Outcome) -> None:
         """The feedback store settled a decision: apply its reward (unless cancelled)."""
         self.metrics.settled.labels(pending.router, outcome).inc()
+        self.decisions.settled(pending.gid, outcome, accuracy)
         if accuracy is None:
             return
         router, decision = self.routers[pending.router].router, pending.decision
         cost, latency = pending.cost or 0.0, pending.latency or 0.0
         self.stats.settled(pending.router, decision, accuracy, cost, latency)
         self._learn(
+            pending.gid,
             pending.router,
             decision,
             lambda: router.feedback(decision, accuracy=accuracy, cost=cost, latency=latency),
         )
 
-    def _learn(self, router: str, decision: Decision, feedback: Callable[[], float | None]) -> None:
-        """Apply ``feedback`` to the learner and record its reward."""
+    def _learn(
+        self, gid: str, router: str, decision: Decision, feedback: Callable[[], float | None]
+    ) -> None:
+        """Apply ``feedback`` to the learner (for the gateway's decision ``gid``) and record
+        its reward."""
         try:
             reward = feedback()
         except DecisionError as error:  # expired in the learner (max_pending newer decisions)
             logger.warning("pickllm gateway: feedback not applied: %s", error)
             return
+        self.stats.changed(router, decision, self.routers[router].router.stats().changes)
         if reward is None:
             return
         self.metrics.rewards.labels(
             router, self.metrics.context(decision.context), decision.model
         ).observe(reward)
         self.stats.learned(router, decision, reward)
+        self.decisions.rewarded(gid, reward)
 
     # ==================== Other endpoints ====================
 

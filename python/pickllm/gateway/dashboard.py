@@ -1,5 +1,5 @@
-"""``GET /v1/stats`` and the dashboard ``GET /ui`` (plain HTML, CSS and JavaScript in
-``static/``, served from the package: no CDN, no build step).
+"""``GET /v1/stats``, the decision explorer's ``GET /v1/decisions`` and the dashboard ``GET /ui``
+(plain HTML, CSS and JavaScript in ``static/``, served from the package: no CDN, no build step).
 
 Both take the gateway's API keys: as ``Authorization: Bearer <key>``, or, so that a browser can
 open the page, as HTTP Basic credentials whose password is a key (any user name): the page
@@ -19,7 +19,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from pickllm.gateway.errors import APIError
+from pickllm.gateway.decisions import DECISIONS_VERSION, MAX_LIMIT
+from pickllm.gateway.errors import APIError, UnknownDecisionError
+from pickllm.gateway.feedback import DECISION_ID
 
 if TYPE_CHECKING:
     from pickllm.gateway.app import Gateway
@@ -60,16 +62,40 @@ def _basic_password(request: Request) -> bytes | None:
     return decoded.partition(b":")[2]
 
 
-def _authorized(gateway: Gateway, request: Request) -> bool:
-    """A Bearer key (the gateway's own check), or Basic credentials whose password is a key."""
+def _principal(gateway: Gateway, request: Request) -> str | None:
+    """Who calls, by a Bearer key (the gateway's own check) or by Basic credentials whose
+    password is a key; None when neither is valid."""
     password = _basic_password(request)
     if password is None:
         try:
-            gateway.authorize(request)
+            return gateway.authorize(request)
         except APIError:
-            return False
-        return True
-    return not gateway.keys or gateway.keys.match(password) is not None
+            return None
+    if not gateway.keys:
+        return gateway.authorize(request)
+    return gateway.keys.match(password)
+
+
+def _authorized(gateway: Gateway, request: Request) -> bool:
+    return _principal(gateway, request) is not None
+
+
+def _caller(gateway: Gateway, request: Request) -> str:
+    principal = _principal(gateway, request)
+    if principal is None:
+        raise APIError(
+            "missing or invalid API key (send Authorization: Bearer <key>)",
+            status=401,
+            code="invalid_api_key",
+        )
+    return principal
+
+
+def _limit(request: Request) -> int:
+    raw = request.query_params.get("limit", "20")
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+        raise APIError(f"'limit' must be an integer from 1 to {MAX_LIMIT}", param="limit")
+    return int(raw)
 
 
 def dashboard_routes(gateway: Gateway) -> list[Route]:
@@ -78,12 +104,7 @@ def dashboard_routes(gateway: Gateway) -> list[Route]:
     assets = {name: _read(name) for name in _ASSETS}
 
     async def stats(request: Request) -> Response:
-        if not _authorized(gateway, request):
-            raise APIError(
-                "missing or invalid API key (send Authorization: Bearer <key>)",
-                status=401,
-                code="invalid_api_key",
-            )
+        _caller(gateway, request)
         router = request.query_params.get("router")
         context = request.query_params.get("context")
         if router is not None and router not in gateway.routers:
@@ -91,6 +112,27 @@ def dashboard_routes(gateway: Gateway) -> list[Route]:
         if context is not None and router is None:
             raise APIError("'context' needs 'router'", param="context")
         return JSONResponse(gateway.stats.snapshot(gateway, router=router, context=context))
+
+    async def decision(request: Request) -> Response:
+        principal = _caller(gateway, request)
+        gid = request.path_params["id"]
+        found = (
+            gateway.decisions.get(gid, principal) if DECISION_ID.match(gid) is not None else None
+        )
+        if found is None:  # never issued, forgotten, or another key's: the same answer
+            raise UnknownDecisionError(f"unknown decision {gid[:80]!r}")
+        return JSONResponse({"version": DECISIONS_VERSION, "decision": found})
+
+    async def decisions(request: Request) -> Response:
+        principal = _caller(gateway, request)
+        router = request.query_params.get("router")
+        context = request.query_params.get("context")
+        if router is not None and router not in gateway.routers:
+            raise APIError(f"no router {router!r}", status=404, param="router")
+        found = gateway.decisions.recent(
+            principal, router=router, context=context, limit=_limit(request)
+        )
+        return JSONResponse({"version": DECISIONS_VERSION, "decisions": found})
 
     async def ui(request: Request) -> Response:
         if not _authorized(gateway, request):
@@ -110,7 +152,11 @@ def dashboard_routes(gateway: Gateway) -> list[Route]:
             return Response(b"", status_code=401, headers=_CHALLENGE | _HEADERS)
         return Response(assets[name], headers=_HEADERS, media_type=_ASSETS[name])
 
-    routes = [Route("/v1/stats", stats, methods=["GET"])]
+    routes = [
+        Route("/v1/stats", stats, methods=["GET"]),
+        Route("/v1/decisions", decisions, methods=["GET"]),
+        Route("/v1/decisions/{id}", decision, methods=["GET"]),
+    ]
     if gateway.config.server.ui:
         routes += [
             Route("/ui", ui, methods=["GET"]),

@@ -73,6 +73,8 @@ class Pending:
     #: The question and the answer, kept only for routers with a judge.
     prompt: str | None = None
     answer: str | None = None
+    #: Its gateway id (``x-pickllm-decision``).
+    gid: str = ""
 
 
 #: Applies a settled decision: (pending, accuracy or None when cancelled, outcome).
@@ -130,7 +132,7 @@ class FeedbackStore:
 
     def open(self, gid: str, router: str, decision: Decision, *, owner: str = "anonymous") -> None:
         """A decision's request, made by ``owner``, is sent upstream."""
-        self._pending[gid] = Pending(router, decision, owner)
+        self._pending[gid] = Pending(router, decision, owner, gid=gid)
 
     def answered(
         self, gid: str, *, cost: float, latency: float, timeout: float, default_accuracy: float

@@ -8,6 +8,13 @@ spend. Everything is bounded: at most ``max_contexts`` contexts per router are t
 ones count in the router's totals and in ``untracked_decisions``), and each keeps fixed-size
 windows.
 
+Over time, per context: a ring of at most ``SAMPLES`` samples of each model's probability and
+decision count, one every ``every`` decisions of the context; when the ring fills, every other
+sample is dropped and ``every`` doubles, so the samples always span the context's whole life at
+bounded memory. And the changes the policy's change detector found in each context (each
+restarted the context's learner): their number and the time and decision count of the last
+``CHANGES`` of them.
+
 The JSON is versioned (``"version": 1``); fields are only ever added within a version. It is
 documented in docs/gateway.md ("Stats and dashboard"). With ``--workers N`` each worker answers
 with what it saw itself (its own decisions; the learners' probabilities are shared only when
@@ -24,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
     from pickllm._core import Decision
+    from pickllm.contexts import PromptContextsStats
     from pickllm.gateway.app import Gateway
 
 __all__ = ["CONVERGED", "STATS_VERSION", "WINDOW", "GatewayStats"]
@@ -34,6 +42,10 @@ STATS_VERSION: Final = 1
 WINDOW: Final = 1000
 #: Decisions kept per context for its share-over-time series.
 HISTORY: Final = 500
+#: Probability samples kept per context (see :class:`_Samples`).
+SAMPLES: Final = 64
+#: Detected changes remembered per context (all are counted).
+CHANGES: Final = 20
 #: Weight of the newest observation in the reward and accuracy moving averages (about the last
 #: 1 / ALPHA = 20 observations).
 ALPHA: Final = 0.05
@@ -93,6 +105,36 @@ class _ModelStats:
         }
 
 
+class _Samples:
+    """Each model's probability and decision count, sampled every ``every`` decisions; at most
+    ``SAMPLES`` samples, thinned (every other one dropped, ``every`` doubled) when full."""
+
+    __slots__ = ("every", "samples")
+
+    def __init__(self) -> None:
+        self.every = 1
+        self.samples: list[dict[str, Any]] = []
+
+    def offer(
+        self, decisions: int, counts: list[int], probabilities: dict[str, float], at: float
+    ) -> None:
+        if (decisions - 1) % self.every:
+            return
+        if len(self.samples) >= SAMPLES:
+            self.samples = self.samples[::2]
+            self.every *= 2
+            if (decisions - 1) % self.every:
+                return
+        self.samples.append(
+            {
+                "time": at,
+                "decisions": decisions,
+                "probabilities": probabilities,
+                "counts": counts,
+            }
+        )
+
+
 class _Scope:
     """One router's, or one of its contexts', per-model statistics."""
 
@@ -100,12 +142,19 @@ class _Scope:
         self.models = {m: _ModelStats() for m in models}
         self.decisions = 0
         self.recent: deque[int] = deque(maxlen=HISTORY)
+        self.samples = _Samples()
+        self.changes = 0
+        self.last_changes: deque[dict[str, float]] = deque(maxlen=CHANGES)
         self._index = {m: i for i, m in enumerate(models)}
 
     def decided(self, model: str) -> None:
         self.decisions += 1
         self.models[model].decisions += 1
         self.recent.append(self._index[model])
+
+    def sample(self, probabilities: dict[str, float], at: float) -> None:
+        counts = [s.decisions for s in self.models.values()]
+        self.samples.offer(self.decisions, counts, probabilities, at)
 
     def json(self) -> dict[str, dict[str, Any]]:
         return {m: s.json(self.decisions) for m, s in self.models.items()}
@@ -117,6 +166,7 @@ class _RouterStats:
         self.all = _Scope(models)
         self.contexts: dict[str, _Scope] = {}
         self.untracked = 0
+        self.changes = 0
         self._max_contexts = max_contexts
 
     def scopes(self, context: str) -> tuple[_Scope, ...]:
@@ -131,18 +181,47 @@ class _RouterStats:
 class GatewayStats:
     """The gateway's statistics, fed by the gateway as it routes and settles."""
 
-    def __init__(self, routers: dict[str, tuple[str, ...]], max_contexts: int = 10_000) -> None:
+    def __init__(
+        self,
+        routers: dict[str, tuple[str, ...]],
+        max_contexts: int = 10_000,
+        clock: Callable[[], float] = time.time,
+        changes: dict[str, int] | None = None,
+    ) -> None:
+        """``changes``: each router's count of detected changes so far (a restored router's)."""
         self._routers = {
             name: _RouterStats(models, max_contexts) for name, models in routers.items()
         }
+        for name, count in (changes or {}).items():
+            self._routers[name].changes = count
+        self._clock = clock
 
-    def decided(self, router: str, decision: Decision) -> None:
+    def decided(
+        self, router: str, decision: Decision, probabilities: dict[str, float] | None = None
+    ) -> None:
+        """A decision was made; ``probabilities``: its context's at that moment (None for a
+        fallback: the context's probabilities are sampled on first attempts)."""
         stats = self._routers[router]
         scopes = stats.scopes(decision.context)
         if len(scopes) == 1:
             stats.untracked += 1
         for scope in scopes:
             scope.decided(decision.model)
+        if probabilities is not None and len(scopes) == 2:
+            scopes[1].sample(probabilities, self._clock())
+
+    def changed(self, router: str, decision: Decision, changes: int) -> None:
+        """The router's count of detected changes after ``decision``'s feedback: any increase
+        is a change the detector found in ``decision``'s context."""
+        stats = self._routers[router]
+        found, stats.changes = changes - stats.changes, changes
+        if found <= 0:
+            return
+        scopes = stats.scopes(decision.context)
+        if len(scopes) == 2:
+            scope = scopes[1]
+            scope.changes += found
+            scope.last_changes.append({"time": self._clock(), "decisions": scope.decisions})
 
     def settled(
         self, router: str, decision: Decision, accuracy: float, cost: float, latency: float
@@ -187,12 +266,17 @@ class GatewayStats:
                     "probabilities": probabilities,
                     "converged": done,
                     "leader": top,
+                    "changes": scope.changes,
                     "models": scope.json(),
                 }
                 if context is not None:
                     entry["recent"] = [stats.models[i] for i in scope.recent]
+                    entry["samples"] = scope.samples.samples
+                    entry["sample_every"] = scope.samples.every
+                    entry["last_changes"] = list(scope.last_changes)
                 contexts[ctx] = entry
             spending = routed.spending
+            learned = learner.stats()
             out[name] = {
                 "models": list(stats.models),
                 "decisions": stats.all.decisions,
@@ -202,7 +286,23 @@ class GatewayStats:
                 "contexts_tracked": len(stats.contexts),
                 "untracked_decisions": stats.untracked,
                 "contexts_converged": converged if context is None else None,
+                "changes": learned.changes,
+                "prompt_contexts": _prompt_contexts(learned.prompt_contexts),
                 "totals": stats.all.json(),
                 "contexts": contexts,
             }
         return {"version": STATS_VERSION, "time": now(), "routers": out}
+
+
+def _prompt_contexts(found: PromptContextsStats | None) -> dict[str, Any] | None:
+    """The router's prompt clusters (``contexts = {kind = "prompts"}``), None without them."""
+    if found is None:
+        return None
+    return {
+        "fitted": found.fitted,
+        "warmup_prompts": found.warmup_prompts,
+        "silhouette": found.silhouette,
+        "clusters": [
+            {"context": c.context, "size": c.size, "terms": list(c.terms)} for c in found.clusters
+        ],
+    }

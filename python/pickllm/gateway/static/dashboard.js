@@ -1,5 +1,6 @@
 // The dashboard of `pickllm serve` (GET /ui): reads GET /v1/stats (version 1) every few
-// seconds and draws plain SVG, no library. The browser sends the credentials it used for /ui.
+// seconds and draws plain SVG, no library; the decision explorer reads GET /v1/decisions. The
+// browser sends the credentials it used for /ui.
 "use strict";
 
 const REFRESH_MS = 3000;
@@ -46,6 +47,41 @@ function bars(svg, models, values) {
       fill: COLORS[i % COLORS.length], "data-model": model, "data-value": value, class: "bar",
     }));
     svg.appendChild(svgNode("text", { x: labelWidth + barWidth + 6, y: y + 15, "font-size": 12, class: "value", "data-model": model }, percent(value)));
+  });
+}
+
+// Each model's probability at each sample (x: the context's decisions so far), with a dashed
+// vertical line at each detected change.
+function probabilityHistory(svg, models, samples, changes) {
+  svg.replaceChildren();
+  const width = 420, height = 180, left = 34, bottom = 20;
+  svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
+  const plotWidth = width - left - 8, plotHeight = height - bottom - 8;
+  for (const tick of [0, 0.5, 1]) {
+    const y = 8 + (1 - tick) * plotHeight;
+    svg.appendChild(svgNode("line", { x1: left, x2: width - 8, y1: y, y2: y, stroke: "#dde1e6" }));
+    svg.appendChild(svgNode("text", { x: left - 4, y: y + 4, "text-anchor": "end", "font-size": 10 }, tick.toFixed(1)));
+  }
+  if (samples.length === 0) return;
+  const first = samples[0].decisions, last = samples[samples.length - 1].decisions;
+  const span = Math.max(1, last - first);
+  const xOf = (decisions) => left + ((decisions - first) / span) * plotWidth;
+  svg.appendChild(svgNode("text", { x: left, y: height - 4, "font-size": 10 }, `decision ${first}`));
+  svg.appendChild(svgNode("text", { x: width - 8, y: height - 4, "text-anchor": "end", "font-size": 10 }, `decision ${last}`));
+  for (const change of changes) {
+    const x = xOf(Math.min(last, Math.max(first, change.decisions))).toFixed(1);
+    svg.appendChild(svgNode("line", {
+      x1: x, x2: x, y1: 8, y2: 8 + plotHeight, stroke: "#dc2626", "stroke-dasharray": "4 3",
+      class: "change", "data-decisions": change.decisions,
+    }));
+  }
+  models.forEach((model, m) => {
+    const coordinates = samples.map((s) =>
+      `${xOf(s.decisions).toFixed(1)},${(8 + (1 - s.probabilities[model]) * plotHeight).toFixed(1)}`);
+    svg.appendChild(svgNode("polyline", {
+      points: coordinates.join(" "), fill: "none", stroke: COLORS[m % COLORS.length], "stroke-width": 2,
+      "data-model": model, "data-last": samples[samples.length - 1].probabilities[model], class: "series",
+    }));
   });
 }
 
@@ -124,7 +160,9 @@ function renderRouter() {
     card("budget spent", router.budget_spent_usd === null ? "no budget" : "$" + router.budget_spent_usd.toFixed(4), "card-budget"),
     card("contexts converged", `${router.contexts_converged} of ${tracked}`, "card-converged"),
     card("open breakers", String(Object.values(router.breakers).filter((s) => s !== "closed").length), "card-breakers"),
+    card("changes detected", String(router.changes), "card-changes"),
   );
+  renderClusters(router.prompt_contexts);
   bars($("share-chart"), router.models, shares);
   modelRows($("models").tBodies[0], router.models, router.totals, router.breakers);
   renderContexts(router);
@@ -146,6 +184,7 @@ function renderContexts(router) {
     cell(row, c.leader);
     cell(row, percent(c.probabilities[c.leader]));
     cell(row, c.converged ? "yes" : "no");
+    cell(row, String(c.changes));
     row.addEventListener("click", () => select(name));
     rows.appendChild(row);
   }
@@ -153,6 +192,89 @@ function renderContexts(router) {
   $("contexts-count").textContent = `(${Object.keys(router.contexts).length} tracked)`;
   $("contexts-more").textContent = names.length > MAX_ROWS
     ? `showing the ${MAX_ROWS} busiest of ${names.length}: filter to find others` : "";
+}
+
+// The router's prompt clusters, when its contexts come from the prompts.
+function renderClusters(found) {
+  $("clusters-section").hidden = !found;
+  if (!found) return;
+  $("clusters-note").textContent = found.fitted
+    ? `(${found.clusters.length} clusters from ${found.warmup_prompts} prompts)`
+    : `(warming up: ${found.warmup_prompts} prompts so far)`;
+  const tbody = $("clusters").tBodies[0];
+  tbody.replaceChildren();
+  for (const cluster of found.clusters) {
+    const row = document.createElement("tr");
+    row.dataset.context = cluster.context;
+    cell(row, cluster.context);
+    cell(row, String(cluster.size));
+    cell(row, cluster.terms.join(", "), "terms");
+    tbody.appendChild(row);
+  }
+}
+
+function short(id) { return id.length > 20 ? id.slice(0, 8) + "…" + id.slice(-6) : id; }
+function clock(seconds) { return new Date(seconds * 1000).toLocaleTimeString(); }
+
+function renderRecent(decisions) {
+  const tbody = $("recent-decisions").tBodies[0];
+  tbody.replaceChildren();
+  for (const d of decisions) {
+    const last = d.attempts[d.attempts.length - 1];
+    const row = document.createElement("tr");
+    row.dataset.decision = d.id;
+    cell(row, clock(d.time));
+    cell(row, short(d.id));
+    cell(row, d.model ?? "-");
+    cell(row, percent(last.probability));
+    cell(row, String(d.attempts.length));
+    cell(row, d.status);
+    cell(row, number(last.accuracy, 3));
+    cell(row, number(last.reward, 3));
+    row.addEventListener("click", () => explore(d.id));
+    tbody.appendChild(row);
+  }
+}
+
+function renderDecision(d) {
+  $("explorer").hidden = false;
+  $("explorer").dataset.decision = d.id;
+  $("explorer-summary").textContent =
+    `${d.router} · context ${d.context} · ${new Date(d.time * 1000).toLocaleString()} · ${d.status}` +
+    (d.model ? ` · answered by ${d.model}` : "");
+  const models = Object.keys(d.probabilities);
+  bars($("decision-chart"), models, d.probabilities);
+  const tbody = $("attempts").tBodies[0];
+  tbody.replaceChildren();
+  d.attempts.forEach((a, i) => {
+    const row = document.createElement("tr");
+    row.dataset.model = a.model;
+    cell(row, String(i + 1));
+    cell(row, a.model);
+    cell(row, percent(a.probability));
+    cell(row, a.error ? `${a.outcome} (${a.error})` : a.outcome);
+    cell(row, number(a.latency, 3));
+    cell(row, number(a.cost, 6));
+    cell(row, a.settled ?? "-");
+    cell(row, number(a.accuracy, 3));
+    cell(row, number(a.reward, 3));
+    tbody.appendChild(row);
+  });
+}
+
+async function explore(id) {
+  $("decision-id").value = id;
+  $("explorer-error").hidden = true;
+  try {
+    const response = await fetch(`v1/decisions/${encodeURIComponent(id)}`, { credentials: "same-origin", cache: "no-store" });
+    const body = await response.json();
+    if (!response.ok) throw new Error(body.error ? body.error.message : `HTTP ${response.status}`);
+    renderDecision(body.decision);
+  } catch (error) {
+    $("explorer").hidden = true;
+    $("explorer-error").hidden = false;
+    $("explorer-error").textContent = String(error.message || error);
+  }
 }
 
 async function fetchJSON(url) {
@@ -171,7 +293,11 @@ async function renderDetail() {
   $("detail-name").textContent = state.context;
   bars($("probability-chart"), detail.models, c.probabilities);
   history($("history-chart"), detail.models, c.recent);
+  probabilityHistory($("probability-history"), detail.models, c.samples, c.last_changes);
+  $("samples-note").textContent = `(a sample every ${c.sample_every} decisions; ${c.changes} changes detected)`;
   modelRows($("context-models").tBodies[0], detail.models, c.models, null);
+  const listed = await fetchJSON(`v1/decisions?${query}&limit=20`);
+  renderRecent(listed.decisions);
 }
 
 function select(context) {
@@ -215,6 +341,11 @@ document.addEventListener("DOMContentLoaded", () => {
     renderRouter();
   });
   $("filter").addEventListener("input", () => renderContexts(state.stats.routers[state.router]));
+  $("lookup").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const id = $("decision-id").value.trim();
+    if (id) explore(id);
+  });
   refresh();
   setInterval(refresh, REFRESH_MS);
 });
