@@ -353,3 +353,21 @@ def test_the_probability_history_shows_detected_changes(
     expect(page.locator("#samples-note")).to_contain_text(f"every {drift['sample_every']} ")
     assert page.errors == []
     page.context.close()
+
+
+def test_the_page_merges_every_worker(browser: Any, serve: Serve, upstream: str) -> None:
+    from playwright.sync_api import expect
+
+    gateway = serve(base_config(upstream), workers=2)
+    body = {"model": "auto", "messages": [{"role": "user", "content": "hi"}]}
+    for _ in range(20):
+        with httpx.Client(headers=AUTH | {"x-pickllm-context": "legal"}) as fresh:
+            assert fresh.post(f"{gateway.url}/v1/chat/completions", json=body).is_success
+    page, _ = open_page(browser, gateway)
+    # Until the second worker listens (it may start after the first is ready), one answers.
+    expect(page.locator("#workers")).to_have_attribute("data-answered", "2", timeout=60_000)
+    expect(page.locator("#workers")).to_have_text("2 workers, 2 merged")
+    expect(page.locator("#card-decisions b")).to_have_text("20")
+    assert stats(gateway)["routers"]["auto"]["decisions"] == 20
+    assert page.errors == []
+    page.context.close()

@@ -123,7 +123,7 @@ class Gateway:
         self._sweeper = asyncio.create_task(self._sweep())
         folder = os.environ.get(PEERS_ENV)
         if folder:
-            self.peers = Peers(Path(folder), self.token, self._settle_feedback)
+            self.peers = Peers(Path(folder), self.token, self._settle_feedback, self._answer)
             await self.peers.start()
         self.ready = True
         alone = [name for name, r in self.routers.items() if not r.shared]
@@ -512,6 +512,34 @@ class Gateway:
             return JSONResponse(answer, status_code=status)
         self._settle_feedback(gid, float(accuracy), principal)
         return JSONResponse({"decision": gid, "accepted": True})
+
+    def worker_info(self, answered: list[str], missing: list[str] | None = None) -> dict[str, Any]:
+        """Which worker answers, how many there are, and which of the others' data merged in
+        (``answered``) or not (``missing``: they did not answer in time)."""
+        return {
+            "id": self.token,
+            "workers": int(os.environ.get("PICKLLM_GATEWAY_WORKERS", "1")),
+            "answered": [self.token, *answered],
+            "missing": missing or [],
+        }
+
+    def _answer(self, question: dict[str, Any]) -> Any:
+        """Another worker's question (see pickllm.gateway.peers) about this worker's data."""
+        op = question.get("op")
+        router = question.get("router")
+        if router is not None and router not in self.routers:
+            raise ValueError(f"no router {router!r}")
+        if op == "stats":
+            return self.stats.snapshot(self, router=router, context=question["context"], raw=True)
+        principal = str(question["principal"])
+        if op == "decision":
+            return self.decisions.get(str(question["decision"]), principal)
+        if op == "decisions":
+            limit = int(question["limit"])
+            return self.decisions.recent(
+                principal, router=router, context=question["context"], limit=limit
+            )
+        raise ValueError(f"unknown op {op!r}")
 
     def _settle_feedback(self, gid: str, accuracy: float, principal: str) -> None:
         """Feedback for a decision of this worker, from ``principal`` (raises APIError)."""

@@ -22,6 +22,7 @@ from starlette.routing import Route
 from pickllm.gateway.decisions import DECISIONS_VERSION, MAX_LIMIT
 from pickllm.gateway.errors import APIError, UnknownDecisionError
 from pickllm.gateway.feedback import DECISION_ID
+from pickllm.gateway.merge import merge_snapshots
 
 if TYPE_CHECKING:
     from pickllm.gateway.app import Gateway
@@ -111,14 +112,35 @@ def dashboard_routes(gateway: Gateway) -> list[Route]:
             raise APIError(f"no router {router!r}", status=404, param="router")
         if context is not None and router is None:
             raise APIError("'context' needs 'router'", param="context")
-        return JSONResponse(gateway.stats.snapshot(gateway, router=router, context=context))
+        if gateway.peers is None:
+            body = gateway.stats.snapshot(gateway, router=router, context=context)
+            return JSONResponse(body | {"worker": gateway.worker_info([])})
+        mine = gateway.stats.snapshot(gateway, router=router, context=context, raw=True)
+        question = {"op": "stats", "router": router, "context": context}
+        answers, missing = await gateway.peers.ask_all(question)
+        body = merge_snapshots({gateway.token: mine, **answers}, one_context=context is not None)
+        return JSONResponse(body | {"worker": gateway.worker_info(list(answers), missing)})
 
     async def decision(request: Request) -> Response:
         principal = _caller(gateway, request)
         gid = request.path_params["id"]
-        found = (
-            gateway.decisions.get(gid, principal) if DECISION_ID.match(gid) is not None else None
-        )
+        match = DECISION_ID.match(gid)
+        found = None
+        if match is not None and (match.group(1) == gateway.token or gateway.peers is None):
+            found = gateway.decisions.get(gid, principal)
+        elif match is not None and gateway.peers is not None:
+            question = {"op": "decision", "decision": gid, "principal": principal}
+            try:
+                found = await gateway.peers.ask(match.group(1), question)
+            except FileNotFoundError:
+                found = None  # no such worker (any more)
+            except (OSError, TimeoutError, ValueError) as error:
+                raise APIError(
+                    "the worker that made this decision did not answer; try again later",
+                    status=503,
+                    type="server_error",
+                    code="worker_unavailable",
+                ) from error
         if found is None:  # never issued, forgotten, or another key's: the same answer
             raise UnknownDecisionError(f"unknown decision {gid[:80]!r}")
         return JSONResponse({"version": DECISIONS_VERSION, "decision": found})
@@ -129,10 +151,29 @@ def dashboard_routes(gateway: Gateway) -> list[Route]:
         context = request.query_params.get("context")
         if router is not None and router not in gateway.routers:
             raise APIError(f"no router {router!r}", status=404, param="router")
-        found = gateway.decisions.recent(
-            principal, router=router, context=context, limit=_limit(request)
+        limit = _limit(request)
+        found = gateway.decisions.recent(principal, router=router, context=context, limit=limit)
+        answered: list[str] = []
+        missing: list[str] = []
+        if gateway.peers is not None:
+            question = {
+                "op": "decisions",
+                "principal": principal,
+                "router": router,
+                "context": context,
+                "limit": limit,
+            }
+            answers, missing = await gateway.peers.ask_all(question)
+            answered = list(answers)
+            found = [d for listed in [found, *answers.values()] for d in listed]
+            found = sorted(found, key=lambda d: d["time"], reverse=True)[:limit]
+        return JSONResponse(
+            {
+                "version": DECISIONS_VERSION,
+                "decisions": found,
+                "worker": gateway.worker_info(answered, missing),
+            }
         )
-        return JSONResponse({"version": DECISIONS_VERSION, "decisions": found})
 
     async def ui(request: Request) -> Response:
         if not _authorized(gateway, request):

@@ -16,9 +16,8 @@ restarted the context's learner): their number and the time and decision count o
 ``CHANGES`` of them.
 
 The JSON is versioned (``"version": 1``); fields are only ever added within a version. It is
-documented in docs/gateway.md ("Stats and dashboard"). With ``--workers N`` each worker answers
-with what it saw itself (its own decisions; the learners' probabilities are shared only when
-the router has ``shared`` state).
+documented in docs/gateway.md ("Stats and dashboard"). Each worker keeps its own; with
+``--workers N`` the worker that answers merges the others' (:mod:`pickllm.gateway.merge`).
 """
 
 from __future__ import annotations
@@ -26,7 +25,7 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
@@ -53,7 +52,8 @@ ALPHA: Final = 0.05
 CONVERGED: Final = 0.95
 
 
-def _quantile(values: deque[float], q: float) -> float | None:
+def quantile(values: Collection[float], q: float) -> float | None:
+    """The ``q`` quantile of ``values`` (nearest rank), None when empty."""
     if not values:
         return None
     ordered = sorted(values)
@@ -92,17 +92,25 @@ class _ModelStats:
         self.costs.append(cost)
         self.latencies.append(latency)
 
-    def json(self, total: int) -> dict[str, Any]:
-        return {
+    def json(self, total: int, raw: bool = False) -> dict[str, Any]:
+        out: dict[str, Any] = {
             "decisions": self.decisions,
             "share": self.decisions / total if total else None,
             "reward_avg": self.reward.get(),
             "accuracy_avg": self.accuracy.get(),
-            "cost_p50": _quantile(self.costs, 0.5),
-            "cost_p99": _quantile(self.costs, 0.99),
-            "latency_p50": _quantile(self.latencies, 0.5),
-            "latency_p99": _quantile(self.latencies, 0.99),
+            "cost_p50": quantile(self.costs, 0.5),
+            "cost_p99": quantile(self.costs, 0.99),
+            "latency_p50": quantile(self.latencies, 0.5),
+            "latency_p99": quantile(self.latencies, 0.99),
         }
+        if raw:  # what merging the workers' stats needs (see pickllm.gateway.merge)
+            out["_raw"] = {
+                "reward": [self.reward.n, self.reward.value],
+                "accuracy": [self.accuracy.n, self.accuracy.value],
+                "costs": list(self.costs),
+                "latencies": list(self.latencies),
+            }
+        return out
 
 
 class _Samples:
@@ -156,8 +164,8 @@ class _Scope:
         counts = [s.decisions for s in self.models.values()]
         self.samples.offer(self.decisions, counts, probabilities, at)
 
-    def json(self) -> dict[str, dict[str, Any]]:
-        return {m: s.json(self.decisions) for m, s in self.models.items()}
+    def json(self, raw: bool = False) -> dict[str, dict[str, Any]]:
+        return {m: s.json(self.decisions, raw) for m, s in self.models.items()}
 
 
 class _RouterStats:
@@ -242,9 +250,11 @@ class GatewayStats:
         router: str | None = None,
         context: str | None = None,
         now: Callable[[], float] = time.time,
+        raw: bool = False,
     ) -> dict[str, Any]:
         """The JSON of ``GET /v1/stats``: every router, or one (``router``); with ``context``,
-        that context alone with its recent decisions (the share-over-time series)."""
+        that context alone with its recent decisions (the share-over-time series). ``raw``
+        adds what merging several workers' snapshots needs (``_raw`` and ``_shared`` keys)."""
         names = [router] if router is not None else list(self._routers)
         out: dict[str, Any] = {}
         for name in names:
@@ -267,7 +277,7 @@ class GatewayStats:
                     "converged": done,
                     "leader": top,
                     "changes": scope.changes,
-                    "models": scope.json(),
+                    "models": scope.json(raw),
                 }
                 if context is not None:
                     entry["recent"] = [stats.models[i] for i in scope.recent]
@@ -288,9 +298,11 @@ class GatewayStats:
                 "contexts_converged": converged if context is None else None,
                 "changes": learned.changes,
                 "prompt_contexts": _prompt_contexts(learned.prompt_contexts),
-                "totals": stats.all.json(),
+                "totals": stats.all.json(raw),
                 "contexts": contexts,
             }
+            if raw:
+                out[name]["_shared"] = routed.shared
         return {"version": STATS_VERSION, "time": now(), "routers": out}
 
 

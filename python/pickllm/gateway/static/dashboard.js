@@ -327,6 +327,11 @@ async function refresh() {
     }
     $("error").hidden = true;
     $("updated").textContent = "updated " + new Date(state.stats.time * 1000).toLocaleTimeString();
+    const worker = state.stats.worker;
+    $("workers").dataset.answered = String(worker.answered.length);
+    $("workers").textContent = worker.workers === 1 ? "1 worker"
+      : `${worker.workers} workers, ${worker.answered.length} merged` +
+        (worker.missing.length ? ` (${worker.missing.length} did not answer)` : "");
     document.body.dataset.loaded = String(Number(document.body.dataset.loaded || 0) + 1);
   } catch (error) {
     showError(error);
