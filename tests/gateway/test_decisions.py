@@ -188,3 +188,33 @@ def test_stats_sample_probabilities_and_count_detected_changes(serve: Serve, ups
         assert sum(s["probabilities"].values()) == pytest.approx(1.0)
         assert sum(s["counts"]) == s["decisions"]
     assert samples[-1]["counts"][0] <= drift["models"]["good"]["decisions"]
+
+
+def test_stats_show_a_routers_prompt_clusters() -> None:
+    from pickllm import PromptContexts, Router
+    from pickllm.gateway.stats import _prompt_contexts
+
+    topics = {
+        "tax": "income tax return deduction refund filing",
+        "code": "python function compile error stack trace",
+        "food": "recipe oven bake flour sugar dessert",
+    }
+    router = Router(["a", "b"], seed=1, contexts=PromptContexts(warmup=30))
+    assert _prompt_contexts(router.stats().prompt_contexts) == {
+        "fitted": False,
+        "warmup_prompts": 0,
+        "silhouette": None,
+        "clusters": [],
+    }
+    for i in range(30):
+        router.select(prompt=list(topics.values())[i % 3])
+    shown = _prompt_contexts(router.stats().prompt_contexts)
+    assert shown is not None
+    assert shown["fitted"]
+    assert shown["warmup_prompts"] == 30
+    assert sorted(c["size"] for c in shown["clusters"]) == [10, 10, 10]
+    for cluster in shown["clusters"]:
+        assert cluster["terms"], "each cluster has its top n-grams"
+        owners = {t for t, text in topics.items() for term in cluster["terms"] if term in text}
+        assert len(owners) == 1, "a cluster's n-grams come from its own topic"
+    assert _prompt_contexts(None) is None
