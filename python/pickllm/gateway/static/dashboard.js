@@ -294,7 +294,7 @@ async function renderDetail() {
   bars($("probability-chart"), detail.models, c.probabilities);
   history($("history-chart"), detail.models, c.recent);
   probabilityHistory($("probability-history"), detail.models, c.samples, c.last_changes);
-  $("samples-note").textContent = `(a sample every ${c.sample_every} decisions; ${c.changes} changes detected)`;
+  $("samples-note").textContent = `(a sample every ${c.sample_every} decisions; ${c.changes} detected change${c.changes === 1 ? "" : "s"})`;
   modelRows($("context-models").tBodies[0], detail.models, c.models, null);
   const listed = await fetchJSON(`v1/decisions?${query}&limit=20`);
   renderRecent(listed.decisions);
