@@ -2,7 +2,9 @@
 numbers against what the clients saw, the keys (Bearer and the browser's Basic), the switch,
 and the page in a real Chromium (Debian's `chromium`, driven by Playwright for Python without a
 browser download): its charts carry the right numbers, an unauthenticated browser is refused,
-and with 1,000 contexts it lists a bounded page of them and still filters."""
+with 1,000 contexts it lists a bounded page of them and still filters, the decision explorer
+shows what /v1/decisions says, the probability history marks the detected changes, and with
+two workers the page shows both merged."""
 
 from __future__ import annotations
 

@@ -137,3 +137,83 @@ def test_a_worker_that_does_not_answer_is_reported_missing(serve: Serve, upstrea
         gone_id = f"dec-{dead}-AAAAAAAAAAAAAAAAAAAAAA"
         assert fresh(gateway, "GET", f"/v1/decisions/{gone_id}").status_code == 404
     assert f"worker {silent} did not answer stats" in gateway.stop()
+
+
+def raw_model(decisions: int, reward: list[float], costs: list[float]) -> dict[str, Any]:
+    return {
+        "decisions": decisions,
+        "_raw": {"reward": reward, "accuracy": [0, 0.0], "costs": costs, "latencies": costs},
+    }
+
+
+def raw_worker(
+    decisions: int,
+    probability: float,
+    breaker: str,
+    changes: int,
+    spent: float,
+    costs: list[float],
+    reward: float,
+) -> dict[str, Any]:
+    """One worker's raw snapshot of router auto (models a, b; context c holding everything)."""
+    models = {
+        "a": raw_model(decisions, [decisions, reward], costs),
+        "b": raw_model(0, [0, 0.0], []),
+    }
+    context = {
+        "decisions": decisions,
+        "probabilities": {"a": probability, "b": 1 - probability},
+        "changes": changes,
+        "models": models,
+    }
+    return {
+        "version": 1,
+        "time": 5.0,
+        "routers": {
+            "auto": {
+                "models": ["a", "b"],
+                "decisions": decisions,
+                "pending_feedback": 1,
+                "breakers": {"a": breaker, "b": "closed"},
+                "budget_spent_usd": spent,
+                "contexts_tracked": 1,
+                "untracked_decisions": 0,
+                "changes": changes,
+                "prompt_contexts": None,
+                "totals": models,
+                "contexts": {"c": context},
+                "_shared": False,
+            }
+        },
+    }
+
+
+def test_the_merge_rules() -> None:
+    from pickllm.gateway.merge import merge_snapshots
+
+    one = raw_worker(30, 0.9, "closed", 1, 0.5, [1.0, 2.0, 3.0], reward=1.0)
+    two = raw_worker(10, 0.5, "open", 2, 0.25, [4.0], reward=0.4)
+    merged = merge_snapshots({"w1": one, "w2": two}, one_context=False)["routers"]["auto"]
+    assert merged["decisions"] == 40
+    assert merged["pending_feedback"] == 2
+    assert merged["breakers"] == {"a": "open", "b": "closed"}  # as open as on any worker
+    assert merged["changes"] == 3  # each worker learns alone: its changes are its own
+    assert merged["budget_spent_usd"] == 0.75
+    c = merged["contexts"]["c"]
+    # Weighted by decisions: (30 * 0.9 + 10 * 0.5) / 40.
+    assert c["probabilities"]["a"] == pytest.approx(0.8)
+    assert c["leader"] == "a"
+    assert not c["converged"]
+    assert c["changes"] == 3
+    assert c["models"]["a"]["cost_p50"] == 2.0  # the union's median of 1, 2, 3, 4
+    assert c["models"]["a"]["cost_p99"] == 4.0
+    # Weighted by observations, at most 20 (the averages' span): (20 * 1.0 + 10 * 0.4) / 30.
+    assert c["models"]["a"]["reward_avg"] == pytest.approx(0.8)
+    assert c["models"]["b"]["reward_avg"] is None
+    assert merged["contexts_converged"] == 0
+    # With shared state every worker sees the same changes and budget: the largest is kept.
+    for snapshot in (one, two):
+        snapshot["routers"]["auto"]["_shared"] = True
+    shared = merge_snapshots({"w1": one, "w2": two}, one_context=False)["routers"]["auto"]
+    assert (shared["changes"], shared["budget_spent_usd"]) == (2, 0.5)
+    assert "_raw" not in str(shared)
