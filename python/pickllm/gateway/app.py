@@ -89,7 +89,7 @@ class Gateway:
         self.shared_gauges = SharedStateGauges(self.metrics.registry)
         self.stats = GatewayStats(
             {n: r.router.models for n, r in self.routers.items()},
-            changes={n: r.router.stats().changes for n, r in self.routers.items()},
+            changes={n: _changes(r) for n, r in self.routers.items()},
         )
         self.traces = GatewayTraces()
         self.decisions = DecisionRecords()
@@ -475,7 +475,7 @@ class Gateway:
         except DecisionError as error:  # expired in the learner (max_pending newer decisions)
             logger.warning("pickllm gateway: feedback not applied: %s", error)
             return
-        self.stats.changed(router, decision, self.routers[router].router.stats().changes)
+        self.stats.changed(router, decision, _changes(self.routers[router]))
         if reward is None:
             return
         self.metrics.rewards.labels(
@@ -572,6 +572,12 @@ class Gateway:
         if not self.metrics.multiprocess:
             self.refresh_gauges()
         return Response(self.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+
+def _changes(routed: RoutedModels) -> int:
+    """``router.stats().changes``, read from the core alone: after every feedback, where the
+    whole ContextStats (the config parsed again) would cost 10 to 35 us."""
+    return routed.router._core.context_counts()[4]
 
 
 def _size(text: str) -> int:
