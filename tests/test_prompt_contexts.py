@@ -7,6 +7,7 @@ import pickle
 import threading
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -207,18 +208,24 @@ def test_two_routers_fed_the_same_events_assign_identically() -> None:
 
 
 @pytest.mark.parametrize("cut", [20, 45])
-def test_snapshot_restore_continues_identically(cut: int) -> None:
-    """Cut during the warm-up (20) or after the fit (45): the restored router makes the same
-    decisions as the original on the same events, and assigns prompts alike."""
+def test_snapshot_restore_continues_identically(cut: int, tmp_path: Path) -> None:
+    """Cut during the warm-up (20) or after the fit (45): the restored (unpickled, saved and
+    loaded) router makes the same decisions as the original on the same events, and assigns
+    prompts alike: ``save`` carries the mapper like ``snapshot``."""
     original = router(warmup=30)
     play(original, stream(cut))
     restored = Router.restore(original.snapshot())
     unpickled = pickle.loads(pickle.dumps(original))
+    original.save(tmp_path / "router.pickllm")
+    loaded = Router.load(tmp_path / "router.pickllm")
+    assert (tmp_path / "router.pickllm").read_bytes() == original.snapshot()
     rest = list(stream(150))[cut:]
     expected = play(original, iter(rest))
     assert play(restored, iter(rest)) == expected
     assert play(unpickled, iter(rest)) == expected
+    assert play(loaded, iter(rest)) == expected
     assert restored.stats().prompt_contexts == original.stats().prompt_contexts
+    assert loaded.stats().prompt_contexts == original.stats().prompt_contexts
 
 
 def test_warmup_prompts_are_forgotten_after_the_fit() -> None:

@@ -17,7 +17,7 @@ import struct
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import Field
 
@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     from pickllm._core import Decision, RouterCore
 
 __all__ = ["ClusterStats", "PromptContexts", "PromptContextsStats"]
+
+_T = TypeVar("_T")
 
 #: The most clusters the core allows (``max_clusters`` is at most this).
 MAX_CLUSTERS = 64
@@ -130,6 +132,7 @@ def prompt_text(prompt: object, max_bytes: int) -> str:
     return text
 
 
+# A snapshot with the mapper attached, as the core frames it (`Capture::write_with`).
 _MAGIC = b"PICKLLMC"
 _VERSION = 1
 _HEADER = struct.Struct("<8sIQQ")
@@ -259,11 +262,13 @@ class Mapper:
 
     # ==================== Snapshots ====================
 
-    def snapshot(self, core_snapshot: Callable[[], bytes]) -> bytes:
-        """The router's snapshot with this mapper around it, taken under the lock so that the
-        two agree: header, core snapshot, mapper state (JSON), fitted mapper (core bytes)."""
+    def snapshot(self, core_snapshot: Callable[[tuple[bytes, bytes]], _T]) -> _T:
+        """The router's snapshot with this mapper attached, taken under the lock so that the
+        two agree. ``core_snapshot`` (the core's ``snapshot`` or ``write_snapshot``) frames the
+        attachment ``(mapper state as JSON, fitted mapper bytes)`` after the core's snapshot
+        without the interpreter: ``PICKLLMC``, version, both lengths, then the three parts (see
+        ``Capture::write_with`` in rust/snapshot.rs; :func:`unwrap` reads it)."""
         with self._lock:
-            inner = core_snapshot()
             state = {
                 "config": self.config.model_dump(),
                 "prompts": self._prompts,
@@ -272,8 +277,8 @@ class Mapper:
                 "late": [[i, context] for i, context in self._late.items()],
             }
             fitted = b"" if self._fitted is None else self._fitted.to_bytes()
-        meta = json.dumps(state, separators=(",", ":")).encode()
-        return _HEADER.pack(_MAGIC, _VERSION, len(inner), len(meta)) + inner + meta + fitted
+            meta = json.dumps(state, separators=(",", ":")).encode()
+            return core_snapshot((meta, fitted))
 
 
 def is_wrapped(blob: bytes) -> bool:

@@ -694,7 +694,16 @@ class Router(Closing):
         with SnapshotError. Temporary files of killed saves are removed by the next save or
         load of the same path."""
         # The core writes the temporary file itself, without the GIL (see docs/performance.md).
-        _savefile.write_atomically(path, self._core.write_snapshot)
+        mapper = self._mapper
+        if mapper is None:
+            _savefile.write_atomically(path, self._core.write_snapshot)
+            return
+        _savefile.write_atomically(
+            path,
+            lambda temporary: mapper.snapshot(
+                lambda attachment: self._core.write_snapshot(temporary, attachment)
+            ),
+        )
 
     @classmethod
     def load(

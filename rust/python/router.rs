@@ -416,11 +416,13 @@ impl PyRouterCore {
         })
     }
 
-    /// The router as snapshot bytes. Only the copy of the state holds the lock (and the
-    /// interpreter); encoding it, the slow part, runs detached from both.
-    fn snapshot<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+    /// The router as snapshot bytes, framed with `attachment` `(meta, rest)` after them if
+    /// given (the prompt mapper's state, see `Capture::write_with`). Only the copy of the state
+    /// holds the lock (and the interpreter); encoding it, the slow part, runs detached from both.
+    #[pyo3(signature = (attachment=None))]
+    fn snapshot<'py>(&self, py: Python<'py>, attachment: Option<(&[u8], &[u8])>) -> PyResult<Bound<'py, PyBytes>> {
         let capture = self.with(|router| Ok(router.capture()))?;
-        let encoded = py.detach(|| catch_unwind(AssertUnwindSafe(|| capture.encode())));
+        let encoded = py.detach(|| catch_unwind(AssertUnwindSafe(|| capture.encode_with(attachment))));
         let bytes = self.settle(encoded)?;
         // Copying tens of megabytes into the new object is detached too (no other thread can
         // see the object before it is returned), and so is freeing them, which unmaps the
@@ -435,16 +437,22 @@ impl PyRouterCore {
         })
     }
 
-    /// Write the snapshot to the existing file `path` (truncating it): `Router.save` calls this
-    /// on its temporary file. Only the copy of the state holds the interpreter; the encoding
-    /// runs detached, straight into the file (no buffer of the snapshot's size to allocate,
-    /// fault in and free; see `Capture::write_to`).
-    fn write_snapshot(&self, py: Python<'_>, path: std::path::PathBuf) -> PyResult<()> {
+    /// Write the snapshot (framed with `attachment`, as `snapshot` does) to the existing file
+    /// `path`, truncating it: `Router.save` calls this on its temporary file. Only the copy of
+    /// the state holds the interpreter; the encoding runs detached, straight into the file (no
+    /// buffer of the snapshot's size to allocate, fault in and free; see `Capture::write_to`).
+    #[pyo3(signature = (path, attachment=None))]
+    fn write_snapshot(
+        &self,
+        py: Python<'_>,
+        path: std::path::PathBuf,
+        attachment: Option<(&[u8], &[u8])>,
+    ) -> PyResult<()> {
         let capture = self.with(|router| Ok(router.capture()))?;
         let written = py.detach(|| {
             catch_unwind(AssertUnwindSafe(|| {
                 let mut file = std::fs::OpenOptions::new().write(true).truncate(true).open(&path)?;
-                capture.write_to(&mut file)
+                capture.write_with(&mut file, attachment)
             }))
         });
         Ok(self.settle(written.map(Ok))??)
