@@ -647,7 +647,10 @@ mod tests {
         assert_eq!(framed[ATTACHED_HEADER..ATTACHED_HEADER + plain.len()], plain[..]);
         assert_eq!(framed[ATTACHED_HEADER + plain.len()..], *b"metarest");
         let mut file = Cursor::new(Vec::new());
-        router.capture().write_with(&mut file, Some((b"meta", b"rest"))).unwrap();
+        router
+            .capture()
+            .write_with(&mut file, Some((b"meta", b"rest")))
+            .unwrap();
         assert_eq!(file.into_inner(), framed);
         assert_eq!(router.capture().encode_with(None).unwrap(), plain);
     }

@@ -367,12 +367,30 @@ impl PyRouterCore {
         })
     }
 
-    /// Install a learned part: parsed and validated detached from the interpreter and the lock,
-    /// installed under the lock (an error changes nothing).
+    /// Install a learned part (a shared-state checkpoint) without pausing other threads:
+    /// parsed and validated detached from the interpreter and the lock, then installed in a
+    /// fork of the contexts, detached too, and swapped in under the lock (see
+    /// `Router::swap_installed`). If the router's contexts changed meanwhile, the fork is
+    /// stale and built again; after `INSTALL_ATTEMPTS` stale forks (contexts created faster than
+    /// a fork is built), installed in place under the lock. An error changes nothing.
     fn restore_learned(&self, py: Python<'_>, blob: &[u8]) -> PyResult<()> {
+        const INSTALL_ATTEMPTS: usize = 3;
         let config = self.with(|router| Ok(router.config().clone()))?;
         let parsed = py.detach(|| catch_unwind(AssertUnwindSafe(|| ParsedLearned::parse(blob, &config))));
         let parsed = self.settle(parsed)?;
+        for _ in 0..INSTALL_ATTEMPTS {
+            let fork = self.with(|router| Ok(router.fork_contexts()))?;
+            let installed = py.detach(|| catch_unwind(AssertUnwindSafe(|| fork.install(&parsed))));
+            let installed = self.settle(installed)?;
+            let swapped = self.with(|router| Ok(router.swap_installed(installed)))?;
+            // Either set of contexts (the replaced one, or the stale fork) holds the learners
+            // that no other copy shares: freed detached.
+            let done = swapped.is_ok();
+            py.detach(move || drop(swapped));
+            if done {
+                return Ok(());
+            }
+        }
         self.with(|router| router.install_learned(parsed))
     }
 
