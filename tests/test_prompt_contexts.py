@@ -18,7 +18,6 @@ from pickllm import (
     ConfigError,
     PromptContexts,
     PromptError,
-    RedisState,
     Reward,
     Router,
     SnapshotError,
@@ -93,15 +92,6 @@ def test_defaults_and_validation() -> None:
             PromptContexts(**bad)  # type: ignore[arg-type]
     with pytest.raises(ArgumentTypeError, match="contexts must be a PromptContexts"):
         Router(["a"], contexts="prompts")  # type: ignore[arg-type]
-
-
-def test_shared_state_is_refused_clearly() -> None:
-    with pytest.raises(ConfigError, match="shared= yet"):
-        Router(
-            ["a", "b"],
-            contexts=PromptContexts(),
-            shared=RedisState(url="redis://127.0.0.1:1", name="t"),
-        )
 
 
 # ==================== The core mapper ====================

@@ -149,6 +149,12 @@ class Mapper:
         self.config = config
         self._lock = threading.Lock()
         self._fitted: _core.PromptContextsCore | None = None
+        # With shared state (see ``share``): the fit that completed the warm-up, proposed to the
+        # other replicas; adopted only once the shared state publishes a mapper (this one or
+        # another replica's), so that every replica assigns with the same one.
+        self._shared = False
+        self._proposal: bytes | None = None
+        self._core: RouterCore | None = None
         # Warm-up: prompts in order, decision id -> (prompt index, label), and the feedback of
         # warm-up decisions in order (prompt index, label, model, accuracy, cost, latency, p).
         self._prompts: list[str] = []
@@ -185,6 +191,10 @@ class Mapper:
             if fitted is not None:  # fitted while this call waited for the lock
                 return select(cluster_context(fitted.assign(text), label), **kwargs)
             decision = select(label, **kwargs)
+            if self._proposal is not None and not index_holder:
+                # Warm-up done, the fit awaits publication: routed as during the warm-up, but
+                # neither kept nor credited later (prompts stay bounded by the warm-up).
+                return decision
             if index_holder:
                 index = index_holder[0]
             else:
@@ -198,11 +208,19 @@ class Mapper:
             return decision
 
     def _fit(self, core: RouterCore) -> None:
-        """Fit, credit the warm-up feedback to the clusters in its order, forget the prompts."""
+        """Fit; alone, adopt the fit at once, shared, propose it (see ``share``)."""
         c = self.config
         fitted = _core.PromptContextsCore.fit(
             self._prompts, c.max_clusters, c.min_silhouette, c.seed
         )
+        if self._shared:
+            self._proposal = fitted.to_bytes()
+        else:
+            self._adopt(core, fitted)
+
+    def _adopt(self, core: RouterCore, fitted: _core.PromptContextsCore) -> None:
+        """Use ``fitted`` from now on: credit the warm-up feedback to its clusters in its order
+        (with shared state, as events published like any other), forget the prompts."""
         clusters = [fitted.assign(p) for p in self._prompts]
         for index, label, model, accuracy, cost, latency, probability in self._events:
             core.observe(
@@ -218,7 +236,35 @@ class Mapper:
             for id_, (index, label) in self._warm.items()
         }
         self._prompts, self._warm, self._events = [], {}, []
+        self._proposal = None
         self._fitted = fitted
+
+    # ==================== Shared state ====================
+
+    def share(self, core: RouterCore) -> None:
+        """Fit for the replicas sharing the router's state: a fit is only proposed, and the
+        shared state adopts the mapper it publishes (see :mod:`pickllm.state.replica`)."""
+        with self._lock:
+            self._shared = True
+            self._core = core
+
+    def offer(self) -> bytes | None:
+        """What this replica would publish: the mapper in use, or else its proposal."""
+        with self._lock:
+            return self._proposal if self._fitted is None else self._fitted.to_bytes()
+
+    def adopt(self, blob: bytes) -> None:
+        """Assign with the published mapper ``blob`` from now on (a replica's own proposal,
+        or another replica's, which this one's fit then lost to). A different mapper than the
+        one in use comes only with a new epoch of the shared log, whose learned state the
+        replica loads in the same step. Raises SnapshotError for invalid bytes."""
+        with self._lock:
+            if self._fitted is not None and self._fitted.to_bytes() == blob:
+                return
+            fitted = _core.PromptContextsCore.from_bytes(blob)
+            if self._core is None:
+                raise RuntimeError("pickllm internal error: adopt() before share()")
+            self._adopt(self._core, fitted)
 
     def feedback(
         self,
@@ -321,7 +367,7 @@ def unwrap(blob: bytes) -> tuple[bytes, Mapper]:
         not (mapper._prompts or mapper._warm or mapper._events)
         if mapper._fitted is not None
         else not mapper._late
-        and n < mapper.config.warmup
+        and n <= mapper.config.warmup  # equal: a shared fit awaiting publication
         and all(0 <= i < n for i in warm_indices + [e[0] for e in mapper._events])
     )
     if not consistent:
