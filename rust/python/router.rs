@@ -383,13 +383,14 @@ impl PyRouterCore {
             let installed = py.detach(|| catch_unwind(AssertUnwindSafe(|| fork.install(&parsed))));
             let installed = self.settle(installed)?;
             let swapped = self.with(|router| Ok(router.swap_installed(installed)))?;
-            // Either set of contexts (the replaced one, or the stale fork) holds the learners
-            // that no other copy shares: freed detached.
-            let done = swapped.is_ok();
-            py.detach(move || drop(swapped));
-            if done {
+            // Either set of contexts (the replaced one, or the stale fork) holds learners that
+            // no other copy shares: freed detached, like the parsed part once installed
+            // (freeing 100,000 names and learners attached paused every thread ~150 ms).
+            if swapped.is_ok() {
+                py.detach(move || drop((swapped, parsed)));
                 return Ok(());
             }
+            py.detach(move || drop(swapped));
         }
         self.with(|router| router.install_learned(parsed))
     }
