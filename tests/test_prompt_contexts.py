@@ -241,6 +241,35 @@ def test_warmup_decisions_answered_after_the_fit_credit_their_cluster() -> None:
     assert after[changed[0]] == before[changed[0]] + 1
 
 
+def test_a_shared_fit_is_proposed_and_used_only_once_adopted() -> None:
+    """With shared state the fit completing the warm-up is only proposed; routing stays in the
+    warm-up context (past prompts neither kept nor credited) until the published mapper is
+    adopted, which credits the warm-up feedback to its clusters. (Publication itself is
+    tested with processes in tests/state/test_shared_prompt_contexts.py.)"""
+    r = router(warmup=30)
+    mapper = r._mapper
+    assert mapper is not None
+    mapper.share(r._core)
+    assert {context for context, _ in play(r, stream(40))} == {"default"}
+    offer = mapper.offer()
+    assert mapper.fitted is None
+    assert offer is not None
+    stats = r.stats().prompt_contexts
+    assert stats is not None
+    assert stats.warmup_prompts == 30, "prompts past the warm-up are not kept"
+    mapper.adopt(offer)
+    assert mapper.fitted is not None
+    assert mapper.offer() == offer
+    clusters = [c for c in r.contexts() if c.startswith("cluster-")]
+    credited = sum(sum(r.feedback_counts(c).values()) for c in clusters)
+    assert credited == 30, "the warm-up's feedback, not the 10 routed while the fit waited"
+    assert {context for context, _ in play(r, stream(3))} <= set(clusters)
+    mapper.adopt(offer)  # adopting the mapper in use again changes nothing
+    assert sum(sum(r.feedback_counts(c).values()) for c in clusters) == credited + 3
+    with pytest.raises(SnapshotError):
+        mapper.adopt(b"not a mapper")
+
+
 def test_corrupted_snapshots_are_refused() -> None:
     r = router(warmup=30)
     play(r, stream(40))

@@ -7,7 +7,9 @@ Rust core (hashed word n-gram TF-IDF, spherical k-means, ``k`` chosen by silhoue
 docs/contexts.md), credits the feedback of the warm-up decisions to their clusters, forgets the
 warm-up prompts, and from then on routes each prompt in the context of its nearest cluster,
 ``cluster-<i>``. Everything is a function of the ordered events: two routers fed the same
-selections and feedback in the same order fit the same clusters and assign alike.
+selections and feedback in the same order fit the same clusters and assign alike. With shared
+state, a fit is only proposed: the replicas adopt the one mapper the shared state publishes
+(:mod:`pickllm.state.replica`, docs/contexts.md).
 """
 
 from __future__ import annotations
@@ -203,7 +205,7 @@ class Mapper:
                 if index_holder is not None:
                     index_holder.append(index)
             self._warm[decision.id] = (index, label)
-            if len(self._prompts) >= self.config.warmup:
+            if len(self._prompts) >= self.config.warmup and self._proposal is None:
                 self._fit(core)
             return decision
 
