@@ -64,6 +64,7 @@ bench-smoke:
 	$(PYTHON) -m pytest benches/python --benchmark-disable -q
 	$(PYTHON) benches/shared_state.py --smoke
 	$(PYTHON) benches/checkpoint_pause.py --contexts 1000 --rounds 1
+	$(PYTHON) benches/snapshot_pause.py --contexts 1000 --rounds 1
 
 docs:
 	NO_MKDOCS_2_WARNING=1 $(PYTHON) -m mkdocs build --strict

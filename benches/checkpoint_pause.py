@@ -4,7 +4,7 @@ a replica loads that checkpoint (docs/performance.md, issue 21).
 A router with ``--contexts`` learned contexts shares its state through a real redis-server
 (started here on a free port). One thread repeats a step ``--rounds`` times while the main
 thread keeps routing (``select`` + ``feedback`` on the same router) and records the longest gap
-between two of its decisions:
+between two of its decisions (the loop of benches/pauses.py):
 
 - ``checkpoint``: the applier's checkpoint as the code does it now (``Replica._maybe_checkpoint``:
   the learned part captured under the lock and encoded by the core detached from the
@@ -28,11 +28,11 @@ import json
 import sys
 import tempfile
 import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+from pauses import ms, pause_during, quiet
 
 from pickllm import RedisState, Router
 from pickllm.state.replica import Replica
@@ -65,12 +65,25 @@ def measure(server: RedisServer, contexts: int, rounds: int) -> None:
     assert isinstance(replica, Replica)
     client = replica._applier_client
 
+    # The applier thread checkpoints and loads between two batches of events, never while it
+    # applies one: the steps measured here run from another thread, so they take turns with the
+    # applier's batches as they would in it.
+    applier_turn = threading.Lock()
+    apply = replica._apply
+
+    def apply_in_turn(entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
+        with applier_turn:
+            apply(entries)
+
+    replica._apply = apply_in_turn  # type: ignore[method-assign]
+
     def checkpoint() -> None:
-        replica._since_checkpoint = replica.config.checkpoint_every
-        replica._maybe_checkpoint(client)
+        with applier_turn:
+            replica._since_checkpoint = replica.config.checkpoint_every
+            replica._maybe_checkpoint(client)
 
     def load() -> None:
-        with replica._applied_cond:
+        with applier_turn, replica._applied_cond:
             replica._load(client)
 
     def python_json() -> None:
@@ -88,45 +101,14 @@ def measure(server: RedisServer, contexts: int, rounds: int) -> None:
     checkpoint()  # stored once, so that `load` has one
     learned_bytes = len(router._core.learned())
 
-    def route_until(done: threading.Event) -> tuple[float, int]:
-        longest, decisions, last = 0.0, 0, time.perf_counter()
-        while not done.is_set():
-            decision = router.select(f"tenant-{decisions % contexts:07d}")
-            router.feedback(decision, accuracy=0.5)
-            now = time.perf_counter()
-            longest = max(longest, now - last)
-            last = now
-            decisions += 1
-        return longest, decisions
-
-    def pause_during(step: Callable[[], None]) -> tuple[float, float]:
-        """The longest gap while another thread repeats ``step``; its mean time."""
-        done = threading.Event()
-        spent: list[float] = []
-
-        def repeat() -> None:
-            for _ in range(rounds):
-                started = time.perf_counter()
-                step()
-                spent.append(time.perf_counter() - started)
-            done.set()
-
-        worker = threading.Thread(target=repeat)
-        worker.start()
-        longest, _ = route_until(done)
-        worker.join()
-        return longest, sum(spent) / len(spent)
-
     results: dict[str, object] = {"contexts": contexts, "learned_bytes": learned_bytes}
     elapsed = 0.0
     for name, step in (("checkpoint", checkpoint), ("load", load), ("python_json", python_json)):
-        longest, mean = pause_during(step)
-        elapsed += mean * rounds
-        results[f"{name}_longest_pause_ms"] = round(longest * 1e3, 1)
-        results[f"{name}_ms"] = round(mean * 1e3, 1)
-    quiet = threading.Event()
-    threading.Timer(elapsed / 3, quiet.set).start()
-    results["quiet_longest_gap_ms"] = round(route_until(quiet)[0] * 1e3, 1)
+        pause = pause_during(router, contexts, step, rounds)
+        elapsed += pause.step * rounds
+        results[f"{name}_longest_pause_ms"] = ms(pause.longest)
+        results[f"{name}_ms"] = ms(pause.step)
+    results["quiet_longest_gap_ms"] = ms(quiet(router, contexts, elapsed / 3).longest)
     baseline = results["python_json_longest_pause_ms"]
     if baseline:  # none in a tiny smoke run, where the loop may not run at all meanwhile
         results["checkpoint_pause_over_python_json_pause"] = round(

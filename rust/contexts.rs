@@ -110,6 +110,9 @@ pub struct Contexts {
     max: Option<u32>,
     evicted: u64,
     dropped: u64,
+    /// Counts every change (a context added, removed, moved, or its learner written), so that
+    /// a copy changed apart (see [`Contexts::fork`]) can tell whether this table changed since.
+    edits: u64,
 }
 
 /// The contexts, their order and their counts make a table; slots, the hash table and its seed
@@ -186,6 +189,7 @@ impl Contexts {
         let Some(&link) = self.links.get(index as usize) else {
             return;
         };
+        self.edits += 1;
         match link.on {
             Membership::Learned if self.learned.newest == index => {}
             Membership::Learned | Membership::Unlearned => {
@@ -203,6 +207,7 @@ impl Contexts {
     /// Make context `index` start afresh: its learner becomes `fresh` and, if it had learned, it
     /// moves to the unlearned list as the newest (dropping the oldest there if need be).
     pub fn unlearn(&mut self, index: u32, fresh: Learner) {
+        self.edits += 1;
         if let Some(learner) = self.learners.get_mut(index as usize) {
             *learner = fresh;
         }
@@ -237,6 +242,7 @@ impl Contexts {
 
     /// The learner of context `index` (its chunk copied first if a [`Shared`] copy holds it).
     pub fn learner_mut(&mut self, index: u32) -> Option<&mut Learner> {
+        self.edits += 1;
         self.learners.get_mut(index as usize)
     }
 
@@ -302,6 +308,33 @@ impl Contexts {
         }
     }
 
+    /// A copy of this table to change apart from it (a checkpoint installed without the
+    /// router's lock, see `Router::fork_contexts`), for a reference count per chunk: no learner
+    /// or name is copied until one is written, here or there. [`Fork::into_contexts`] then
+    /// rebuilds its hash table without the lock.
+    #[must_use]
+    pub fn fork(&mut self) -> Fork {
+        Fork {
+            names: self.names.share(),
+            learners: self.learners.share(),
+            links: self.links.share(),
+            hasher: self.hasher.clone(),
+            learned: self.learned,
+            unlearned: self.unlearned,
+            free: self.free.clone(),
+            max: self.max,
+            evicted: self.evicted,
+            dropped: self.dropped,
+            edits: self.edits,
+        }
+    }
+
+    /// How many changes the table has had (see [`Contexts::fork`]).
+    #[must_use]
+    pub fn edits(&self) -> u64 {
+        self.edits
+    }
+
     /// Rebuild a table from a snapshot: contexts in [`Contexts::iter`] order, each on the list its
     /// learner says (learned once it has any feedback). Context `i` takes slot `i`. Refused if a
     /// name repeats or a list holds more than `max`.
@@ -331,12 +364,14 @@ impl Contexts {
 
     /// Set the counts of contexts let go, as a snapshot recorded them.
     pub fn set_let_go(&mut self, evicted: u64, dropped: u64) {
+        self.edits += 1;
         self.evicted = evicted;
         self.dropped = dropped;
     }
 
     /// Put a new context in a free slot (or a new one) as the newest of list `on`.
     fn insert(&mut self, name: &str, learner: Learner, on: Membership) -> Option<u32> {
+        self.edits += 1;
         let index = match self.free.pop() {
             Some(index) => {
                 *self.names.get_mut(index as usize)? = name.into();
@@ -367,6 +402,7 @@ impl Contexts {
 
     /// Free slot `index`: out of the hash table and its list, its generation moved on.
     fn remove(&mut self, index: u32) {
+        self.edits += 1;
         let Some(name) = self.names.get(index as usize) else {
             return;
         };
@@ -456,6 +492,52 @@ fn walk(links: &Chunked<Link>, oldest: u32) -> impl Iterator<Item = u32> + '_ {
             .map(|link| link.newer)
             .filter(|&next| next != NONE)
     })
+}
+
+/// A table without its hash table, sharing storage with the table it was forked from (see
+/// [`Contexts::fork`]).
+pub struct Fork {
+    names: Chunked<Box<str>>,
+    learners: Chunked<Learner>,
+    links: Chunked<Link>,
+    hasher: DefaultHashBuilder,
+    learned: List,
+    unlearned: List,
+    free: Vec<u32>,
+    max: Option<u32>,
+    evicted: u64,
+    dropped: u64,
+    edits: u64,
+}
+
+impl Fork {
+    /// The table, equal to the one forked: its hash table rebuilt from the live slots' names.
+    #[must_use]
+    pub fn into_contexts(self) -> Contexts {
+        let mut table = HashTable::with_capacity(self.names.len().saturating_sub(self.free.len()));
+        let hasher = &self.hasher;
+        for (index, (name, link)) in (0u32..).zip(self.names.iter().zip(self.links.iter())) {
+            if link.on != Membership::Free {
+                table.insert_unique(hasher.hash_one(&**name), index, |&i| {
+                    hasher.hash_one(self.names.get(i as usize).map_or("", |n| &**n))
+                });
+            }
+        }
+        Contexts {
+            names: self.names,
+            learners: self.learners,
+            links: self.links,
+            table,
+            hasher: self.hasher,
+            learned: self.learned,
+            unlearned: self.unlearned,
+            free: self.free,
+            max: self.max,
+            evicted: self.evicted,
+            dropped: self.dropped,
+            edits: self.edits,
+        }
+    }
 }
 
 /// Every context of a table at one moment, sharing storage with it (see [`Contexts::share`]);
@@ -619,6 +701,31 @@ mod tests {
                 dropped: 0
             }
         );
+    }
+
+    #[test]
+    fn a_fork_is_an_equal_table_that_changes_apart() {
+        let mut table = Contexts::new(Some(3));
+        for name in ["a", "b", "c", "d", "b"] {
+            learn(&mut table, name);
+        }
+        table.get_or_insert("e", fresh).unwrap();
+        let edits = table.edits();
+        let mut fork = table.fork().into_contexts();
+        assert_eq!(fork, table);
+        assert_eq!(fork.edits(), edits);
+        for name in ["b", "c", "d", "e"] {
+            assert_eq!(fork.index_of(name), table.index_of(name), "{name}");
+        }
+        assert_eq!(fork.index_of("a"), None, "evicted");
+        learn(&mut fork, "f");
+        assert_eq!(learned(&fork), ["d", "b", "f"]);
+        assert_eq!(learned(&table), ["c", "d", "b"], "the original is untouched");
+        assert_eq!(table.edits(), edits);
+        assert!(fork.edits() > edits);
+        learn(&mut table, "g");
+        assert!(table.edits() > edits);
+        assert_eq!(fork.index_of("g"), None);
     }
 
     #[test]

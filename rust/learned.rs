@@ -15,9 +15,9 @@ use std::fmt;
 use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::contexts::Shared;
+use crate::contexts::{self, Contexts, Shared};
 use crate::error::{Error, Result};
-use crate::learner::{Evidence, Learner};
+use crate::learner::{Evidence, Learner, State};
 use crate::router::{Config, Router};
 
 #[derive(Serialize)]
@@ -55,12 +55,15 @@ fn in_order<'de, D: Deserializer<'de>>(deserializer: D) -> std::result::Result<V
         }
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<Self::Value, A::Error> {
             let mut entries: Vec<(String, Learner)> = Vec::new();
-            let mut seen = std::collections::HashSet::new();
-            while let Some((name, learner)) = map.next_entry::<String, Learner>()? {
-                if !seen.insert(name.clone()) {
-                    return Err(serde::de::Error::custom(format!("context {name:?} appears twice")));
-                }
-                entries.push((name, learner));
+            while let Some(entry) = map.next_entry::<String, Learner>()? {
+                entries.push(entry);
+            }
+            // Checked once all are read, by reference: a copy of every name, freed at once,
+            // left ~100,000 small chunks for the allocator to consolidate on the loading thread's
+            // next large allocation, under the router's lock (10-25 ms at 100,000 contexts).
+            let mut seen = std::collections::HashSet::with_capacity(entries.len());
+            if let Some((name, _)) = entries.iter().find(|(name, _)| !seen.insert(name.as_str())) {
+                return Err(serde::de::Error::custom(format!("context {name:?} appears twice")));
             }
             Ok(entries)
         }
@@ -144,45 +147,104 @@ impl Router {
     /// Install a parsed learned part (see [`Router::restore_learned`]); its configuration must
     /// be this router's. On error nothing changes.
     pub fn install_learned(&mut self, parsed: ParsedLearned) -> Result<()> {
-        let ParsedLearned { contexts, evidence } = parsed;
-        if self.contexts.len().saturating_add(contexts.len()) >= u32::MAX as usize {
-            return Err(Error::snapshot("more contexts than a router can hold"));
-        }
-        let named: std::collections::HashSet<&str> = contexts.iter().map(|(n, _)| n.as_str()).collect();
-        let forgotten: Vec<u32> = self
-            .contexts
-            .iter()
-            .filter(|&(name, _, learned)| learned && !named.contains(name))
-            .filter_map(|(name, _, _)| self.contexts.index_of(name))
-            .collect();
-        for index in forgotten {
-            self.contexts.unlearn(index, Learner::new(self.fresh.clone()));
-        }
-        let mut total: u64 = 0;
-        // In order: each becomes the most recently learned, so the list ends in the given order.
-        for (name, learner) in contexts {
-            total = learner.feedbacks.iter().fold(total, |sum, &n| sum.saturating_add(n));
-            let fresh = &self.fresh;
-            let mut learner = Some(learner);
-            if let Some(index) = self
-                .contexts
-                .get_or_insert_for_learning(&name, || learner.take().unwrap_or_else(|| Learner::new(fresh.clone())))
-            {
-                if let (Some(slot), Some(learner)) = (self.contexts.learner_mut(index), learner) {
-                    *slot = learner;
-                }
-                self.contexts.learned_at(index);
-            }
-        }
+        let observed = install(&mut self.contexts, &self.fresh, parsed.contexts)?;
         // Installed counts were learned elsewhere; they answer to no decision of this router.
-        self.observed = total;
-        self.evidence = evidence;
+        self.observed = observed;
+        self.evidence = parsed.evidence;
         Ok(())
     }
+
+    /// A copy of the contexts to install a learned part in without this router's lock (see
+    /// [`Fork::install`] and [`Router::swap_installed`]): a reference count per chunk.
+    pub fn fork_contexts(&mut self) -> Fork {
+        Fork {
+            contexts: self.contexts.fork(),
+            fresh: self.fresh.clone(),
+        }
+    }
+
+    /// Swap in the contexts [`Fork::install`] built, unless this router's contexts changed
+    /// since the fork (a selection created a context, an event was learned): then nothing
+    /// changes and the installed part comes back, stale. Otherwise returns the contexts replaced,
+    /// for the caller to free without the lock. The result is what [`Router::install_learned`]
+    /// would have done at the fork: contexts keep their slots, so pending decisions stay valid.
+    pub fn swap_installed(&mut self, installed: Installed) -> std::result::Result<Contexts, Box<Installed>> {
+        if installed.edits_at_fork != self.contexts.edits() {
+            return Err(Box::new(installed));
+        }
+        self.observed = installed.observed;
+        self.evidence = installed.evidence;
+        Ok(std::mem::replace(&mut self.contexts, installed.contexts))
+    }
+}
+
+/// A router's contexts forked to install a learned part apart (see [`Router::fork_contexts`]).
+pub struct Fork {
+    contexts: contexts::Fork,
+    fresh: State,
+}
+
+/// A learned part installed in a fork, ready to swap in (see [`Router::swap_installed`]).
+pub struct Installed {
+    contexts: Contexts,
+    evidence: Evidence,
+    observed: u64,
+    edits_at_fork: u64,
+}
+
+impl Fork {
+    /// Install `parsed` in the forked contexts, as [`Router::install_learned`] does in place;
+    /// `parsed` is copied, so that a stale result can be tried again.
+    pub fn install(self, parsed: &ParsedLearned) -> Result<Installed> {
+        let Fork { contexts, fresh } = self;
+        let mut contexts = contexts.into_contexts();
+        let edits_at_fork = contexts.edits();
+        let observed = install(&mut contexts, &fresh, parsed.contexts.to_vec())?;
+        Ok(Installed {
+            contexts,
+            evidence: parsed.evidence.clone(),
+            observed,
+            edits_at_fork,
+        })
+    }
+}
+
+/// Replace every learner of `table` by the one named in `learned` (contexts it does not name
+/// start afresh from `fresh`), in `learned`'s order; returns the feedbacks installed. Checked
+/// before anything changes.
+fn install(table: &mut Contexts, fresh: &State, learned: Vec<(String, Learner)>) -> Result<u64> {
+    if table.len().saturating_add(learned.len()) >= u32::MAX as usize {
+        return Err(Error::snapshot("more contexts than a router can hold"));
+    }
+    let named: std::collections::HashSet<&str> = learned.iter().map(|(n, _)| n.as_str()).collect();
+    let forgotten: Vec<u32> = table
+        .iter()
+        .filter(|&(name, _, learned)| learned && !named.contains(name))
+        .filter_map(|(name, _, _)| table.index_of(name))
+        .collect();
+    for index in forgotten {
+        table.unlearn(index, Learner::new(fresh.clone()));
+    }
+    let mut total: u64 = 0;
+    // In order: each becomes the most recently learned, so the list ends in the given order.
+    for (name, learner) in learned {
+        total = learner.feedbacks.iter().fold(total, |sum, &n| sum.saturating_add(n));
+        let mut learner = Some(learner);
+        if let Some(index) =
+            table.get_or_insert_for_learning(&name, || learner.take().unwrap_or_else(|| Learner::new(fresh.clone())))
+        {
+            if let (Some(slot), Some(learner)) = (table.learner_mut(index), learner) {
+                *slot = learner;
+            }
+            table.learned_at(index);
+        }
+    }
+    Ok(total)
 }
 
 #[cfg(test)]
 mod tests {
+    use super::ParsedLearned;
     use crate::automaton::AutomatonConfig;
     use crate::learner::Policy;
     use crate::q_learning::{QConfig, StepSize};
@@ -268,6 +330,73 @@ mod tests {
             // A snapshot of the result restores: counts learned elsewhere are accounted for.
             let mut restored = Router::restore(&target.snapshot().unwrap()).unwrap();
             assert_eq!(restored.learned().unwrap(), source.learned().unwrap());
+        }
+    }
+
+    #[test]
+    fn installing_in_a_fork_then_swapping_is_installing_in_place() {
+        for policy in policies() {
+            let mut source = Router::new(config(policy.clone()), 1).unwrap();
+            for (context, model, accuracy) in events() {
+                source
+                    .observe(context, model, Observation::new(accuracy, 0.0, 0.0).unwrap(), None)
+                    .unwrap();
+            }
+            let checkpoint = source.learned().unwrap();
+            let mut target = Router::new(config(policy), 2).unwrap();
+            let pending = target.select(Some("x"), Subset::ALL).unwrap();
+            target.select(Some("only-here"), Subset::ALL).unwrap();
+            target
+                .observe("w", "a", Observation::new(1.0, 0.0, 0.0).unwrap(), None)
+                .unwrap();
+            let mut in_place = target.clone();
+            in_place.restore_learned(&checkpoint).unwrap();
+
+            let parsed = ParsedLearned::parse(&checkpoint, target.config()).unwrap();
+            let before = target.clone();
+            let installed = target.fork_contexts().install(&parsed).unwrap();
+            assert_eq!(target, before, "installing in the fork leaves the router as it was");
+            assert_ne!(target, in_place);
+            assert!(target.swap_installed(installed).is_ok());
+            assert_eq!(target, in_place);
+            assert_eq!(target.learned().unwrap(), checkpoint);
+            // The decision pending before the install still settles, into its context.
+            let model = target.config().models[pending.arm].clone();
+            target
+                .feedback(pending.id, &model, "x", Observation::new(1.0, 0.0, 0.0).unwrap())
+                .unwrap();
+        }
+    }
+
+    #[test]
+    fn a_fork_is_stale_once_the_router_changed_and_swapping_it_changes_nothing() {
+        let mut source = Router::new(config(policies()[0].clone()), 1).unwrap();
+        source
+            .observe("x", "a", Observation::new(1.0, 0.0, 0.0).unwrap(), None)
+            .unwrap();
+        let parsed = ParsedLearned::parse(&source.learned().unwrap(), source.config()).unwrap();
+        let changes: [fn(&mut Router); 2] = [
+            |r| {
+                r.select(Some("new"), Subset::ALL).unwrap();
+            },
+            |r| {
+                r.observe("y", "b", Observation::new(0.0, 0.0, 0.0).unwrap(), None)
+                    .unwrap();
+            },
+        ];
+        for change in changes {
+            let mut target = Router::new(config(policies()[0].clone()), 2).unwrap();
+            let fork = target.fork_contexts();
+            change(&mut target);
+            let before = target.clone();
+            assert!(target.swap_installed(fork.install(&parsed).unwrap()).is_err());
+            assert_eq!(target, before);
+            // Selecting in a context that exists changes nothing: the swap goes through.
+            target.select(Some("new"), Subset::ALL).unwrap();
+            let fork = target.fork_contexts();
+            target.select(Some("new"), Subset::ALL).unwrap();
+            assert!(target.swap_installed(fork.install(&parsed).unwrap()).is_ok());
+            assert_eq!(target.learned().unwrap(), source.learned().unwrap());
         }
     }
 

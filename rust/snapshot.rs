@@ -169,13 +169,51 @@ impl Router {
     }
 }
 
+/// The frame of a snapshot with an attachment after it (the prompt mapper, which
+/// `python/pickllm/contexts.py` reads back): magic `PICKLLMC`, format 1 (u32), the snapshot's
+/// length and the attachment's `meta` length (u64 each, little-endian), then the snapshot, `meta`
+/// and the attachment's `rest`.
+const ATTACHED_MAGIC: &[u8; 8] = b"PICKLLMC";
+const ATTACHED_VERSION: u32 = 1;
+const ATTACHED_HEADER: usize = 8 + 4 + 8 + 8;
+
+/// What travels after a snapshot in the same bytes: `(meta, rest)` (see [`ATTACHED_MAGIC`]).
+pub type Attachment<'a> = (&'a [u8], &'a [u8]);
+
 impl Capture {
     /// The snapshot bytes of the captured state.
     pub fn encode(self) -> Result<Vec<u8>> {
+        self.encode_with(None)
+    }
+
+    /// The snapshot bytes, framed with `attachment` after them if there is one: built in one
+    /// buffer, so that the caller copies them once (a Python caller, without the interpreter).
+    pub fn encode_with(self, attachment: Option<Attachment<'_>>) -> Result<Vec<u8>> {
         let mut out = Cursor::new(Vec::new());
-        self.write_to(&mut out)
+        self.write_with(&mut out, attachment)
             .map_err(|e| Error::snapshot(format!("cannot encode: {e}")))?;
         Ok(out.into_inner())
+    }
+
+    /// [`Capture::write_to`], framed with `attachment` after the snapshot if there is one; the
+    /// frame's lengths are written last, over a placeholder, like the snapshot's header.
+    pub fn write_with<W: Write + Seek>(self, out: &mut W, attachment: Option<Attachment<'_>>) -> io::Result<()> {
+        let Some((meta, rest)) = attachment else {
+            return self.write_to(out);
+        };
+        let start = out.stream_position()?;
+        out.write_all(&[0; ATTACHED_HEADER])?;
+        self.write_to(out)?;
+        let inner = out.stream_position()? - start - ATTACHED_HEADER as u64;
+        out.write_all(meta)?;
+        out.write_all(rest)?;
+        out.seek(SeekFrom::Start(start))?;
+        out.write_all(ATTACHED_MAGIC)?;
+        out.write_all(&ATTACHED_VERSION.to_le_bytes())?;
+        out.write_all(&inner.to_le_bytes())?;
+        out.write_all(&(meta.len() as u64).to_le_bytes())?;
+        out.seek(SeekFrom::End(0))?;
+        Ok(())
     }
 
     /// Write the snapshot of the captured state to `out` as it is encoded, never holding it
@@ -595,6 +633,26 @@ mod tests {
         let written = out.into_inner();
         assert_eq!(written[..6], *b"before");
         assert_eq!(written[6..], router.snapshot().unwrap()[..]);
+    }
+
+    #[test]
+    fn an_attachment_is_framed_after_the_snapshot_alike_in_memory_and_in_a_file() {
+        let mut router = trained(policies().remove(0));
+        let plain = router.snapshot().unwrap();
+        let framed = router.capture().encode_with(Some((b"meta", b"rest"))).unwrap();
+        assert_eq!(framed[..8], *ATTACHED_MAGIC);
+        assert_eq!(le_u32(&framed[8..12]), ATTACHED_VERSION);
+        assert_eq!(framed[12..20], (plain.len() as u64).to_le_bytes());
+        assert_eq!(framed[20..28], 4u64.to_le_bytes());
+        assert_eq!(framed[ATTACHED_HEADER..ATTACHED_HEADER + plain.len()], plain[..]);
+        assert_eq!(framed[ATTACHED_HEADER + plain.len()..], *b"metarest");
+        let mut file = Cursor::new(Vec::new());
+        router
+            .capture()
+            .write_with(&mut file, Some((b"meta", b"rest")))
+            .unwrap();
+        assert_eq!(file.into_inner(), framed);
+        assert_eq!(router.capture().encode_with(None).unwrap(), plain);
     }
 
     #[test]

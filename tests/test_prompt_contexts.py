@@ -7,6 +7,7 @@ import pickle
 import threading
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -17,7 +18,6 @@ from pickllm import (
     ConfigError,
     PromptContexts,
     PromptError,
-    RedisState,
     Reward,
     Router,
     SnapshotError,
@@ -92,15 +92,6 @@ def test_defaults_and_validation() -> None:
             PromptContexts(**bad)  # type: ignore[arg-type]
     with pytest.raises(ArgumentTypeError, match="contexts must be a PromptContexts"):
         Router(["a"], contexts="prompts")  # type: ignore[arg-type]
-
-
-def test_shared_state_is_refused_clearly() -> None:
-    with pytest.raises(ConfigError, match="shared= yet"):
-        Router(
-            ["a", "b"],
-            contexts=PromptContexts(),
-            shared=RedisState(url="redis://127.0.0.1:1", name="t"),
-        )
 
 
 # ==================== The core mapper ====================
@@ -207,18 +198,24 @@ def test_two_routers_fed_the_same_events_assign_identically() -> None:
 
 
 @pytest.mark.parametrize("cut", [20, 45])
-def test_snapshot_restore_continues_identically(cut: int) -> None:
-    """Cut during the warm-up (20) or after the fit (45): the restored router makes the same
-    decisions as the original on the same events, and assigns prompts alike."""
+def test_snapshot_restore_continues_identically(cut: int, tmp_path: Path) -> None:
+    """Cut during the warm-up (20) or after the fit (45): the restored (unpickled, saved and
+    loaded) router makes the same decisions as the original on the same events, and assigns
+    prompts alike: ``save`` carries the mapper like ``snapshot``."""
     original = router(warmup=30)
     play(original, stream(cut))
     restored = Router.restore(original.snapshot())
     unpickled = pickle.loads(pickle.dumps(original))
+    original.save(tmp_path / "router.pickllm")
+    loaded = Router.load(tmp_path / "router.pickllm")
+    assert (tmp_path / "router.pickllm").read_bytes() == original.snapshot()
     rest = list(stream(150))[cut:]
     expected = play(original, iter(rest))
     assert play(restored, iter(rest)) == expected
     assert play(unpickled, iter(rest)) == expected
+    assert play(loaded, iter(rest)) == expected
     assert restored.stats().prompt_contexts == original.stats().prompt_contexts
+    assert loaded.stats().prompt_contexts == original.stats().prompt_contexts
 
 
 def test_warmup_prompts_are_forgotten_after_the_fit() -> None:
@@ -242,6 +239,35 @@ def test_warmup_decisions_answered_after_the_fit_credit_their_cluster() -> None:
     changed = [c for c in after if after[c] != before[c]]
     assert len(changed) == 1
     assert after[changed[0]] == before[changed[0]] + 1
+
+
+def test_a_shared_fit_is_proposed_and_used_only_once_adopted() -> None:
+    """With shared state the fit completing the warm-up is only proposed; routing stays in the
+    warm-up context (past prompts neither kept nor credited) until the published mapper is
+    adopted, which credits the warm-up feedback to its clusters. (Publication itself is
+    tested with processes in tests/state/test_shared_prompt_contexts.py.)"""
+    r = router(warmup=30)
+    mapper = r._mapper
+    assert mapper is not None
+    mapper.share(r._core)
+    assert {context for context, _ in play(r, stream(40))} == {"default"}
+    offer = mapper.offer()
+    assert mapper.fitted is None
+    assert offer is not None
+    stats = r.stats().prompt_contexts
+    assert stats is not None
+    assert stats.warmup_prompts == 30, "prompts past the warm-up are not kept"
+    mapper.adopt(offer)
+    assert mapper.fitted is not None
+    assert mapper.offer() == offer
+    clusters = [c for c in r.contexts() if c.startswith("cluster-")]
+    credited = sum(sum(r.feedback_counts(c).values()) for c in clusters)
+    assert credited == 30, "the warm-up's feedback, not the 10 routed while the fit waited"
+    assert {context for context, _ in play(r, stream(3))} <= set(clusters)
+    mapper.adopt(offer)  # adopting the mapper in use again changes nothing
+    assert sum(sum(r.feedback_counts(c).values()) for c in clusters) == credited + 3
+    with pytest.raises(SnapshotError):
+        mapper.adopt(b"not a mapper")
 
 
 def test_corrupted_snapshots_are_refused() -> None:

@@ -7,7 +7,9 @@ Rust core (hashed word n-gram TF-IDF, spherical k-means, ``k`` chosen by silhoue
 docs/contexts.md), credits the feedback of the warm-up decisions to their clusters, forgets the
 warm-up prompts, and from then on routes each prompt in the context of its nearest cluster,
 ``cluster-<i>``. Everything is a function of the ordered events: two routers fed the same
-selections and feedback in the same order fit the same clusters and assign alike.
+selections and feedback in the same order fit the same clusters and assign alike. With shared
+state, a fit is only proposed: the replicas adopt the one mapper the shared state publishes
+(:mod:`pickllm.state.replica`, docs/contexts.md).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import struct
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import Field
 
@@ -29,6 +31,8 @@ if TYPE_CHECKING:
     from pickllm._core import Decision, RouterCore
 
 __all__ = ["ClusterStats", "PromptContexts", "PromptContextsStats"]
+
+_T = TypeVar("_T")
 
 #: The most clusters the core allows (``max_clusters`` is at most this).
 MAX_CLUSTERS = 64
@@ -130,6 +134,7 @@ def prompt_text(prompt: object, max_bytes: int) -> str:
     return text
 
 
+# A snapshot with the mapper attached, as the core frames it (`Capture::write_with`).
 _MAGIC = b"PICKLLMC"
 _VERSION = 1
 _HEADER = struct.Struct("<8sIQQ")
@@ -146,6 +151,12 @@ class Mapper:
         self.config = config
         self._lock = threading.Lock()
         self._fitted: _core.PromptContextsCore | None = None
+        # With shared state (see ``share``): the fit that completed the warm-up, proposed to the
+        # other replicas; adopted only once the shared state publishes a mapper (this one or
+        # another replica's), so that every replica assigns with the same one.
+        self._shared = False
+        self._proposal: bytes | None = None
+        self._core: RouterCore | None = None
         # Warm-up: prompts in order, decision id -> (prompt index, label), and the feedback of
         # warm-up decisions in order (prompt index, label, model, accuracy, cost, latency, p).
         self._prompts: list[str] = []
@@ -182,6 +193,10 @@ class Mapper:
             if fitted is not None:  # fitted while this call waited for the lock
                 return select(cluster_context(fitted.assign(text), label), **kwargs)
             decision = select(label, **kwargs)
+            if self._proposal is not None and not index_holder:
+                # Warm-up done, the fit awaits publication: routed as during the warm-up, but
+                # neither kept nor credited later (prompts stay bounded by the warm-up).
+                return decision
             if index_holder:
                 index = index_holder[0]
             else:
@@ -190,16 +205,24 @@ class Mapper:
                 if index_holder is not None:
                     index_holder.append(index)
             self._warm[decision.id] = (index, label)
-            if len(self._prompts) >= self.config.warmup:
+            if len(self._prompts) >= self.config.warmup and self._proposal is None:
                 self._fit(core)
             return decision
 
     def _fit(self, core: RouterCore) -> None:
-        """Fit, credit the warm-up feedback to the clusters in its order, forget the prompts."""
+        """Fit; alone, adopt the fit at once, shared, propose it (see ``share``)."""
         c = self.config
         fitted = _core.PromptContextsCore.fit(
             self._prompts, c.max_clusters, c.min_silhouette, c.seed
         )
+        if self._shared:
+            self._proposal = fitted.to_bytes()
+        else:
+            self._adopt(core, fitted)
+
+    def _adopt(self, core: RouterCore, fitted: _core.PromptContextsCore) -> None:
+        """Use ``fitted`` from now on: credit the warm-up feedback to its clusters in its order
+        (with shared state, as events published like any other), forget the prompts."""
         clusters = [fitted.assign(p) for p in self._prompts]
         for index, label, model, accuracy, cost, latency, probability in self._events:
             core.observe(
@@ -215,7 +238,35 @@ class Mapper:
             for id_, (index, label) in self._warm.items()
         }
         self._prompts, self._warm, self._events = [], {}, []
+        self._proposal = None
         self._fitted = fitted
+
+    # ==================== Shared state ====================
+
+    def share(self, core: RouterCore) -> None:
+        """Fit for the replicas sharing the router's state: a fit is only proposed, and the
+        shared state adopts the mapper it publishes (see :mod:`pickllm.state.replica`)."""
+        with self._lock:
+            self._shared = True
+            self._core = core
+
+    def offer(self) -> bytes | None:
+        """What this replica would publish: the mapper in use, or else its proposal."""
+        with self._lock:
+            return self._proposal if self._fitted is None else self._fitted.to_bytes()
+
+    def adopt(self, blob: bytes) -> None:
+        """Assign with the published mapper ``blob`` from now on (a replica's own proposal,
+        or another replica's, which this one's fit then lost to). A different mapper than the
+        one in use comes only with a new epoch of the shared log, whose learned state the
+        replica loads in the same step. Raises SnapshotError for invalid bytes."""
+        with self._lock:
+            if self._fitted is not None and self._fitted.to_bytes() == blob:
+                return
+            fitted = _core.PromptContextsCore.from_bytes(blob)
+            if self._core is None:
+                raise RuntimeError("pickllm internal error: adopt() before share()")
+            self._adopt(self._core, fitted)
 
     def feedback(
         self,
@@ -259,11 +310,13 @@ class Mapper:
 
     # ==================== Snapshots ====================
 
-    def snapshot(self, core_snapshot: Callable[[], bytes]) -> bytes:
-        """The router's snapshot with this mapper around it, taken under the lock so that the
-        two agree: header, core snapshot, mapper state (JSON), fitted mapper (core bytes)."""
+    def snapshot(self, core_snapshot: Callable[[tuple[bytes, bytes]], _T]) -> _T:
+        """The router's snapshot with this mapper attached, taken under the lock so that the
+        two agree. ``core_snapshot`` (the core's ``snapshot`` or ``write_snapshot``) frames the
+        attachment ``(mapper state as JSON, fitted mapper bytes)`` after the core's snapshot
+        without the interpreter: ``PICKLLMC``, version, both lengths, then the three parts (see
+        ``Capture::write_with`` in rust/snapshot.rs; :func:`unwrap` reads it)."""
         with self._lock:
-            inner = core_snapshot()
             state = {
                 "config": self.config.model_dump(),
                 "prompts": self._prompts,
@@ -272,8 +325,8 @@ class Mapper:
                 "late": [[i, context] for i, context in self._late.items()],
             }
             fitted = b"" if self._fitted is None else self._fitted.to_bytes()
-        meta = json.dumps(state, separators=(",", ":")).encode()
-        return _HEADER.pack(_MAGIC, _VERSION, len(inner), len(meta)) + inner + meta + fitted
+            meta = json.dumps(state, separators=(",", ":")).encode()
+            return core_snapshot((meta, fitted))
 
 
 def is_wrapped(blob: bytes) -> bool:
@@ -316,7 +369,7 @@ def unwrap(blob: bytes) -> tuple[bytes, Mapper]:
         not (mapper._prompts or mapper._warm or mapper._events)
         if mapper._fitted is not None
         else not mapper._late
-        and n < mapper.config.warmup
+        and n <= mapper.config.warmup  # equal: a shared fit awaiting publication
         and all(0 <= i < n for i in warm_indices + [e[0] for e in mapper._events])
     )
     if not consistent:

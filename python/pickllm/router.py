@@ -184,11 +184,6 @@ class Router(Closing):
         names, specs = _pool(models)
         if contexts is not None and not isinstance(contexts, PromptContexts):
             raise ArgumentTypeError(f"contexts must be a PromptContexts or None, got {contexts!r}")
-        if contexts is not None and shared is not None:
-            raise ConfigError(
-                "contexts= cannot be combined with shared= yet: the fitted prompt mapper is not "
-                "published through the shared state, so replicas could disagree on clusters"
-            )
         if shared is not None and not isinstance(shared, RedisState):
             raise ArgumentTypeError(f"shared must be a RedisState or None, got {shared!r}")
         options = RouteOptions(
@@ -239,6 +234,7 @@ class Router(Closing):
         self._core = _core.RouterCore(json.dumps(config), seed)
         self._mapper = None if contexts is None else Mapper(contexts)
         self._shared: Replica | None = None if shared is None else shared._attach(self._core)
+        self._share_mapper()
         self._models = tuple(names)
         self._default_context = default_context
         self._policy: Policy = policy
@@ -251,6 +247,13 @@ class Router(Closing):
                 self._shared.close()
             raise
         self._bind_hot_path()
+
+    def _share_mapper(self) -> None:
+        """With shared state, the prompt mapper is fitted once for every replica: published
+        through the shared state, adopted from it (see :mod:`pickllm.state.replica`)."""
+        if self._mapper is not None and self._shared is not None:
+            self._mapper.share(self._core)
+            self._shared.share_mapper(self._mapper)
 
     def _build_route_loop(self, specs: dict[str, Model], options: RouteOptions) -> RouteLoop | None:
         if not specs:
@@ -652,8 +655,6 @@ class Router(Closing):
         blob = bytes(blob)
         mapper = None
         if is_wrapped(blob):
-            if shared is not None:
-                raise ConfigError("contexts= cannot be combined with shared= yet")
             blob, mapper = unwrap(blob)
         router = cls._from_core(_core.RouterCore.restore(blob), mapper)
         specs = {m.name: m for m in models or ()}
@@ -662,6 +663,7 @@ class Router(Closing):
             raise UnknownModelError(f"models not in the snapshot's pool: {unknown}")
         route_options = RouteOptions(**options)
         router._shared = None if shared is None else shared._attach(router._core)
+        router._share_mapper()
         try:
             router._route_loop = router._build_route_loop(specs, route_options)
         except BaseException:
@@ -694,7 +696,16 @@ class Router(Closing):
         with SnapshotError. Temporary files of killed saves are removed by the next save or
         load of the same path."""
         # The core writes the temporary file itself, without the GIL (see docs/performance.md).
-        _savefile.write_atomically(path, self._core.write_snapshot)
+        mapper = self._mapper
+        if mapper is None:
+            _savefile.write_atomically(path, self._core.write_snapshot)
+            return
+        _savefile.write_atomically(
+            path,
+            lambda temporary: mapper.snapshot(
+                lambda attachment: self._core.write_snapshot(temporary, attachment)
+            ),
+        )
 
     @classmethod
     def load(

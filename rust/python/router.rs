@@ -367,12 +367,31 @@ impl PyRouterCore {
         })
     }
 
-    /// Install a learned part: parsed and validated detached from the interpreter and the lock,
-    /// installed under the lock (an error changes nothing).
+    /// Install a learned part (a shared-state checkpoint) without pausing other threads:
+    /// parsed and validated detached from the interpreter and the lock, then installed in a
+    /// fork of the contexts, detached too, and swapped in under the lock (see
+    /// `Router::swap_installed`). If the router's contexts changed meanwhile, the fork is
+    /// stale and built again; after `INSTALL_ATTEMPTS` stale forks (contexts created faster than
+    /// a fork is built), installed in place under the lock. An error changes nothing.
     fn restore_learned(&self, py: Python<'_>, blob: &[u8]) -> PyResult<()> {
+        const INSTALL_ATTEMPTS: usize = 3;
         let config = self.with(|router| Ok(router.config().clone()))?;
         let parsed = py.detach(|| catch_unwind(AssertUnwindSafe(|| ParsedLearned::parse(blob, &config))));
         let parsed = self.settle(parsed)?;
+        for _ in 0..INSTALL_ATTEMPTS {
+            let fork = self.with(|router| Ok(router.fork_contexts()))?;
+            let installed = py.detach(|| catch_unwind(AssertUnwindSafe(|| fork.install(&parsed))));
+            let installed = self.settle(installed)?;
+            let swapped = self.with(|router| Ok(router.swap_installed(installed)))?;
+            // Either set of contexts (the replaced one, or the stale fork) holds learners that
+            // no other copy shares: freed detached, like the parsed part once installed
+            // (freeing 100,000 names and learners attached paused every thread ~150 ms).
+            if swapped.is_ok() {
+                py.detach(move || drop((swapped, parsed)));
+                return Ok(());
+            }
+            py.detach(move || drop(swapped));
+        }
         self.with(|router| router.install_learned(parsed))
     }
 
@@ -416,11 +435,13 @@ impl PyRouterCore {
         })
     }
 
-    /// The router as snapshot bytes. Only the copy of the state holds the lock (and the
-    /// interpreter); encoding it, the slow part, runs detached from both.
-    fn snapshot<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+    /// The router as snapshot bytes, framed with `attachment` `(meta, rest)` after them if
+    /// given (the prompt mapper's state, see `Capture::write_with`). Only the copy of the state
+    /// holds the lock (and the interpreter); encoding it, the slow part, runs detached from both.
+    #[pyo3(signature = (attachment=None))]
+    fn snapshot<'py>(&self, py: Python<'py>, attachment: Option<(&[u8], &[u8])>) -> PyResult<Bound<'py, PyBytes>> {
         let capture = self.with(|router| Ok(router.capture()))?;
-        let encoded = py.detach(|| catch_unwind(AssertUnwindSafe(|| capture.encode())));
+        let encoded = py.detach(|| catch_unwind(AssertUnwindSafe(|| capture.encode_with(attachment))));
         let bytes = self.settle(encoded)?;
         // Copying tens of megabytes into the new object is detached too (no other thread can
         // see the object before it is returned), and so is freeing them, which unmaps the
@@ -435,16 +456,22 @@ impl PyRouterCore {
         })
     }
 
-    /// Write the snapshot to the existing file `path` (truncating it): `Router.save` calls this
-    /// on its temporary file. Only the copy of the state holds the interpreter; the encoding
-    /// runs detached, straight into the file (no buffer of the snapshot's size to allocate,
-    /// fault in and free; see `Capture::write_to`).
-    fn write_snapshot(&self, py: Python<'_>, path: std::path::PathBuf) -> PyResult<()> {
+    /// Write the snapshot (framed with `attachment`, as `snapshot` does) to the existing file
+    /// `path`, truncating it: `Router.save` calls this on its temporary file. Only the copy of
+    /// the state holds the interpreter; the encoding runs detached, straight into the file (no
+    /// buffer of the snapshot's size to allocate, fault in and free; see `Capture::write_to`).
+    #[pyo3(signature = (path, attachment=None))]
+    fn write_snapshot(
+        &self,
+        py: Python<'_>,
+        path: std::path::PathBuf,
+        attachment: Option<(&[u8], &[u8])>,
+    ) -> PyResult<()> {
         let capture = self.with(|router| Ok(router.capture()))?;
         let written = py.detach(|| {
             catch_unwind(AssertUnwindSafe(|| {
                 let mut file = std::fs::OpenOptions::new().write(true).truncate(true).open(&path)?;
-                capture.write_to(&mut file)
+                capture.write_with(&mut file, attachment)
             }))
         });
         Ok(self.settle(written.map(Ok))??)

@@ -19,11 +19,18 @@ that the applier checks after every read. When it is gone (Redis restarted empty
 replica that takes the checkpoint lease re-seeds the configuration, a new epoch and a checkpoint
 of its own learned state; the others see the new epoch and reload from that checkpoint, so the
 fleet reconverges. Per-producer sequence gaps are counted as ``lost``.
+
+A router with prompt contexts shares its fitted prompt mapper through the stored configuration:
+the first replica to finish its warm-up publishes its fit there (compare-and-set on the
+document, so once per epoch), and every replica adopts the published mapper when it reads it,
+discarding its own fit if that lost; a re-seed stores the mapper in use with the new epoch, so
+late joiners and a Redis restarted empty get it too. Prompts never leave the process.
 """
 
 from __future__ import annotations
 
 import atexit
+import base64
 import contextlib
 import json
 import os
@@ -45,6 +52,7 @@ from pickllm.state.health import Backoff, Health
 from pickllm.state.status import SharedStatus
 
 if TYPE_CHECKING:
+    from pickllm.contexts import Mapper
     from pickllm.state.config import RedisState
 
 __all__ = ["Replica", "stream_id"]
@@ -158,6 +166,15 @@ return 1
 """
 
 
+#: Publish the prompt mapper: store the configuration document with it (ARGV[2]) only if the
+#: document is still the one read without it (ARGV[1]), so that one mapper per epoch wins.
+_PUBLISH_MAPPER = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2])
+return 1
+"""
+
+
 def stream_id(raw: bytes | str) -> tuple[int, int]:
     """A stream entry id as a comparable pair."""
     text = raw.decode() if isinstance(raw, bytes) else raw
@@ -223,6 +240,9 @@ class Replica:
         self._checkpoint_script = self._applier_client.register_script(_CHECKPOINT)
         self._lease_script = self._applier_client.register_script(_LEASE)
         self._reseed_script = self._applier_client.register_script(_RESEED)
+        self._publish_mapper_script = self._applier_client.register_script(_PUBLISH_MAPPER)
+        self._mapper: Mapper | None = None  # a router with prompt contexts (share_mapper)
+        self._mapper_adopted: str | None = None
         self._retire_script = self.client.register_script(_RETIRE)
         self._release_script = self.client.register_script(_RELEASE)
         self._spendings: list[SharedSpending] = []
@@ -373,6 +393,8 @@ class Replica:
             # Trimmed past what this replica has read: what it missed is in the checkpoint.
             self._loaded = False
             return
+        if self._mapper is not None and not self._adopt_mapper(document):
+            self._publish_mapper(client, stored, document)
         entries = reply[0][1] if reply else []
         if entries:
             self._apply(entries)
@@ -418,7 +440,11 @@ class Replica:
         """A new epoch of this replica's configuration; ``seeded`` says whether it starts empty
         or from a replica's learned state."""
         epoch = secrets.token_hex(8)
-        return json.dumps({"config": self._config, "epoch": epoch, "seeded": seeded})
+        document: dict[str, Any] = {"config": self._config, "epoch": epoch, "seeded": seeded}
+        offer = None if self._mapper is None else self._mapper.offer()
+        if offer is not None:  # the mapper this replica's learned state was assigned with
+            document["mapper"] = base64.b64encode(offer).decode()
+        return json.dumps(document)
 
     def _check_config(self, client: redis.Redis) -> dict[str, Any]:
         """The stored configuration document (stored first if there is none), refused if it is
@@ -433,6 +459,34 @@ class Replica:
                 f"configuration: {json.dumps(document['config'])}"
             )
         return document
+
+    def share_mapper(self, mapper: Mapper) -> None:
+        """Share the router's prompt mapper (see the module docs): from the next round on, this
+        replica adopts the published mapper, or publishes its own fit if none is."""
+        self._mapper = mapper
+
+    def _adopt_mapper(self, document: dict[str, Any]) -> bool:
+        """Adopt the mapper published in ``document``, if there is one (True)."""
+        published = document.get("mapper")
+        if self._mapper is None or not isinstance(published, str):
+            return False
+        if published != self._mapper_adopted:
+            try:
+                self._mapper.adopt(base64.b64decode(published, validate=True))
+            except (ValueError, PickLLMError) as error:
+                raise SharedStateError(f"the published prompt mapper is invalid: {error}") from None
+            self._mapper_adopted = published
+        return True
+
+    def _publish_mapper(self, client: redis.Redis, stored: bytes, document: dict[str, Any]) -> None:
+        """Offer this replica's fit as the epoch's mapper; the next round adopts whichever won."""
+        offer = None if self._mapper is None else self._mapper.offer()
+        if offer is None:
+            return
+        published = dict(document, mapper=base64.b64encode(offer).decode())
+        self._publish_mapper_script(
+            keys=[self.keys["config"]], args=[stored, json.dumps(published)], client=client
+        )
 
     def _load(self, client: redis.Redis) -> None:
         """Start (or restart) from the current epoch's checkpoint, if there is one; re-seed a
@@ -486,6 +540,7 @@ class Replica:
             self._stream_behind = False
             self._loaded = True
             self._applied_cond.notify_all()
+        self._adopt_mapper(document)
 
     def _parse_checkpoint(self, raw: bytes, learned: Any, epoch: str) -> dict[str, Any]:
         try:
