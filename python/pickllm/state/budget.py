@@ -243,6 +243,9 @@ class SharedSpending:
                 del self._links[loop]
                 with anyio.CancelScope(shield=True):  # closed even when cancelled
                     await link.client.aclose(close_connection_pool=True)
+                    manager = getattr(link.client.connection_pool, "sentinel_manager", None)
+                    for sentinel in [] if manager is None else manager.sentinels:
+                        await sentinel.aclose()  # the clients asking the Sentinels
 
     def _unavailable(self, doing: str, error: redis.RedisError) -> BudgetUnavailable:
         self._health.failed(f"shared budget: {doing}", error)

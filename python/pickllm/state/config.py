@@ -43,8 +43,9 @@ class RedisState(_Config):
         timeout_seconds: the longest one exchange with Redis may take (connecting included)
             before it counts as failed: ``sync`` and ``shared_status`` never wait on Redis
             longer than their own timeouts whatever it does.
-        budget_timeout_seconds: the same for the shared budget's exchanges, which run on the
-            calling thread (and event loop) before each routed call: keep it short.
+        budget_timeout_seconds: the same for the shared budget's exchanges, which every
+            routed call waits for (``route()`` on its thread; ``aroute()`` and the gateway
+            through an async client, never blocking their event loop): keep it short.
         budget_outage: what a routed call with a budget does when Redis does not answer in
             time. ``"fail_closed"`` (the default) raises :class:`BudgetUnavailable` (a
             ``PickLLMError``; the gateway answers 503) and spends nothing; ``"fail_open"`` lets
