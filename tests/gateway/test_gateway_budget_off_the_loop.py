@@ -7,7 +7,6 @@ from the gateway's loop. With Redis paused (SIGSTOP) a budgeted request waits fo
 
 from __future__ import annotations
 
-import os
 import signal
 import threading
 from collections.abc import Iterator
@@ -37,6 +36,12 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     server.stop()
 
 
+@pytest.fixture(autouse=True)
+def key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The key the config names, for the gateway in this process."""
+    monkeypatch.setenv("PICKLLM_TEST_KEY", KEY)
+
+
 @pytest.fixture
 def sync_senders(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The name of the thread of every command a synchronous connection sends."""
@@ -55,7 +60,6 @@ class InProcessGateway:
     """The gateway app under uvicorn on a thread named ``LOOP_THREAD``."""
 
     def __init__(self, config: str) -> None:
-        os.environ.setdefault("PICKLLM_TEST_KEY", KEY)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         app = create_app(GatewayConfig.from_toml(config))

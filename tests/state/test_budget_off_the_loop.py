@@ -138,6 +138,9 @@ def test_a_paused_redis_fails_aroute_open_within_the_allowance(
         name="open",
         reconnect_seconds=0.02,
         budget_outage="fail_open",
+        # A reservation that timed out but that Redis makes once resumed is released at the
+        # next renewal, every third of the lease.
+        lease_seconds=1.5,
         # Room for one call's bound; then for its cost and another bound no more.
         outage_allowance=(BOUND_NANOS + CALL_NANOS) / 10**9 - 0.001,
     )

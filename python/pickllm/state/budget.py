@@ -394,14 +394,16 @@ class SharedSpending:
         context, cost, rid = entry
         self._settle(keys=self._keys, args=[context, cost, self._holder, rid], client=client)
 
-    def _take(self) -> Unsettled | None:
-        """The first settlement waiting, now being sent (by one sender only)."""
+    def _take(self, *, outage: bool) -> Unsettled | None:
+        """The first settlement waiting, now being sent (by one sender only); with ``outage``
+        False, only one of a reservation Redis made (see :meth:`flush`)."""
         with self._lock:
-            if not self._unsettled:
-                return None
-            entry = self._unsettled.pop(0)
-            self._sending.append(entry)
-            return entry
+            for index, entry in enumerate(self._unsettled):
+                if outage or entry[2]:
+                    del self._unsettled[index]
+                    self._sending.append(entry)
+                    return entry
+            return None
 
     def _sent(self, entry: Unsettled, done: bool) -> None:
         """``entry`` was sent (``done``), or goes back to wait for the next attempt."""
@@ -413,9 +415,12 @@ class SharedSpending:
                 self._unsettled.insert(0, entry)
 
     async def flush(self) -> None:
-        """Send the settlements waiting, without blocking the event loop. Never raises for
-        Redis: what it cannot send waits for the applier thread."""
-        while (entry := self._take()) is not None:
+        """Send the settlements of reservations made in Redis, without blocking the event
+        loop. Never raises for Redis: what it cannot send waits for the applier thread, which
+        also sends what was spent under the outage allowance, once a read shows Redis back
+        (sent here, during an outage, it could reach Redis twice: once when it resumes and
+        executes the request that timed out, once more when sent again)."""
+        while (entry := self._take(outage=False)) is not None:
             done = False
             try:
                 context, cost, rid = entry
@@ -439,7 +444,7 @@ class SharedSpending:
                 args += sorted(self._live)
             self._renew(keys=self._keys, args=args, client=client)
             self._renewed_at = now
-        while (entry := self._take()) is not None:
+        while (entry := self._take(outage=True)) is not None:
             done = False
             try:
                 self._send(client, entry)
