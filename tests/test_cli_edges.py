@@ -78,6 +78,19 @@ def test_serve_reports_a_missing_environment_variable_before_the_banner(config: 
     assert_usage_error(result, "server.api_keys[0]", "PICKLLM_EDGE_KEY", "not set")
 
 
+def test_serve_reports_a_misspelt_shared_key_before_any_worker_starts(tmp_path: Path) -> None:
+    """A typo in ``shared`` is a load error with its line (issue 21), not workers that
+    crash-loop; the URL's password is never shown."""
+    path = tmp_path / "pickllm.toml"
+    shared = 'shared = { url = "redis://:hunter2@127.0.0.1:9/0", name = "s", bufer = 10 }\n'
+    path.write_text(CONFIG + shared)
+    result = pickllm("serve", "--config", str(path), env={"PICKLLM_EDGE_KEY": "k"})
+    assert_usage_error(
+        result, f"{path}:8: routers.auto.shared.bufer: unknown key (did you mean 'buffer'?)"
+    )
+    assert "hunter2" not in result.stderr
+
+
 def test_serve_help_shows_the_defaults() -> None:
     result = pickllm("serve", "--help")
     assert result.returncode == 0

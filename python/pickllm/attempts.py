@@ -13,6 +13,7 @@ zero accuracy with its real latency) or abandoned (no verdict on the model, noth
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -127,15 +128,13 @@ class Attempts(Generic[P]):
         self, context: str | None, prompt: P, tried: Sequence[Attempt], deadline: float | None
     ) -> Ticket:
         """The next call of a query that made the calls ``tried``, its cost reserved."""
-        if deadline is not None and tried and self.clock() >= deadline:
-            raise DeadlinePassedError(
-                f"the {self.deadline_name} passed after {len(tried)} attempt(s)", tried
-            )
+        self._check_deadline(tried, deadline)
         if self.spending is None:
-            return Ticket(self._choose(context, prompt, tried), None)
+            return Ticket(self._choose(context, prompt, tried, math.inf), None)
         while True:
             with self.spending.transaction():  # what fits, select, reserve: one atomic step
-                decision = self._choose(context, prompt, tried)
+                left = self.spending.remaining(self._budget_context(context))
+                decision = self._choose(context, prompt, tried, left)
                 try:
                     amount = self.bound(decision.model, prompt)
                     reservation = self.spending.reserve(decision.context, amount)
@@ -148,13 +147,49 @@ class Attempts(Generic[P]):
             # "what fits" and "reserve". Close the decision unjudged and choose again.
             self.health.released(decision.model)
 
-    def _choose(self, context: str | None, prompt: P, tried: Sequence[Attempt]) -> Decision:
+    async def anext(
+        self, context: str | None, prompt: P, tried: Sequence[Attempt], deadline: float | None
+    ) -> Ticket:
+        """:meth:`next` for an event loop: a budget shared through Redis is asked without
+        blocking the loop (one in memory never waits: :meth:`next` as it is)."""
+        spending = self.spending
+        if spending is None or isinstance(spending, Spending):
+            return self.next(context, prompt, tried, deadline)
+        self._check_deadline(tried, deadline)
+        while True:  # as `next`, without its lock: across replicas the reservation is atomic
+            left = await spending.aremaining(self._budget_context(context))
+            decision = self._choose(context, prompt, tried, left)
+            try:
+                reservation = await spending.areserve(
+                    decision.context, self.bound(decision.model, prompt)
+                )
+            except BaseException:  # out of reach, or cancelled: nothing is called
+                self.health.released(decision.model)
+                raise
+            if reservation is not None:
+                return Ticket(decision, reservation)
+            self.health.released(decision.model)
+
+    def _check_deadline(self, tried: Sequence[Attempt], deadline: float | None) -> None:
+        if deadline is not None and tried and self.clock() >= deadline:
+            raise DeadlinePassedError(
+                f"the {self.deadline_name} passed after {len(tried)} attempt(s)", tried
+            )
+
+    def _budget_context(self, context: str | None) -> str:
+        return self.selector.default_context if context is None else context
+
+    def _choose(
+        self, context: str | None, prompt: P, tried: Sequence[Attempt], left: float
+    ) -> Decision:
+        """Select among the models that may be tried and whose worst-case cost fits ``left``
+        (USD; inf without a budget)."""
         blocked = self.health.blocked()
         if not tried and not blocked and self.spending is None:  # the usual call: any model
             decision = self.selector.select(context)
             self.health.started(decision.model)
             return decision
-        unaffordable = self._unaffordable(context, prompt)
+        unaffordable = self._unaffordable(prompt, left)
         excluded = {a.model for a in tried} | set(blocked) | set(unaffordable)
         remaining = [m for m in self.selector.models if m not in excluded]
         if not remaining or len(tried) >= self.max_attempts:
@@ -176,12 +211,9 @@ class Attempts(Generic[P]):
         self.health.started(decision.model)
         return decision
 
-    def _unaffordable(self, context: str | None, prompt: P) -> dict[str, str]:
+    def _unaffordable(self, prompt: P, left: float) -> dict[str, str]:
         if self.spending is None:
             return {}
-        left = self.spending.remaining(
-            self.selector.default_context if context is None else context
-        )
         bounds = {m: self.bound(m, prompt) for m in self.selector.models}
         return {
             m: f"worst-case cost {b:.6f} USD exceeds the {left:.6f} USD left"
@@ -197,6 +229,16 @@ class Attempts(Generic[P]):
         if ticket.reservation is not None and self.spending is not None:
             self.spending.settle(ticket.reservation, cost)
         return True
+
+    def session(self) -> contextlib.AbstractAsyncContextManager[object]:
+        """Hold a shared budget's connections on the running event loop while it is open."""
+        return contextlib.nullcontext() if self.spending is None else self.spending.session()
+
+    async def flush(self) -> None:
+        """Send the settlements a shared budget queued on the event loop (see
+        :meth:`pickllm.state.budget.SharedSpending.flush`); never raises for Redis."""
+        if self.spending is not None:
+            await self.spending.flush()
 
     def answered(self, ticket: Ticket, cost: float) -> None:
         """The model answered: charge what it reports (see docs/reliability.md on providers

@@ -12,6 +12,7 @@ Spending lives in the router's memory: snapshots and saved files do not carry it
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 from collections.abc import Sequence
@@ -145,6 +146,14 @@ class Spending:
                 self._spent.get(reservation.context, Fraction(0)) + actual
             )
             self._spent_total += actual
+
+    async def flush(self) -> None:
+        """Nothing to send: the accounts are in memory (a shared budget's sends here)."""
+
+    def session(self) -> contextlib.AbstractAsyncContextManager[object]:
+        """Nothing to hold: the accounts are in memory (a shared budget holds its event loop's
+        connections while one is open)."""
+        return contextlib.nullcontext()
 
     def spent(self, context: str | None = None) -> Fraction:
         """Exact spending of ``context``, or of the whole router."""

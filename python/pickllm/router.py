@@ -524,7 +524,7 @@ class Router(Closing):
             if self._log is not None:
                 self._log.close()
             if self._shared is not None:
-                self._shared.close()
+                await self._shared.aclose()
 
     def _specs(self) -> dict[str, Model]:
         return {} if self._route_loop is None else self._route_loop.specs

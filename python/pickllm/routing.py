@@ -296,12 +296,18 @@ class RouteLoop:
     async def aroute(
         self, prompt: Prompt, context: str | None, reference: str | None
     ) -> RouteResult:
+        async with self.attempts.session():  # a shared budget's connections, for this call
+            return await self._aroute(prompt, context, reference)
+
+    async def _aroute(
+        self, prompt: Prompt, context: str | None, reference: str | None
+    ) -> RouteResult:
         messages, deadline = self._start(prompt, reference)
         trace = route_trace(context)
         attempts: list[Attempt] = []
         try:
             while True:
-                ticket = self.attempts.next(context, messages, attempts, deadline)
+                ticket = await self.attempts.anext(context, messages, attempts, deadline)
                 span: _Span | _Off = OFF
                 try:
                     spec = self.specs[ticket.decision.model]
@@ -324,6 +330,7 @@ class RouteLoop:
                     span.answered(completion, cost)
                     self.attempts.answered(ticket, cost)
                     span.end()
+                    await self.attempts.flush()  # a shared budget's settlements, off the loop
                     accuracy = None
                     if self.scorer is not None:
                         with trace.scoring() as scoring:

@@ -164,15 +164,67 @@ def test_missing_environment_variable(monkeypatch: pytest.MonkeyPatch) -> None:
         resolve_secret("env:PICKLLM_ABSENT", "models.x.api_key")
 
 
-def test_bad_shared_state_is_refused() -> None:
-    from pickllm.gateway.routes import RoutedModels
+#: A router with shared state; each case below adds lines to its ``[routers.auto.shared]``.
+SHARED = (
+    MODELS
+    + """[routers.auto]
+models = ["small"]
+[routers.auto.shared]
+url = "redis://app:hunter2@127.0.0.1:6379/0"
+name = "support"
+"""
+)
 
-    config = GatewayConfig.from_toml(
-        MODELS
-        + '[routers.auto]\nmodels = ["small"]\nshared = { url = "redis://x", name = "a b" }\n'
+
+@pytest.mark.parametrize(
+    ("lines", "message"),
+    [
+        (
+            "bufer = 10",
+            r":11: routers\.auto\.shared\.bufer: unknown key \(did you mean 'buffer'\?\)$",
+        ),
+        (
+            'password = "hunter2"',
+            r":11: routers\.auto\.shared\.password: unknown key \(known keys: url,",
+        ),
+        ('timeout_seconds = "2"', r":11: routers\.auto\.shared\.timeout_seconds: .*valid number"),
+        ("buffer = 0", r":11: routers\.auto\.shared\.buffer: .*greater than or equal to 1"),
+        ('budget_outage = "open"', r":11: .*budget_outage: .*'fail_closed' or 'fail_open'"),
+        ('sentinels = ["127.0.0.1"]', r":11: .*sentinels: each sentinel must be 'host:port'"),
+        ('sentinels = "127.0.0.1:26379"', r":11: routers\.auto\.shared\.sentinels: .*tuple"),
+        ('sentinels = ["127.0.0.1:26379"]\nservice = ""', r":12: .*service: .*at least 1"),
+        ('name = "a b"', r":10: routers\.auto\.shared\.name: "),
+    ],
+)
+def test_bad_shared_tables_fail_at_load_with_their_line(lines: str, message: str) -> None:
+    text = SHARED.replace('name = "support"\n', "") + ("" if "name =" in lines else 'name = "s"\n')
+    with pytest.raises(ConfigError, match=r"^pickllm\.toml" + message) as error:
+        GatewayConfig.from_toml(text + lines + "\n", "pickllm.toml")
+    assert "hunter2" not in str(error.value)
+
+
+def test_a_bad_shared_url_fails_at_load_without_its_password() -> None:
+    text = SHARED.replace("redis://app:hunter2@", "http://app:hunter2@")
+    with pytest.raises(ConfigError) as error:
+        GatewayConfig.from_toml(text, "pickllm.toml")
+    assert str(error.value) == (
+        "pickllm.toml:9: routers.auto.shared.url: url must start with redis://, rediss:// or "
+        "unix://"
     )
-    with pytest.raises(ConfigError, match=r"RedisState\.name"):
-        RoutedModels("auto", config.routers["auto"], config)
+    inline = MODELS + '[routers.auto]\nmodels = ["small"]\nshared = { name = "s" }\n'
+    with pytest.raises(ConfigError, match=r"^pickllm\.toml:8: routers\.auto\.shared\.url: Field"):
+        GatewayConfig.from_toml(inline, "pickllm.toml")
+
+
+def test_a_good_shared_table_builds_its_redis_state() -> None:
+    text = (
+        SHARED + 'sentinels = ["127.0.0.1:26379", "127.0.0.1:26380"]\nbudget_outage = "fail_open"\n'
+    )
+    state = GatewayConfig.from_toml(text).routers["auto"].build_shared()
+    assert state is not None
+    assert state.sentinels == ("127.0.0.1:26379", "127.0.0.1:26380")
+    assert (state.name, state.budget_outage) == ("support", "fail_open")
+    assert "hunter2" not in repr(state)
 
 
 # ==================== The delayed-feedback store ====================

@@ -4,6 +4,7 @@ and replicated is kept, replicas reconverge, the budget holds (issue 21)."""
 
 from __future__ import annotations
 
+import asyncio
 from fractions import Fraction
 from pathlib import Path
 
@@ -69,6 +70,12 @@ def test_the_fleet_follows_a_failover(tmp_path: Path) -> None:
         assert spending.spent() == Fraction(1, 8), "the budget's spending survived"
         assert spending.reserve("x", 0.9) is None, "and its cap holds (0.875 left)"
         assert spending.reserve("x", 0.8) is not None
+
+        async def on_a_loop() -> tuple[Fraction, bool]:  # the async client finds it too
+            async with spending.session():
+                return await spending.aspent(), await spending.areserve("x", 0.05) is not None
+
+        assert asyncio.run(on_a_loop()) == (Fraction(1, 8), True)
     finally:
         one.close()
         two.close()

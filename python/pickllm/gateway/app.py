@@ -45,6 +45,7 @@ from pickllm.gateway.feedback import DECISION_ID, FeedbackStore, Outcome, Pendin
 from pickllm.gateway.metrics import BREAKER_VALUES, CONTENT_TYPE_LATEST, Metrics
 from pickllm.gateway.peers import Peers
 from pickllm.gateway.proxy import Answer, Limits, Stream, Upstream, UpstreamError
+from pickllm.gateway.readiness import Readiness
 from pickllm.gateway.redact import Redactor
 from pickllm.gateway.routes import CallSize, RoutedModels
 from pickllm.gateway.shared_metrics import SharedStateGauges
@@ -54,6 +55,7 @@ from pickllm.gateway.traces import GatewayTraces
 from pickllm.gateway.validation import CONTEXT_HEADER, ChatRequest, chat_request, read_json
 from pickllm.routing import DEFAULT_DEADLINE, DEFAULT_MAX_RESPONSE_BYTES
 from pickllm.scorers.judge import DEFAULT_RUBRIC, LLMJudge
+from pickllm.state import SharedStatus
 
 __all__ = ["CONFIG_ENV", "Gateway", "app_from_environment", "create_app"]
 
@@ -98,9 +100,11 @@ class Gateway:
         #: This worker's token: in its decision ids, and its address for hand-offs.
         self.token = secrets.token_hex(6)
         self._sweeper: asyncio.Task[None] | None = None
+        self._sessions = contextlib.AsyncExitStack()  # shared budgets' Redis connections
         self._session: aiohttp.ClientSession | None = None
         self.peers: Peers | None = None
-        self.ready = False
+        self.ready = False  # started and not stopping
+        self.readiness = Readiness(config.server.ready_grace)
 
     def _judge_of(self, judge: JudgeConfig) -> LLMJudge:
         model = self.config.models[judge.model]
@@ -120,6 +124,8 @@ class Gateway:
             name: Upstream(name, m, self.api_keys[name], self._session)
             for name, m in self.config.models.items()
         }
+        for routed in self.routers.values():
+            await self._sessions.enter_async_context(routed.attempts.session())
         self._sweeper = asyncio.create_task(self._sweep())
         folder = os.environ.get(PEERS_ENV)
         if folder:
@@ -150,6 +156,7 @@ class Gateway:
             await backend.aclose()
         for routed in self.routers.values():
             await routed.router.aclose()  # flushes and closes a decision log
+        await self._sessions.aclose()
 
     async def _sweep(self) -> None:
         """Settle expired decisions when due; refresh the state gauges about once a second.
@@ -158,7 +165,7 @@ class Gateway:
         while True:
             try:
                 self._expire()
-                self.refresh_gauges()
+                await self.refresh_gauges()
             except Exception:
                 logger.exception("pickllm gateway: the sweeper failed; going on")
             due = self.store.next_deadline()
@@ -184,19 +191,38 @@ class Gateway:
             logger.warning("pickllm gateway: the judge failed on %s: %s", gid, error)
         self.store.expire_with(gid, accuracy)
 
-    def refresh_gauges(self) -> None:
+    async def refresh_gauges(self) -> None:
         m = self.metrics
         for name, routed in self.routers.items():
             for model in routed.router.models:
                 m.breaker.labels(name, model).set(BREAKER_VALUES[routed.health.state(model)])
-            if routed.spending is not None:
-                with contextlib.suppress(PickLLMError):  # a shared budget's Redis away: stale
-                    m.spent.labels(name).set(float(routed.spending.spent()))
+            await routed.refresh_spent()
+            spent = routed.spent()
+            if spent is not None:  # None: a shared budget not read yet (Redis away)
+                m.spent.labels(name).set(spent)
             m.pending.labels(name).set(self.store.count(name))
             if routed.router._shared is not None:
-                self.shared_gauges.refresh(name, routed.router.shared_status())
+                status = routed.router.shared_status()
+                self.shared_gauges.refresh(name, status)
+                self._observe(name, routed, status)
             if routed.router.decision_log is not None:
                 m.decision_log_dropped(name, routed.router.decision_log.dropped)
+
+    def unready(self) -> dict[str, str]:
+        """Why routers with shared state should get no traffic now, by router (see
+        :mod:`~pickllm.gateway.readiness`): judged afresh, without waiting on Redis."""
+        reasons = {}
+        for name, routed in self.routers.items():
+            if routed.router._shared is not None:
+                reason = self._observe(name, routed, routed.router.shared_status())
+                if reason is not None:
+                    reasons[name] = reason
+        return reasons
+
+    def _observe(self, name: str, routed: RoutedModels, status: SharedStatus) -> str | None:
+        assert routed.router._shared is not None
+        buffer = routed.router._shared.config.buffer
+        return self.readiness.observe(name, status, fails_closed=routed.fails_closed, buffer=buffer)
 
     # ==================== Requests ====================
 
@@ -236,7 +262,7 @@ class Gateway:
         judged = routed.name in self.judges
         previous: str | None = None
         while True:
-            ticket = routed.next(checked.context, size, tried, deadline)
+            ticket = await routed.next(checked.context, size, tried, deadline)
             decision = ticket.decision
             gid = new_decision_id(self.token)
             self.store.open(gid, routed.name, decision, owner=principal)
@@ -288,6 +314,7 @@ class Gateway:
             except BaseException:  # settled exactly once, whatever raises
                 self._abandon(routed, gid, ticket)
                 raise
+            await routed.attempts.flush()  # a shared budget's settlements, before the answer
             return _json_response(answer.body, headers)
 
     def _count_failure(self, model: str, error: UpstreamError) -> None:
@@ -570,7 +597,7 @@ class Gateway:
 
     async def metrics_endpoint(self, request: Request) -> Response:
         if not self.metrics.multiprocess:
-            self.refresh_gauges()
+            await self.refresh_gauges()
         return Response(self.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
 
@@ -638,8 +665,12 @@ def create_app(config: GatewayConfig) -> Starlette:
         return JSONResponse({"status": "ok"})
 
     async def readyz(request: Request) -> Response:
-        ready = gateway.ready
-        return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
+        reasons = gateway.unready()
+        ready = gateway.ready and not reasons
+        body: dict[str, Any] = {"ready": ready}
+        if reasons:
+            body["reasons"] = reasons
+        return JSONResponse(body, status_code=200 if ready else 503)
 
     app = Starlette(
         routes=[

@@ -22,6 +22,7 @@ committed config). Validation errors name the key and, when it can be found, its
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import tomllib
@@ -44,6 +45,7 @@ from pickllm.config import Policy, Reward, build_policy, default_policy, policy_
 from pickllm.errors import ConfigError
 from pickllm.health import CircuitBreaker
 from pickllm.routing import DEFAULT_DEADLINE, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_RETRY_AFTER
+from pickllm.state import RedisState
 
 __all__ = [
     "GatewayConfig",
@@ -111,6 +113,9 @@ class ServerConfig(_Section):
     metrics_contexts: int = Field(default=0, ge=0)
     #: Serve the dashboard, ``GET /ui`` (behind the same keys); ``GET /v1/stats`` stays on.
     ui: bool = True
+    #: Seconds a router's shared state may be out of reach of Redis (or have dropped events)
+    #: before ``GET /readyz`` says not ready (see docs/gateway.md, "Readiness").
+    ready_grace: float = Field(default=10.0, gt=0.0)
 
     @field_validator("api_keys", "admin_keys")
     @classmethod
@@ -215,7 +220,8 @@ class RouterConfig(_Section):
     breaker: dict[str, Any] | Literal[False] = Field(default_factory=dict)
     #: Spending caps (``Budget`` fields: per_context, total).
     budget: dict[str, Any] | None = None
-    #: Learning shared across workers (``pickllm.RedisState`` arguments: url, name).
+    #: Learning shared across workers (``pickllm.RedisState`` arguments: url, name, ...),
+    #: validated when the file loads (:meth:`GatewayConfig.from_toml`).
     shared: dict[str, Any] | None = None
     #: Where every decision is logged (``Router(decision_log=...)``).
     decision_log: str | None = None
@@ -258,6 +264,9 @@ class RouterConfig(_Section):
 
     def build_budget(self) -> Budget | None:
         return None if self.budget is None else Budget(**self.budget)
+
+    def build_shared(self) -> RedisState | None:
+        return None if self.shared is None else RedisState(**_shared_arguments(self.shared))
 
 
 class GatewayConfig(_Section):
@@ -314,8 +323,22 @@ class GatewayConfig(_Section):
             config = cls.model_validate(data)
         except ValidationError as error:
             raise ConfigError(_describe(error, text, source)) from None
+        config._check_shared(text, source)
         config._check_builds(text, source)
         return config
+
+    def _check_shared(self, text: str, source: str) -> None:
+        """Each router's ``shared`` table as ``RedisState`` takes it: unknown keys (with the
+        nearest known one), types, the URL's scheme, the sentinels' shape, ``budget_outage``;
+        the URL (it may hold a password) and the values of unknown keys are never shown."""
+        for name, router in self.routers.items():
+            if router.shared is None:
+                continue
+            try:
+                _SharedTable.model_validate(_shared_arguments(router.shared))
+            except ValidationError as error:
+                where = ("routers", name, "shared")
+                raise ConfigError(_describe(error, text, source, where)) from None
 
     def _check_builds(self, text: str, source: str) -> None:
         """Build each router's policy, reward, breaker and budget once, so that a bad value
@@ -344,20 +367,45 @@ def load_config(path: str | os.PathLike[str]) -> GatewayConfig:
     return GatewayConfig.from_toml(text, str(file))
 
 
-def _describe(error: ValidationError, text: str, source: str) -> str:
+def _describe(error: ValidationError, text: str, source: str, within: tuple[str, ...] = ()) -> str:
+    """One line per problem; ``within``: where the validated table is (``routers.x.shared``),
+    whose keys a misspelt one is compared with."""
     lines = []
     for problem in error.errors():
-        location = tuple(str(part) for part in problem["loc"])
+        location = within + tuple(str(part) for part in problem["loc"])
         key = ".".join(location) or "(top level)"
         value = problem.get("input")
-        shown = "" if isinstance(value, dict) or _looks_secret(location) else f" (got {value!r})"
+        secret = _looks_secret(location) or (within and problem["type"] == "extra_forbidden")
+        shown = "" if isinstance(value, dict) or secret else f" (got {value!r})"
         message = problem["msg"].removeprefix("Value error, ")
+        if within and problem["type"] == "extra_forbidden":
+            message = "unknown key" + _suggestion(location[-1], list(RedisState.model_fields))
         lines.append(f"{source}{_line(text, location)}: {key}: {message}{shown}")
     return "\n".join(lines)
 
 
+class _SharedTable(RedisState):
+    """``RedisState``'s fields and checks with pydantic's errors, one per problem (RedisState
+    itself turns them into one ``ConfigError`` line)."""
+
+    __init__ = BaseModel.__init__
+
+
+def _suggestion(key: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(key, known, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else f" (known keys: {', '.join(known)})"
+
+
+def _shared_arguments(table: dict[str, Any]) -> dict[str, Any]:
+    """A ``shared`` table as ``RedisState`` arguments (TOML has arrays, not tuples)."""
+    sentinels = table.get("sentinels")
+    return table | {"sentinels": tuple(sentinels)} if isinstance(sentinels, list) else table
+
+
 def _looks_secret(location: tuple[str, ...]) -> bool:
-    # A refused base_url may hold credentials: never shown.
+    # A refused base_url, or a shared state's url, may hold credentials: never shown.
+    if "shared" in location and location[-1] == "url":
+        return True
     return any(part in ("api_key", "api_keys", "admin_keys", "base_url") for part in location)
 
 

@@ -12,17 +12,17 @@ name}`` the budget is the one in Redis, so that no number of workers or replicas
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from pickllm.attempts import AllModelsFailedError, Attempt, Attempts, DeadlinePassedError, Ticket
 from pickllm.budget import BudgetExceeded, BudgetUnavailable, Spending, worst_case_cost
-from pickllm.errors import ConfigError
+from pickllm.errors import ConfigError, PickLLMError
 from pickllm.gateway.config import GatewayConfig, RouterConfig
 from pickllm.gateway.errors import APIError
 from pickllm.gateway.proxy import Limits
 from pickllm.health import Health
 from pickllm.router import Router
-from pickllm.state import RedisState
 
 if TYPE_CHECKING:
     from pickllm.state.budget import SharedSpending  # imports redis: only with shared = ...
@@ -47,7 +47,7 @@ class RoutedModels:
         self.name = name
         self.config = config
         self.gateway = gateway
-        shared = None if config.shared is None else RedisState(**config.shared)
+        shared = config.build_shared()
         self.router = Router(
             list(config.models),
             policy=config.policy.build(),
@@ -61,6 +61,7 @@ class RoutedModels:
         self.health = Health(config.build_breaker(), config.models, max_hold=config.max_retry_after)
         budget = config.build_budget()
         self.spending: Spending | SharedSpending | None = None
+        self._spent: float | None = None  # a shared budget's, as last read
         if budget is not None:  # with shared state, its accounts live in Redis
             self.spending = self.router._shared_spending(budget) or Spending(budget)
         self.deadline_name = f"request deadline of {config.deadline:g} s"
@@ -74,9 +75,35 @@ class RoutedModels:
             clock=_loop_time,
         )
 
+    def spent(self) -> float | None:
+        """USD spent (None without a budget): exact for a budget in memory; for one in Redis,
+        as of the last :meth:`refresh_spent` (the sweeper's, about every second), since
+        nothing on the event loop waits on Redis."""
+        if self.spending is None:
+            return None
+        if isinstance(self.spending, Spending):
+            return float(self.spending.spent())
+        return self._spent
+
+    async def refresh_spent(self) -> None:
+        """Read a shared budget's spending again (kept as it was while Redis is away)."""
+        if self.spending is not None and not isinstance(self.spending, Spending):
+            with contextlib.suppress(PickLLMError):
+                self._spent = float(await self.spending.aspent())
+
     @property
     def shared(self) -> bool:
         return self.config.shared is not None
+
+    @property
+    def fails_closed(self) -> bool:
+        """Whether its budget is in Redis and refuses calls while Redis is unavailable."""
+        shared = self.router._shared
+        return (
+            self.spending is not None
+            and shared is not None
+            and shared.config.budget_outage == "fail_closed"
+        )
 
     def deadline(self) -> float | None:
         """When a request starting now must be answered, on the event loop's clock."""
@@ -94,14 +121,14 @@ class RoutedModels:
         size = self.config.max_response_bytes
         return Limits(deadline, name, None if size is False else size)
 
-    def next(
+    async def next(
         self, context: str | None, prompt: CallSize, tried: list[Attempt], deadline: float | None
     ) -> Ticket:
         """The next call of one request (its cost reserved), or the refusal to make one: 504
         once the request's ``deadline`` has passed, 429 when the budget leaves no model, 502
         when every attempt failed, 503 when no model could be tried at all."""
         try:
-            return self.attempts.next(context, prompt, tried, deadline)
+            return await self.attempts.anext(context, prompt, tried, deadline)
         except BudgetExceeded as error:
             raise APIError(
                 f"router {self.name!r}: {error}",

@@ -300,14 +300,13 @@ class GatewayStats:
                     entry["sample_every"] = scope.samples.every
                     entry["last_changes"] = list(scope.last_changes)
                 contexts[ctx] = entry
-            spending = routed.spending
             learned = learner.stats()
             out[name] = {
                 "models": list(stats.models),
                 "decisions": stats.all.decisions,
                 "pending_feedback": gateway.store.count(name),
                 "breakers": {m: routed.health.state(m) for m in stats.models},
-                "budget_spent_usd": None if spending is None else float(spending.spent()),
+                "budget_spent_usd": routed.spent(),
                 "contexts_tracked": len(stats.contexts),
                 "untracked_decisions": stats.untracked,
                 "contexts_converged": converged if context is None else None,

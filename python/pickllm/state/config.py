@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from pickllm.config import _Config
 from pickllm.errors import ConfigError
 
 if TYPE_CHECKING:
     import redis
+    import redis.asyncio
 
     from pickllm._core import RouterCore
     from pickllm.state.replica import Replica
 
 __all__ = ["RedisState"]
+
+#: The URL schemes of a Redis server (TCP, TLS, Unix socket).
+URL_SCHEMES = ("redis", "rediss", "unix")
 
 
 class RedisState(_Config):
@@ -38,8 +43,9 @@ class RedisState(_Config):
         timeout_seconds: the longest one exchange with Redis may take (connecting included)
             before it counts as failed: ``sync`` and ``shared_status`` never wait on Redis
             longer than their own timeouts whatever it does.
-        budget_timeout_seconds: the same for the shared budget's exchanges, which run on the
-            calling thread (and event loop) before each routed call: keep it short.
+        budget_timeout_seconds: the same for the shared budget's exchanges, which every
+            routed call waits for (``route()`` on its thread; ``aroute()`` and the gateway
+            through an async client, never blocking their event loop): keep it short.
         budget_outage: what a routed call with a budget does when Redis does not answer in
             time. ``"fail_closed"`` (the default) raises :class:`BudgetUnavailable` (a
             ``PickLLMError``; the gateway answers 503) and spends nothing; ``"fail_open"`` lets
@@ -68,11 +74,32 @@ class RedisState(_Config):
     lease_seconds: float = Field(default=30.0, gt=0.0)
     reconnect_seconds: float = Field(default=0.2, gt=0.0)
     sentinels: tuple[str, ...] = ()
-    service: str = "mymaster"
+    service: str = Field(default="mymaster", min_length=1)
     timeout_seconds: float = Field(default=2.0, gt=0.0)
     budget_timeout_seconds: float = Field(default=0.25, gt=0.0)
     budget_outage: Literal["fail_closed", "fail_open"] = "fail_closed"
     outage_allowance: float = Field(default=0.0, ge=0.0)
+
+    @field_validator("url")
+    @classmethod
+    def _redis_url(cls, url: str) -> str:
+        # The messages never quote the URL: it may hold a password.
+        if urlsplit(url).scheme not in URL_SCHEMES:
+            raise ValueError("url must start with redis://, rediss:// or unix://")
+        try:
+            urlsplit(url).port  # noqa: B018 (raises on a port that is not a number)
+        except ValueError:
+            raise ValueError("url has a port that is not a number") from None
+        return url
+
+    @field_validator("sentinels")
+    @classmethod
+    def _host_ports(cls, sentinels: tuple[str, ...]) -> tuple[str, ...]:
+        for sentinel in sentinels:
+            host, _, port = sentinel.rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"each sentinel must be 'host:port' ({sentinel!r} is not)")
+        return sentinels
 
     def __init__(self, **data: Any) -> None:
         try:
@@ -90,33 +117,46 @@ class RedisState(_Config):
         ``service``. No hidden retries (the callers handle failures, where the order of events
         is known); a blocking pool, so that many threads wait for a free connection."""
         import redis
-        from redis.backoff import NoBackoff
-        from redis.retry import Retry
-        from redis.sentinel import Sentinel, SentinelConnectionPool
 
+        client: redis.Redis = self._connect(redis, socket_timeout, pool_timeout)
+        return client
+
+    def _async_client(self, socket_timeout: float, pool_timeout: float) -> redis.asyncio.Redis:
+        """The same as ``_client`` for an event loop (``redis.asyncio``): its connections
+        belong to the loop running when it is first used."""
+        import redis.asyncio
+
+        client: redis.asyncio.Redis = self._connect(redis.asyncio, socket_timeout, pool_timeout)
+        return client
+
+    def _connect(self, module: Any, socket_timeout: float, pool_timeout: float) -> Any:
+        """A client built from ``module``: ``redis`` or ``redis.asyncio`` (same names)."""
+        from redis.backoff import NoBackoff
+
+        retry = importlib.import_module(f"{module.__name__}.retry")
         options: dict[str, Any] = {
             "socket_connect_timeout": self.timeout_seconds,
             "socket_timeout": socket_timeout,
-            "retry": Retry(NoBackoff(), 0),
+            "retry": retry.Retry(NoBackoff(), 0),
         }
         if not self.sentinels:
-            pool = redis.BlockingConnectionPool.from_url(
+            pool = module.BlockingConnectionPool.from_url(
                 self.url, max_connections=64, timeout=pool_timeout, **options
             )
-            return redis.Redis(connection_pool=pool)
+            return module.Redis(connection_pool=pool)
         parts = urlsplit(self.url)
         db = int(parts.path.strip("/") or 0)
         hosts = [(host, int(port)) for host, _, port in (s.rpartition(":") for s in self.sentinels)]
-        sentinel = Sentinel(hosts, sentinel_kwargs=options)
-        client: redis.Redis = sentinel.master_for(
+        sentinels = importlib.import_module(f"{module.__name__}.sentinel")
+        sentinel = sentinels.Sentinel(hosts, sentinel_kwargs=options)
+        return sentinel.master_for(
             self.service,
-            connection_pool_class=SentinelConnectionPool,
+            connection_pool_class=sentinels.SentinelConnectionPool,
             db=db,
             username=parts.username,
             password=parts.password,
             **options,
         )
-        return client
 
     def _password(self) -> str | None:
         return urlsplit(self.url).password

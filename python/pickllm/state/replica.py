@@ -41,6 +41,7 @@ import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import anyio
 import redis
 
 from pickllm._core import RouterCore
@@ -780,9 +781,17 @@ class Replica:
                 self._retire_script(
                     keys=[self.keys["retired"], self.keys["events"]], args=[self.id]
                 )
-        clients = [self.client, self._publisher_client, self._applier_client]
-        clients += [spending.client for spending in self._spendings]
-        for client in clients:
+        for client in [self.client, self._publisher_client, self._applier_client]:
             with contextlib.suppress(Exception):
                 client.close()
                 client.connection_pool.disconnect()  # a pool given to Redis() is not closed
+        for spending in self._spendings:
+            with contextlib.suppress(Exception):
+                spending.close()
+
+    async def aclose(self, timeout: float = 5.0) -> None:
+        """``close`` without blocking the event loop, after sending the settlements the
+        shared budgets queued on it."""
+        for spending in self._spendings:
+            await spending.flush()
+        await anyio.to_thread.run_sync(self.close, timeout)
