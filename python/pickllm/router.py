@@ -6,7 +6,8 @@ import json
 import math
 import os
 import secrets
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict, Unpack
@@ -479,6 +480,18 @@ class Router(Closing):
         if mapper.fitted is not None:
             return mapper.context(text, context), None
         return context, (text, [])
+
+    @contextmanager
+    def _prompt_scope(self, prompt: Prompt, context: str | None) -> Iterator[str | None]:
+        """For callers that make their own calls (the gateway): yields the context to select in
+        for ``prompt`` (as :meth:`route` would), and within the block the selections made
+        without a prompt record it during the warm-up (one prompt, however many attempts)."""
+        context, warmup = self._prompt_context(prompt, context)
+        token = _warmup_prompt.set(warmup)
+        try:
+            yield context
+        finally:
+            _warmup_prompt.reset(token)
 
     def _route_loop_or_raise(self) -> RouteLoop:
         if self._route_loop is None:
