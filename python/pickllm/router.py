@@ -308,13 +308,14 @@ class Router(Closing):
         explicit ``context`` the query goes to the context of the prompt's cluster (an explicit
         context wins, or combines as ``"<context>/cluster-<i>"`` with
         ``PromptContexts(combine=True)``). An empty or oversized prompt raises
-        :class:`~pickllm.errors.PromptError` before anything is selected. Routers without
-        ``contexts=`` take no ``prompt``.
+        :class:`~pickllm.errors.PromptError` before anything is selected. A router without
+        ``contexts=`` refuses a ``prompt`` with a :class:`~pickllm.errors.ConfigError` naming
+        the fix, ``Router(models, contexts=PromptContexts(...))``.
         """
         select = self.__dict__["_select"]
         mapper = self._mapper
-        if mapper is None:
-            return select(context, exclude=exclude, allowed=allowed)  # type: ignore[no-any-return]
+        if mapper is None:  # a prompt is refused by the core, with the fix in its message
+            return select(context, exclude=exclude, allowed=allowed, prompt=prompt)  # type: ignore[no-any-return]
         holder: list[int] | None = None
         if prompt is None:
             pending = _warmup_prompt.get()
