@@ -1,6 +1,11 @@
 """One global context, the true task labels, or contexts discovered from prompts, on RouterBench.
 
-    python benches/contexts.py [--data DIR] [--seeds N] [--queries Q] [--warmup W]
+    python benches/contexts.py [--data DIR] [--seeds N] [--queries Q] [--warmup W[,W2...]]
+        [--tasks-differ]
+
+With several warm-ups, each gets its table, then the paired difference of the discovered
+contexts' gap closed between each later warm-up and the first (the same sessions, so the
+sessions' own spread cancels), with its standard error.
 
 Each session replays the RouterBench rows (``DIR/routerbench/*.csv``: three task families,
 every model's graded answer per prompt) in an order shuffled by its seed, the families
@@ -24,7 +29,9 @@ session, and the mean number of clusters found.
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import statistics
 import time
 from pathlib import Path
 
@@ -56,7 +63,12 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=default_data)
     parser.add_argument("--seeds", type=int, default=100)
     parser.add_argument("--queries", type=int, default=3000)
-    parser.add_argument("--warmup", type=int, default=500)
+    parser.add_argument(
+        "--warmup",
+        type=lambda text: [int(w) for w in text.split(",")],
+        default=[PromptContexts.model_fields["warmup"].default],
+        help="warm-up(s), comma-separated",
+    )
     parser.add_argument(
         "--tasks-differ",
         action="store_true",
@@ -69,20 +81,30 @@ def main() -> None:
     tasks = sorted({r.label for r in rows})
     print(
         f"{len(rows)} rows, {len(models)} models, tasks {tasks}; {args.seeds} seeds x "
-        f"{args.queries} queries, warm-up {args.warmup}"
-        + (", models rotated per task" if args.tasks_differ else "")
+        f"{args.queries} queries" + (", models rotated per task" if args.tasks_differ else "")
     )
-    started = time.perf_counter()
-    result = compare_contexts(
-        models,
-        rows,
-        sessions=args.seeds,
-        queries=args.queries,
-        reward=ACCURACY_ONLY,
-        contexts=PromptContexts(warmup=args.warmup, max_clusters=16),
-    )
-    print(f"({time.perf_counter() - started:.0f} s)\n")
-    print(result.table())
+    discovered: dict[int, list[float]] = {}
+    for warmup in args.warmup:
+        started = time.perf_counter()
+        result = compare_contexts(
+            models,
+            rows,
+            sessions=args.seeds,
+            queries=args.queries,
+            reward=ACCURACY_ONLY,
+            contexts=PromptContexts(warmup=warmup, max_clusters=16),
+        )
+        print(f"\nwarm-up {warmup} ({time.perf_counter() - started:.0f} s)\n")
+        print(result.table())
+        discovered[warmup] = result.gap_closed["prompts"]
+    first = args.warmup[0]
+    for warmup in args.warmup[1:]:
+        d = [b - a for a, b in zip(discovered[first], discovered[warmup], strict=True)]
+        error = statistics.stdev(d) / math.sqrt(len(d)) if len(d) > 1 else math.nan
+        print(
+            f"\ndiscovered, warm-up {warmup} minus warm-up {first}, per session: "
+            f"{100 * statistics.fmean(d):+.2f} points (standard error {100 * error:.2f})"
+        )
 
 
 if __name__ == "__main__":

@@ -229,7 +229,7 @@ class ContextsComparison:
             lines.append(
                 f"| {NAMES[strategy]} | {100 * mean:.1f}% | {100 * p10:.1f}% | {100 * worst:.1f}% |"
             )
-        counts = ", ".join(f"{k}: {n}" for k, n in sorted(Counter(self.clusters_found).items()))
+
         pairs = zip(self.gap_closed["prompts"], self.gap_closed["labels"], strict=True)
         differences = [found - labelled for found, labelled in pairs]
         wins = sum(d >= 0 for d in differences)
@@ -237,12 +237,17 @@ class ContextsComparison:
         if len(differences) > 1:
             error = statistics.stdev(differences) / math.sqrt(len(differences))
             spread = f" (standard error {100 * error:.1f})"
+        counts = ", ".join(
+            f"{k}: {n} ({100 * _mean_where(differences, self.clusters_found, k):+.1f})"
+            for k, n in sorted(Counter(self.clusters_found).items())
+        )
         lines += [
             "",
             f"{self.sessions} sessions of {self.queries} queries, warm-up {self.warmup}; "
             f"discovered >= labels in {wins} of {self.sessions}; discovered - labels, per "
             f"session: {100 * statistics.fmean(differences):+.1f} points{spread}",
-            f"clusters found (number: sessions): {counts}",
+            "clusters found (number: sessions (their mean of discovered - labels, points)): "
+            + counts,
             "first session's clusters (size in the warm-up, labels routed there after it, "
             "characteristic n-grams):",
         ]
@@ -349,6 +354,10 @@ def compare_contexts(
         if progress is not None:
             progress(s + 1, sessions)
     return result
+
+
+def _mean_where(values: Sequence[float], keys: Sequence[int], key: int) -> float:
+    return statistics.fmean(v for v, k in zip(values, keys, strict=True) if k == key)
 
 
 def _labels_by_cluster(router: Router, rows: Sequence[PromptRow]) -> dict[str, dict[str, int]]:
