@@ -45,7 +45,7 @@ def test_replay_real_routerbench_data(tmp_path: Path, shared_data: Path) -> None
             "--models",
             "gpt-4-1106-preview",
             "mistralai/mistral-7b-chat",
-            "--contexts",
+            "--only-contexts",
             "mbpp",
             "--sessions",
             "10",

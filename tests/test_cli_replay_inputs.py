@@ -39,7 +39,7 @@ def replay(tmp_path: Path, *args: str) -> int:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--contexts", "nope"], "--contexts: not in the data: ['nope']"),
+        (["--only-contexts", "nope"], "--only-contexts: not in the data: ['nope']"),
         (["--models", "gpt-5", "gpt-6"], "--models: not in the data: ['gpt-5', 'gpt-6']"),
         (["--models", "mistralai/mistral-7b-chat"], "only one model"),
         (["--policies", "magic"], "--policies: unknown"),
@@ -135,7 +135,7 @@ def test_help_gives_every_options_meaning_and_default() -> None:
             assert action.help, f"{name} {action.option_strings} has no help"
         text = " ".join(sub.format_help().split())
         if name == "replay":
-            assert "(default: 200)" in text
+            assert "queries per session (default: 200;" in text
             assert "(default: 1,0.5,0.5)" in text
             assert "(default: 0.01,0.05,0.1,0.3)" in text
 

@@ -279,7 +279,39 @@ def test_corrupted_snapshots_are_refused() -> None:
             Router.restore(bad)
 
 
+def test_a_prompt_without_contexts_names_the_fix(tmp_path: Path) -> None:
+    """The core's select, bound on the instance for speed, refuses the prompt itself: with and
+    without a decision log (whose wrapper passes it on), and through the class's method."""
+    fix = r"Router\(models, contexts=PromptContexts\(\.\.\.\)\)"
+    plain = Router(list(MODELS), seed=1)
+    logged = Router(list(MODELS), seed=1, decision_log=tmp_path / "log")
+    try:
+        for router in (plain, logged):
+            with pytest.raises(ConfigError, match=fix):
+                router.select(prompt="Write a python function")
+            with pytest.raises(ConfigError, match=fix):
+                Router.select(router, "math", prompt=[{"role": "user", "content": "hi"}])
+            assert router.select(prompt=None).context == "default"
+            assert router.pending == 1  # the refused calls selected nothing
+    finally:
+        logged.close()
+
+
 # ==================== route() ====================
+
+
+def test_route_without_contexts_still_sends_its_prompt() -> None:
+    """route() always has a prompt, for the model: a router without contexts routes it in the
+    default context as before."""
+    with model_farm({m: answer("The answer is A.") for m in MODELS}) as farm:
+        backend = OpenAICompatible(base_url=farm.url, api_key="sk-test", timeout=5.0)
+        try:
+            r = Router([Model(m, backend=backend) for m in MODELS], seed=5)
+            result = r.route("Which letter?", reference="A")
+            assert result.decision.context == "default"
+            assert sum(farm.calls.values()) == 1
+        finally:
+            backend.close()
 
 
 def test_route_learns_each_tasks_model_from_prompts_alone() -> None:

@@ -58,6 +58,7 @@ class RouterCore:
         *,
         exclude: Iterable[str] | None = None,
         allowed: Iterable[str] | None = None,
+        prompt: None = None,
     ) -> Decision: ...
     def feedback(
         self, decision: Decision, *, accuracy: float, cost: float = 0.0, latency: float = 0.0
@@ -111,6 +112,7 @@ class _Floor:
         *,
         exclude: object = None,
         allowed: object = None,
+        prompt: object = None,
     ) -> Decision: ...
     def feedback(
         self,

@@ -2,7 +2,8 @@
 
 ``pickllm replay`` shows, before spending a cent, how routing policies would have done on recorded
 outcomes: with no arguments on the built-in scenario (no network, no API key), with ``--data`` on
-RouterBench files or your own logs in the long format.
+RouterBench files or your own logs in the long format. ``pickllm replay --contexts prompts``
+compares one global context, the data's labels and contexts discovered from the prompts.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import NoReturn
 from pickllm import __version__
 from pickllm._outputs import prepare_output_folder
 from pickllm.config import UCB, Exp3, LearningAutomaton, Policy, QLearning, Reward, ThompsonSampling
+from pickllm.contexts import PromptContexts
 from pickllm.errors import PickLLMError
 from pickllm.evaluate.command import add_parser as add_evaluate_parser
 from pickllm.evaluate.command import run as run_evaluate
@@ -137,7 +139,30 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --llmperf: the profile of every model without one",
     )
     data.add_argument("--models", nargs="+", metavar="MODEL", help="the pool; none: all")
-    data.add_argument("--contexts", nargs="+", metavar="CONTEXT", help="contexts; none: all")
+    data.add_argument(
+        "--only-contexts", nargs="+", metavar="CONTEXT", help="the data's contexts; none: all"
+    )
+    contexts = replay.add_argument_group("contexts from prompts")
+    contexts.add_argument(
+        "--contexts",
+        type=_contexts_kind,
+        metavar="prompts",
+        help="prompts: compare one global context, the data's labels (eval_name) and contexts "
+        "discovered from the prompt column, with the default learner (RouterBench-format "
+        "--data; docs/contexts.md)",
+    )
+    contexts.add_argument(
+        "--warmup",
+        type=int,
+        default=PromptContexts.model_fields["warmup"].default,
+        help="with --contexts prompts: PromptContexts(warmup)",
+    )
+    contexts.add_argument(
+        "--max-clusters",
+        type=int,
+        default=PromptContexts.model_fields["max_clusters"].default,
+        help="with --contexts prompts: PromptContexts(max_clusters)",
+    )
     policies = replay.add_argument_group("policies")
     policies.add_argument(
         "--policies",
@@ -181,9 +206,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run = replay.add_argument_group("sessions and reward")
     run.add_argument(
-        "--sessions", type=_positive, default=200, help="sessions per context and policy"
+        "--sessions",
+        type=_positive,
+        help="sessions per context and policy (default: 200; with --contexts prompts: "
+        "sessions of all contexts interleaved, default 20)",
     )
-    run.add_argument("--queries", type=_positive, default=200, help="queries per session")
+    run.add_argument(
+        "--queries",
+        type=_positive,
+        help="queries per session (default: 200; with --contexts prompts: every row)",
+    )
     run.add_argument(
         "--seed", type=int, default=0, help="fixes the sessions' queries and every random choice"
     )
@@ -231,6 +263,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _contexts_kind(text: str) -> str:
+    if text != "prompts":
+        raise argparse.ArgumentTypeError(
+            f"the only kind is 'prompts' (contexts discovered from prompts), got {text!r}; to "
+            "replay some of the data's contexts, use --only-contexts NAME..."
+        )
+    return text
+
+
 def _port(text: str) -> int:
     try:
         value = int(text)
@@ -242,7 +283,7 @@ def _port(text: str) -> int:
 
 
 def _load(args: argparse.Namespace) -> tuple[Outcomes, str]:
-    """The data the options name, restricted to --models and --contexts, with latencies."""
+    """The data the options name, restricted to --models and --only-contexts, with latencies."""
     from pickllm.replay import load_long, load_routerbench
     from pickllm.replay.longformat import is_decision_log
     from pickllm.replay.scenario import Scenario
@@ -281,13 +322,13 @@ def _sniff(path: Path) -> str:
 def _select(outcomes: Outcomes, args: argparse.Namespace) -> Outcomes:
     for option, wanted, present in (
         ("--models", args.models, outcomes.models),
-        ("--contexts", args.contexts, outcomes.context_names),
+        ("--only-contexts", args.only_contexts, outcomes.context_names),
     ):
         unknown = [name for name in wanted or () if name not in present]
         if unknown:
             raise PickLLMError(f"{option}: not in the data: {unknown}; it has {list(present)}")
-    if args.models or args.contexts:
-        outcomes = outcomes.select(models=args.models, contexts=args.contexts)
+    if args.models or args.only_contexts:
+        outcomes = outcomes.select(models=args.models, contexts=args.only_contexts)
     if len(outcomes.models) < 2:
         raise PickLLMError(
             f"only one model ({outcomes.models[0]}): every policy would pick it; give the "
@@ -446,12 +487,10 @@ class _ProgressBar:
             )
 
 
-def replay(args: argparse.Namespace) -> int:
-    from pickllm.replay.summary import comparisons, format_summary
-
+def _reward(args: argparse.Namespace) -> Reward:
     if len(args.weights) != 3:
         raise PickLLMError(f"--weights takes accuracy,cost,latency, got {args.weights}")
-    reward = Reward(
+    return Reward(
         accuracy=args.weights[0],
         cost=args.weights[1],
         latency=args.weights[2],
@@ -459,6 +498,16 @@ def replay(args: argparse.Namespace) -> int:
         max_latency=args.max_latency,
         form=args.reward_form,
     )
+
+
+def replay(args: argparse.Namespace) -> int:
+    from pickllm.replay.summary import comparisons, format_summary
+
+    if args.contexts == "prompts":
+        return _replay_prompt_contexts(args)
+    args.sessions = args.sessions or 200
+    args.queries = args.queries or 200
+    reward = _reward(args)
     prepare_output_folder(args.out, "--out")
     learners = _learners(args)
     started = time.perf_counter()
@@ -494,6 +543,80 @@ def replay(args: argparse.Namespace) -> int:
 
         try:
             written += write_figures(experiment, args.out)
+        except PickLLMError as error:
+            print(f"no figures: {error}", file=sys.stderr)
+    elapsed = time.perf_counter() - started
+    print(f"\nwrote {', '.join(str(p) for p in written)} in {elapsed:.1f} s")
+    return 0
+
+
+#: Options of the policy replay that ``--contexts prompts`` does not use, with their defaults.
+_POLICY_REPLAY_ONLY: dict[str, tuple[str, object]] = {
+    "--llmperf": ("llmperf", None),
+    "--latency-profile": ("latency_profile", []),
+    "--default-latency-profile": ("default_latency_profile", None),
+    "--policies": ("policies", "default,automaton,q-learning"),
+    "--drift": ("drift", None),
+}
+
+
+def _replay_prompt_contexts(args: argparse.Namespace) -> int:
+    """``--contexts prompts``: global, labelled and discovered contexts on the same sessions."""
+    from pickllm.replay.contexts import compare_contexts, load_prompt_rows
+
+    unused = [
+        o for o, (name, default) in _POLICY_REPLAY_ONLY.items() if getattr(args, name) != default
+    ]
+    if unused:
+        raise PickLLMError(
+            f"--contexts prompts replays the default learner on RouterBench's costs (latency "
+            f"0): {', '.join(unused)} do not apply to it"
+        )
+    if not args.data or args.format == "long":
+        raise PickLLMError(
+            "--contexts prompts needs RouterBench-format --data (its prompt and eval_name "
+            "columns): give the files or their folder with --data"
+        )
+    reward = _reward(args)
+    contexts = PromptContexts(warmup=args.warmup, max_clusters=args.max_clusters)
+    prepare_output_folder(args.out, "--out")
+    started = time.perf_counter()
+    models, rows, skipped = load_prompt_rows(args.data, args.models)
+    if len(models) < 2:
+        raise PickLLMError(f"only one model ({models[0]}): give the replay two or more (--models)")
+    if args.only_contexts:
+        labels = {r.label for r in rows}
+        unknown = [c for c in args.only_contexts if c not in labels]
+        if unknown:
+            raise PickLLMError(
+                f"--only-contexts: not in the data: {unknown}; it has {sorted(labels)}"
+            )
+        rows = [r for r in rows if r.label in args.only_contexts]
+    source = ", ".join(str(p) for p in args.data)
+    print(
+        f"replaying {source}: {len(rows)} prompts ({skipped} incomplete rows skipped), "
+        f"{len(models)} models, labels {sorted({r.label for r in rows})}",
+        file=sys.stderr,
+    )
+    result = compare_contexts(
+        models,
+        rows,
+        sessions=args.sessions or 20,
+        queries=args.queries,
+        seed=args.seed,
+        reward=reward,
+        contexts=contexts,
+        progress=_ProgressBar(not args.no_progress and sys.stderr.isatty()),
+    )
+    summary = result.table()
+    print(summary)
+    (args.out / "summary.txt").write_text(summary + "\n")
+    result.write_json(args.out / "results.json")
+    written = [args.out / "summary.txt", args.out / "results.json"]
+    if not args.no_figures:
+        try:
+            result.write_figure(args.out / "contexts.png")
+            written.append(args.out / "contexts.png")
         except PickLLMError as error:
             print(f"no figures: {error}", file=sys.stderr)
     elapsed = time.perf_counter() - started

@@ -6,7 +6,8 @@ import json
 import math
 import os
 import secrets
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict, Unpack
@@ -310,13 +311,14 @@ class Router(Closing):
         explicit ``context`` the query goes to the context of the prompt's cluster (an explicit
         context wins, or combines as ``"<context>/cluster-<i>"`` with
         ``PromptContexts(combine=True)``). An empty or oversized prompt raises
-        :class:`~pickllm.errors.PromptError` before anything is selected. Routers without
-        ``contexts=`` take no ``prompt``.
+        :class:`~pickllm.errors.PromptError` before anything is selected. A router without
+        ``contexts=`` refuses a ``prompt`` with a :class:`~pickllm.errors.ConfigError` naming
+        the fix, ``Router(models, contexts=PromptContexts(...))``.
         """
         select = self.__dict__["_select"]
         mapper = self._mapper
-        if mapper is None:
-            return select(context, exclude=exclude, allowed=allowed)  # type: ignore[no-any-return]
+        if mapper is None:  # a prompt is refused by the core, with the fix in its message
+            return select(context, exclude=exclude, allowed=allowed, prompt=prompt)  # type: ignore[no-any-return]
         holder: list[int] | None = None
         if prompt is None:
             pending = _warmup_prompt.get()
@@ -482,6 +484,18 @@ class Router(Closing):
         if mapper.fitted is not None:
             return mapper.context(text, context), None
         return context, (text, [])
+
+    @contextmanager
+    def _prompt_scope(self, prompt: Prompt, context: str | None) -> Iterator[str | None]:
+        """For callers that make their own calls (the gateway): yields the context to select in
+        for ``prompt`` (as :meth:`route` would), and within the block the selections made
+        without a prompt record it during the warm-up (one prompt, however many attempts)."""
+        context, warmup = self._prompt_context(prompt, context)
+        token = _warmup_prompt.set(warmup)
+        try:
+            yield context
+        finally:
+            _warmup_prompt.reset(token)
 
     def _route_loop_or_raise(self) -> RouteLoop:
         if self._route_loop is None:

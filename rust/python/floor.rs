@@ -19,15 +19,16 @@ impl PyFloor {
     }
 
     /// Returns the decision it was built with.
-    #[pyo3(signature = (context=None, *, exclude=None, allowed=None))]
+    #[pyo3(signature = (context=None, *, exclude=None, allowed=None, prompt=None))]
     fn select(
         &self,
         py: Python<'_>,
         context: Option<&Bound<'_, PyAny>>,
         exclude: Option<&Bound<'_, PyAny>>,
         allowed: Option<&Bound<'_, PyAny>>,
+        prompt: Option<&Bound<'_, PyAny>>,
     ) -> Py<PyDecision> {
-        let _ = (context, exclude, allowed);
+        let _ = (context, exclude, allowed, prompt);
         self.decision.clone_ref(py)
     }
 

@@ -16,7 +16,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString};
 
 use super::decision::PyDecision;
-use super::errors::{internal, utf8, wrong_type};
+use super::errors::{internal, pickllm_error, utf8, wrong_type};
 use super::outbox::PyOutbox;
 use crate::error::Error;
 use crate::events::Entry;
@@ -25,6 +25,11 @@ use crate::outbox::Outbox;
 use crate::reward::Observation;
 use crate::router::{Config, Router};
 use crate::subset::Subset;
+
+/// Why `select(prompt=...)` fails on a router without prompt contexts, and the fix.
+const NO_PROMPT_CONTEXTS: &str = "select(prompt=...) needs a router that discovers contexts \
+    from prompts: Router(models, contexts=PromptContexts(...)); this router has none, so name \
+    the context instead (select(context=...)), or leave both out for the default context";
 
 /// Log a warning on the `pickllm.router` logger: `new` contexts restarted by the policy's
 /// change detector during one call (its own feedback or a replica's events), `total` in all.
@@ -207,15 +212,20 @@ impl PyRouterCore {
     }
 
     /// The same signature as `pickllm.Router.select`, which binds this method directly on its
-    /// instances so that the hot path crosses no Python frame.
-    #[pyo3(signature = (context=None, *, exclude=None, allowed=None))]
+    /// instances so that the hot path crosses no Python frame. Such a router has no prompt
+    /// mapper: a `prompt` is refused with an error that names the fix.
+    #[pyo3(signature = (context=None, *, exclude=None, allowed=None, prompt=None))]
     fn select(
         &self,
         py: Python<'_>,
         context: Option<&Bound<'_, PyAny>>,
         exclude: Option<&Bound<'_, PyAny>>,
         allowed: Option<&Bound<'_, PyAny>>,
+        prompt: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<PyDecision> {
+        if prompt.is_some_and(|p| !p.is_none()) {
+            return Err(pickllm_error(py, "ConfigError", NO_PROMPT_CONTEXTS.to_owned()));
+        }
         let context = match context {
             Some(value) if !value.is_none() => Some(as_str(py, "context", value)?),
             _ => None,

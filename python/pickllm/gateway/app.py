@@ -255,6 +255,14 @@ class Gateway:
         )
 
     async def _routed(self, routed: RoutedModels, checked: ChatRequest, principal: str) -> Response:
+        with routed.prompt_scope(checked.body["messages"], checked.context) as context:
+            return await self._attempts(routed, checked, context, principal)
+
+    async def _attempts(
+        self, routed: RoutedModels, checked: ChatRequest, context: str | None, principal: str
+    ) -> Response:
+        """Call the router's choices in turn until one answers (fallbacks before its first
+        byte); ``context`` is what they are selected in."""
         tried: list[Attempt] = []
         deadline = routed.deadline()
         size = CallSize(checked.prompt_bytes, checked.messages, checked.choices, checked.max_tokens)
@@ -262,7 +270,7 @@ class Gateway:
         judged = routed.name in self.judges
         previous: str | None = None
         while True:
-            ticket = await routed.next(checked.context, size, tried, deadline)
+            ticket = await routed.next(context, size, tried, deadline)
             decision = ticket.decision
             gid = new_decision_id(self.token)
             self.store.open(gid, routed.name, decision, owner=principal)

@@ -42,12 +42,14 @@ from pydantic import (
 
 from pickllm.budget import Budget
 from pickllm.config import Policy, Reward, build_policy, default_policy, policy_kinds
+from pickllm.contexts import PromptContexts
 from pickllm.errors import ConfigError
 from pickllm.health import CircuitBreaker
 from pickllm.routing import DEFAULT_DEADLINE, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_RETRY_AFTER
 from pickllm.state import RedisState
 
 __all__ = [
+    "ContextsConfig",
     "GatewayConfig",
     "JudgeConfig",
     "ModelConfig",
@@ -178,6 +180,29 @@ class PolicyConfig(_Section):
         return build_policy(self.kind, dict(self.model_extra or {}))
 
 
+class ContextsConfig(_Section):
+    """``contexts = {kind = "prompts", ...}``: contexts discovered from the request's prompt
+    when the client names none (:class:`pickllm.PromptContexts`; see docs/contexts.md). The
+    other keys are ``PromptContexts`` fields (``warmup``, ``max_clusters``, ``min_silhouette``,
+    ``seed``, ``combine``, ``max_prompt_bytes``), checked by it."""
+
+    model_config = ConfigDict(frozen=True, extra="allow", strict=True, allow_inf_nan=False)
+
+    #: The only kind so far: clusters of the prompts' words.
+    kind: Literal["prompts"]
+
+    def build(self) -> PromptContexts:
+        settings = dict(self.model_extra or {})
+        known = list(PromptContexts.model_fields)
+        unknown = [name for name in settings if name not in known]
+        if unknown:
+            raise ConfigError(
+                f"PromptContexts has no setting {', '.join(map(repr, unknown))}; "
+                f"its settings: {', '.join(known)}"
+            )
+        return PromptContexts(**settings)
+
+
 class JudgeConfig(_Section):
     """``judge = {model = ..., ...}``: grade answers that got no feedback in time with an LLM
     judge (:class:`pickllm.scorers.LLMJudge`) served by a configured model."""
@@ -223,6 +248,8 @@ class RouterConfig(_Section):
     #: Learning shared across workers (``pickllm.RedisState`` arguments: url, name, ...),
     #: validated when the file loads (:meth:`GatewayConfig.from_toml`).
     shared: dict[str, Any] | None = None
+    #: Contexts discovered from prompts when a request names none (``kind = "prompts"``).
+    contexts: ContextsConfig | None = None
     #: Where every decision is logged (``Router(decision_log=...)``).
     decision_log: str | None = None
     max_pending: int = Field(default=100_000, ge=1)
@@ -267,6 +294,9 @@ class RouterConfig(_Section):
 
     def build_shared(self) -> RedisState | None:
         return None if self.shared is None else RedisState(**_shared_arguments(self.shared))
+
+    def build_contexts(self) -> PromptContexts | None:
+        return None if self.contexts is None else self.contexts.build()
 
 
 class GatewayConfig(_Section):
@@ -313,8 +343,9 @@ class GatewayConfig(_Section):
                 resolve_secret(model.api_key, f"models.{name}.api_key")
 
     @classmethod
-    def from_toml(cls, text: str, source: str = "<config>") -> GatewayConfig:
-        """Parse and validate TOML text; errors name ``source``, the key and its line."""
+    def from_toml(cls, text: str, source: str = "<config>", workers: int = 1) -> GatewayConfig:
+        """Parse and validate TOML text, to be served by ``workers`` processes; errors name
+        ``source``, the key and its line."""
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as error:
@@ -325,6 +356,7 @@ class GatewayConfig(_Section):
             raise ConfigError(_describe(error, text, source)) from None
         config._check_shared(text, source)
         config._check_builds(text, source)
+        config._check_workers(workers, text, source)
         return config
 
     def _check_shared(self, text: str, source: str) -> None:
@@ -349,6 +381,7 @@ class GatewayConfig(_Section):
                 ("reward", router.build_reward),
                 ("breaker", router.build_breaker),
                 ("budget", router.build_budget),
+                ("contexts", router.build_contexts),
             ):
                 try:
                     build()
@@ -356,15 +389,34 @@ class GatewayConfig(_Section):
                     where = _line(text, ("routers", name, key))
                     raise ConfigError(f"{source}{where}: routers.{name}.{key}: {error}") from None
 
+    def _check_workers(self, workers: int, text: str, source: str) -> None:
+        """Refuse a router that ``workers`` processes cannot serve consistently.
 
-def load_config(path: str | os.PathLike[str]) -> GatewayConfig:
-    """Read and validate a gateway config file."""
+        With prompt contexts, each worker would fit its own clusters on its own warm-up, so the
+        same prompt could be "cluster-1" on one worker and "cluster-4" on another: refused with
+        several workers unless the router names ``shared`` state (through which one fitted
+        mapper is published to every worker). The one place that decides it."""
+        if workers <= 1:
+            return
+        for name, router in self.routers.items():
+            if router.contexts is not None and router.shared is None:
+                where = _line(text, ("routers", name, "contexts"))
+                raise ConfigError(
+                    f"{source}{where}: routers.{name}.contexts: prompt contexts with --workers "
+                    f"{workers} need shared state (shared = {{ url = ..., name = ... }}): each "
+                    "worker would otherwise fit its own clusters and assign the same prompt "
+                    "differently; run one worker, or configure shared"
+                )
+
+
+def load_config(path: str | os.PathLike[str], workers: int = 1) -> GatewayConfig:
+    """Read and validate a gateway config file, to be served by ``workers`` processes."""
     file = Path(path)
     try:
         text = file.read_text(encoding="utf-8")
     except OSError as error:
         raise ConfigError(f"cannot read the config {file}: {error.strerror}") from None
-    return GatewayConfig.from_toml(text, str(file))
+    return GatewayConfig.from_toml(text, str(file), workers)
 
 
 def _describe(error: ValidationError, text: str, source: str, within: tuple[str, ...] = ()) -> str:

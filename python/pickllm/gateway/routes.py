@@ -7,17 +7,21 @@ models already tried, with an open circuit, or whose worst-case cost does not fi
 left out. Each attempt gets the :class:`Limits` of ``route()``: what is left of the request's
 ``deadline``, cut to ``attempt_deadline``, and ``max_response_bytes``. With ``shared = {url,
 name}`` the budget is the one in Redis, so that no number of workers or replicas overspends it.
+With ``contexts = {kind = "prompts"}`` a request that names no context is routed in the context
+its prompt's text is assigned to (:func:`chat_text`; see docs/contexts.md).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from pickllm.attempts import AllModelsFailedError, Attempt, Attempts, DeadlinePassedError, Ticket
 from pickllm.budget import BudgetExceeded, BudgetUnavailable, Spending, worst_case_cost
-from pickllm.errors import ConfigError, PickLLMError
+from pickllm.errors import ConfigError, PickLLMError, PromptError
 from pickllm.gateway.config import GatewayConfig, RouterConfig
 from pickllm.gateway.errors import APIError
 from pickllm.gateway.proxy import Limits
@@ -27,7 +31,7 @@ from pickllm.router import Router
 if TYPE_CHECKING:
     from pickllm.state.budget import SharedSpending  # imports redis: only with shared = ...
 
-__all__ = ["CallSize", "RoutedModels"]
+__all__ = ["CallSize", "RoutedModels", "chat_text"]
 
 
 class CallSize(NamedTuple):
@@ -56,6 +60,7 @@ class RoutedModels:
             max_pending=config.max_pending,
             default_context=config.default_context,
             shared=shared,
+            contexts=config.build_contexts(),
             **_optional_arguments(config),
         )
         self.health = Health(config.build_breaker(), config.models, max_hold=config.max_retry_after)
@@ -121,6 +126,29 @@ class RoutedModels:
         size = self.config.max_response_bytes
         return Limits(deadline, name, None if size is False else size)
 
+    @contextmanager
+    def prompt_scope(self, messages: list[Any], context: str | None) -> Iterator[str | None]:
+        """The context one request's attempts select in: the client's, or with prompt contexts
+        (and no context from the client, or ``combine``) its prompt's cluster; during the
+        warm-up the selections inside record the prompt. A request with no text to read (images
+        only, say) keeps the client's context, or the default one. A prompt longer than
+        ``max_prompt_bytes`` is a 400 before any upstream call."""
+        if self.config.contexts is None:
+            yield context
+            return
+        text = chat_text(messages)
+        if not text.strip():
+            yield context
+            return
+        with ExitStack() as stack:
+            try:
+                context = stack.enter_context(self.router._prompt_scope(text, context))
+            except PromptError as error:
+                raise APIError(
+                    f"router {self.name!r}: {error}", param="messages", code="prompt_too_long"
+                ) from None
+            yield context
+
     async def next(
         self, context: str | None, prompt: CallSize, tried: list[Attempt], deadline: float | None
     ) -> Ticket:
@@ -172,6 +200,27 @@ class RoutedModels:
             spec.input_price,
             spec.output_price,
         )
+
+
+def chat_text(messages: list[Any]) -> str:
+    """The text prompt contexts read from a chat request: the text of every message, in order
+    and whatever its role, joined by newlines (as ``Router.route()`` joins chat messages); a
+    message's text is its string ``content``, or the ``text`` of its ``{"type": "text"}`` parts.
+    Other parts (images, audio) and messages without content (tool calls) add nothing."""
+    parts: list[str] = []
+    for message in messages:
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, str):
+            parts.append(content)
+        elif isinstance(content, list):
+            parts.extend(
+                part["text"]
+                for part in content
+                if isinstance(part, dict)
+                and part.get("type") == "text"
+                and isinstance(part.get("text"), str)
+            )
+    return "\n".join(parts)
 
 
 def _optional_arguments(config: RouterConfig) -> dict[str, Any]:

@@ -33,7 +33,7 @@ def serve(config_path: Path, *, host: str, port: int, workers: int) -> int:
         raise ConfigError(f"--workers must be >= 1, got {workers}")
     if not 1 <= port <= 65535:
         raise ConfigError(f"--port must be between 1 and 65535, got {port}")
-    config = load_config(config_path)  # fail here, once, rather than in every worker
+    config = load_config(config_path, workers)  # fail here, once, not in every worker
     config.check_secrets()
     server = config.server
     if not server.api_keys and not server.allow_anonymous and not _loopback(host):

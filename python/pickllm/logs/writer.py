@@ -173,17 +173,19 @@ class DecisionLog:
             *,
             exclude: Iterable[str] | None = None,
             allowed: Iterable[str] | None = None,
+            prompt: None = None,
         ) -> Decision:
             # Materialized first: the core consumes iterators, and the record needs them again.
             if exclude is not None and not isinstance(exclude, str):
                 exclude = tuple(exclude)
             if allowed is not None and not isinstance(allowed, str):
                 allowed = tuple(allowed)
-            decision = core_select(context, exclude=exclude, allowed=allowed)
+            # The core refuses a prompt (this router has no prompt contexts), naming the fix.
+            decision = core_select(context, exclude=exclude, allowed=allowed, prompt=prompt)
             if len(queue) < log._bound:
-                prompt = current_prompt.get() if log.prompts else None
+                text = current_prompt.get() if log.prompts else None
                 distribution = probabilities(decision.context)
-                queue.append(("d", now(), decision, distribution, exclude, allowed, prompt))
+                queue.append(("d", now(), decision, distribution, exclude, allowed, text))
             else:
                 drop()
             return decision
