@@ -19,7 +19,12 @@
 //! subsampling), so its cost, `O(buckets)` logarithms, is paid once per `stride` feedbacks.
 //!
 //! Like all learned state, the histogram is a function of the ordered events only: replicas
-//! detect the same changes at the same events.
+//! detect the same changes at the same events. On every platform: the test's logarithms are
+//! the pure-Rust [`libm`] crate's (the same arithmetic everywhere), not `f64::ln`, which calls
+//! the platform's math library, whose last bit may differ between systems and versions; a
+//! statistic that close to its threshold would otherwise restart one replica and not another.
+//! Everything else in the test is IEEE 754 arithmetic and square roots, exact to the bit
+//! everywhere.
 
 use serde::{Deserialize, Serialize};
 
@@ -107,7 +112,7 @@ impl History {
             // Every reward 0 (or every one 1): no split differs.
             return false;
         }
-        let threshold = (3.0 * n * n.sqrt() / delta).ln();
+        let threshold = ln(3.0 * n * n.sqrt() / delta);
         // The exact statistic's rounding is within a few ulps of `n`, the bound's within a few
         // ulps of itself: 1e-9 of each is a wide margin.
         let margin = 1e-9 * (n + threshold);
@@ -134,7 +139,7 @@ impl History {
         if self.buckets.len() < 2 {
             return false;
         }
-        let threshold = (3.0 * n * n.sqrt() / delta).ln();
+        let threshold = ln(3.0 * n * n.sqrt() / delta);
         let whole = entropy(n, s);
         let (mut n1, mut s1) = (0.0, 0.0);
         self.buckets[..self.buckets.len() - 1].iter().any(|&[bn, bs]| {
@@ -153,10 +158,15 @@ impl History {
     }
 }
 
+/// The natural logarithm, the same bits on every platform (see the module docs).
+fn ln(x: f64) -> f64 {
+    libm::log(x)
+}
+
 /// `n` times the negative Bernoulli entropy of mean `s / n`: `s·ln(s/n) + (n−s)·ln((n−s)/n)`,
 /// so that a split's GLR statistic is `entropy(first) + entropy(rest) − entropy(all)`.
 fn entropy(n: f64, s: f64) -> f64 {
-    let term = |x: f64| if x <= 0.0 { 0.0 } else { x * (x / n).ln() };
+    let term = |x: f64| if x <= 0.0 { 0.0 } else { x * ln(x / n) };
     term(s.clamp(0.0, n)) + term((n - s).clamp(0.0, n))
 }
 
@@ -275,6 +285,24 @@ mod tests {
                 h.push(reward.min(1.0));
                 proptest::prop_assert_eq!(h.changed(delta), h.changed_exactly(delta), "after {} rewards", i + 1);
             }
+        }
+    }
+
+    /// The test's arithmetic gives these bits on every platform (pure-Rust logarithms, IEEE
+    /// 754 for the rest): a replica on another system restarts at the same events. Values
+    /// checked against the correctly rounded logarithm (mpmath, 50 digits).
+    #[test]
+    fn the_test_arithmetic_is_pinned_to_the_bit() {
+        let pinned = [
+            (ln(2.0), 0x3FE6_2E42_FEFA_39EF_u64),
+            (ln(0.3), 0xBFF3_4378_FCBD_A721),
+            // The threshold for 100 rewards at delta = 0.01: ln(3 · 100^(3/2) / 0.01).
+            (ln(3.0 * 100.0 * 10.0 / 0.01), 0x4029_391B_79F8_4ABC),
+            (entropy(10.0, 3.0), 0xC018_6F40_1DB0_C90C),
+            (entropy(1000.0, 617.0), 0xC084_CC1C_09B3_34B3),
+        ];
+        for (value, bits) in pinned {
+            assert_eq!(value.to_bits(), bits, "{value:e}: {:#018X}", value.to_bits());
         }
     }
 
