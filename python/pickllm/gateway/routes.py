@@ -12,6 +12,7 @@ name}`` the budget is the one in Redis, so that no number of workers or replicas
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from pickllm.attempts import AllModelsFailedError, Attempt, Attempts, DeadlinePassedError, Ticket
@@ -58,6 +59,11 @@ class RoutedModels:
             shared=shared,
             **_optional_arguments(config),
         )
+        if config.warm_start is not None:  # loaded and checked with the config
+            seeds = config.warm_start.load(list(config.models), Path.cwd())
+            self.router.warm_start(
+                config.warm_start.means_of(seeds), weight=config.warm_start.weight
+            )
         self.health = Health(config.build_breaker(), config.models, max_hold=config.max_retry_after)
         budget = config.build_budget()
         self.spending: Spending | SharedSpending | None = None
