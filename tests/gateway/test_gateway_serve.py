@@ -293,6 +293,16 @@ def test_warm_start_seeds_the_contexts_before_the_first_request(
         assert learned[best] == pytest.approx(0.95, abs=1e-12)
     fresh = post(gateway, "/v1/chat/completions", chat(), **{"x-pickllm-context": "elsewhere"})
     assert float(fresh.headers["x-pickllm-probability"]) == pytest.approx(0.5, abs=1e-12)
+    # With two workers, each seeds its own router: whichever answers, math is already seeded
+    # (no feedback is sent, so nothing moves the learners between requests).
+    workers = serve(base_config(upstream, means), workers=2)
+    for _ in range(6):
+        response = post(workers, "/v1/chat/completions", chat(), **{"x-pickllm-context": "math"})
+        model, probability = (
+            response.headers["x-pickllm-model"],
+            float(response.headers["x-pickllm-probability"]),
+        )
+        assert probability == pytest.approx(0.95 if model == "bad" else 0.05, abs=1e-12)
 
 
 def test_auth(gateway: Process, upstream: str) -> None:
