@@ -13,6 +13,7 @@ use std::hint::black_box;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 
 use _core::automaton::AutomatonConfig;
+use _core::changes::ChangeDetector;
 use _core::learner::Policy;
 use _core::learners::exp3::Exp3Config;
 use _core::learners::thompson::ThompsonConfig;
@@ -52,6 +53,22 @@ fn ucb() -> Policy {
         share: 5.0,
         floor: 0.0,
         detect_changes: None,
+        lock: false,
+    })
+}
+
+/// The default learner, `UCB()`: shared prior, 1% exploration floor and the change detector.
+fn ucb_default() -> Policy {
+    Policy::Ucb(UcbConfig {
+        exploration: 0.5,
+        discount: 1.0,
+        bound: Bound::Tuned,
+        share: 5.0,
+        floor: 0.01,
+        detect_changes: Some(ChangeDetector {
+            delta: 0.01,
+            stride: 20,
+        }),
         lock: false,
     })
 }
@@ -120,6 +137,7 @@ fn bench_select_feedback(c: &mut Criterion) {
         ("automaton", automaton()),
         ("q_learning", q_learning()),
         ("ucb", ucb()),
+        ("ucb_default", ucb_default()),
         ("thompson", thompson()),
         ("exp3", exp3()),
     ];
@@ -131,6 +149,41 @@ fn bench_select_feedback(c: &mut Criterion) {
                 b.iter(|| select_feedback(&mut router, &names, black_box("finance"), observation));
             });
         }
+    }
+    group.finish();
+}
+
+/// As the Python bench `test_select_feedback_real_rewards`: 4 models, sessions of 1,000
+/// decisions each in a fresh context, rewards cycling through 0.93, 0.2, 0.6 and 0.35 (so the
+/// learners move and the change detector sees varied rewards).
+fn bench_select_feedback_real_rewards(c: &mut Criterion) {
+    let mut group = c.benchmark_group("select_feedback_real_rewards");
+    let observations = [
+        (1.0, 0.001, 1.0),
+        (0.0, 0.004, 6.0),
+        (1.0, 0.008, 8.0),
+        (0.5, 0.006, 5.0),
+    ]
+    .map(|(a, c, l)| Observation::new(a, c, l).unwrap());
+    let learners = [
+        ("automaton", automaton()),
+        ("ucb_no_floor_no_detector", ucb()),
+        ("ucb_default", ucb_default()),
+    ];
+    for (label, policy) in learners {
+        let (mut router, names) = router(4, policy, 100_000);
+        let mut decisions = 0usize;
+        let mut context = String::from("session-0");
+        group.bench_function(label, |b| {
+            b.iter(|| {
+                if decisions.is_multiple_of(1000) {
+                    context = format!("session-{decisions}");
+                }
+                let observation = observations[decisions % observations.len()];
+                decisions += 1;
+                select_feedback(&mut router, &names, black_box(&context), observation)
+            });
+        });
     }
     group.finish();
 }
@@ -270,6 +323,6 @@ criterion_group! {
         .warm_up_time(std::time::Duration::from_secs(1))
         .measurement_time(std::time::Duration::from_secs(3))
         .sample_size(50);
-    targets = bench_select_feedback, bench_select, bench_reward, bench_contexts, bench_pending, bench_snapshot
+    targets = bench_select_feedback, bench_select_feedback_real_rewards, bench_select, bench_reward, bench_contexts, bench_pending, bench_snapshot
 }
 criterion_main!(benches);

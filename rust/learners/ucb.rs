@@ -47,6 +47,10 @@ struct Top {
     log_t: f64,
 }
 
+/// Models whose selection statistics [`UcbConfig::top`] keeps on the stack (beyond, it computes
+/// them again): 16 × 24 bytes.
+const STACKED: usize = 16;
+
 /// `fraction` in [0, 1) scaled to an index below `n` (rounding cannot reach `n`).
 fn scaled(fraction: f64, n: usize) -> usize {
     #[allow(
@@ -151,14 +155,21 @@ impl UcbConfig {
     }
 
     /// The allowed models' highest upper bound: the first model reaching it, how many do, and
-    /// `ln t`. No allocation: this runs on every decision.
+    /// `ln t`. No allocation: this runs on every decision. Each model's statistics are computed
+    /// once (kept on the stack for the first [`STACKED`] models) and summed in model order, so
+    /// the bits are those of computing them twice.
     fn top(&self, state: &UcbState, query: Query<'_>) -> Top {
         let models = state.counts.len();
-        let log_t = (0..models)
-            .map(|arm| self.stats(state, arm, query.evidence).0)
-            .sum::<f64>()
-            .max(1.0)
-            .ln();
+        let mut stacked = [(0.0, 0.0, 0.0); STACKED];
+        let mut t = 0.0;
+        for arm in 0..models {
+            let stats = self.stats(state, arm, query.evidence);
+            if let Some(slot) = stacked.get_mut(arm) {
+                *slot = stats;
+            }
+            t += stats.0;
+        }
+        let log_t = f64::max(t, 1.0).ln();
         let mut top = Top {
             bound: f64::NEG_INFINITY,
             first: None,
@@ -166,7 +177,11 @@ impl UcbConfig {
             log_t,
         };
         for arm in (0..models).filter(|&arm| query.subset.contains(arm)) {
-            let upper = self.upper(self.stats(state, arm, query.evidence), log_t);
+            let stats = match stacked.get(arm) {
+                Some(&stats) => stats,
+                None => self.stats(state, arm, query.evidence),
+            };
+            let upper = self.upper(stats, log_t);
             if upper > top.bound {
                 (top.bound, top.first, top.ties) = (upper, Some(arm), 0);
             }
@@ -288,22 +303,18 @@ impl Algorithm for UcbConfig {
             let models = state.counts.len();
             let allowed = query.subset.count(models);
             let u = rng.next_f64();
-            let arm = if u < self.floor {
-                query.subset.nth(models, scaled(u / self.floor, allowed))
+            // A leader drawn as such leads; a uniform draw may have hit one too.
+            let (arm, lead) = if u < self.floor {
+                let arm = query
+                    .subset
+                    .nth(models, scaled(u / self.floor, allowed))
+                    .ok_or(Error::NoEligibleModel)?;
+                (arm, self.leads(state, query, &top, arm))
             } else {
-                self.leader(
-                    state,
-                    query,
-                    &top,
-                    scaled((u - self.floor) / (1.0 - self.floor), top.ties),
-                )
-            }
-            .ok_or(Error::NoEligibleModel)?;
-            let lead = if self.leads(state, query, &top, arm) {
-                tie_share
-            } else {
-                0.0
+                let k = scaled((u - self.floor) / (1.0 - self.floor), top.ties);
+                (self.leader(state, query, &top, k).ok_or(Error::NoEligibleModel)?, true)
             };
+            let lead = if lead { tie_share } else { 0.0 };
             #[allow(clippy::cast_precision_loss)]
             return Ok((arm, (1.0 - self.floor) * lead + self.floor / allowed as f64));
         }

@@ -9,6 +9,7 @@ import pytest
 
 from pickllm import ConfigError, LearningAutomaton, Policy, QLearning
 from pickllm.evaluate import FixedModel, builtin_policies, parse_candidate
+from pickllm.evaluate.accumulate import IPSSums, quantile, wilson
 from pickllm.evaluate.estimators import (
     doubly_robust,
     effective_sample_size,
@@ -56,6 +57,62 @@ def test_reward_model_shrinks_rare_cells_to_the_models_mean() -> None:
     assert model.predict("a", "m") == pytest.approx((100 + 5 * global_m) / 105)
     assert model.predict("b", "m") == pytest.approx(5 * global_m / 6)
     assert model.predict("zzz", "unknown") == pytest.approx(overall)
+
+
+def few_heavy_records() -> IPSSums:
+    """995 records the candidate would not have chosen, 5 it would have, each with weight 200
+    (picked with probability 1/200), all correct: an estimate worth 5 records."""
+    sums = IPSSums()
+    for i in range(1000):
+        sums.add(200.0 if i % 200 == 0 else 0.0, 1.0)
+    return sums
+
+
+def test_a_proportion_from_few_heavy_records_keeps_its_variance() -> None:
+    sums = few_heavy_records()
+    assert sums.effective_size() == pytest.approx(5.0)
+    # As a proportion: Wilson's score interval at 5 records, [5 / (5 + z^2), 1].
+    wilson_low = 5 / (5 + 1.959963984540054**2)
+    snips = sums.snips(binary=True)
+    assert snips.value == 1.0
+    assert (snips.low, snips.high) == (pytest.approx(wilson_low), pytest.approx(1.0))
+    # Read as any number, five equal values show no variance: an interval of width 0.
+    assert sums.snips().half_width == 0.0
+    # IPS: the sample variance of the terms w y with Student's t at 4 degrees of freedom...
+    variance = (5 * 200.0**2 - 1000 * 1.0**2) / 999
+    assert sums.ips().half_width == pytest.approx(t975(4) * math.sqrt(variance / 1000))
+    # ... and, for 0/1 values, at least what 0/1 outcomes at the adjusted estimate would show.
+    p = (wilson_low + 1) / 2
+    least = 200.0**2 * 5 / 1000 * p - (200.0 * 5 / 1000 * p) ** 2
+    assert sums.ips(binary=True).half_width == pytest.approx(
+        t975(4) * math.sqrt(max(variance, least) / 1000)
+    )
+
+
+def test_wilson_and_the_t_quantile_of_an_effective_size() -> None:
+    interval = wilson(0.5, 100)
+    assert (interval.low, interval.high) == (
+        pytest.approx(0.4038, abs=1e-4),
+        pytest.approx(0.5962, abs=1e-4),
+    )
+    assert quantile(5.0) == t975(4)
+    assert quantile(5.9) == t975(4)  # rounded down: never narrower than the evidence allows
+    assert quantile(1.2) == t975(1)
+
+
+def test_weights_that_do_not_average_to_one_are_caught() -> None:
+    # A uniform logger over 3 models: weight 3 one time in three, exactly 1 on average.
+    uniform = IPSSums()
+    for i in range(900):
+        uniform.add(3.0 if i % 3 == 0 else 0.0, 1.0)
+    assert uniform.mean_weight().covers(1.0)
+    # A model the logger picked with probability 1 in one context and never in the other
+    # (but twice by chance, weight 2): the weights average about 0.5.
+    lopsided = IPSSums()
+    for i in range(1000):
+        lopsided.add(1.0 if i < 500 else (2.0 if i in (600, 700) else 0.0), 1.0)
+    assert not lopsided.mean_weight().covers(1.0)
+    assert lopsided.effective_size() > 30  # which the effective sample size does not see
 
 
 def test_t_quantiles() -> None:

@@ -245,7 +245,9 @@ def test_the_default_logs_support_every_fixed_model_and_every_estimate_has_its_s
     doubted = [p["label"] for p in fixed if not p["trusted"]]
     assert doubted
     assert all(
-        p["effective_size"] < 30 or "outside [0, 1]" in p["warning"]
+        p["effective_size"] < 30
+        or "outside [0, 1]" in p["warning"]
+        or "importance weights average" in p["warning"]
         for p in fixed
         if not p["trusted"]
     )

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from pickllm import ConfigError, Decision, DecisionError, QLearning
-from pickllm.gateway.config import GatewayConfig, resolve_secret
+from pickllm.gateway.config import GatewayConfig, load_config, resolve_secret
 from pickllm.gateway.errors import (
     DecisionCancelledError,
     DecisionExpiredError,
@@ -225,6 +227,84 @@ def test_a_good_shared_table_builds_its_redis_state() -> None:
     assert state.sentinels == ("127.0.0.1:26379", "127.0.0.1:26380")
     assert (state.name, state.budget_outage) == ("support", "fail_open")
     assert "hunter2" not in repr(state)
+
+
+# ==================== warm_start ====================
+
+WARM = MODELS + '[routers.auto]\nmodels = ["small", "large"]\n'
+
+
+def test_warm_start_means_load_with_the_config() -> None:
+    config = GatewayConfig.from_toml(
+        WARM + "warm_start = { weight = 5, means = { math = { small = [0.2, 50], "
+        "large = [0.9, 3, 0.001, 1.5] } } }\n"
+    )
+    warm = config.routers["auto"].warm_start
+    assert warm is not None
+    assert warm.weight == 5
+    seeds = warm.load(["small", "large"], Path.cwd())
+    assert warm.means_of(seeds) == {
+        "math": {"small": (0.2, 50, 0.0, 0.0), "large": (0.9, 3, 0.001, 1.5)}
+    }
+
+
+def test_warm_start_path_is_read_next_to_the_config(tmp_path: Path) -> None:
+    rows = ["sample_id,prompt,eval_name,small,small|total_cost,large,large|total_cost"]
+    rows += [f"q{i},p,code,0.0,0.0001,1.0,0.002" for i in range(4)]
+    (tmp_path / "bench.csv").write_text("\n".join(rows) + "\n")
+    path = tmp_path / "pickllm.toml"
+    path.write_text(WARM + '[routers.auto.warm_start]\npath = "bench.csv"\n')
+    warm = load_config(path).routers["auto"].warm_start
+    assert warm is not None
+    seeds = warm.load(["small", "large"], Path("/nowhere"))  # read at load time, kept
+    assert warm.means_of(seeds) == {
+        "code": {"small": (0.0, 4, 0.0001, 0.0), "large": (1.0, 4, 0.002, 0.0)}
+    }
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ("warm_start = { }", "give either path (RouterBench files) or means"),
+        (
+            'warm_start = { path = "a.csv", means = { m = { small = [0.5, 2] } } }',
+            "give either path",
+        ),
+        (
+            "warm_start = { means = { m = { small = [1.5, 2] } } }",
+            "mean accuracy must be in [0, 1]",
+        ),
+        ("warm_start = { means = { m = { small = [0.5, -2] } } }", "count must be an int >= 1"),
+        ("warm_start = { means = { m = { small = [0.5, 2.5] } } }", "count must be an int >= 1"),
+        ("warm_start = { means = { m = { small = [0.5] } } }", "expected (accuracy, count)"),
+        (
+            "warm_start = { means = { m = { tiny = [0.5, 2] } } }",
+            "outside the router's pool: ['tiny']",
+        ),
+        ("warm_start = { means = { m = { small = [0.5, 2, -1.0, 0.0] } } }", "mean cost must be"),
+        ('warm_start = { path = "absent.csv" }', "no such file"),
+        (
+            'shared = { url = "redis://127.0.0.1:1" }\n'
+            "warm_start = { means = { m = { small = [0.5, 2] } } }",
+            "not with shared",
+        ),
+    ],
+)
+def test_bad_warm_starts_name_the_key_and_line(extra: str, message: str, tmp_path: Path) -> None:
+    line = WARM.count("\n") + extra.count("\n") + 1
+    with pytest.raises(ConfigError) as caught:
+        GatewayConfig.from_toml(WARM + extra + "\n", "pickllm.toml", base=tmp_path)
+    text = str(caught.value)
+    assert text.startswith(f"pickllm.toml:{line}: routers.auto.warm_start"), text
+    assert message in text, text
+
+
+def test_a_bad_warm_start_weight_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"pickllm.toml:8: routers.auto.warm_start.weight"):
+        GatewayConfig.from_toml(
+            WARM + "warm_start = { weight = 0, means = { m = { small = [0.5, 2] } } }\n",
+            "pickllm.toml",
+        )
 
 
 # ==================== The delayed-feedback store ====================

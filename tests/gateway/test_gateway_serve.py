@@ -263,6 +263,48 @@ def test_decision_log(serve: Serve, upstream: str, tmp_path: Path) -> None:
     assert log.unanswered == 0
 
 
+def test_warm_start_seeds_the_contexts_before_the_first_request(
+    serve: Serve, upstream: str, tmp_path: Path
+) -> None:
+    """warm_start from means (context math) and from a RouterBench file next to the config
+    (context code): Q-learning (epsilon 0.1, sample averages) starts each seeded context with
+    the seeded means, so its first decision there already gives the seeded best model
+    1 - 0.1 + 0.1/2 = 0.95 (a fresh context ties both at 0.5); an unseeded context stays fresh."""
+    rows = ["sample_id,prompt,eval_name,good,good|total_cost,bad,bad|total_cost"]
+    rows += [f"q{i},p,code,1.0,0.001,0.0,0.0001" for i in range(5)]
+    (tmp_path / "code.csv").write_text("\n".join(rows) + "\n")
+    seeded = 'warm_start = { path = "code.csv" }'
+    gateway = serve(base_config(upstream, seeded))
+    means = "warm_start = { weight = 20, means = { math = { good = [0, 40], bad = [1, 40] } } }"
+    other = serve(base_config(upstream, means))
+    for server, context, best in ((gateway, "code", "good"), (other, "math", "bad")):
+        response = post(server, "/v1/chat/completions", chat(), **{"x-pickllm-context": context})
+        model, probability = (
+            response.headers["x-pickllm-model"],
+            float(response.headers["x-pickllm-probability"]),
+        )
+        assert probability == pytest.approx(0.95 if model == best else 0.05, abs=1e-12)
+        stats = httpx.get(
+            f"{server.url}/v1/stats",
+            params={"router": "auto", "context": context},
+            headers={"Authorization": f"Bearer {KEY}"},
+        ).json()
+        learned = stats["routers"]["auto"]["contexts"][context]["probabilities"]
+        assert learned[best] == pytest.approx(0.95, abs=1e-12)
+    fresh = post(gateway, "/v1/chat/completions", chat(), **{"x-pickllm-context": "elsewhere"})
+    assert float(fresh.headers["x-pickllm-probability"]) == pytest.approx(0.5, abs=1e-12)
+    # With two workers, each seeds its own router: whichever answers, math is already seeded
+    # (no feedback is sent, so nothing moves the learners between requests).
+    workers = serve(base_config(upstream, means), workers=2)
+    for _ in range(6):
+        response = post(workers, "/v1/chat/completions", chat(), **{"x-pickllm-context": "math"})
+        model, probability = (
+            response.headers["x-pickllm-model"],
+            float(response.headers["x-pickllm-probability"]),
+        )
+        assert probability == pytest.approx(0.95 if model == "bad" else 0.05, abs=1e-12)
+
+
 def test_auth(gateway: Process, upstream: str) -> None:
     before = upstream_stats(upstream)["requests"]
     for key in (None, "wrong-key"):

@@ -10,9 +10,11 @@ candidate would choose it with probability ``pi_i``; ``w_i = pi_i / p_i``.
   under the candidate and ``q_i`` its prediction for the logged choice. Unbiased if either the
   propensities or the reward model are right; lower variance than IPS when ``q`` is good.
 
-Intervals are normal: estimate +- 1.96 standard errors of the mean of the terms (sample standard
-deviation). The effective sample size ``(sum w)^2 / sum w^2`` says how many records the
-estimate is really worth.
+Intervals here are the textbook normal ones: estimate +- 1.96 standard errors of the mean of
+the terms (sample standard deviation). The effective sample size ``(sum w)^2 / sum w^2`` says
+how many records the estimate is really worth. ``pickllm evaluate`` computes the same
+estimators as running sums (:mod:`pickllm.evaluate.accumulate`), with intervals that account
+for small effective samples (Student's t, and a proportion's variance for 0/1 metrics).
 
 >>> est = ips([2.0, 0.0, 2.0, 0.0], [1.0, 0.5, 0.0, 1.0])
 >>> est.value, round(est.low, 3), round(est.high, 3)
@@ -30,10 +32,35 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
-__all__ = ["Z95", "Estimate", "doubly_robust", "effective_sample_size", "ips", "mean", "snips"]
+__all__ = [
+    "Z95",
+    "Estimate",
+    "doubly_robust",
+    "effective_sample_size",
+    "ips",
+    "mean",
+    "snips",
+    "t975",
+]
 
 #: The two-sided 95% normal quantile.
 Z95: Final = 1.959963984540054
+
+
+# Student's t 97.5% quantiles for 1..30 degrees of freedom.
+_T975 = (
+    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+    2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
+    2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
+)  # fmt: skip
+
+
+def t975(df: int) -> float:
+    """Student's t 97.5% quantile (two-sided 95%); a series expansion beyond 30 df."""
+    if df <= len(_T975):
+        return _T975[df - 1]
+    z = 1.959963984540054
+    return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
 
 
 @dataclass(frozen=True)

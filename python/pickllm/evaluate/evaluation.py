@@ -244,18 +244,29 @@ def _fixed(survey: Survey, model: str) -> PolicyEstimate | _Pending:
 
     def done() -> PolicyEstimate:
         estimates, ess = sums.estimates()
-        return PolicyEstimate(model, "fixed", estimates, ess, warning=_doubt(estimates, ess))
+        warning = _doubt(estimates, ess, sums.mean_weight())
+        return PolicyEstimate(model, "fixed", estimates, ess, warning=warning)
 
     return _Pending(sums, done)
 
 
-def _doubt(estimates: dict[str, dict[str, Estimate]], size: float) -> str | None:
-    """Why estimates resting on an effective sample of ``size`` should not be trusted, if so."""
+def _doubt(
+    estimates: dict[str, dict[str, Estimate]], size: float, mean_weight: Estimate | None = None
+) -> str | None:
+    """Why estimates resting on an effective sample of ``size``, with importance weights of
+    mean ``mean_weight``, should not be trusted, if so."""
     problems = []
     if size < MIN_EFFECTIVE_SIZE:
         problems.append(
             f"effective sample size {size:.1f}, below {MIN_EFFECTIVE_SIZE}: the estimates rest "
             "on a few heavily weighted records"
+        )
+    if mean_weight is not None and not mean_weight.covers(1.0):
+        problems.append(
+            f"importance weights average {mean_weight.value:.3g} (95% interval "
+            f"{mean_weight.low:.3g} to {mean_weight.high:.3g}), not 1: the log has not yet "
+            "shown what this candidate would do everywhere (it was picked too rarely in some "
+            "context)"
         )
     outside = [
         f"{method.upper() if method != 'replay' else method} {metric} {e.value:.3g}"

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 
 from pickllm.errors import ConfigError
-from pickllm.evaluate.accumulate import IPSSums, Moments
+from pickllm.evaluate.accumulate import IPSSums, Moments, quantile
 from pickllm.evaluate.estimators import Estimate
 from pickllm.evaluate.reward_model import RewardCells, RewardModel
 from pickllm.logs.reader import DecisionRecord
@@ -37,6 +37,9 @@ class Survey:
         self.metrics = metrics
         self.records = 0
         self.logger = {name: Moments() for name in metrics}
+        #: Metrics whose every value was 0 or 1 (correctness): their intervals use the form of
+        #: a proportion's variance (see :mod:`pickllm.evaluate.accumulate`).
+        self.binary = dict.fromkeys(metrics, True)
         #: The smallest logging probability of any allowed model in any record.
         self.acceptance = 1.0
         #: Records that gave some allowed model probability 0, and the first one's context and
@@ -62,6 +65,8 @@ class Survey:
         for name, metric in self.metrics.items():
             value = metric(record) if values is None else values[name]
             self.logger[name].add(value)
+            if value != 0.0 and value != 1.0:
+                self.binary[name] = False
             half[name].add(context, record.model, value)
         self._tried.setdefault(record.model, set()).add(context)
         for model, p in probabilities.items():
@@ -114,6 +119,7 @@ class FixedModelSums:
         ]
         self._weighted = {name: IPSSums() for name in self.metrics}
         self._dr = {name: Moments() for name in self.metrics}
+        self._binary = dict(survey.binary)
         self._position = 0
 
     def add(self, record: DecisionRecord, values: dict[str, float] | None = None) -> None:
@@ -134,15 +140,22 @@ class FixedModelSums:
 
     def estimates(self) -> tuple[dict[str, dict[str, Estimate]], float]:
         """Per metric, the ``ips``, ``snips`` and ``dr`` estimates; the effective sample size."""
-        out = {
-            name: {
-                "ips": self._weighted[name].ips(),
-                "snips": self._weighted[name].snips(),
-                "dr": self._dr[name].estimate(),
+        out = {}
+        for name in self.metrics:
+            weighted, binary = self._weighted[name], self._binary.get(name, False)
+            least = weighted.least_correction_variance() if binary else 0.0
+            out[name] = {
+                "ips": weighted.ips(binary=binary),
+                "snips": weighted.snips(binary=binary),
+                "dr": self._dr[name].estimate(
+                    quantile=quantile(weighted.effective_size()), least_variance=least
+                ),
             }
-            for name in self.metrics
-        }
         return out, next(iter(self._weighted.values())).effective_size()
+
+    def mean_weight(self) -> Estimate:
+        """The mean importance weight with its interval (see :meth:`IPSSums.mean_weight`)."""
+        return next(iter(self._weighted.values())).mean_weight()
 
 
 def _memoized(model: RewardModel) -> Callable[[str, str], float]:

@@ -28,27 +28,12 @@ from dataclasses import dataclass
 
 from pickllm.config import Policy, Reward
 from pickllm.errors import ConfigError
-from pickllm.evaluate.estimators import Estimate
+from pickllm.evaluate.estimators import Estimate, t975
 from pickllm.evaluate.offpolicy import Metric, Survey
 from pickllm.logs.reader import DecisionRecord
 from pickllm.router import Router
 
 __all__ = ["Replay", "ReplayResult", "replay_learner", "t975"]
-
-# Student's t 97.5% quantiles for 1..30 degrees of freedom.
-_T975 = (
-    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
-    2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
-    2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
-)  # fmt: skip
-
-
-def t975(df: int) -> float:
-    """Student's t 97.5% quantile (two-sided 95%); a series expansion beyond 30 df."""
-    if df <= len(_T975):
-        return _T975[df - 1]
-    z = 1.959963984540054
-    return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
 
 
 @dataclass(frozen=True)

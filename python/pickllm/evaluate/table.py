@@ -15,8 +15,8 @@ columns: reward, accuracy, cost (USD per query) and latency (s per query): the e
 (mean over sessions of `horizon` decisions from a fresh start), the plain mean for the logging
 policy. IPS and SNIPS: the reward by inverse propensity scoring and its self-normalized form.
 n: effective sample size (fixed models), accepted records (learners), records (logger); an
-estimate with n below 30, or a reward or accuracy outside [0, 1], is named in a warning (and
-the command exits with status 3)."""
+estimate with n below 30, importance weights that do not average to 1, or a reward or accuracy
+outside [0, 1], is named in a warning (and the command exits with status 3)."""
 
 
 def _fmt(estimate: Estimate | None, digits: int) -> str:

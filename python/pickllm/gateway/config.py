@@ -23,6 +23,7 @@ committed config). Validation errors name the key and, when it can be found, its
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import re
 import tomllib
@@ -34,6 +35,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -47,6 +49,7 @@ from pickllm.errors import ConfigError
 from pickllm.health import CircuitBreaker
 from pickllm.routing import DEFAULT_DEADLINE, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_RETRY_AFTER
 from pickllm.state import RedisState
+from pickllm.warm_start import Seed
 
 __all__ = [
     "ContextsConfig",
@@ -216,6 +219,71 @@ class JudgeConfig(_Section):
     max_kept_bytes: int = Field(default=64 * 1024, ge=1)
 
 
+class WarmStartConfig(_Section):
+    """``warm_start = {...}``: seed the router's contexts from evaluated prompts when the gateway
+    starts (:meth:`pickllm.Router.warm_start`). Either ``path``, RouterBench-format files or
+    folders (one or a list; relative to the config file; columns named as the router's models,
+    others left out), or ``means``, per context and model ``[mean accuracy, count]`` or
+    ``[mean accuracy, count, mean cost, mean latency]``. Each (context, model) is observed
+    ``min(count, weight)`` times, so live feedback outweighs the seed after ``weight``
+    feedbacks of a model. Loaded and checked with the config; applied when the gateway starts."""
+
+    path: str | list[str] | None = None
+    means: dict[str, dict[str, list[int | float]]] | None = None
+    weight: int = Field(default=10, ge=1)
+    _seeds: list[Seed] | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> WarmStartConfig:
+        if (self.path is None) == (self.means is None):
+            raise ValueError("give either path (RouterBench files) or means, not both or neither")
+        return self
+
+    def load(self, models: list[str], base: Path) -> list[Seed]:
+        """The seeds for a router of ``models`` (read once, then kept): every value checked,
+        so that a bad file or mean fails when the config loads, not when the gateway starts."""
+        if self._seeds is not None:
+            return self._seeds
+        from pickllm.replay import DataError
+        from pickllm.warm_start import seeds
+
+        if self.means is not None:
+            unknown = sorted(
+                {m for by_model in self.means.values() for m in by_model} - set(models)
+            )
+            if unknown:
+                raise ConfigError(f"means names models outside the router's pool: {unknown}")
+            source: Any = self.means
+        else:
+            paths = [self.path] if isinstance(self.path, str) else list(self.path or [])
+            source = [base / path for path in paths]
+        try:
+            loaded = seeds(source, models)
+        except (DataError, OSError) as error:
+            raise ConfigError(str(error)) from None
+        for seed in loaded:
+            where = f"{seed.context!r}/{seed.model!r}"
+            if not 0.0 <= seed.accuracy <= 1.0:
+                raise ConfigError(f"{where}: mean accuracy must be in [0, 1], got {seed.accuracy}")
+            if not (math.isfinite(seed.cost) and seed.cost >= 0.0):
+                raise ConfigError(f"{where}: mean cost must be finite and >= 0, got {seed.cost}")
+            if not (math.isfinite(seed.latency) and seed.latency >= 0.0):
+                raise ConfigError(
+                    f"{where}: mean latency must be finite and >= 0, got {seed.latency}"
+                )
+        self._seeds = loaded
+        return loaded
+
+    def means_of(self, seeds: list[Seed]) -> dict[str, dict[str, tuple[float, int, float, float]]]:
+        """``seeds`` as the means :meth:`pickllm.Router.warm_start` takes."""
+        out: dict[str, dict[str, tuple[float, int, float, float]]] = {}
+        for seed in seeds:
+            out.setdefault(seed.context, {})[seed.model] = (
+                seed.accuracy, seed.count, seed.cost, seed.latency
+            )  # fmt: skip
+        return out
+
+
 class RouterConfig(_Section):
     """``[routers.NAME]``: a learned choice among configured models."""
 
@@ -253,6 +321,8 @@ class RouterConfig(_Section):
     #: Where every decision is logged (``Router(decision_log=...)``).
     decision_log: str | None = None
     max_pending: int = Field(default=100_000, ge=1)
+    #: Seeds the contexts from evaluated prompts at start (see WarmStartConfig).
+    warm_start: WarmStartConfig | None = None
 
     # These fields are unions (a value or false): checked here in full, so that a wrong value
     # gets one message rather than one per member of the union.
@@ -343,9 +413,12 @@ class GatewayConfig(_Section):
                 resolve_secret(model.api_key, f"models.{name}.api_key")
 
     @classmethod
-    def from_toml(cls, text: str, source: str = "<config>", workers: int = 1) -> GatewayConfig:
+    def from_toml(
+        cls, text: str, source: str = "<config>", *, workers: int = 1, base: Path | None = None
+    ) -> GatewayConfig:
         """Parse and validate TOML text, to be served by ``workers`` processes; errors name
-        ``source``, the key and its line."""
+        ``source``, the key and its line. Relative paths (``warm_start.path``) are read from
+        ``base`` (the current folder when None)."""
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as error:
@@ -357,6 +430,7 @@ class GatewayConfig(_Section):
         config._check_shared(text, source)
         config._check_builds(text, source)
         config._check_workers(workers, text, source)
+        config._load_warm_starts(text, source, base or Path.cwd())
         return config
 
     def _check_shared(self, text: str, source: str) -> None:
@@ -371,6 +445,25 @@ class GatewayConfig(_Section):
             except ValidationError as error:
                 where = ("routers", name, "shared")
                 raise ConfigError(_describe(error, text, source, where)) from None
+
+    def _load_warm_starts(self, text: str, source: str, base: Path) -> None:
+        """Read and check every router's warm start, so that a bad one fails at load time."""
+        for name, router in self.routers.items():
+            if router.warm_start is None:
+                continue
+            try:
+                if router.shared is not None:
+                    raise ConfigError(
+                        "not with shared: every worker and every restart would seed the shared "
+                        "state again; seed it once with Router.warm_start from Python"
+                    )
+                router.warm_start.load(router.models, base)
+            except ConfigError as error:
+                where = _line(text, ("routers", name, "warm_start"))
+                message = str(error).removeprefix("warm start: ")
+                raise ConfigError(
+                    f"{source}{where}: routers.{name}.warm_start: {message}"
+                ) from None
 
     def _check_builds(self, text: str, source: str) -> None:
         """Build each router's policy, reward, breaker and budget once, so that a bad value
@@ -416,7 +509,7 @@ def load_config(path: str | os.PathLike[str], workers: int = 1) -> GatewayConfig
         text = file.read_text(encoding="utf-8")
     except OSError as error:
         raise ConfigError(f"cannot read the config {file}: {error.strerror}") from None
-    return GatewayConfig.from_toml(text, str(file), workers)
+    return GatewayConfig.from_toml(text, str(file), workers=workers, base=file.parent)
 
 
 def _describe(error: ValidationError, text: str, source: str, within: tuple[str, ...] = ()) -> str:

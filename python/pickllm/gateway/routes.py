@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from pickllm.attempts import AllModelsFailedError, Attempt, Attempts, DeadlinePassedError, Ticket
@@ -63,6 +64,11 @@ class RoutedModels:
             contexts=config.build_contexts(),
             **_optional_arguments(config),
         )
+        if config.warm_start is not None:  # loaded and checked with the config
+            seeds = config.warm_start.load(list(config.models), Path.cwd())
+            self.router.warm_start(
+                config.warm_start.means_of(seeds), weight=config.warm_start.weight
+            )
         self.health = Health(config.build_breaker(), config.models, max_hold=config.max_retry_after)
         budget = config.build_budget()
         self.spending: Spending | SharedSpending | None = None
