@@ -284,7 +284,7 @@ def test_warm_start_path_is_read_next_to_the_config(tmp_path: Path) -> None:
         ("warm_start = { means = { m = { small = [0.5, 2, -1.0, 0.0] } } }", "mean cost must be"),
         ('warm_start = { path = "absent.csv" }', "no such file"),
         (
-            'shared = { url = "redis://127.0.0.1:1" }\n'
+            'shared = { url = "redis://127.0.0.1:1", name = "auto" }\n'
             "warm_start = { means = { m = { small = [0.5, 2] } } }",
             "not with shared",
         ),
