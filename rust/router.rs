@@ -116,6 +116,9 @@ pub struct Router {
     pub(crate) identity: u64,
     /// Changes the policy's detector found, each restarting a context (snapshots keep it).
     pub(crate) changes: u64,
+    /// The slot of the last selection's context (`u32::MAX` before the first): a hint, checked
+    /// by name before use, so it never needs to follow evictions, restores or forks.
+    pub(crate) last_selected: u32,
 }
 
 /// Two routers are equal when they would behave the same: slot numbers are how contexts are
@@ -193,6 +196,7 @@ impl Router {
             observed: 0,
             identity: identity::fresh(),
             changes: 0,
+            last_selected: u32::MAX,
         })
     }
 
@@ -242,11 +246,17 @@ impl Router {
             ));
         }
         let name = context.unwrap_or(&self.config.default_context);
-        let fresh = &self.fresh;
-        let index = self
-            .contexts
-            .get_or_insert(name, || Learner::new(fresh.clone()))
-            .ok_or_else(|| Error::parameter("context", name, "one of at most 2^32 contexts"))?;
+        // Selections come in runs for one context (a session, a tenant): if the last one's slot
+        // still holds this name, it is this context (names are unique), found without hashing.
+        let index = if self.contexts.name(self.last_selected) == Some(name) {
+            self.last_selected
+        } else {
+            let fresh = &self.fresh;
+            self.contexts
+                .get_or_insert(name, || Learner::new(fresh.clone()))
+                .ok_or_else(|| Error::parameter("context", name, "one of at most 2^32 contexts"))?
+        };
+        self.last_selected = index;
         // `let else` rather than `ok_or`: an eagerly built error costs a drop on every call.
         let Some(learner) = self.contexts.learner(index) else {
             return Err(Error::NoEligibleModel);
@@ -720,5 +730,49 @@ pub(crate) mod tests {
         let mut c = config(automaton());
         c.prior = Some(vec![1.0, 2.0]);
         assert!(Router::new(c, 0).is_err());
+    }
+
+    /// The last-context hint must never change a decision: a router that forgets it before
+    /// every selection (so always hashes the name) decides and learns exactly the same, through
+    /// runs, switches, the default context and evictions that reuse the hinted slot.
+    #[test]
+    fn the_last_context_hint_changes_nothing() {
+        for policy in [automaton(), q()] {
+            let mut c = config(policy);
+            c.max_contexts = Some(2);
+            let mut hinted = Router::new(c, 11).unwrap();
+            let mut hashed = hinted.clone();
+            let names = ["a", "b", "c", "d"];
+            let mut draw = 7_u64;
+            for step in 0..3_000 {
+                draw = draw
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                // Runs of one context, switches, and now and then the default context.
+                let pick = (draw >> 33) as usize % 12;
+                let context = names.get(pick / 3).copied().filter(|_| step % 17 != 0);
+                hashed.last_selected = u32::MAX;
+                let (x, y) = (hinted.select(context, Subset::ALL), hashed.select(context, Subset::ALL));
+                assert_eq!(x.as_ref().ok(), y.as_ref().ok());
+                let Ok(d) = x else { continue };
+                if !(draw >> 40).is_multiple_of(4) {
+                    let model = hinted.config.models[d.arm].clone();
+                    let name = context.unwrap_or("default");
+                    let accuracy = ((draw >> 50) % 2) as f64;
+                    let observation = Observation::new(accuracy, 0.0, 0.0).unwrap();
+                    let (x, y) = (
+                        hinted.feedback(d.id, &model, name, observation),
+                        hashed.feedback(d.id, &model, name, observation),
+                    );
+                    assert_eq!(x.ok().map(f64::to_bits), y.ok().map(f64::to_bits));
+                }
+            }
+            assert!(hinted.context_counts().evicted + hinted.context_counts().dropped > 0);
+            assert!(hinted == hashed);
+            assert_eq!(
+                hinted.capture_learned().encode().unwrap(),
+                hashed.capture_learned().encode().unwrap()
+            );
+        }
     }
 }
