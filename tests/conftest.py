@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
+
+from redis_servers import RedisServer
 
 # Profiles chosen by HYPOTHESIS_PROFILE: "dev" (default) keeps the 2-core CI quick, "thorough"
 # is for a long local run. Deadlines are off: the first call into a fresh router may be slow on a
@@ -57,3 +60,20 @@ def shared_data() -> Path:
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+# Real redis-server fixtures, for the shared-state and the gateway tests.
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A fresh server without persistence."""
+    server = RedisServer(tmp_path, persistent=False)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def persistent_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A fresh server that fsyncs every write before acknowledging it."""
+    server = RedisServer(tmp_path, persistent=True)
+    yield server
+    server.stop()

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -27,13 +25,6 @@ from redis_servers import RedisServer, wait_for
 from servers import free_port
 
 LOOP_THREAD = "gateway-loop"
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path, persistent=False)
-    yield server
-    server.stop()
 
 
 @pytest.fixture(autouse=True)

@@ -6,12 +6,9 @@ Every wait is on a condition, with a generous ceiling; no duration is asserted."
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from gateway_servers import KEY, Process, Serve, metric
 from pickllm.gateway.readiness import Readiness
@@ -19,13 +16,6 @@ from pickllm.state import SharedStatus
 from redis_servers import RedisServer, wait_for
 
 HEADERS = {"Authorization": f"Bearer {KEY}"}
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path, persistent=False)
-    yield server
-    server.stop()
 
 
 def config(upstream: str, redis_url: str) -> str:

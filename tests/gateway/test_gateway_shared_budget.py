@@ -4,12 +4,9 @@ several gateway processes never overspend one cap between them."""
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterator
 from fractions import Fraction
-from pathlib import Path
 
 import httpx
-import pytest
 
 from gateway_servers import KEY, Serve, metric
 from redis_servers import RedisServer, wait_for
@@ -20,13 +17,6 @@ CALL_USD = Fraction(5, 10**6)
 #: Room for three calls and a half: three fit, the fourth does not, in any one process alone
 #: as well as across all of them.
 CAP_USD = Fraction(35, 2 * 10**6)
-
-
-@pytest.fixture
-def redis(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path, persistent=False)
-    yield server
-    server.stop()
 
 
 def config(upstream: str, redis_url: str) -> str:
@@ -46,10 +36,12 @@ shared = {{ url = "{redis_url}", name = "capped" }}
 """
 
 
-def test_two_gateways_share_one_budget(serve: Serve, upstream: str, redis: RedisServer) -> None:
+def test_two_gateways_share_one_budget(
+    serve: Serve, upstream: str, redis_server: RedisServer
+) -> None:
     """Two gateway processes, requests alternating between them: three calls fit the cap in
     all, so the fourth is refused by both (each alone would have admitted three)."""
-    text = config(upstream, redis.url)
+    text = config(upstream, redis_server.url)
     gateways = [serve(text), serve(text)]
     statuses = []
     for i in range(6):
@@ -69,13 +61,13 @@ def test_two_gateways_share_one_budget(serve: Serve, upstream: str, redis: Redis
 
 
 def test_a_paused_redis_gives_503s_and_the_sweeper_lives_on(
-    serve: Serve, upstream: str, redis: RedisServer
+    serve: Serve, upstream: str, redis_server: RedisServer
 ) -> None:
     """Redis paused (SIGSTOP) for longer than the threads' timeouts: a budgeted request is
     refused with a 503 naming the budget (never a 500 with a redis exception), the shared-state
     gauges go to disconnected and back, which only the sweeper refreshes: it survived."""
     # Decisions expire one second after their answer: only the sweeper expires them.
-    text = config(upstream, redis.url).replace(
+    text = config(upstream, redis_server.url).replace(
         'name = "capped" }', 'name = "capped" }\nfeedback_timeout = 1.0'
     )
     gateway = serve(text)
@@ -96,8 +88,8 @@ def test_a_paused_redis_gives_503s_and_the_sweeper_lives_on(
 
     assert post().status_code == 200
     wait_for(lambda: connected() == 1.0)
-    assert redis.process is not None
-    redis.process.send_signal(signal.SIGSTOP)
+    assert redis_server.process is not None
+    redis_server.process.send_signal(signal.SIGSTOP)
     try:
         response = post()
         assert response.status_code == 503
@@ -105,7 +97,7 @@ def test_a_paused_redis_gives_503s_and_the_sweeper_lives_on(
         wait_for(lambda: connected() == 0.0)
         wait_for(lambda: expired() == 1.0)  # the sweeper ran through the outage
     finally:
-        redis.process.send_signal(signal.SIGCONT)
+        redis_server.process.send_signal(signal.SIGCONT)
     wait_for(lambda: connected() == 1.0)
     assert post().status_code == 200
     wait_for(lambda: expired() == 2.0)  # and after it
