@@ -187,9 +187,7 @@ def evaluate(
         if isinstance(candidate, FixedModel):
             results.append(_fixed(survey, candidate.model))
         else:
-            results.append(
-                _learner(survey, source.models, candidate, reward, metrics, horizon, seed)
-            )
+            results.append(_learner(survey, source.models, candidate, reward, horizon, seed))
     pending = [r for r in results if isinstance(r, _Pending)]
     fixed = [r.sums for r in pending if isinstance(r.sums, FixedModelSums)]
     replays = [r.sums for r in pending if isinstance(r.sums, Replay)]
@@ -284,23 +282,12 @@ def _learner(
     models: Sequence[str],
     policy: Policy,
     reward: Reward,
-    metrics: dict[str, Metric],
     horizon: int | None,
     seed: int,
 ) -> PolicyEstimate | _Pending:
     name = label(policy)
     try:
-        replay = Replay(
-            models,
-            policy,
-            reward,
-            metrics,
-            acceptance=survey.acceptance,
-            records=survey.records,
-            horizon=horizon,
-            seed=seed,
-            unsupported=survey.zero_support_error(),
-        )
+        replay = Replay.from_survey(survey, models, policy, reward, horizon=horizon, seed=seed)
     except ConfigError as error:
         return PolicyEstimate(name, "learner", warning=f"replay does not apply: {error}")
     return _Pending(replay, lambda: _replayed(name, replay.result()))

@@ -55,6 +55,31 @@ class Replay:
     acceptance constant ``c`` and the number of records (for the default ``horizon``, a tenth
     of the records expected to be accepted). Raises ConfigError when replay does not apply."""
 
+    @classmethod
+    def from_survey(
+        cls,
+        survey: Survey,
+        models: Sequence[str],
+        policy: Policy,
+        reward: Reward,
+        *,
+        horizon: int | None = None,
+        seed: int = 0,
+    ) -> Replay:
+        """The replay of ``policy`` on the log ``survey`` has read (its acceptance constant,
+        record count and missing support)."""
+        return cls(
+            models,
+            policy,
+            reward,
+            survey.metrics,
+            acceptance=survey.acceptance,
+            records=survey.records,
+            horizon=horizon,
+            seed=seed,
+            unsupported=survey.zero_support_error(),
+        )
+
     def __init__(
         self,
         models: Sequence[str],
@@ -142,17 +167,7 @@ def replay_learner(
     survey = Survey(models, metrics)
     for record in records:
         survey.add(record)
-    replay = Replay(
-        models,
-        policy,
-        reward,
-        metrics,
-        acceptance=survey.acceptance,
-        records=survey.records,
-        horizon=horizon,
-        seed=seed,
-        unsupported=survey.zero_support_error(),
-    )
+    replay = Replay.from_survey(survey, models, policy, reward, horizon=horizon, seed=seed)
     for record in records:
         replay.add(record)
     return replay.result()
