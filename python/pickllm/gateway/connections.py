@@ -80,8 +80,17 @@ def _limits() -> tuple[float, int]:
     return float(timeout), int(most)
 
 
-class GuardedH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol, with a header deadline and a connection cap (module docs)."""
+class _Guarded:
+    """What both guarded protocols add to uvicorn's: the cap, checked as a connection opens, and
+    the header deadline, armed as it opens and whenever it falls idle, disarmed as it closes.
+    Each protocol disarms where its parser reports a request's headers complete."""
+
+    # The parts of uvicorn's protocols this mixin uses (it comes first in the bases).
+    connections: set[Any]
+    app: Any
+    loop: asyncio.AbstractEventLoop
+    transport: asyncio.Transport
+    cycle: Any
 
     def __init__(
         self,
@@ -90,65 +99,42 @@ class GuardedH11Protocol(H11Protocol):
         app_state: dict[str, Any],
         _loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
-        super().__init__(config, server_state, app_state, _loop)
+        super().__init__(config, server_state, app_state, _loop)  # type: ignore[call-arg]
         timeout, self.max_connections = _limits()
         self.guard = _Guard(timeout)
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)  # type: ignore[misc]
         if len(self.connections) > self.max_connections:
             self.app = _overloaded
         self.guard.arm(self.loop, transport)
 
-    def handle_events(self) -> None:
-        super().handle_events()
-        if self.cycle is not None and not self.cycle.response_complete:
-            self.guard.disarm()  # a request's headers arrived
-
     def on_response_complete(self) -> None:
-        super().on_response_complete()  # may start a pipelined request
+        super().on_response_complete()  # type: ignore[misc]  # may start a pipelined request
         idle = self.cycle is None or self.cycle.response_complete
         if idle and not self.transport.is_closing():
             self.guard.arm(self.loop, self.transport)  # for the next request's headers
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.guard.disarm()
-        super().connection_lost(exc)
+        super().connection_lost(exc)  # type: ignore[misc]
 
 
-class GuardedHttpToolsProtocol(HttpToolsProtocol):
+class GuardedH11Protocol(_Guarded, H11Protocol):
+    """uvicorn's h11 protocol, with a header deadline and a connection cap (module docs)."""
+
+    def handle_events(self) -> None:
+        super().handle_events()
+        if self.cycle is not None and not self.cycle.response_complete:
+            self.guard.disarm()  # a request's headers arrived
+
+
+class GuardedHttpToolsProtocol(_Guarded, HttpToolsProtocol):
     """uvicorn's httptools protocol (the faster parser, when installed), guarded alike."""
-
-    def __init__(
-        self,
-        config: Config,
-        server_state: ServerState,
-        app_state: dict[str, Any],
-        _loop: asyncio.AbstractEventLoop | None = None,
-    ) -> None:
-        super().__init__(config, server_state, app_state, _loop)
-        timeout, self.max_connections = _limits()
-        self.guard = _Guard(timeout)
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        if len(self.connections) > self.max_connections:
-            self.app = _overloaded
-        self.guard.arm(self.loop, transport)
 
     def on_headers_complete(self) -> None:
         self.guard.disarm()
         super().on_headers_complete()
-
-    def on_response_complete(self) -> None:
-        super().on_response_complete()
-        idle = self.cycle is None or self.cycle.response_complete
-        if idle and not self.transport.is_closing():
-            self.guard.arm(self.loop, self.transport)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.guard.disarm()
-        super().connection_lost(exc)
 
 
 def protocol() -> str:
