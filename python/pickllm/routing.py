@@ -253,45 +253,29 @@ class RouteLoop:
 
     def route(self, prompt: Prompt, context: str | None, reference: str | None) -> RouteResult:
         messages, deadline = self._start(prompt, reference)
-        trace = route_trace(context)
         attempts: list[Attempt] = []
-        try:
+        with route_trace(context) as trace:
             while True:
                 ticket = self.attempts.next(context, messages, attempts, deadline)
-                span: _Span | _Off = OFF
-                try:
-                    spec = self.specs[ticket.decision.model]
-                    span = self._attempt_span(trace, ticket, spec, attempts)
+                with _Call(self, trace, ticket, attempts) as call:
                     try:
                         options = self.options
-                        completion = spec.complete(
+                        completion = call.spec.complete(
                             messages,
                             temperature=options.temperature,
                             stream=options.stream,
                             deadline=self._call_deadline(deadline),
                             max_response_bytes=options.max_response_bytes,
                         )
-                        cost = self._price(spec, completion)
+                        cost = self._price(call.spec, completion)
                     except Exception as exc:
-                        span.failed(self._failed(ticket, self._as_failure(exc, ticket), attempts))
+                        call.failed(exc)
                         continue
-                    span.answered(completion, cost)
-                    self.attempts.answered(ticket, cost)
-                    span.end()
+                    call.answered(completion, cost)
                     with trace.scoring() as scoring:
                         accuracy = self._grade(messages, completion.text, reference, deadline)
                         scoring.graded(accuracy)
-                    result = self._result(ticket, completion, cost, accuracy, attempts)
-                    trace.routed(result)
-                    return result
-                finally:
-                    span.end()
-                    self.attempts.abandon(ticket)  # only if nothing above settled it (a bug)
-        except BaseException as error:
-            trace.end(error)
-            raise
-        finally:
-            trace.end()
+                    return self._result(trace, ticket, completion, cost, accuracy, attempts)
 
     async def aroute(
         self, prompt: Prompt, context: str | None, reference: str | None
@@ -303,33 +287,27 @@ class RouteLoop:
         self, prompt: Prompt, context: str | None, reference: str | None
     ) -> RouteResult:
         messages, deadline = self._start(prompt, reference)
-        trace = route_trace(context)
         attempts: list[Attempt] = []
-        try:
+        with route_trace(context) as trace:
             while True:
                 ticket = await self.attempts.anext(context, messages, attempts, deadline)
-                span: _Span | _Off = OFF
-                try:
-                    spec = self.specs[ticket.decision.model]
-                    span = self._attempt_span(trace, ticket, spec, attempts)
+                with _Call(self, trace, ticket, attempts) as call:
                     try:
                         options = self.options
                         call_deadline = self._call_deadline(deadline)
-                        with self._outer_deadline(spec, call_deadline):
-                            completion = await spec.acomplete(
+                        with self._outer_deadline(call.spec, call_deadline):
+                            completion = await call.spec.acomplete(
                                 messages,
                                 temperature=options.temperature,
                                 stream=options.stream,
                                 deadline=call_deadline,
                                 max_response_bytes=options.max_response_bytes,
                             )
-                        cost = self._price(spec, completion)
+                        cost = self._price(call.spec, completion)
                     except Exception as exc:
-                        span.failed(self._failed(ticket, self._as_failure(exc, ticket), attempts))
+                        call.failed(exc)
                         continue
-                    span.answered(completion, cost)
-                    self.attempts.answered(ticket, cost)
-                    span.end()
+                    call.answered(completion, cost)
                     await self.attempts.flush()  # a shared budget's settlements, off the loop
                     accuracy = None
                     if self.scorer is not None:
@@ -338,27 +316,7 @@ class RouteLoop:
                                 messages, completion.text, reference, deadline
                             )
                             scoring.graded(accuracy)
-                    result = self._result(ticket, completion, cost, accuracy, attempts)
-                    trace.routed(result)
-                    return result
-                finally:
-                    span.end()
-                    self.attempts.abandon(ticket)  # cancelled (also while the scorer ran), a bug
-        except BaseException as error:
-            trace.end(error)
-            raise
-        finally:
-            trace.end()
-
-    def _attempt_span(
-        self, trace: RouteTrace | _Off, ticket: Ticket, spec: Model, attempts: list[Attempt]
-    ) -> _Span | _Off:
-        """The trace's span of this call (nothing without a tracer provider)."""
-        if isinstance(trace, _Off):
-            return OFF
-        return trace.attempt(
-            ticket.decision, len(attempts) + 1, provider_of(spec.backend), spec.provider_model
-        )
+                    return self._result(trace, ticket, completion, cost, accuracy, attempts)
 
     # ==================== Shared steps ====================
 
@@ -432,20 +390,21 @@ class RouteLoop:
 
     def _result(
         self,
+        trace: RouteTrace | _Off,
         ticket: Ticket,
         completion: Completion,
         cost: float,
         accuracy: float | None,
         attempts: list[Attempt],
     ) -> RouteResult:
-        """Apply the feedback when graded and build the result."""
+        """Apply the feedback when graded, build the result and record it in the trace."""
         decision = ticket.decision
         reward = None
         if accuracy is not None:
             reward = self.selector.feedback(
                 decision, accuracy=accuracy, cost=cost, latency=completion.latency
             )
-        return RouteResult._of(
+        result = RouteResult._of(
             text=completion.text,
             model=decision.model,
             decision=decision,
@@ -460,6 +419,8 @@ class RouteLoop:
             completion=completion,
             attempts=(*attempts, Attempt(decision)),
         )
+        trace.routed(result)
+        return result
 
     # The scorer grades within what is left of the route's deadline. The answer is paid for by
     # then (charged, counted as the model's success), so a scorer that fails or runs out of
@@ -495,6 +456,52 @@ class RouteLoop:
         except Exception as error:
             _scorer_failed(error)
             return None
+
+
+class _Call:
+    """One attempt of a route, a context manager around its call: on the way in, the model's
+    spec and the attempt's trace span; on the way out, the span ended and the ticket abandoned.
+    Abandoning does nothing to a ticket settled already (:meth:`answered`, :meth:`failed`) and
+    settles every other, whatever left the block: an exception, a cancellation (also while the
+    scorer ran), a bug."""
+
+    __slots__ = ("_attempts", "_loop", "_ticket", "_trace", "span", "spec")
+
+    def __init__(
+        self, loop: RouteLoop, trace: RouteTrace | _Off, ticket: Ticket, attempts: list[Attempt]
+    ) -> None:
+        self._loop, self._trace, self._ticket, self._attempts = loop, trace, ticket, attempts
+        self.span: _Span | _Off = OFF
+
+    def __enter__(self) -> _Call:
+        try:
+            self.spec = spec = self._loop.specs[self._ticket.decision.model]
+            if not isinstance(self._trace, _Off):  # no span without a tracer provider
+                self.span = self._trace.attempt(
+                    self._ticket.decision,
+                    len(self._attempts) + 1,
+                    provider_of(spec.backend),
+                    spec.provider_model,
+                )
+        except BaseException:
+            self._loop.attempts.abandon(self._ticket)
+            raise
+        return self
+
+    def __exit__(self, kind: object, error: object, traceback: object) -> None:
+        self.span.end()
+        self._loop.attempts.abandon(self._ticket)  # only if nothing above settled it
+
+    def failed(self, exc: Exception) -> None:
+        """The call raised ``exc``: the model's failure, fed back (or the request's, raised)."""
+        loop, ticket = self._loop, self._ticket
+        self.span.failed(loop._failed(ticket, loop._as_failure(exc, ticket), self._attempts))
+
+    def answered(self, completion: Completion, cost: float) -> None:
+        """The call answered, at ``cost``: charged and counted as the model's success."""
+        self.span.answered(completion, cost)
+        self._loop.attempts.answered(self._ticket, cost)
+        self.span.end()
 
 
 def _scorer_failed(error: Exception) -> None:

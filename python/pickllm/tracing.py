@@ -228,3 +228,9 @@ class RouteTrace:
             self.span.set_attribute(ATTEMPTS, self._attempts)
             _Span(self._module, self.span).failed(error)
         self.span.end()
+
+    def __enter__(self) -> RouteTrace:
+        return self
+
+    def __exit__(self, kind: object, error: BaseException | None, traceback: object) -> None:
+        self.end(error)  # whatever left the block: a cancellation fails the query too
