@@ -42,13 +42,10 @@ class GatewayTraces:
             return
         token = _CURRENT.set(trace)
         try:
-            yield
-        except BaseException as error:
-            trace.end(error)
-            raise
+            with trace:
+                yield
         finally:
             _CURRENT.reset(token)
-            trace.end()
 
     def attempt(self, gid: str, decision: Decision, attempt: int, model_id: str) -> None:
         """Open the span of attempt ``gid`` (a child of the request's route span)."""
