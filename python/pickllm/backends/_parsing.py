@@ -23,6 +23,7 @@ __all__ = [
     "Parsed",
     "ResponseProtocolError",
     "StreamParser",
+    "StreamState",
     "check_text",
     "error_detail",
     "error_from_payload",
@@ -93,6 +94,46 @@ class StreamParser(Protocol):
     def finish(self) -> Parsed:
         """The result at the end of the stream; raises ResponseProtocolError if it was cut off."""
         ...
+
+
+class StreamState:
+    """What every provider's :class:`StreamParser` gathers from its events (the answer's parts,
+    its metadata and token counts, whether the terminal event came) and the :class:`Parsed` it
+    makes of them; a subclass reads one provider's events into it."""
+
+    __slots__ = (
+        "_done",
+        "_finish_reason",
+        "_id",
+        "_input_tokens",
+        "_model",
+        "_output_tokens",
+        "_parts",
+    )
+
+    def __init__(self) -> None:
+        self._done = False
+        self._parts: list[str] = []
+        self._finish_reason: str | None = None
+        self._model: str | None = None
+        self._id: str | None = None
+        self._input_tokens: int | None = None
+        self._output_tokens: int | None = None
+
+    @property
+    def done(self) -> bool:
+        return self._done
+
+    def _parsed(self) -> Parsed:
+        """What was gathered, as the stream's result (once the subclass found it whole)."""
+        return Parsed(
+            text="".join(self._parts),
+            model=self._model,
+            input_tokens=self._input_tokens,
+            output_tokens=self._output_tokens,
+            finish_reason=self._finish_reason,
+            response_id=self._id,
+        )
 
 
 def load_json(text: str, what: str) -> Any:

@@ -28,6 +28,7 @@ from pickllm.backends._http import DEFAULT_TIMEOUT, HTTPBackend
 from pickllm.backends._parsing import (
     Parsed,
     ResponseProtocolError,
+    StreamState,
     error_from_payload,
     load_json,
     optional_str,
@@ -198,33 +199,15 @@ def _input_tokens(usage: Mapping[str, Any]) -> int | None:
     return base + sum(cached)
 
 
-class _MessageStream:
-    """Accumulates Messages API stream events up to ``message_stop``."""
+class _MessageStream(StreamState):
+    """Accumulates Messages API stream events up to ``message_stop`` (its stop reason is the
+    finish reason)."""
 
-    __slots__ = (
-        "_done",
-        "_id",
-        "_input_tokens",
-        "_model",
-        "_output_tokens",
-        "_parts",
-        "_started",
-        "_stop_reason",
-    )
+    __slots__ = ("_started",)
 
     def __init__(self) -> None:
-        self._done = False
+        super().__init__()
         self._started = False
-        self._parts: list[str] = []
-        self._stop_reason: str | None = None
-        self._model: str | None = None
-        self._id: str | None = None
-        self._input_tokens: int | None = None
-        self._output_tokens: int | None = None
-
-    @property
-    def done(self) -> bool:
-        return self._done
 
     def feed(self, event: SSEEvent) -> str:
         payload = load_json(event.data, f"{event.event!r} event data")
@@ -259,7 +242,7 @@ class _MessageStream:
         elif kind == "message_delta":
             delta = payload.get("delta")
             if isinstance(delta, dict):
-                self._stop_reason = optional_str(delta.get("stop_reason")) or self._stop_reason
+                self._finish_reason = optional_str(delta.get("stop_reason")) or self._finish_reason
             usage = payload.get("usage")
             if isinstance(usage, dict):
                 # Counts here are cumulative for the whole message, so they replace earlier ones.
@@ -279,15 +262,8 @@ class _MessageStream:
         if not self._started:
             raise ResponseProtocolError("stream ended without a 'message_start' event")
         # Without message_stop the answer is whole only if message_delta gave the stop reason.
-        if not self._done and self._stop_reason is None:
+        if not self._done and self._finish_reason is None:
             raise ResponseProtocolError(
                 "stream ended before 'message_stop' and without a stop_reason (cut off)"
             )
-        return Parsed(
-            text="".join(self._parts),
-            model=self._model,
-            input_tokens=self._input_tokens,
-            output_tokens=self._output_tokens,
-            finish_reason=self._stop_reason,
-            response_id=self._id,
-        )
+        return self._parsed()

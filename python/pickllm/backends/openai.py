@@ -29,6 +29,7 @@ from pickllm.backends._http import DEFAULT_TIMEOUT, HTTPBackend
 from pickllm.backends._parsing import (
     Parsed,
     ResponseProtocolError,
+    StreamState,
     error_from_payload,
     load_json,
     optional_str,
@@ -169,31 +170,10 @@ def parse_chat_completion(data: Any) -> Parsed:
     )
 
 
-class ChatStream:
+class ChatStream(StreamState):
     """Accumulates ``chat.completion.chunk`` events up to ``data: [DONE]``."""
 
-    __slots__ = (
-        "_done",
-        "_finish_reason",
-        "_id",
-        "_input_tokens",
-        "_model",
-        "_output_tokens",
-        "_parts",
-    )
-
-    def __init__(self) -> None:
-        self._done = False
-        self._parts: list[str] = []
-        self._finish_reason: str | None = None
-        self._model: str | None = None
-        self._id: str | None = None
-        self._input_tokens: int | None = None
-        self._output_tokens: int | None = None
-
-    @property
-    def done(self) -> bool:
-        return self._done
+    __slots__ = ()
 
     def feed(self, event: SSEEvent) -> str:
         if event.data.strip() == "[DONE]":
@@ -244,11 +224,4 @@ class ChatStream:
             raise ResponseProtocolError(
                 "stream ended before 'data: [DONE]' and without a finish_reason (cut off)"
             )
-        return Parsed(
-            text="".join(self._parts),
-            model=self._model,
-            input_tokens=self._input_tokens,
-            output_tokens=self._output_tokens,
-            finish_reason=self._finish_reason,
-            response_id=self._id,
-        )
+        return self._parsed()
