@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -14,48 +13,16 @@ from pydantic import ValidationError
 from pickllm.backends import Completion, Message, OpenAICompatible
 from pickllm.errors import ConfigError
 from pickllm.models import Model, Usage
+from recording import Call, RecordingBackend
 
 MESSAGES: list[Message] = [{"role": "user", "content": "hi"}]
 
 
-class FakeBackend:
-    """A structural Backend (no base class), recording its calls."""
+class FakeBackend(RecordingBackend):
+    """A structural Backend (no base class of pickllm's), recording its calls."""
 
-    def __init__(self) -> None:
-        self.calls: list[dict[str, Any]] = []
-
-    def complete(
-        self,
-        messages: Sequence[Message],
-        *,
-        model: str,
-        max_tokens: int | None = None,
-        temperature: float | None = None,
-        stream: bool = False,
-    ) -> Completion:
-        self.calls.append(
-            {"model": model, "max_tokens": max_tokens, "temperature": temperature, "stream": stream}
-        )
-        return Completion(text="ok", model=model, usage=Usage(3, 1), latency=0.01)
-
-    async def acomplete(
-        self,
-        messages: Sequence[Message],
-        *,
-        model: str,
-        max_tokens: int | None = None,
-        temperature: float | None = None,
-        stream: bool = False,
-    ) -> Completion:
-        return self.complete(
-            messages, model=model, max_tokens=max_tokens, temperature=temperature, stream=stream
-        )
-
-    def close(self) -> None:
-        pass
-
-    async def aclose(self) -> None:
-        pass
+    def answer(self, call: Call) -> Completion:
+        return Completion(text="ok", model=call.model, usage=Usage(3, 1), latency=0.01)
 
 
 def test_defaults_and_positional_name() -> None:
@@ -154,9 +121,7 @@ def test_complete_passes_model_id_and_max_tokens() -> None:
     model = Model("fast", backend=backend, model_id="llama-3.1-8b-instant", max_tokens=32)
     result = model.complete(MESSAGES, temperature=0.1, stream=True)
     assert result.model == "llama-3.1-8b-instant"
-    assert backend.calls == [
-        {"model": "llama-3.1-8b-instant", "max_tokens": 32, "temperature": 0.1, "stream": True}
-    ]
+    assert backend.calls == [Call(MESSAGES, "llama-3.1-8b-instant", 32, 0.1, True)]
 
 
 @pytest.mark.anyio

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from pickllm.backends import Completion, Message, OpenAICompatible
+from pickllm.backends import Completion, OpenAICompatible
 from pickllm.scorers import EmbeddingSimilarity, LLMJudge, VerdictParseError, parse_verdict
+from recording import Call, RecordingBackend
 from servers import LlamaServer
 
 SIMILAR = [
@@ -53,55 +53,22 @@ async def test_ascore_gives_the_same_scores_as_score(embedding_server: LlamaServ
             assert await scorer.ascore("q", a, b) == pytest.approx(scorer.score("q", a, b))
 
 
-@dataclass(frozen=True)
-class Request:
-    """The arguments of one call the judge made to its backend."""
-
-    messages: list[Message]
-    model: str
-    max_tokens: int | None
-    temperature: float | None
-    stream: bool
-
-
-class RecordingBackend:
-    """Wraps a real backend and keeps every request and completion, so the test can check what
+class Recorder(RecordingBackend):
+    """Wraps a real backend and keeps every call and completion, so the test can check what
     the judge sent and see the raw verdict it got back."""
 
     def __init__(self, backend: OpenAICompatible) -> None:
+        super().__init__()
         self.backend = backend
-        self.requests: list[Request] = []
         self.completions: list[Completion] = []
 
-    def complete(
-        self,
-        messages: Sequence[Message],
-        *,
-        model: str,
-        max_tokens: int | None = None,
-        temperature: float | None = None,
-        stream: bool = False,
-    ) -> Completion:
-        self.requests.append(Request(list(messages), model, max_tokens, temperature, stream))
-        completion = self.backend.complete(
-            messages, model=model, max_tokens=max_tokens, temperature=temperature, stream=stream
-        )
+    def answer(self, call: Call) -> Completion:
+        completion = self.backend.complete(call.messages, **call.options())
         self.completions.append(completion)
         return completion
 
-    async def acomplete(
-        self,
-        messages: Sequence[Message],
-        *,
-        model: str,
-        max_tokens: int | None = None,
-        temperature: float | None = None,
-        stream: bool = False,
-    ) -> Completion:
-        self.requests.append(Request(list(messages), model, max_tokens, temperature, stream))
-        completion = await self.backend.acomplete(
-            messages, model=model, max_tokens=max_tokens, temperature=temperature, stream=stream
-        )
+    async def aanswer(self, call: Call) -> Completion:
+        completion = await self.backend.acomplete(call.messages, **call.options())
         self.completions.append(completion)
         return completion
 
@@ -134,7 +101,7 @@ def test_llm_judge_on_a_real_model(smollm2_server: LlamaServer) -> None:
     # into [0, 1] or rejected with the documented error carrying that text. Both prompt forms
     # (with and without a reference answer) go to the real server.
     backend = OpenAICompatible(base_url=smollm2_server.base_url, api_key_env=None)
-    recorder = RecordingBackend(backend)
+    recorder = Recorder(backend)
     judge = LLMJudge(recorder, smollm2_server.model, max_tokens=16)
     question = "What is the capital of France?"
     cases = [(question, "Paris", "Paris"), (question, "Paris")]
@@ -143,11 +110,11 @@ def test_llm_judge_on_a_real_model(smollm2_server: LlamaServer) -> None:
     finally:
         backend.close()
 
-    assert len(recorder.requests) == len(recorder.completions) == len(cases)
+    assert len(recorder.calls) == len(recorder.completions) == len(cases)
     for case, request, completion, outcome in zip(
-        cases, recorder.requests, recorder.completions, outcomes, strict=True
+        cases, recorder.calls, recorder.completions, outcomes, strict=True
     ):
-        assert request == Request(judge.messages(*case), smollm2_server.model, 16, 0.0, False)
+        assert request == Call(judge.messages(*case), smollm2_server.model, 16, 0.0, False)
         user = request.messages[1]["content"]
         assert ("Reference answer:\nParis" in user) == (len(case) == 3)
         assert completion.model == smollm2_server.model
@@ -161,7 +128,7 @@ def test_llm_judge_on_a_real_model(smollm2_server: LlamaServer) -> None:
 @pytest.mark.anyio
 async def test_llm_judge_async_path_on_a_real_model(smollm2_server: LlamaServer) -> None:
     backend = OpenAICompatible(base_url=smollm2_server.base_url, api_key_env=None)
-    recorder = RecordingBackend(backend)
+    recorder = Recorder(backend)
     judge = LLMJudge(recorder, smollm2_server.model, max_tokens=16)
     try:
         try:
@@ -170,8 +137,8 @@ async def test_llm_judge_async_path_on_a_real_model(smollm2_server: LlamaServer)
             outcome = error.verdict
     finally:
         await backend.aclose()
-    (request,) = recorder.requests
-    assert request == Request(
+    (request,) = recorder.calls
+    assert request == Call(
         judge.messages("What is 2 + 2?", "4", "4"), smollm2_server.model, 16, 0.0, False
     )
     (completion,) = recorder.completions

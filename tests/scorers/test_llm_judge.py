@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pickllm.backends import Completion, Message, Usage
+from pickllm.backends import Completion, Usage
 from pickllm.errors import ConfigError
 from pickllm.scorers import DEFAULT_RUBRIC, LLMJudge, VerdictParseError, parse_verdict
+from recording import Call, RecordingBackend
 
 
 @pytest.mark.parametrize(
@@ -105,50 +103,19 @@ def test_parse_verdict_returns_a_score_or_raises_the_documented_error(verdict: s
 # -- the judge -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Call:
-    messages: list[Message]
-    model: str
-    max_tokens: int | None
-    temperature: float | None
-    stream: bool
-
-
-@dataclass
-class RecordingBackend:
+class Verdicts(RecordingBackend):
     """Answers every call with ``verdict`` and records the arguments it was called with."""
 
-    verdict: str
-    calls: list[Call] = field(default_factory=list)
+    def __init__(self, verdict: str) -> None:
+        super().__init__()
+        self.verdict = verdict
 
-    def complete(
-        self,
-        messages: Sequence[Message],
-        *,
-        model: str,
-        max_tokens: int | None = None,
-        temperature: float | None = None,
-        stream: bool = False,
-    ) -> Completion:
-        self.calls.append(Call(list(messages), model, max_tokens, temperature, stream))
-        return Completion(text=self.verdict, model=model, usage=Usage(40, 5), latency=0.01)
-
-    async def acomplete(
-        self,
-        messages: Sequence[Message],
-        *,
-        model: str,
-        max_tokens: int | None = None,
-        temperature: float | None = None,
-        stream: bool = False,
-    ) -> Completion:
-        return self.complete(
-            messages, model=model, max_tokens=max_tokens, temperature=temperature, stream=stream
-        )
+    def answer(self, call: Call) -> Completion:
+        return Completion(text=self.verdict, model=call.model, usage=Usage(40, 5), latency=0.01)
 
 
 def test_judge_sends_rubric_question_reference_and_response() -> None:
-    backend = RecordingBackend("SCORE: 6/10")
+    backend = Verdicts("SCORE: 6/10")
     judge = LLMJudge(backend, "judge-1", rubric="Be harsh about units.")
     assert judge.score("How far is the Moon?", "384,400 km", reference="about 384,000 km") == 0.6
     (call,) = backend.calls
@@ -167,7 +134,7 @@ def test_judge_sends_rubric_question_reference_and_response() -> None:
 
 
 def test_judge_without_reference_omits_that_section() -> None:
-    backend = RecordingBackend("8/10")
+    backend = Verdicts("8/10")
     assert LLMJudge(backend, "j").score("Write a haiku.", "old pond / frog") == 0.8
     system, user = backend.calls[0].messages
     assert "Reference answer" not in user["content"]
@@ -175,7 +142,7 @@ def test_judge_without_reference_omits_that_section() -> None:
 
 
 def test_judge_options_reach_the_backend() -> None:
-    backend = RecordingBackend("4")
+    backend = Verdicts("4")
     judge = LLMJudge(backend, "j", scale=5, max_tokens=8, temperature=0.5)
     assert judge.score("q", "r") == 0.8
     assert backend.calls[0].max_tokens == 8
@@ -184,7 +151,7 @@ def test_judge_options_reach_the_backend() -> None:
 
 
 def test_unparsable_verdict_is_an_error_not_a_zero() -> None:
-    judge = LLMJudge(RecordingBackend("As an AI, I cannot grade this."), "j")
+    judge = LLMJudge(Verdicts("As an AI, I cannot grade this."), "j")
     with pytest.raises(VerdictParseError) as caught:
         judge.score("q", "r", "ref")
     assert caught.value.verdict == "As an AI, I cannot grade this."
@@ -192,16 +159,16 @@ def test_unparsable_verdict_is_an_error_not_a_zero() -> None:
 
 @pytest.mark.anyio
 async def test_ascore_uses_acomplete() -> None:
-    backend = RecordingBackend("Score: 0.9")
+    backend = Verdicts("Score: 0.9")
     judge = LLMJudge(backend, "j")
     assert await judge.ascore("q", "r", "ref") == 0.9
     assert len(backend.calls) == 1
     with pytest.raises(VerdictParseError):
-        await LLMJudge(RecordingBackend("hmm"), "j").ascore("q", "r")
+        await LLMJudge(Verdicts("hmm"), "j").ascore("q", "r")
 
 
 def test_backend_errors_propagate() -> None:
-    class Down(RecordingBackend):
+    class Down(Verdicts):
         def complete(self, *args: object, **kwargs: object) -> Completion:
             raise ConnectionError("judge offline")
 
@@ -220,10 +187,10 @@ def test_backend_errors_propagate() -> None:
     ],
 )
 def test_invalid_configuration(kwargs: dict[str, object], message: str) -> None:
-    arguments: dict[str, object] = {"backend": RecordingBackend(""), "model": "j", **kwargs}
+    arguments: dict[str, object] = {"backend": Verdicts(""), "model": "j", **kwargs}
     with pytest.raises(ConfigError, match=message):
         LLMJudge(**arguments)  # type: ignore[arg-type]
 
 
 def test_repr_names_model_not_backend_secrets() -> None:
-    assert repr(LLMJudge(RecordingBackend(""), "judge-1")) == "LLMJudge(model='judge-1', scale=10)"
+    assert repr(LLMJudge(Verdicts(""), "judge-1")) == "LLMJudge(model='judge-1', scale=10)"
