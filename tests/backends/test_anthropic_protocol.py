@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-import anyio.to_thread
 import pytest
 
+from modes import MODES, complete_in
 from pickllm.backends import Anthropic, Completion, InvalidRequestError, Message
 from pickllm.errors import ConfigError
 
@@ -97,12 +96,7 @@ async def backend(server: Any) -> AsyncIterator[Anthropic]:
 async def call(backend: Anthropic, mode: str, **kwargs: Any) -> Completion:
     messages = kwargs.pop("messages", MESSAGES)
     kwargs.setdefault("model", "claude-sonnet-4-5")
-    if mode == "async":
-        return await backend.acomplete(messages, **kwargs)
-    return await anyio.to_thread.run_sync(functools.partial(backend.complete, messages, **kwargs))
-
-
-MODES = pytest.mark.parametrize("mode", ["sync", "async"])
+    return await complete_in(mode, backend, messages, **kwargs)
 
 
 @MODES

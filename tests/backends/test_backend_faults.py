@@ -6,7 +6,6 @@ carries the latency until the failure, and never retries (the server sees one re
 
 from __future__ import annotations
 
-import functools
 import json
 import time
 from collections.abc import AsyncIterator, Callable
@@ -14,10 +13,10 @@ from dataclasses import dataclass
 from email.utils import formatdate
 from typing import Any
 
-import anyio.to_thread
 import httpx
 import pytest
 
+from modes import complete_in
 from pickllm.backends import (
     Anthropic,
     BackendConnectionError,
@@ -187,9 +186,7 @@ async def backend(provider: Provider, server: Any) -> AsyncIterator[HTTPBackend]
 
 async def call(backend: HTTPBackend, mode: str, **kwargs: Any) -> Completion:
     kwargs.setdefault("model", MODEL)
-    if mode == "async":
-        return await backend.acomplete(MESSAGES, **kwargs)
-    return await anyio.to_thread.run_sync(functools.partial(backend.complete, MESSAGES, **kwargs))
+    return await complete_in(mode, backend, MESSAGES, **kwargs)
 
 
 async def failure(backend: HTTPBackend, mode: str, **kwargs: Any) -> BackendError:

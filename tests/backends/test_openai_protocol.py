@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import gc
 import json
 import sys
@@ -12,10 +11,10 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import anyio.to_thread
 import httpx
 import pytest
 
+from modes import MODES, complete_in
 from pickllm.backends import Completion, Message, OpenAICompatible
 
 pytestmark = pytest.mark.anyio
@@ -112,14 +111,8 @@ async def backend(server: Any) -> AsyncIterator[OpenAICompatible]:
 
 
 async def call(backend: OpenAICompatible, mode: str, **kwargs: Any) -> Completion:
-    """The sync API runs in a worker thread so both modes share one event-loop test."""
     kwargs.setdefault("model", "gpt-4.1")
-    if mode == "async":
-        return await backend.acomplete(MESSAGES, **kwargs)
-    return await anyio.to_thread.run_sync(functools.partial(backend.complete, MESSAGES, **kwargs))
-
-
-MODES = pytest.mark.parametrize("mode", ["sync", "async"])
+    return await complete_in(mode, backend, MESSAGES, **kwargs)
 
 
 @MODES
