@@ -104,6 +104,27 @@ def upstream_last(upstream: str) -> dict[str, Any]:
     return dict(httpx.get(upstream.removesuffix("/v1") + "/_last").json())
 
 
+def shared_budget_config(upstream: str, redis_url: str, total: float, shared: str = "") -> str:
+    """Router capped over model good, its budget of ``total`` USD held in the Redis at
+    ``redis_url`` (``shared``: further keys of that table, as ", key = value"). Every answer of
+    the local upstream reports 5 completion tokens: at 1 USD per 1M output tokens, no input price
+    and max_tokens = 5, a call's worst-case cost is its actual cost, 5e-6 USD."""
+    return f"""
+[server]
+api_keys = ["env:PICKLLM_TEST_KEY"]
+
+[models.good]
+base_url = "{upstream}"
+output_price = 1.0
+max_tokens = 5
+
+[routers.capped]
+models = ["good"]
+budget = {{ total = {total!r} }}
+shared = {{ url = "{redis_url}", name = "capped"{shared} }}
+"""
+
+
 def base_config(upstream: str, extra: str = "") -> str:
     """Models good and bad (both answering), a failing one, and router auto over good/bad."""
     return f"""

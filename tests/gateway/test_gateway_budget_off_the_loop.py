@@ -17,7 +17,7 @@ import pytest
 import uvicorn
 from redis import connection as redis_connection
 
-from gateway_servers import KEY
+from gateway_servers import KEY, shared_budget_config
 from pickllm.gateway.app import create_app
 from pickllm.gateway.config import GatewayConfig
 from pickllm.state.budget import SharedSpending
@@ -68,20 +68,9 @@ class InProcessGateway:
 
 
 def config(upstream: str, redis_url: str, budget_timeout: float) -> str:
-    return f"""
-[server]
-api_keys = ["env:PICKLLM_TEST_KEY"]
-
-[models.good]
-base_url = "{upstream}"
-output_price = 1.0
-max_tokens = 5
-
-[routers.capped]
-models = ["good"]
-budget = {{ total = 1.0 }}
-shared = {{ url = "{redis_url}", name = "capped", budget_timeout_seconds = {budget_timeout} }}
-"""
+    return shared_budget_config(
+        upstream, redis_url, 1.0, f", budget_timeout_seconds = {budget_timeout}"
+    )
 
 
 def chat(gateway: InProcessGateway) -> str:

@@ -8,7 +8,7 @@ from fractions import Fraction
 
 import httpx
 
-from gateway_servers import KEY, Serve, metric
+from gateway_servers import KEY, Serve, metric, shared_budget_config
 from redis_servers import RedisServer, wait_for
 
 #: Each answer of the local upstream reports 5 completion tokens; at 1 USD per 1M output
@@ -19,29 +19,12 @@ CALL_USD = Fraction(5, 10**6)
 CAP_USD = Fraction(35, 2 * 10**6)
 
 
-def config(upstream: str, redis_url: str) -> str:
-    return f"""
-[server]
-api_keys = ["env:PICKLLM_TEST_KEY"]
-
-[models.good]
-base_url = "{upstream}"
-output_price = 1.0
-max_tokens = 5
-
-[routers.capped]
-models = ["good"]
-budget = {{ total = {float(CAP_USD)!r} }}
-shared = {{ url = "{redis_url}", name = "capped" }}
-"""
-
-
 def test_two_gateways_share_one_budget(
     serve: Serve, upstream: str, redis_server: RedisServer
 ) -> None:
     """Two gateway processes, requests alternating between them: three calls fit the cap in
     all, so the fourth is refused by both (each alone would have admitted three)."""
-    text = config(upstream, redis_server.url)
+    text = shared_budget_config(upstream, redis_server.url, float(CAP_USD))
     gateways = [serve(text), serve(text)]
     statuses = []
     for i in range(6):
@@ -67,7 +50,7 @@ def test_a_paused_redis_gives_503s_and_the_sweeper_lives_on(
     refused with a 503 naming the budget (never a 500 with a redis exception), the shared-state
     gauges go to disconnected and back, which only the sweeper refreshes: it survived."""
     # Decisions expire one second after their answer: only the sweeper expires them.
-    text = config(upstream, redis_server.url).replace(
+    text = shared_budget_config(upstream, redis_server.url, float(CAP_USD)).replace(
         'name = "capped" }', 'name = "capped" }\nfeedback_timeout = 1.0'
     )
     gateway = serve(text)
