@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ import httpx
 import openai
 import pytest
 
+from gateway_client import WAIT_S, client, wait_for
 from gateway_servers import KEY, Process, Serve, metric, start, upstream_stats
 from hostile_server import HostileServer, Send, hostile_server
 from hostile_server import headers as http_headers
@@ -37,19 +38,6 @@ PROVIDER_KEY = "sk-provider-secret-0123456789abcdef"
 OTHER_KEY = "sk-gateway-other-key-9876543210"
 ADMIN_KEY = "sk-gateway-admin-key-5555555555"
 ENV = {"PROVIDER_KEY": PROVIDER_KEY, "OTHER_KEY": OTHER_KEY, "ADMIN_KEY": ADMIN_KEY}
-WAIT_S = 30.0
-
-
-def wait_for(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + WAIT_S
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.02)
-
-
-def client(gateway: Process, key: str = KEY) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=key, max_retries=0, timeout=60)
 
 
 def post(
