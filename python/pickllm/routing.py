@@ -272,9 +272,11 @@ class RouteLoop:
                         call.failed(exc)
                         continue
                     call.answered(completion, cost)
-                    with trace.scoring() as scoring:
-                        accuracy = self._grade(messages, completion.text, reference, deadline)
-                        scoring.graded(accuracy)
+                    accuracy = None
+                    if self.scorer is not None:  # a score span only around a real grading
+                        with trace.scoring() as scoring:
+                            accuracy = self._grade(messages, completion.text, reference, deadline)
+                            scoring.graded(accuracy)
                     return self._result(trace, ticket, completion, cost, accuracy, attempts)
 
     async def aroute(
@@ -433,8 +435,7 @@ class RouteLoop:
         reference: str | None,
         deadline: float | None,
     ) -> float | None:
-        if self.scorer is None:
-            return None
+        assert self.scorer is not None  # route grades only with a scorer
         try:
             return self.scorer.score(_prompt_text(messages), text, reference, deadline=deadline)
         except Exception as error:  # a ScorerError, or a bug in a custom scorer

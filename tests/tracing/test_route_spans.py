@@ -17,13 +17,13 @@ from pickllm.scorers import MultipleChoice
 from pickllm.tracing import OFF, RouteTrace, route_trace
 
 
-def _router(url: str, names: list[str], prior: dict[str, float]) -> Router:
+def _router(url: str, names: list[str], prior: dict[str, float], *, scored: bool = True) -> Router:
     backend = OpenAICompatible(base_url=url, api_key="k")
     return Router(
         [Model(name, backend=backend, model_id=f"{name}-v1") for name in names],
         policy=LearningAutomaton(),
         prior=prior,
-        scorer=MultipleChoice(),
+        scorer=MultipleChoice() if scored else None,
         breaker=None,
         seed=0,
     )
@@ -97,6 +97,24 @@ def test_aroute_records_the_same_spans(spans: InMemorySpanExporter) -> None:
 
     decision_id = anyio.run(main)
     _check_fallback_trace(spans.get_finished_spans(), decision_id)
+
+
+def test_without_a_scorer_neither_route_nor_aroute_records_a_score_span(
+    spans: InMemorySpanExporter,
+) -> None:
+    with model_farm(BEHAVIOURS) as farm:
+        with _router(farm.url, ["down", "up"], PRIOR, scored=False) as router:
+            router.route("Which? A or B", context="quiz")
+        synced = sorted(span.name for span in spans.get_finished_spans())
+        spans.clear()
+
+        async def main() -> None:
+            async with _router(farm.url, ["down", "up"], PRIOR, scored=False) as router:
+                await router.aroute("Which? A or B", context="quiz")
+
+        anyio.run(main)
+        awaited = sorted(span.name for span in spans.get_finished_spans())
+    assert synced == awaited == ["chat down-v1", "chat up-v1", "pickllm.route"]
 
 
 def test_a_query_every_model_failed_ends_its_span_with_the_error(
