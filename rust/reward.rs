@@ -201,7 +201,7 @@ impl Reward {
             }
             // The default top of the range, R at a = 1, c = 0 and the floor latency, must be
             // a usable divisor too.
-            let top = self.accuracy / (self.latency * latency_floor_ms.log10() / time_scaling);
+            let top = self.accuracy / (self.latency * libm::log10(latency_floor_ms) / time_scaling);
             if !(top.is_finite() && top > 0.0) {
                 return Err(Error::parameter(
                     "reward weights",
@@ -230,9 +230,11 @@ impl Reward {
                 latency_floor_ms,
                 max_value,
             } => {
+                // The rewards are learned state: log10 from the pure-Rust `libm`, the same bits
+                // on every platform (docs/design.md, "Arithmetic across platforms").
                 let paper = |accuracy: f64, cost: f64, latency_ms: f64| {
                     let numerator = (self.accuracy * accuracy - self.cost * cost).max(0.0);
-                    numerator / (self.latency * latency_ms.max(latency_floor_ms).log10() / time_scaling)
+                    numerator / (self.latency * libm::log10(latency_ms.max(latency_floor_ms)) / time_scaling)
                 };
                 let top = max_value.unwrap_or_else(|| paper(1.0, 0.0, latency_floor_ms));
                 paper(obs.accuracy, obs.cost, obs.latency * 1000.0) / top
@@ -287,6 +289,22 @@ mod tests {
         assert!((r.compute(obs(1.0, 0.0, 1.0)) - 1.0 / 3.0).abs() < 1e-12);
         // A declared range clamps above.
         assert_eq!(paper(Some(0.1)).compute(obs(1.0, 0.0, 1.0)), 1.0);
+    }
+
+    /// The paper form's rewards are learned state, so its `log10` is `libm`'s, pinned here to
+    /// the bit: each logarithm is the correctly rounded value, and so is the reward built from
+    /// it (both checked with mpmath at 200 bits).
+    #[test]
+    fn paper_form_arithmetic_is_pinned_to_the_bit() {
+        let pinned = [
+            (libm::log10(2.0), 0x3FD3_4413_509F_79FF_u64),
+            (libm::log10(1234.5), 0x4008_BB5F_AECE_0C80),
+            (libm::log10(873.25), 0x4007_8773_ABDC_820F),
+            (paper(None).compute(obs(0.9, 0.01, 0.873_25)), 0x3FD3_5DDC_BC38_9B0E),
+        ];
+        for (value, bits) in pinned {
+            assert_eq!(value.to_bits(), bits, "{value:e}: {:#018X}", value.to_bits());
+        }
     }
 
     #[test]
