@@ -61,9 +61,6 @@ pub struct PyRouterCore {
     broken: AtomicBool,
     /// Model names as Python strings, handed out in every `Decision` without a new allocation.
     models: Vec<Py<PyString>>,
-    /// The same names as Rust strings: a decision holding one of `models` itself (every decision
-    /// this core issued, unless rebuilt) names its model without reading the string's UTF-8.
-    model_names: Vec<String>,
     default_context: Py<PyString>,
     /// The router's identity, written on every `Decision`; fixed for the core's life.
     identity: u64,
@@ -79,12 +76,10 @@ impl PyRouterCore {
             .iter()
             .map(|m| PyString::intern(py, m).unbind())
             .collect();
-        let model_names = router.config().models.clone();
         let default_context = PyString::new(py, &router.config().default_context).unbind();
         let identity = router.identity();
         PyRouterCore {
             identity,
-            model_names,
             router: Mutex::new(router),
             broken: AtomicBool::new(false),
             models,
@@ -274,17 +269,7 @@ impl PyRouterCore {
             cost.as_f64_or(py, "cost", 0.0)?,
             latency.as_f64_or(py, "latency", 0.0)?,
         )?;
-        // Identical to one of this core's model names: that name (a pointer compare). Otherwise
-        // (a rebuilt decision) the string's own text; either way the router checks it by name.
-        let issued = self
-            .models
-            .iter()
-            .zip(&self.model_names)
-            .find(|(m, _)| m.is(&decision.model));
-        let model = match issued {
-            Some((_, name)) => name.as_str(),
-            None => utf8(py, "model", decision.model.bind(py))?,
-        };
+        let model = utf8(py, "model", decision.model.bind(py))?;
         let context = utf8(py, "context", decision.context.bind(py))?;
         let (id, issuer, probability) = (decision.id, decision.router, decision.probability);
         let outbox = self.outbox.get();
