@@ -136,8 +136,17 @@ impl UcbConfig {
         let budget = self.exploration * log_t;
         match self.bound {
             Bound::Tuned => {
-                let variance = (squares / n - mean * mean).max(0.0) + (2.0 * log_t / n).sqrt();
-                let width = (budget / n * variance.min(0.25)).sqrt();
+                // The variance term is capped at 1/4, which its own confidence width reaches
+                // alone when 2 ln t / n >= 1/16 (every model tried fewer than 32 ln t times): the
+                // cap is then the term, without the variance's division and the square root
+                // (exactly: the root of 1/16 is 1/4, rounding is monotone, the variance >= 0).
+                let confidence = 2.0 * log_t / n;
+                let variance = if confidence >= 0.0625 {
+                    0.25
+                } else {
+                    ((squares / n - mean * mean).max(0.0) + confidence.sqrt()).min(0.25)
+                };
+                let width = (budget / n * variance).sqrt();
                 (mean - width, mean + width)
             }
             Bound::Kl => (kl_bound(mean, budget / n, false), kl_bound(mean, budget / n, true)),
@@ -654,6 +663,33 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    proptest::proptest! {
+        /// UCB1-tuned's shortcut for a capped variance term gives the full formula's bits.
+        #[test]
+        fn the_capped_variance_shortcut_is_exact(
+            confidence in proptest::prop_oneof![0.0..0.2f64, 0.055..0.07f64, 0.0..100.0f64],
+            mean in 0.0..=1.0f64,
+            spread in proptest::prop_oneof![0.0..0.1f64, 0.0..=1.0f64],
+            t in 1.5..1e7f64,
+            exploration in 0.01..4.0f64,
+        ) {
+            // `n` from the confidence term 2 ln t / n it gives, near the cap's 1/16 or not.
+            let c = UcbConfig { exploration, ..config(Bound::Tuned) };
+            let log_t = t.ln();
+            let n = 2.0 * log_t / confidence.max(1e-9);
+            let sum = mean * n;
+            let squares = sum * sum / n + spread * (sum - sum * sum / n);
+            let full = {
+                let mean = (sum / n).clamp(0.0, 1.0);
+                let variance = (squares / n - mean * mean).max(0.0) + (2.0 * log_t / n).sqrt();
+                let width = (exploration * log_t / n * variance.min(0.25)).sqrt();
+                (mean - width, mean + width)
+            };
+            let got = c.interval((n, sum, squares), log_t);
+            proptest::prop_assert_eq!((got.0.to_bits(), got.1.to_bits()), (full.0.to_bits(), full.1.to_bits()));
         }
     }
 }
