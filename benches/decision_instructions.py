@@ -6,12 +6,17 @@ sessions of 1,000 decisions in fresh contexts, rewards cycling through four obse
 twice, with 5 and 55 sessions: the difference over 50,000 decisions is the per-decision count,
 start-up and imports cancelled out. Instructions are not time (a division or a logarithm costs
 more than an addition), so this complements the timed benches rather than replacing them.
+Address-space randomization is turned off (``setarch -R``) and ``PYTHONHASHSEED`` fixed: with
+either left random, dictionary layouts (and so instructions) move by up to ±130 per decision
+between runs of the same build; without both, the counts repeat exactly.
 
     python benches/decision_instructions.py            # needs valgrind (Debian package)
 """
 
 from __future__ import annotations
 
+import os
+import platform
 import re
 import subprocess
 import sys
@@ -55,9 +60,11 @@ def instructions(kind: str, sessions: int) -> int:
         script.write(LOOP)
         script.flush()
         result = subprocess.run(
-            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}/cg.out",
+            ["setarch", platform.machine(), "-R",
+             "valgrind", "--tool=callgrind", f"--callgrind-out-file={out}/cg.out",
              sys.executable, script.name, kind, str(sessions)],
             capture_output=True, text=True, check=True,
+            env={**os.environ, "PYTHONHASHSEED": "0"},
         )  # fmt: skip
     match = re.search(r"Collected : (\d+)", result.stderr)
     if match is None:

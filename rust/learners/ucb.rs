@@ -117,6 +117,7 @@ impl UcbState {
 impl UcbConfig {
     /// `arm`'s count, reward sum and squared sum for selection: the context's own, plus `share`
     /// pseudo-feedbacks at the pooled mean when there is one.
+    #[inline(always)]
     fn stats(&self, state: &UcbState, arm: usize, evidence: Option<&Evidence>) -> (f64, f64, f64) {
         let own = (state.counts[arm], state.sums[arm], state.squares[arm]);
         match evidence.and_then(|e| e.prior(arm, self.share)) {
@@ -126,6 +127,7 @@ impl UcbConfig {
     }
 
     /// The confidence interval of a model's mean reward from its statistics, given `ln t`.
+    #[inline(always)]
     fn interval(&self, (n, sum, squares): (f64, f64, f64), log_t: f64) -> (f64, f64) {
         if n <= 0.0 {
             return (f64::NEG_INFINITY, f64::INFINITY);
@@ -134,14 +136,24 @@ impl UcbConfig {
         let budget = self.exploration * log_t;
         match self.bound {
             Bound::Tuned => {
-                let variance = (squares / n - mean * mean).max(0.0) + (2.0 * log_t / n).sqrt();
-                let width = (budget / n * variance.min(0.25)).sqrt();
+                // The variance term is capped at 1/4, which its own confidence width reaches
+                // alone when 2 ln t / n >= 1/16 (every model tried fewer than 32 ln t times): the
+                // cap is then the term, without the variance's division and the square root
+                // (exactly: the root of 1/16 is 1/4, rounding is monotone, the variance >= 0).
+                let confidence = 2.0 * log_t / n;
+                let variance = if confidence >= 0.0625 {
+                    0.25
+                } else {
+                    ((squares / n - mean * mean).max(0.0) + confidence.sqrt()).min(0.25)
+                };
+                let width = (budget / n * variance).sqrt();
                 (mean - width, mean + width)
             }
             Bound::Kl => (kl_bound(mean, budget / n, false), kl_bound(mean, budget / n, true)),
         }
     }
 
+    #[inline(always)]
     fn upper(&self, stats: (f64, f64, f64), log_t: f64) -> f64 {
         match self.bound {
             // Only the upper bound: half the bisections.
@@ -157,7 +169,10 @@ impl UcbConfig {
     /// The allowed models' highest upper bound: the first model reaching it, how many do, and
     /// `ln t`. No allocation: this runs on every decision. Each model's statistics are computed
     /// once (kept on the stack for the first [`STACKED`] models) and summed in model order, so
-    /// the bits are those of computing them twice.
+    /// the bits are those of computing them twice. The bounds of the stacked models are all
+    /// computed before any is compared: each is a chain of divisions and square roots, and
+    /// comparing as they come would stall on every one that leads to a mispredicted branch;
+    /// computed first, the chains run side by side.
     fn top(&self, state: &UcbState, query: Query<'_>) -> Top {
         let models = state.counts.len();
         let mut stacked = [(0.0, 0.0, 0.0); STACKED];
@@ -170,6 +185,10 @@ impl UcbConfig {
             t += stats.0;
         }
         let log_t = f64::max(t, 1.0).ln();
+        let mut uppers = [0.0; STACKED];
+        for (upper, &stats) in uppers.iter_mut().zip(&stacked).take(models) {
+            *upper = self.upper(stats, log_t);
+        }
         let mut top = Top {
             bound: f64::NEG_INFINITY,
             first: None,
@@ -177,11 +196,35 @@ impl UcbConfig {
             log_t,
         };
         for arm in (0..models).filter(|&arm| query.subset.contains(arm)) {
-            let stats = match stacked.get(arm) {
-                Some(&stats) => stats,
-                None => self.stats(state, arm, query.evidence),
+            let upper = match uppers.get(arm) {
+                Some(&upper) => upper,
+                None => self.upper(self.stats(state, arm, query.evidence), log_t),
             };
-            let upper = self.upper(stats, log_t);
+            if upper > top.bound {
+                (top.bound, top.first, top.ties) = (upper, Some(arm), 0);
+            }
+            if upper == top.bound {
+                top.ties += 1;
+            }
+        }
+        top
+    }
+
+    /// [`UcbConfig::top`] as first written: each bound compared as soon as it is computed. What
+    /// the bounds computed first must agree with, to the bit.
+    #[cfg(test)]
+    fn top_in_order(&self, state: &UcbState, query: Query<'_>) -> Top {
+        let models = state.counts.len();
+        let t: f64 = (0..models).map(|arm| self.stats(state, arm, query.evidence).0).sum();
+        let log_t = f64::max(t, 1.0).ln();
+        let mut top = Top {
+            bound: f64::NEG_INFINITY,
+            first: None,
+            ties: 0,
+            log_t,
+        };
+        for arm in (0..models).filter(|&arm| query.subset.contains(arm)) {
+            let upper = self.upper(self.stats(state, arm, query.evidence), log_t);
             if upper > top.bound {
                 (top.bound, top.first, top.ties) = (upper, Some(arm), 0);
             }
@@ -578,6 +621,75 @@ mod tests {
             ),
         ] {
             assert!(Algorithm::validate(&c, 3).unwrap_err().to_string().starts_with(field));
+        }
+    }
+
+    proptest::proptest! {
+        /// Computing every stacked model's bound before comparing any changes nothing: the same
+        /// bound bits, first leader, ties and `ln t` as comparing each as it comes, for both
+        /// bounds, with and without pooled evidence, subsets, untried models, ties, and more
+        /// models than are stacked.
+        #[test]
+        fn bounds_computed_first_change_nothing(
+            stats in proptest::collection::vec((0u32..40, 0.0..=1.0f64, 0.0..=1.0f64, 0u32..200, 0.0..=1.0f64, proptest::prelude::any::<bool>()), 1..24),
+            kl in proptest::prelude::any::<bool>(),
+            share in proptest::prop_oneof![proptest::strategy::Just(0.0), 0.0..20.0f64],
+            exploration in 0.1..3.0f64,
+        ) {
+            let c = UcbConfig {
+                exploration,
+                share,
+                ..config(if kl { Bound::Kl } else { Bound::Tuned })
+            };
+            // Rewards in [0, 1]: a sum `mean · n`, squares between `sum²/n` and `sum`.
+            let mut state = c.initial_state(stats.len(), None).unwrap();
+            let mut evidence = Evidence::new(stats.len());
+            for (arm, &(n, mean, spread, pooled, pooled_mean, _)) in stats.iter().enumerate() {
+                let (n, pooled) = (f64::from(n), f64::from(pooled));
+                let sum = (mean * n).round().min(n);
+                state.counts[arm] = n;
+                state.sums[arm] = sum;
+                state.squares[arm] = if n > 0.0 { sum * sum / n + spread * (sum - sum * sum / n) } else { 0.0 };
+                evidence.counts[arm] = pooled;
+                evidence.sums[arm] = pooled_mean * pooled;
+            }
+            let mask: Vec<bool> = stats.iter().map(|s| s.5).collect();
+            for subset in [Subset::ALL, Subset(Some(&mask))] {
+                for query in [Query::over(subset), Query::pooled(subset, &evidence)] {
+                    let (x, y) = (c.top(&state, query), c.top_in_order(&state, query));
+                    proptest::prop_assert_eq!(
+                        (x.bound.to_bits(), x.first, x.ties, x.log_t.to_bits()),
+                        (y.bound.to_bits(), y.first, y.ties, y.log_t.to_bits())
+                    );
+                }
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// UCB1-tuned's shortcut for a capped variance term gives the full formula's bits.
+        #[test]
+        fn the_capped_variance_shortcut_is_exact(
+            confidence in proptest::prop_oneof![0.0..0.2f64, 0.055..0.07f64, 0.0..100.0f64],
+            mean in 0.0..=1.0f64,
+            spread in proptest::prop_oneof![0.0..0.1f64, 0.0..=1.0f64],
+            t in 1.5..1e7f64,
+            exploration in 0.01..4.0f64,
+        ) {
+            // `n` from the confidence term 2 ln t / n it gives, near the cap's 1/16 or not.
+            let c = UcbConfig { exploration, ..config(Bound::Tuned) };
+            let log_t = t.ln();
+            let n = 2.0 * log_t / confidence.max(1e-9);
+            let sum = mean * n;
+            let squares = sum * sum / n + spread * (sum - sum * sum / n);
+            let full = {
+                let mean = (sum / n).clamp(0.0, 1.0);
+                let variance = (squares / n - mean * mean).max(0.0) + (2.0 * log_t / n).sqrt();
+                let width = (exploration * log_t / n * variance.min(0.25)).sqrt();
+                (mean - width, mean + width)
+            };
+            let got = c.interval((n, sum, squares), log_t);
+            proptest::prop_assert_eq!((got.0.to_bits(), got.1.to_bits()), (full.0.to_bits(), full.1.to_bits()));
         }
     }
 }
