@@ -6,7 +6,8 @@
 //!   `n` warm-up prompts. Only n-grams found in at least two warm-up prompts are kept: one seen
 //!   once says nothing about groups, and dropping them keeps the mapper small.
 //! * **Clustering**: spherical k-means (cosine similarity, unit-length centroids) with k-means++
-//!   seeding from the core's [`Rng`], for every `k` in `2..=max_clusters`. The rule for `k`:
+//!   seeding from the core's [`Rng`], for every `k` in `2..=max_clusters`, the best of
+//!   [`KMEANS_STARTS`] starts (highest cohesion) per `k`. The rule for `k`:
 //!   the highest mean silhouette (cosine distance, over the first [`SILHOUETTE_SAMPLE`] warm-up
 //!   prompts), the smaller `k` on a tie; if even that silhouette is below `min_silhouette`, the
 //!   prompts show no structure and there is one cluster.
@@ -63,6 +64,9 @@ impl Lookup {
     }
 }
 const MAX_ITERATIONS: usize = 100;
+/// k-means++ starts per `k` (scikit-learn's `n_init`); the one with the highest cohesion (sum
+/// of each prompt's cosine to its centroid) is kept.
+const KMEANS_STARTS: usize = 5;
 const MAGIC: &[u8; 8] = b"PKLMPCX\0";
 /// The encoding of [`PromptContexts::to_bytes`] this build writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
@@ -172,7 +176,15 @@ impl PromptContexts {
         let mut best: Option<(f64, Vec<Vec<f64>>)> = None;
         for k in 2..=options.max_clusters.min(prompts.len() - 1) {
             let mut rng = Rng::seed_from_u64(options.seed ^ (k as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-            let (labels, centroids) = spherical_kmeans(&vectors, columns, k, &mut rng);
+            // Several k-means++ starts, keeping the tightest clustering: one start may settle
+            // in a local optimum that splits a group or merges two.
+            let (mut labels, mut centroids, mut cohesion) = spherical_kmeans(&vectors, columns, k, &mut rng);
+            for _ in 1..KMEANS_STARTS {
+                let (l, c, s) = spherical_kmeans(&vectors, columns, k, &mut rng);
+                if s > cohesion {
+                    (labels, centroids, cohesion) = (l, c, s);
+                }
+            }
             let score = silhouette(&gram, &labels[..sample.len()], k);
             if best.as_ref().is_none_or(|(s, _)| score > *s) {
                 best = Some((score, centroids));
@@ -561,8 +573,9 @@ fn silhouette(gram: &[f64], labels: &[usize], k: usize) -> f64 {
     mean
 }
 
-/// Spherical k-means: labels of every vector and the unit centroids.
-fn spherical_kmeans(vectors: &[Vector], columns: usize, k: usize, rng: &mut Rng) -> (Vec<usize>, Vec<Vec<f64>>) {
+/// Spherical k-means: labels of every vector, the unit centroids, and the cohesion (the sum of
+/// each vector's cosine to its centroid, the objective k-means maximizes).
+fn spherical_kmeans(vectors: &[Vector], columns: usize, k: usize, rng: &mut Rng) -> (Vec<usize>, Vec<Vec<f64>>, f64) {
     let n = vectors.len();
     // k-means++: each next seed drawn with probability proportional to its squared distance
     // (1 - cosine) to the nearest seed so far.
@@ -627,7 +640,8 @@ fn spherical_kmeans(vectors: &[Vector], columns: usize, k: usize, rng: &mut Rng)
             normalize(centroid);
         }
     }
-    (labels, centroids)
+    let cohesion = vectors.iter().zip(&labels).map(|(v, &c)| dot(v, &centroids[c])).sum();
+    (labels, centroids, cohesion)
 }
 
 /// The n-grams of `cluster` with the highest centroid weight above the mean of the others.
