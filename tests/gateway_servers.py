@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -26,6 +27,33 @@ UPSTREAM = Path(__file__).parent / "gateway" / "upstream.py"
 KEY = "sk-gateway-test-key-0123456789"
 #: Bound on a process's startup (a loaded 2-core CI machine is slow to import).
 STARTUP_TIMEOUT_S = 60.0
+
+
+class InProcessGateway:
+    """The gateway app under uvicorn on a thread of this process named ``thread_name``, for
+    tests that patch what the gateway calls (a fit, a Redis client) to order events."""
+
+    def __init__(self, config: str, thread_name: str = "gateway-loop") -> None:
+        import uvicorn
+
+        from pickllm.gateway.app import create_app
+        from pickllm.gateway.config import GatewayConfig
+        from redis_servers import wait_for
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        app = create_app(GatewayConfig.from_toml(config))
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+        )
+        self.thread = threading.Thread(target=self.server.run, name=thread_name, daemon=True)
+        self.thread.start()
+        wait_for(lambda: self.server.started, timeout=STARTUP_TIMEOUT_S)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(60)
+        assert not self.thread.is_alive()
 
 
 @dataclass

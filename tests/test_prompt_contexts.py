@@ -61,6 +61,13 @@ def router(warmup: int = 30, **options: object) -> Router:
     )
 
 
+def wait_fit(r: Router) -> None:
+    """Wait for a background fit to end (at once when there is none)."""
+    mapper = r._mapper
+    assert mapper is not None
+    assert mapper.wait_fit(60), "the fit did not end"
+
+
 def play(r: Router, queries: Iterator[tuple[str, int]]) -> list[tuple[str, str]]:
     """Select with each prompt, reward 1 for the task's best model (task t: model t), 0 else."""
     out = []
@@ -346,12 +353,14 @@ def test_route_learns_each_tasks_model_from_prompts_alone() -> None:
             backend.close()
 
 
-def test_threads_racing_through_the_fit_credit_every_feedback_once() -> None:
+@pytest.mark.parametrize("background", [False, True])
+def test_threads_racing_through_the_fit_credit_every_feedback_once(background: bool) -> None:
     """Four threads select and give feedback at once across the end of the warm-up. Whatever
-    the interleaving, exactly the first 30 prompts are selected in the default context, and
-    every feedback ends up credited once to a cluster: replayed at the fit, credited on
-    arrival for a warm-up decision answered after it, or learned there directly."""
-    r = router(warmup=30)
+    the interleaving, exactly the first 30 prompts are selected in the default context (and,
+    with the fit in the background, those routed while it ran), and every other feedback ends
+    up credited once to a cluster: replayed at the fit, credited on arrival for a warm-up
+    decision answered after it, or learned there directly."""
+    r = router(warmup=30, background_fit=background)
     queries = list(stream(120))
 
     def work(part: int) -> None:
@@ -364,9 +373,125 @@ def test_threads_racing_through_the_fit_credit_every_feedback_once() -> None:
         t.start()
     for t in threads:
         t.join()
+    wait_fit(r)
     stats = r.stats().prompt_contexts
     assert stats is not None
     assert stats.fitted
-    assert sum(r.feedback_counts("default").values()) == 30
+    during_fit = sum(r.feedback_counts("default").values()) - 30
+    assert during_fit >= 0 if background else during_fit == 0
     credited = sum(sum(r.feedback_counts(c.context).values()) for c in stats.clusters)
-    assert credited == 120
+    assert credited == 120 - during_fit
+
+
+# ==================== The fit in the background, and a failed fit ====================
+
+
+class HeldFit:
+    """Replaces ``pickllm.contexts.fit_prompts``: each fit announces itself, then waits until
+    released (or fails when told), so that a test orders events around a running fit."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, fail: bool = False) -> None:
+        from pickllm import contexts
+
+        self.real = contexts.fit_prompts
+        self.started = threading.Event()
+        self.release = threading.Event()
+        self.fail = fail
+        self.calls = 0
+        self.threads: list[str] = []
+        monkeypatch.setattr(contexts, "fit_prompts", self)
+
+    def __call__(self, prompts: list[str], config: PromptContexts) -> PromptContextsCore:
+        self.calls += 1
+        self.threads.append(threading.current_thread().name)
+        self.started.set()
+        assert self.release.wait(60), "the test never released the fit"
+        if self.fail:
+            raise RuntimeError("injected fit failure")
+        return self.real(prompts, config)
+
+
+def test_a_background_fit_holds_no_selection_then_credits_the_warmup(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The selection completing the warm-up returns while its fit is held; selections during
+    the fit stay in the warm-up context (not kept, not credited), warm-up feedback arriving
+    meanwhile is kept; once installed, the clusters hold exactly the warm-up's feedback."""
+    held = HeldFit(monkeypatch)
+    r = router(warmup=30, background_fit=True)
+    queries = list(stream(100))
+    late = [r.select(prompt=text) for text, _ in queries[:2]]  # answered during the fit
+    assert {context for context, _ in play(r, iter(queries[2:30]))} == {"default"}
+    assert held.started.wait(60)
+    assert held.threads == ["pickllm-prompt-contexts-fit"]
+    stats = r.stats().prompt_contexts
+    assert stats is not None
+    assert (stats.fitted, stats.fitting, stats.state) == (False, True, "fitting")
+    during = play(r, iter(queries[30:40]))
+    assert {context for context, _ in during} == {"default"}
+    for decision, (_, task) in zip(late, queries, strict=False):
+        r.feedback(decision, accuracy=float(decision.model == MODELS[task]))
+    assert r.stats().prompt_contexts.warmup_prompts == 30  # type: ignore[union-attr]
+    held.release.set()
+    wait_fit(r)
+    stats = r.stats().prompt_contexts
+    assert stats is not None
+    assert (stats.fitted, stats.fitting, stats.state) == (True, False, "fitted")
+    credited = sum(sum(r.feedback_counts(c.context).values()) for c in stats.clusters)
+    assert credited == 30, "the warm-up's feedback, not the 10 routed during the fit"
+    assert sum(r.feedback_counts("default").values()) == 40
+    assert {context for context, _ in play(r, iter(queries[40:]))} == {
+        "cluster-0",
+        "cluster-1",
+        "cluster-2",
+    }
+
+
+def test_a_background_fit_waited_for_learns_what_the_inline_fit_does() -> None:
+    """With nothing routed while it runs, a background fit installs the same clusters with the
+    same credited feedback as the inline fit: the two routers then decide alike."""
+    inline, background = router(warmup=30), router(warmup=30, background_fit=True)
+    queries = list(stream(150))
+    assert play(inline, iter(queries[:30])) == play(background, iter(queries[:30]))
+    wait_fit(background)
+    assert background.stats().prompt_contexts == inline.stats().prompt_contexts
+    assert play(background, iter(queries[30:])) == play(inline, iter(queries[30:]))
+
+
+@pytest.mark.parametrize("background", [False, True])
+def test_a_failed_fit_is_shown_logged_and_routing_goes_on(
+    background: bool, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A fit that raises (inline or in the background) is recorded in stats and logged; the
+    selection that started it stands (its decision settles normally), routing stays in the
+    warm-up context, and the fit is not retried (it is a function of the warm-up prompts)."""
+    held = HeldFit(monkeypatch, fail=True)
+    held.release.set()
+    r = router(warmup=30, background_fit=background)
+    with caplog.at_level("ERROR", logger="pickllm.contexts"):
+        played = play(r, stream(30))
+        wait_fit(r)
+    assert {context for context, _ in played} == {"default"}
+    assert r.pending == 0
+    stats = r.stats().prompt_contexts
+    assert stats is not None
+    assert stats.state == "failed"
+    assert stats.fit_error == "RuntimeError: injected fit failure"
+    assert [rec.getMessage() for rec in caplog.records if rec.name == "pickllm.contexts"] == [
+        "pickllm: the prompt-contexts fit failed, routing stays in the warm-up context: "
+        "RuntimeError: injected fit failure"
+    ]
+    assert {context for context, _ in play(r, stream(20))} == {"default"}
+    assert held.calls == 1
+    assert r.stats().prompt_contexts.warmup_prompts == 30  # type: ignore[union-attr]
+
+
+def test_a_prompt_with_a_lone_surrogate_is_refused() -> None:
+    """UTF-8 cannot encode it, so the mapper could neither fit on it nor assign it: refused
+    before anything is selected (it would otherwise break the fit of the whole warm-up)."""
+    r = router(warmup=30)
+    with pytest.raises(PromptError, match="lone surrogate at index 5"):
+        r.select(prompt="hello\ud800 world")
+    assert r.pending == 0
+    assert r.stats().prompt_contexts.warmup_prompts == 0  # type: ignore[union-attr]
+    assert r.select(prompt="héllo wörld").context == "default"

@@ -15,6 +15,7 @@ state, a fit is only proposed: the replicas adopt the one mapper the shared stat
 from __future__ import annotations
 
 import json
+import logging
 import struct
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
 __all__ = ["ClusterStats", "PromptContexts", "PromptContextsStats"]
 
 _T = TypeVar("_T")
+
+logger = logging.getLogger("pickllm.contexts")
 
 #: The most clusters the core allows (``max_clusters`` is at most this).
 MAX_CLUSTERS = 64
@@ -53,6 +56,11 @@ class PromptContexts(_Config):
             ``"<context>/cluster-<i>"`` instead of the explicit context alone.
         max_prompt_bytes: a longer prompt (UTF-8) is refused with :class:`PromptError` before
             anything is selected.
+        background_fit: fit in a worker thread instead of on the selection that completes the
+            warm-up, so that no selection waits for it (``pickllm serve`` does): selections
+            keep the warm-up context until the fitted clusters are installed. When that happens
+            depends on timing, so a seeded run is reproducible only with the inline fit (the
+            default).
 
     >>> from pickllm import PromptContexts, Router
     >>> router = Router(["small", "large"], seed=1, contexts=PromptContexts(warmup=10))
@@ -66,6 +74,7 @@ class PromptContexts(_Config):
     seed: int = Field(default=0, ge=0, lt=2**64)
     combine: bool = False
     max_prompt_bytes: int = Field(default=1 << 20, ge=1)
+    background_fit: bool = False
 
     def _core_dict(self) -> dict[str, Any]:
         return self.model_dump()
@@ -90,12 +99,28 @@ class PromptContextsStats:
         warmup_prompts: prompts collected so far (``warmup`` once fitted).
         silhouette: the chosen clustering's mean silhouette (None before the fit).
         clusters: one entry per cluster, largest first (empty before the fit).
+        fitting: the warm-up is complete and its fit under way: running in the background
+            (``PromptContexts(background_fit=True)``) or, with shared state, waiting for the
+            shared state to publish a mapper.
+        fit_error: why the fit failed, if it did: the router then keeps routing in the warm-up
+            context (the fit is a function of the warm-up prompts, so it is not retried).
     """
 
     fitted: bool
     warmup_prompts: int
     silhouette: float | None
     clusters: tuple[ClusterStats, ...]
+    fitting: bool = False
+    fit_error: str | None = None
+
+    @property
+    def state(self) -> str:
+        """``"warmup"``, ``"fitting"``, ``"fitted"`` or ``"failed"``."""
+        if self.fitted:
+            return "fitted"
+        if self.fit_error is not None:
+            return "failed"
+        return "fitting" if self.fitting else "warmup"
 
 
 def cluster_context(cluster: int, label: str | None) -> str:
@@ -125,8 +150,15 @@ def prompt_text(prompt: object, max_bytes: int) -> str:
         )
     if not text.strip():
         raise PromptError("prompt must contain text to assign it a context, got an empty prompt")
-    # UTF-8 is at most 4 bytes a character: only a long string needs encoding to be measured.
-    if len(text) * 4 > max_bytes and len(text.encode("utf-8", "surrogatepass")) > max_bytes:
+    size = len(text)
+    if not text.isascii():
+        try:
+            size = len(text.encode("utf-8"))
+        except UnicodeEncodeError as error:  # a lone surrogate, which JSON allows ("\ud800")
+            raise PromptError(
+                f"prompt holds a lone surrogate at index {error.start}; not valid Unicode"
+            ) from None
+    if size > max_bytes:
         raise PromptError(
             f"prompt is longer than max_prompt_bytes={max_bytes} bytes of UTF-8; raise "
             "PromptContexts(max_prompt_bytes=...) to accept it"
@@ -140,12 +172,23 @@ _VERSION = 1
 _HEADER = struct.Struct("<8sIQQ")
 
 
+def fit_prompts(prompts: list[str], config: PromptContexts) -> _core.PromptContextsCore:
+    """Fit the mapper on the warm-up ``prompts`` (in the Rust core, without the GIL). The one
+    place a fit happens, inline or in the background; tests replace it to hold or fail a fit
+    at a known point."""
+    return _core.PromptContextsCore.fit(
+        prompts, config.max_clusters, config.min_silhouette, config.seed
+    )
+
+
 class Mapper:
     """A router's prompt mapper: the warm-up, then the fitted clusters. Thread-safe.
 
-    The lock orders warm-up records, the fit and feedback of warm-up decisions against each
-    other and against snapshots; assignment after the fit takes no lock (the fitted core is
-    immutable)."""
+    The lock orders warm-up records, the fit's installation and feedback of warm-up decisions
+    against each other and against snapshots; assignment after the fit takes no lock (the
+    fitted core is immutable). An inline fit runs under the lock; a background fit
+    (``background_fit``) runs outside it, on the warm-up prompts, which nothing changes while
+    it runs, and takes the lock only to install what it fitted."""
 
     def __init__(self, config: PromptContexts) -> None:
         self.config = config
@@ -164,10 +207,25 @@ class Mapper:
         self._events: list[tuple[int, str | None, str, float, float, float, float]] = []
         # After the fit: warm-up decisions still awaiting feedback -> their cluster's context.
         self._late: dict[int, str] = {}
+        # The background fit running, and why the fit failed (it is then not retried: it is a
+        # function of the warm-up prompts and would fail alike).
+        self._fitting: threading.Thread | None = None
+        self._fit_error: str | None = None
 
     @property
     def fitted(self) -> _core.PromptContextsCore | None:
         return self._fitted
+
+    @property
+    def state(self) -> str:
+        """``"warmup"``, ``"fitting"``, ``"fitted"`` or ``"failed"`` (see
+        :attr:`PromptContextsStats.state`), without building the clusters' stats."""
+        if self._fitted is not None:
+            return "fitted"
+        if self._fit_error is not None:
+            return "failed"
+        under_way = self._fitting is not None or self._proposal is not None
+        return "fitting" if under_way else "warmup"
 
     def context(self, text: str, label: str | None) -> str:
         """The context of ``text``; only called once fitted (the fitted core never goes away)."""
@@ -186,16 +244,22 @@ class Mapper:
         index_holder: list[int] | None,
     ) -> Decision:
         """Select during the warm-up (in ``label``, or the default context) and record the
-        prompt; the prompt that completes the warm-up fits the clusters. ``index_holder``
+        prompt; the prompt that completes the warm-up starts the fit. ``index_holder``
         carries one route call's prompt index across its attempts, so a prompt counts once."""
         with self._lock:
             fitted = self._fitted
             if fitted is not None:  # fitted while this call waited for the lock
                 return select(cluster_context(fitted.assign(text), label), **kwargs)
             decision = select(label, **kwargs)
-            if self._proposal is not None and not index_holder:
-                # Warm-up done, the fit awaits publication: routed as during the warm-up, but
-                # neither kept nor credited later (prompts stay bounded by the warm-up).
+            done = (
+                self._proposal is not None
+                or self._fitting is not None
+                or self._fit_error is not None
+            )
+            if done and not index_holder:
+                # Warm-up done, the fit runs, failed or awaits publication: routed as during
+                # the warm-up, but neither kept nor credited later (prompts stay bounded by the
+                # warm-up).
                 return decision
             if index_holder:
                 index = index_holder[0]
@@ -205,16 +269,52 @@ class Mapper:
                 if index_holder is not None:
                     index_holder.append(index)
             self._warm[decision.id] = (index, label)
-            if len(self._prompts) >= self.config.warmup and self._proposal is None:
+            if len(self._prompts) >= self.config.warmup and not done:
                 self._fit(core)
             return decision
 
     def _fit(self, core: RouterCore) -> None:
-        """Fit; alone, adopt the fit at once, shared, propose it (see ``share``)."""
-        c = self.config
-        fitted = _core.PromptContextsCore.fit(
-            self._prompts, c.max_clusters, c.min_silhouette, c.seed
+        """Fit, inline or in a supervised worker thread; then install (see ``_install``)."""
+        if self.config.background_fit:
+            self._fitting = threading.Thread(
+                target=self._fit_in_background,
+                args=(core, list(self._prompts)),
+                name="pickllm-prompt-contexts-fit",
+                daemon=True,
+            )
+            self._fitting.start()
+            return
+        try:
+            fitted = fit_prompts(self._prompts, self.config)
+        except Exception as error:  # shown in stats and logged; the selection stands
+            self._failed(error)
+            return
+        self._install(core, fitted)
+
+    def _fit_in_background(self, core: RouterCore, prompts: list[str]) -> None:
+        """The background fit: whatever it raises is recorded, never lost with the thread."""
+        try:
+            fitted = fit_prompts(prompts, self.config)
+            with self._lock:
+                self._fitting = None
+                self._install(core, fitted)
+            logger.info(
+                "pickllm: prompt contexts fitted in the background, %d clusters", len(fitted.sizes)
+            )
+        except Exception as error:
+            with self._lock:
+                self._fitting = None
+                self._failed(error)
+
+    def _failed(self, error: Exception) -> None:
+        self._fit_error = f"{type(error).__name__}: {error}"
+        logger.error(
+            "pickllm: the prompt-contexts fit failed, routing stays in the warm-up context: %s",
+            self._fit_error,
         )
+
+    def _install(self, core: RouterCore, fitted: _core.PromptContextsCore) -> None:
+        """Alone, adopt the fit at once; shared, propose it (see ``share``)."""
         if self._shared:
             self._proposal = fitted.to_bytes()
         else:
@@ -239,7 +339,17 @@ class Mapper:
         }
         self._prompts, self._warm, self._events = [], {}, []
         self._proposal = None
+        self._fit_error = None
         self._fitted = fitted
+
+    def wait_fit(self, timeout: float | None = None) -> bool:
+        """Wait for a background fit to end (installed or failed); False if it still runs
+        after ``timeout`` seconds."""
+        thread = self._fitting
+        if thread is not None:
+            thread.join(timeout)
+            return not thread.is_alive()
+        return True
 
     # ==================== Shared state ====================
 
@@ -301,7 +411,10 @@ class Mapper:
     def stats(self) -> PromptContextsStats:
         fitted = self._fitted
         if fitted is None:
-            return PromptContextsStats(False, len(self._prompts), None, ())
+            fitting = self.state == "fitting"
+            return PromptContextsStats(
+                False, len(self._prompts), None, (), fitting, self._fit_error
+            )
         clusters = tuple(
             ClusterStats(cluster_context(i, None), size, tuple(terms))
             for i, (size, terms) in enumerate(zip(fitted.sizes, fitted.terms, strict=True))

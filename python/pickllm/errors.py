@@ -60,4 +60,5 @@ class ArgumentTypeError(PickLLMError, TypeError):
 
 
 class PromptError(PickLLMError, ValueError):
-    """A prompt the context mapper cannot read: empty, or longer than ``max_prompt_bytes``."""
+    """A prompt the context mapper cannot read: empty, longer than ``max_prompt_bytes``, or
+    not valid Unicode (a lone surrogate, which UTF-8 cannot encode)."""

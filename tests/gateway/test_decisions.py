@@ -202,6 +202,8 @@ def test_stats_show_a_routers_prompt_clusters() -> None:
     router = Router(["a", "b"], seed=1, contexts=PromptContexts(warmup=30))
     assert _prompt_contexts(router.stats().prompt_contexts) == {
         "fitted": False,
+        "fitting": False,
+        "fit_error": None,
         "warmup_prompts": 0,
         "silhouette": None,
         "clusters": [],

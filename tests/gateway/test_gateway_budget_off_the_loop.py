@@ -14,15 +14,11 @@ from typing import Any
 import httpx
 import openai
 import pytest
-import uvicorn
 from redis import connection as redis_connection
 
-from gateway_servers import KEY, shared_budget_config
-from pickllm.gateway.app import create_app
-from pickllm.gateway.config import GatewayConfig
+from gateway_servers import KEY, InProcessGateway, shared_budget_config
 from pickllm.state.budget import SharedSpending
-from redis_servers import RedisServer, wait_for
-from servers import free_port
+from redis_servers import RedisServer
 
 LOOP_THREAD = "gateway-loop"
 
@@ -45,26 +41,6 @@ def sync_senders(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     monkeypatch.setattr(redis_connection.AbstractConnection, "send_packed_command", recorded)
     return threads
-
-
-class InProcessGateway:
-    """The gateway app under uvicorn on a thread named ``LOOP_THREAD``."""
-
-    def __init__(self, config: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        app = create_app(GatewayConfig.from_toml(config))
-        self.server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
-        )
-        self.thread = threading.Thread(target=self.server.run, name=LOOP_THREAD, daemon=True)
-        self.thread.start()
-        wait_for(lambda: self.server.started, timeout=60)
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(60)
-        assert not self.thread.is_alive()
 
 
 def config(upstream: str, redis_url: str, budget_timeout: float) -> str:

@@ -77,6 +77,8 @@ def exposition(serve: Serve, upstream: str, tmp_path: Path) -> str:
         .replace("output_price = 0.5", "output_price = 0.5\nmax_tokens = 100")
     )
     config += '\n[routers.capped]\nmodels = ["good", "bad"]\nbudget = { per_context = 100.0 }\n'
+    # Prompt contexts: the state of its mapper (warming up).
+    config += '\n[routers.clustered]\nmodels = ["good"]\ncontexts = { kind = "prompts" }\n'
     gateway: Process = serve(config)
     headers = {"Authorization": f"Bearer {KEY}"}
     url = f"{gateway.url}/v1/chat/completions"

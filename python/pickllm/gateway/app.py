@@ -42,7 +42,12 @@ from pickllm.gateway.dashboard import dashboard_routes
 from pickllm.gateway.decisions import DecisionRecords
 from pickllm.gateway.errors import APIError
 from pickllm.gateway.feedback import DECISION_ID, FeedbackStore, Outcome, Pending, new_decision_id
-from pickllm.gateway.metrics import BREAKER_VALUES, CONTENT_TYPE_LATEST, Metrics
+from pickllm.gateway.metrics import (
+    BREAKER_VALUES,
+    CONTENT_TYPE_LATEST,
+    PROMPT_CONTEXTS_VALUES,
+    Metrics,
+)
 from pickllm.gateway.peers import Peers
 from pickllm.gateway.proxy import Answer, Limits, Stream, Upstream, UpstreamError
 from pickllm.gateway.readiness import Readiness
@@ -207,6 +212,10 @@ class Gateway:
                 self._observe(name, routed, status)
             if routed.router.decision_log is not None:
                 m.decision_log_dropped(name, routed.router.decision_log.dropped)
+            mapper = routed.router._mapper
+            if mapper is not None:
+                state = PROMPT_CONTEXTS_VALUES[mapper.state]
+                m.prompt_contexts.labels(name).set(state)
 
     def unready(self) -> dict[str, str]:
         """Why routers with shared state should get no traffic now, by router (see

@@ -187,7 +187,9 @@ class ContextsConfig(_Section):
     """``contexts = {kind = "prompts", ...}``: contexts discovered from the request's prompt
     when the client names none (:class:`pickllm.PromptContexts`; see docs/contexts.md). The
     other keys are ``PromptContexts`` fields (``warmup``, ``max_clusters``, ``min_silhouette``,
-    ``seed``, ``combine``, ``max_prompt_bytes``), checked by it."""
+    ``seed``, ``combine``, ``max_prompt_bytes``, ``background_fit``), checked by it. The gateway
+    fits in the background by default (``background_fit = true``): the request that completes
+    the warm-up, and every other, never waits for the fit."""
 
     model_config = ConfigDict(frozen=True, extra="allow", strict=True, allow_inf_nan=False)
 
@@ -203,6 +205,7 @@ class ContextsConfig(_Section):
                 f"PromptContexts has no setting {', '.join(map(repr, unknown))}; "
                 f"its settings: {', '.join(known)}"
             )
+        settings.setdefault("background_fit", True)
         return PromptContexts(**settings)
 
 

@@ -30,6 +30,9 @@ _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
 _REWARD_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 #: Breaker states as gauge values: the worst across workers is the largest.
 BREAKER_VALUES = {"closed": 0.0, "half_open": 1.0, "open": 2.0}
+#: Prompt-context states as gauge values: with several workers, the largest is shown (a failed
+#: fit anywhere wins).
+PROMPT_CONTEXTS_VALUES = {"warmup": 0.0, "fitting": 1.0, "fitted": 2.0, "failed": 3.0}
 
 
 class Metrics:
@@ -110,6 +113,14 @@ class Metrics:
             registry=r,
         )
         self._log_dropped_seen: dict[str, int] = {}
+        self.prompt_contexts = Gauge(
+            "pickllm_prompt_contexts_state",
+            'Prompt contexts (routers with contexts = {kind = "prompts"}): 0 warming up, '
+            "1 fitting, 2 fitted, 3 the fit failed (all prompts stay in one context)",
+            ["router"],
+            registry=r,
+            multiprocess_mode="max",
+        )
 
     def decision_log_dropped(self, router: str, dropped: int) -> None:
         """Bring the counter up to ``dropped``, the decision log's own running count (a router

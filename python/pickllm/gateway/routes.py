@@ -150,8 +150,13 @@ class RoutedModels:
             try:
                 context = stack.enter_context(self.router._prompt_scope(text, context))
             except PromptError as error:
+                settings = self.router.prompt_contexts
+                size = len(text.encode("utf-8", "surrogatepass"))
+                long = settings is not None and size > settings.max_prompt_bytes
                 raise APIError(
-                    f"router {self.name!r}: {error}", param="messages", code="prompt_too_long"
+                    f"router {self.name!r}: {error}",
+                    param="messages",
+                    code="prompt_too_long" if long else "invalid_prompt",
                 ) from None
             yield context
 

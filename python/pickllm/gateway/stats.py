@@ -326,6 +326,8 @@ def _prompt_contexts(found: PromptContextsStats | None) -> dict[str, Any] | None
         return None
     return {
         "fitted": found.fitted,
+        "fitting": found.fitting,
+        "fit_error": found.fit_error,
         "warmup_prompts": found.warmup_prompts,
         "silhouette": found.silhouette,
         "clusters": [

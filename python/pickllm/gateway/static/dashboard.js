@@ -200,7 +200,11 @@ function renderClusters(found) {
   if (!found) return;
   $("clusters-note").textContent = found.fitted
     ? `(${found.clusters.length} clusters from ${found.warmup_prompts} prompts)`
-    : `(warming up: ${found.warmup_prompts} prompts so far)`;
+    : found.fit_error
+      ? `(the fit failed, all prompts in one context: ${found.fit_error})`
+      : found.fitting
+        ? `(fitting on ${found.warmup_prompts} prompts)`
+        : `(warming up: ${found.warmup_prompts} prompts so far)`;
   const tbody = $("clusters").tBodies[0];
   tbody.replaceChildren();
   for (const cluster of found.clusters) {
