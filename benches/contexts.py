@@ -1,7 +1,7 @@
 """One global context, the true task labels, or contexts discovered from prompts, on RouterBench.
 
     python benches/contexts.py [--data DIR] [--seeds N] [--queries Q] [--warmup W[,W2...]]
-        [--tasks-differ]
+        [--tasks-differ] [--oracle]
 
 With several warm-ups, each gets its table, then the paired difference of the discovered
 contexts' gap closed between each later warm-up and the first (the same sessions, so the
@@ -19,6 +19,13 @@ accuracy on the row. Three routers per session, each fed the same rows:
   max_clusters=16)``: one context during the warm-up, then the discovered clusters (the warm-up
   feedback replayed into them).
 
+With ``--oracle``, a fourth router per session and warm-up tells the warm-up's cost from the
+clustering's: the true labels *after* a warm-up of W queries in one context whose feedback is
+then replayed into the labels, exactly what the prompts router does, but with clusters that
+are the labels by construction (a perfect mapper). Printed per session: discovered minus this
+oracle (what the clustering and assignment cost) and the oracle minus the labels (what the
+warm-up costs), each with its standard error.
+
 Gap closed, per session, over all its queries: (reward - random) / (best fixed per task -
 random), where *random* is the expected reward of a uniform pick on the same rows and *best fixed
 per task* what the best model of each task family in hindsight (on the session's rows) earns:
@@ -31,11 +38,13 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import random
 import statistics
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
-from pickllm import PromptContexts, Reward
+from pickllm import PromptContexts, Reward, Router
 from pickllm.replay.contexts import PromptRow, compare_contexts, load_prompt_rows
 
 ACCURACY_ONLY = Reward(accuracy=1.0, cost=0.0, latency=0.0)
@@ -53,6 +62,44 @@ def rotated(rows: list[PromptRow], models: int) -> list[PromptRow]:
         accuracy = tuple(r.accuracy[(i + shift) % models] for i in range(models))
         out.append(PromptRow(r.prompt, r.label, accuracy, r.cost))
     return out
+
+
+def oracle_gap_closed(
+    models: Sequence[str], rows: Sequence[PromptRow], seed: int, warmup: int
+) -> float:
+    """The gap closed by the true labels after a one-context warm-up replayed into them (the
+    prompts router with a perfect mapper; see the module docs), with the same ratio as
+    :func:`pickllm.replay.contexts.session_gap_closed`."""
+    rewards = [
+        [ACCURACY_ONLY.compute(accuracy=a, cost=0.0, latency=0.0) for a in r.accuracy] for r in rows
+    ]
+    random_reward = sum(statistics.fmean(values) for values in rewards)
+    per_label: dict[str, list[float]] = {}
+    for r, values in zip(rows, rewards, strict=True):
+        sums = per_label.setdefault(r.label, [0.0] * len(models))
+        for i, value in enumerate(values):
+            sums[i] += value
+    gap = sum(max(sums) for sums in per_label.values()) - random_reward
+    router = Router(list(models), reward=ACCURACY_ONLY, seed=seed)
+    index = {m: i for i, m in enumerate(models)}
+    warm: list[tuple[str, str, float, float, float]] = []
+    total = 0.0
+    for n, r in enumerate(rows):
+        decision = router.select() if n < warmup else router.select(r.label)
+        i = index[decision.model]
+        total += router.feedback(decision, accuracy=r.accuracy[i], cost=r.cost[i])
+        if n < warmup:
+            warm.append((r.label, decision.model, r.accuracy[i], r.cost[i], decision.probability))
+        if n == warmup - 1:  # the warm-up's feedback, replayed into the labels, in order
+            for label, model, accuracy, cost, probability in warm:
+                router.observe(label, model, accuracy=accuracy, cost=cost, probability=probability)
+    return (total - random_reward) / gap if gap > 0 else 1.0
+
+
+def paired(a: Sequence[float], b: Sequence[float]) -> str:
+    d = [x - y for x, y in zip(a, b, strict=True)]
+    error = statistics.stdev(d) / math.sqrt(len(d)) if len(d) > 1 else math.nan
+    return f"{100 * statistics.fmean(d):+.2f} points (standard error {100 * error:.2f})"
 
 
 def main() -> None:
@@ -73,6 +120,11 @@ def main() -> None:
         "--tasks-differ",
         action="store_true",
         help="rotate the models' accuracy columns per task so that each task has another best",
+    )
+    parser.add_argument(
+        "--oracle",
+        action="store_true",
+        help="also replay the labels after a one-context warm-up (a perfect mapper)",
     )
     args = parser.parse_args()
     models, rows, _ = load_prompt_rows(args.data / "routerbench")
@@ -97,13 +149,23 @@ def main() -> None:
         print(f"\nwarm-up {warmup} ({time.perf_counter() - started:.0f} s)\n")
         print(result.table())
         discovered[warmup] = result.gap_closed["prompts"]
+        if args.oracle:
+            oracle = []
+            for session in range(args.seeds):  # the sessions of compare_contexts (seed 0)
+                order = list(rows)
+                random.Random(session).shuffle(order)
+                oracle.append(oracle_gap_closed(models, order[: args.queries], session, warmup))
+            print(
+                "\noracle (labels after the warm-up, replayed): "
+                f"{100 * statistics.fmean(oracle):.1f}%; "
+                f"discovered minus oracle {paired(result.gap_closed['prompts'], oracle)}; "
+                f"oracle minus labels {paired(oracle, result.gap_closed['labels'])}"
+            )
     first = args.warmup[0]
     for warmup in args.warmup[1:]:
-        d = [b - a for a, b in zip(discovered[first], discovered[warmup], strict=True)]
-        error = statistics.stdev(d) / math.sqrt(len(d)) if len(d) > 1 else math.nan
         print(
             f"\ndiscovered, warm-up {warmup} minus warm-up {first}, per session: "
-            f"{100 * statistics.fmean(d):+.2f} points (standard error {100 * error:.2f})"
+            f"{paired(discovered[warmup], discovered[first])}"
         )
 
 
