@@ -248,16 +248,19 @@ def test_warmup_decisions_answered_after_the_fit_credit_their_cluster() -> None:
     assert after[changed[0]] == before[changed[0]] + 1
 
 
-def test_a_shared_fit_is_proposed_and_used_only_once_adopted() -> None:
-    """With shared state the fit completing the warm-up is only proposed; routing stays in the
-    warm-up context (past prompts neither kept nor credited) until the published mapper is
-    adopted, which credits the warm-up feedback to its clusters. (Publication itself is
-    tested with processes in tests/state/test_shared_prompt_contexts.py.)"""
-    r = router(warmup=30)
+@pytest.mark.parametrize("background", [False, True])
+def test_a_shared_fit_is_proposed_and_used_only_once_adopted(background: bool) -> None:
+    """With shared state the fit completing the warm-up (inline or in the background) is only
+    proposed; routing stays in the warm-up context (past prompts neither kept nor credited)
+    until the published mapper is adopted, which credits the warm-up feedback to its clusters.
+    (Publication itself is tested with processes in tests/state/test_shared_prompt_contexts.py.)"""
+    r = router(warmup=30, background_fit=background)
     mapper = r._mapper
     assert mapper is not None
     mapper.share(r._core)
     assert {context for context, _ in play(r, stream(40))} == {"default"}
+    wait_fit(r)
+    assert mapper.state == "fitting", "fitted, waiting for publication"
     offer = mapper.offer()
     assert mapper.fitted is None
     assert offer is not None
@@ -495,3 +498,27 @@ def test_a_prompt_with_a_lone_surrogate_is_refused() -> None:
     assert r.pending == 0
     assert r.stats().prompt_contexts.warmup_prompts == 0  # type: ignore[union-attr]
     assert r.select(prompt="héllo wörld").context == "default"
+
+
+def test_a_published_mapper_adopted_during_a_background_fit_wins(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With shared state, another replica's mapper may be published while this replica's own
+    fit still runs: adopted at once, and the late fit neither replaces it nor is proposed."""
+    other = router(warmup=30)
+    play(other, stream(30))
+    published = other._mapper.fitted.to_bytes()  # type: ignore[union-attr]
+    held = HeldFit(monkeypatch)
+    r = router(warmup=30, background_fit=True)
+    mapper = r._mapper
+    assert mapper is not None
+    mapper.share(r._core)
+    play(r, iter(list(stream(60))[30:]))  # other prompts: its own fit would differ
+    assert held.started.wait(60)
+    mapper.adopt(published)
+    assert mapper.state == "fitted"
+    held.release.set()
+    wait_fit(r)
+    assert mapper.state == "fitted"
+    assert mapper.offer() == published
+    assert mapper._proposal is None

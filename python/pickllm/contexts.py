@@ -297,7 +297,8 @@ class Mapper:
             fitted = fit_prompts(prompts, self.config)
             with self._lock:
                 self._fitting = None
-                self._install(core, fitted)
+                if self._fitted is None:  # with shared state, a published mapper may have won
+                    self._install(core, fitted)
             logger.info(
                 "pickllm: prompt contexts fitted in the background, %d clusters", len(fitted.sizes)
             )
