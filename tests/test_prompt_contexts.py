@@ -83,7 +83,7 @@ def play(r: Router, queries: Iterator[tuple[str, int]]) -> list[tuple[str, str]]
 
 def test_defaults_and_validation() -> None:
     config = PromptContexts()
-    assert (config.warmup, config.max_clusters, config.combine) == (500, 16, False)
+    assert (config.warmup, config.max_clusters, config.combine) == (200, 16, False)
     for bad in (
         {"warmup": 5},
         {"warmup": 30.0},

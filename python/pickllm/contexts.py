@@ -68,7 +68,7 @@ class PromptContexts(_Config):
     'default'
     """
 
-    warmup: int = Field(default=500, ge=10, le=10_000)
+    warmup: int = Field(default=200, ge=10, le=10_000)
     max_clusters: int = Field(default=16, ge=1, le=MAX_CLUSTERS)
     min_silhouette: float = Field(default=0.05, ge=-1.0, le=1.0)
     seed: int = Field(default=0, ge=0, lt=2**64)
