@@ -92,7 +92,10 @@ def oracle_gap_closed(
             warm.append((r.label, decision.model, r.accuracy[i], r.cost[i], decision.probability))
         if n == warmup - 1:  # the warm-up's feedback, replayed into the labels, in order
             for label, model, accuracy, cost, probability in warm:
-                router.observe(label, model, accuracy=accuracy, cost=cost, probability=probability)
+                # As the prompt mapper credits it: learned again, but not pooled again.
+                router._core.credit(
+                    label, model, accuracy=accuracy, cost=cost, probability=probability
+                )
     return (total - random_reward) / gap if gap > 0 else 1.0
 
 

@@ -360,11 +360,7 @@ impl Router {
         probability: Option<f64>,
     ) -> Result<f64> {
         let (arm, reward) = self.assess(model, observation, probability)?;
-        let fresh = &self.fresh;
-        let index = self
-            .contexts
-            .get_or_insert_for_learning(context, || Learner::new(fresh.clone()))
-            .ok_or_else(|| Error::parameter("context", context, "one of at most 2^32 contexts"))?;
+        let index = self.slot_for_learning(context)?;
         let Some(learner) = self.contexts.learner(index) else {
             return Err(Error::parameter("context", context, "a context of this router"));
         };
@@ -374,6 +370,28 @@ impl Router {
             learner.probabilities(&self.config.policy, Some(&self.evidence))[arm].max(f64::MIN_POSITIVE)
         });
         self.learn(index, arm, reward, propensity);
+        self.observed = self.observed.saturating_add(1);
+        Ok(reward)
+    }
+
+    /// The slot of `context` for learning, created (from the prior) if new.
+    fn slot_for_learning(&mut self, context: &str) -> Result<u32> {
+        let fresh = &self.fresh;
+        self.contexts
+            .get_or_insert_for_learning(context, || Learner::new(fresh.clone()))
+            .ok_or_else(|| Error::parameter("context", context, "one of at most 2^32 contexts"))
+    }
+
+    /// Learn in `context` from an outcome this router has already learned from in another
+    /// context: a prompt-context warm-up decision's feedback, learned in the warm-up context,
+    /// then credited to its prompt's cluster. Like [`Router::observe`] with a known
+    /// `probability`, except that the pooled evidence (the `share` prior), which holds the
+    /// outcome already, does not record it again: counted twice, one unlucky warm-up answer
+    /// would weigh as two in every context's prior.
+    pub fn credit(&mut self, context: &str, model: &str, observation: Observation, probability: f64) -> Result<f64> {
+        let (arm, reward) = self.assess(model, observation, Some(probability))?;
+        let index = self.slot_for_learning(context)?;
+        self.learn_in(index, arm, reward, probability, false);
         self.observed = self.observed.saturating_add(1);
         Ok(reward)
     }
@@ -412,11 +430,19 @@ impl Router {
     /// that learned state is the same function of the ordered events everywhere. `reward` is in
     /// [0, 1], `propensity` the probability the model had of being chosen, in (0, 1].
     pub(crate) fn learn(&mut self, context: u32, arm: usize, reward: f64, propensity: f64) {
+        self.learn_in(context, arm, reward, propensity, true);
+    }
+
+    /// [`Router::learn`], recording the pooled evidence only if `pooled` (see
+    /// [`Router::credit`]).
+    fn learn_in(&mut self, context: u32, arm: usize, reward: f64, propensity: f64, pooled: bool) {
         if let Some(learner) = self.contexts.learner_mut(context) {
             if learner.learn(&self.config.policy, arm, reward, propensity) {
                 self.changes = self.changes.saturating_add(1);
             }
-            self.evidence.record(arm, reward, self.config.policy.discount());
+            if pooled {
+                self.evidence.record(arm, reward, self.config.policy.discount());
+            }
             // Every learning event (feedback, observe) orders the contexts `max_contexts` keeps.
             self.contexts.learned_at(context);
         }
@@ -730,6 +756,24 @@ pub(crate) mod tests {
         let mut c = config(automaton());
         c.prior = Some(vec![1.0, 2.0]);
         assert!(Router::new(c, 0).is_err());
+    }
+
+    /// `credit` learns in its context as `observe` does, but leaves the pooled evidence alone
+    /// (the outcome was pooled when first learned); bad input changes nothing.
+    #[test]
+    fn credit_learns_in_its_context_without_pooling_again() {
+        let mut observed = Router::new(config(q()), 3).unwrap();
+        observed.observe("warm", "b", good(), Some(0.5)).unwrap();
+        let mut credited = observed.clone();
+        observed.observe("cluster", "b", good(), Some(0.5)).unwrap();
+        credited.credit("cluster", "b", good(), 0.5).unwrap();
+        assert_eq!(credited.feedback_counts("cluster"), observed.feedback_counts("cluster"));
+        assert_eq!(credited.evidence.counts, vec![0.0, 1.0, 0.0], "pooled once");
+        assert_eq!(observed.evidence.counts, vec![0.0, 2.0, 0.0]);
+        let before = credited.clone();
+        assert!(credited.credit("cluster", "z", good(), 0.5).is_err());
+        assert!(credited.credit("cluster", "b", good(), 0.0).is_err());
+        assert!(credited == before);
     }
 
     /// The last-context hint must never change a decision: a router that forgets it before

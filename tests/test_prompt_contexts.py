@@ -522,3 +522,42 @@ def test_a_published_mapper_adopted_during_a_background_fit_wins(
     assert mapper.state == "fitted"
     assert mapper.offer() == published
     assert mapper._proposal is None
+
+
+def test_the_replay_learns_in_the_clusters_without_pooling_the_warmup_again() -> None:
+    """Each warm-up feedback is learned in the warm-up context (and pooled there, in the
+    evidence the ``share`` prior reads), then credited to its cluster without being pooled a
+    second time: the router's learned state equals a plain router's that learned the warm-up
+    in the default context and ``credit``-ed each outcome to its cluster, at the same points
+    (the replay when the last warm-up prompt is selected, its own feedback on arrival);
+    crediting with ``observe`` (pooled twice) gives another state."""
+    policy = UCB(share=5.0, floor=0.0, detect_changes=None)
+    r = Router(list(MODELS), policy=policy, reward=ACCURACY_ONLY, seed=11,
+               contexts=PromptContexts(warmup=30, max_clusters=6))  # fmt: skip
+    once = Router(list(MODELS), policy=policy, reward=ACCURACY_ONLY, seed=11)
+    twice = Router(list(MODELS), policy=policy, reward=ACCURACY_ONLY, seed=11)
+    events: list[tuple[str, str, float, float]] = []
+
+    def credit(text: str, model: str, accuracy: float, probability: float) -> None:
+        mapper = r._mapper
+        assert mapper is not None
+        cluster = mapper.context(text, None)
+        once._core.credit(cluster, model, accuracy=accuracy, probability=probability)
+        twice._core.observe(cluster, model, accuracy=accuracy, probability=probability)
+
+    for text, task in stream(30):
+        d = r.select(prompt=text)
+        plain = [p.select() for p in (once, twice)]
+        assert all((p.model, p.probability) == (d.model, d.probability) for p in plain)
+        if len(events) == 29:  # this selection completed the warm-up: the replay
+            for event in events:
+                credit(*event)
+        accuracy = float(d.model == MODELS[task])
+        r.feedback(d, accuracy=accuracy)
+        for router_, decision in zip((once, twice), plain, strict=True):
+            router_.feedback(decision, accuracy=accuracy)
+        events.append((text, d.model, accuracy, d.probability))
+    credit(*events[-1])  # the last warm-up decision, answered after the fit
+    assert r.stats().prompt_contexts.fitted  # type: ignore[union-attr]
+    assert r._core.learned() == once._core.learned()
+    assert r._core.learned() != twice._core.learned()

@@ -75,6 +75,16 @@ class RouterCore:
         latency: float = 0.0,
         probability: float | None = None,
     ) -> float: ...
+    def credit(
+        self,
+        context: str,
+        model: str,
+        *,
+        accuracy: float,
+        cost: float = 0.0,
+        latency: float = 0.0,
+        probability: float,
+    ) -> float: ...
     def share(self, replica: str, buffer: int) -> Outbox: ...
     def apply_entry(self, blob: bytes, seen: dict[str, int]) -> tuple[int, int, int]: ...
     def learned(self) -> bytes: ...

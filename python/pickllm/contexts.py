@@ -326,14 +326,8 @@ class Mapper:
         (with shared state, as events published like any other), forget the prompts."""
         clusters = [fitted.assign(p) for p in self._prompts]
         for index, label, model, accuracy, cost, latency, probability in self._events:
-            core.observe(
-                cluster_context(clusters[index], label),
-                model,
-                accuracy=accuracy,
-                cost=cost,
-                latency=latency,
-                probability=probability,
-            )
+            context = cluster_context(clusters[index], label)
+            self._credit(core, context, model, accuracy, cost, latency, probability)
         self._late = {
             id_: cluster_context(clusters[index], label)
             for id_, (index, label) in self._warm.items()
@@ -399,15 +393,43 @@ class Mapper:
                     (index, label, decision.model, accuracy, cost, latency, decision.probability)
                 )
             elif id_ in self._late:
-                core.observe(
-                    self._late.pop(id_),
-                    decision.model,
-                    accuracy=accuracy,
-                    cost=cost,
-                    latency=latency,
-                    probability=decision.probability,
-                )
+                context = self._late.pop(id_)
+                args = (decision.model, accuracy, cost, latency, decision.probability)
+                self._credit(core, context, *args)
             return reward
+
+    def _credit(
+        self,
+        core: RouterCore,
+        context: str,
+        model: str,
+        accuracy: float,
+        cost: float,
+        latency: float,
+        probability: float,
+    ) -> None:
+        """Credit a warm-up decision's feedback, already learned in the warm-up context, to its
+        cluster. Alone, the pooled evidence (the ``share`` prior) is not fed it a second time
+        (``credit``); with shared state it is published as an observation, which every replica
+        learns alike, pooled again (the shared log's events have no unpooled kind)."""
+        if self._shared:
+            core.observe(
+                context,
+                model,
+                accuracy=accuracy,
+                cost=cost,
+                latency=latency,
+                probability=probability,
+            )
+        else:
+            core.credit(
+                context,
+                model,
+                accuracy=accuracy,
+                cost=cost,
+                latency=latency,
+                probability=probability,
+            )
 
     def stats(self) -> PromptContextsStats:
         fitted = self._fitted

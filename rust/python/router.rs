@@ -332,6 +332,39 @@ impl PyRouterCore {
         })
     }
 
+    /// Learn in `context` from an outcome already learned from in another context, without
+    /// pooling it again (`Router::credit`): the prompt mapper's replay of warm-up feedback into
+    /// clusters. For a router that learns alone: with shared state the replay is published as
+    /// observations (`observe`), so a shared router refuses this.
+    #[pyo3(
+        signature = (context, model, *, accuracy, cost = Optional::Absent, latency = Optional::Absent, probability),
+        text_signature = "($self, context, model, *, accuracy, cost=0.0, latency=0.0, probability)"
+    )]
+    #[allow(clippy::too_many_arguments)] // the Python signature, keyword arguments included
+    fn credit(
+        &self,
+        py: Python<'_>,
+        context: &Bound<'_, PyAny>,
+        model: &Bound<'_, PyAny>,
+        accuracy: &Bound<'_, PyAny>,
+        cost: Optional<'_>,
+        latency: Optional<'_>,
+        probability: &Bound<'_, PyAny>,
+    ) -> PyResult<f64> {
+        if self.outbox.get().is_some() {
+            return Err(internal("credit() on a router that shares its state"));
+        }
+        let context = utf8(py, "context", as_str(py, "context", context)?)?;
+        let model = utf8(py, "model", as_str(py, "model", model)?)?;
+        let observation = Observation::new(
+            as_f64(py, "accuracy", accuracy)?,
+            cost.as_f64_or(py, "cost", 0.0)?,
+            latency.as_f64_or(py, "latency", 0.0)?,
+        )?;
+        let probability = as_f64(py, "probability", probability)?;
+        self.with(|router| router.credit(context, model, observation, probability))
+    }
+
     /// Share the learned state as replica `replica`: from now on `feedback` and `observe` learn
     /// nothing here but settle, check and queue their events (at most `buffer` unacknowledged;
     /// beyond that dropped and counted) in the returned outbox, which a publisher sends to the
