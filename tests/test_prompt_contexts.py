@@ -450,6 +450,33 @@ def test_a_background_fit_holds_no_selection_then_credits_the_warmup(
     }
 
 
+def test_a_background_fit_is_fitting_until_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """While the fitted clusters are being installed (the warm-up's feedback credited), the
+    mapper still says "fitting" and ``wait_fit`` still waits: never "warmup" in between (a CI
+    run once saw a fit ended and not yet installed, reported as the warm-up)."""
+    r = router(warmup=30, background_fit=True)
+    mapper = r._mapper
+    assert mapper is not None
+    adopt = mapper._adopt
+    installing, release = threading.Event(), threading.Event()
+
+    def held_adopt(*args: object) -> None:
+        installing.set()
+        assert release.wait(60), "the test never released the installation"
+        adopt(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(mapper, "_adopt", held_adopt)
+    play(r, stream(30))
+    assert installing.wait(60)
+    assert mapper.state == "fitting"
+    assert not mapper.wait_fit(0), "wait_fit returned before the clusters were installed"
+    release.set()
+    wait_fit(r)
+    stats = r.stats().prompt_contexts
+    assert stats is not None
+    assert (stats.fitted, stats.state) == (True, "fitted")
+
+
 def test_a_background_fit_waited_for_learns_what_the_inline_fit_does() -> None:
     """With nothing routed while it runs, a background fit installs the same clusters with the
     same credited feedback as the inline fit: the two routers then decide alike."""

@@ -293,19 +293,26 @@ class Mapper:
 
     def _fit_in_background(self, core: RouterCore, prompts: list[str]) -> None:
         """The background fit: whatever it raises is recorded, never lost with the thread."""
+        # ``_fitting`` is cleared last, under the lock: until the fit is installed (or its
+        # failure recorded) the state stays "fitting" and ``wait_fit`` waits, never "warmup".
         try:
-            fitted = fit_prompts(prompts, self.config)
-            with self._lock:
-                self._fitting = None
-                if self._fitted is None:  # with shared state, a published mapper may have won
+            fitted: _core.PromptContextsCore | None = fit_prompts(prompts, self.config)
+            failure: Exception | None = None
+        except Exception as error:
+            fitted, failure = None, error
+        with self._lock:
+            if fitted is not None and self._fitted is None:  # shared: one may have won
+                try:
                     self._install(core, fitted)
+                except Exception as error:
+                    failure = error
+            if failure is not None:
+                self._failed(failure)
+            self._fitting = None
+        if fitted is not None and failure is None:
             logger.info(
                 "pickllm: prompt contexts fitted in the background, %d clusters", len(fitted.sizes)
             )
-        except Exception as error:
-            with self._lock:
-                self._fitting = None
-                self._failed(error)
 
     def _failed(self, error: Exception) -> None:
         self._fit_error = f"{type(error).__name__}: {error}"
