@@ -466,12 +466,17 @@ def test_a_background_fit_is_fitting_until_installed(monkeypatch: pytest.MonkeyP
         adopt(*args)  # type: ignore[arg-type]
 
     monkeypatch.setattr(mapper, "_adopt", held_adopt)
-    play(r, stream(30))
+    queries = list(stream(30))
+    play(r, iter(queries[:29]))
+    # The last warm-up prompt starts the fit; its feedback waits: the held installation holds
+    # the mapper's lock, which feedback takes. Nothing below takes it.
+    last = r.select(prompt=queries[29][0])
     assert installing.wait(60)
     assert mapper.state == "fitting"
     assert not mapper.wait_fit(0), "wait_fit returned before the clusters were installed"
     release.set()
     wait_fit(r)
+    r.feedback(last, accuracy=1.0)
     stats = r.stats().prompt_contexts
     assert stats is not None
     assert (stats.fitted, stats.state) == (True, "fitted")
