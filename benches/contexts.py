@@ -45,7 +45,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pickllm import PromptContexts, Reward, Router
-from pickllm.replay.contexts import PromptRow, compare_contexts, load_prompt_rows
+from pickllm.replay.contexts import GapBounds, PromptRow, compare_contexts, load_prompt_rows
 
 ACCURACY_ONLY = Reward(accuracy=1.0, cost=0.0, latency=0.0)
 
@@ -70,16 +70,7 @@ def oracle_gap_closed(
     """The gap closed by the true labels after a one-context warm-up replayed into them (the
     prompts router with a perfect mapper; see the module docs), with the same ratio as
     :func:`pickllm.replay.contexts.session_gap_closed`."""
-    rewards = [
-        [ACCURACY_ONLY.compute(accuracy=a, cost=0.0, latency=0.0) for a in r.accuracy] for r in rows
-    ]
-    random_reward = sum(statistics.fmean(values) for values in rewards)
-    per_label: dict[str, list[float]] = {}
-    for r, values in zip(rows, rewards, strict=True):
-        sums = per_label.setdefault(r.label, [0.0] * len(models))
-        for i, value in enumerate(values):
-            sums[i] += value
-    gap = sum(max(sums) for sums in per_label.values()) - random_reward
+    bounds = GapBounds.of(rows, ACCURACY_ONLY)
     router = Router(list(models), reward=ACCURACY_ONLY, seed=seed)
     index = {m: i for i, m in enumerate(models)}
     warm: list[tuple[str, str, float, float, float]] = []
@@ -96,7 +87,7 @@ def oracle_gap_closed(
                 router._core.credit(
                     label, model, accuracy=accuracy, cost=cost, probability=probability
                 )
-    return (total - random_reward) / gap if gap > 0 else 1.0
+    return bounds.closed(total)
 
 
 def paired(a: Sequence[float], b: Sequence[float]) -> str:

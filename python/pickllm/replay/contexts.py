@@ -46,6 +46,7 @@ from pickllm.router import Router
 __all__ = [
     "STRATEGIES",
     "ContextsComparison",
+    "GapBounds",
     "PromptRow",
     "compare_contexts",
     "load_prompt_rows",
@@ -143,6 +144,38 @@ def _row(
     return PromptRow(prompt, label.strip(), tuple(accuracy), tuple(cost))
 
 
+@dataclass(frozen=True, slots=True)
+class GapBounds:
+    """What a session's gap closed is measured between, on its rows: the expected reward of a
+    uniform pick (``random``) and what each label's best model in hindsight earns (``best``)."""
+
+    random: float
+    best: float
+
+    @classmethod
+    def of(cls, rows: Sequence[PromptRow], reward: Reward) -> GapBounds:
+        rewards = [
+            [
+                reward.compute(accuracy=a, cost=c, latency=0.0)
+                for a, c in zip(r.accuracy, r.cost, strict=True)
+            ]
+            for r in rows
+        ]
+        per_label: dict[str, list[float]] = {}
+        for r, values in zip(rows, rewards, strict=True):
+            sums = per_label.setdefault(r.label, [0.0] * len(values))
+            for i, value in enumerate(values):
+                sums[i] += value
+        best = sum(max(sums) for sums in per_label.values())
+        return cls(sum(statistics.fmean(values) for values in rewards), best)
+
+    def closed(self, total: float) -> float:
+        """The share of the gap a session earning ``total`` closed."""
+        gap = self.best - self.random
+        # A session whose models all earn the same leaves no gap: nothing to close, all closed.
+        return (total - self.random) / gap if gap > 0 else 1.0
+
+
 def session_gap_closed(
     models: Sequence[str],
     rows: Sequence[PromptRow],
@@ -154,20 +187,7 @@ def session_gap_closed(
 ) -> tuple[dict[str, float], Router]:
     """Each strategy's gap closed on ``rows`` in this order, and the prompts router (for its
     clusters). Every router is seeded with ``seed``."""
-    rewards = [
-        [
-            reward.compute(accuracy=a, cost=c, latency=0.0)
-            for a, c in zip(r.accuracy, r.cost, strict=True)
-        ]
-        for r in rows
-    ]
-    random_reward = sum(statistics.fmean(values) for values in rewards)
-    per_label: dict[str, list[float]] = {}
-    for r, values in zip(rows, rewards, strict=True):
-        sums = per_label.setdefault(r.label, [0.0] * len(models))
-        for i, value in enumerate(values):
-            sums[i] += value
-    gap = sum(max(sums) for sums in per_label.values()) - random_reward
+    bounds = GapBounds.of(rows, reward)
     index = {m: i for i, m in enumerate(models)}
     gaps: dict[str, float] = {}
     prompts_router: Router | None = None
@@ -189,8 +209,7 @@ def session_gap_closed(
                 decision = router.select(prompt=r.prompt)
             i = index[decision.model]
             total += router.feedback(decision, accuracy=r.accuracy[i], cost=r.cost[i])
-        # A session whose models all earn the same leaves no gap: nothing to close, all closed.
-        gaps[strategy] = (total - random_reward) / gap if gap > 0 else 1.0
+        gaps[strategy] = bounds.closed(total)
         if strategy == "prompts":
             prompts_router = router
     assert prompts_router is not None
