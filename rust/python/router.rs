@@ -175,6 +175,26 @@ fn as_f64(py: Python<'_>, argument: &str, value: &Bound<'_, PyAny>) -> PyResult<
         .map_err(|_| wrong_type(py, argument, "a number", value))
 }
 
+/// An outcome given by names, as `observe` and `credit` take it: the context's and the model's
+/// names and the observation, checked in this order (the first bad argument is the one named).
+fn outcome<'a, 'py>(
+    py: Python<'py>,
+    context: &'a Bound<'py, PyAny>,
+    model: &'a Bound<'py, PyAny>,
+    accuracy: &Bound<'py, PyAny>,
+    cost: &Optional<'py>,
+    latency: &Optional<'py>,
+) -> PyResult<(&'a str, &'a str, Observation)> {
+    let context = utf8(py, "context", as_str(py, "context", context)?)?;
+    let model = utf8(py, "model", as_str(py, "model", model)?)?;
+    let observation = Observation::new(
+        as_f64(py, "accuracy", accuracy)?,
+        cost.as_f64_or(py, "cost", 0.0)?,
+        latency.as_f64_or(py, "latency", 0.0)?,
+    )?;
+    Ok((context, model, observation))
+}
+
 /// An optional argument: absent (its default applies) or given, whatever it is. Unlike
 /// `Option`, an explicit `None` counts as given, so it is rejected with `ArgumentTypeError` like
 /// any other non-number, exactly as when the argument is required.
@@ -311,13 +331,7 @@ impl PyRouterCore {
         latency: Optional<'_>,
         probability: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<f64> {
-        let context = utf8(py, "context", as_str(py, "context", context)?)?;
-        let model = utf8(py, "model", as_str(py, "model", model)?)?;
-        let observation = Observation::new(
-            as_f64(py, "accuracy", accuracy)?,
-            cost.as_f64_or(py, "cost", 0.0)?,
-            latency.as_f64_or(py, "latency", 0.0)?,
-        )?;
+        let (context, model, observation) = outcome(py, context, model, accuracy, &cost, &latency)?;
         let probability = match probability {
             Some(value) if !value.is_none() => Some(as_f64(py, "probability", value)?),
             _ => None,
@@ -354,13 +368,7 @@ impl PyRouterCore {
         if self.outbox.get().is_some() {
             return Err(internal("credit() on a router that shares its state"));
         }
-        let context = utf8(py, "context", as_str(py, "context", context)?)?;
-        let model = utf8(py, "model", as_str(py, "model", model)?)?;
-        let observation = Observation::new(
-            as_f64(py, "accuracy", accuracy)?,
-            cost.as_f64_or(py, "cost", 0.0)?,
-            latency.as_f64_or(py, "latency", 0.0)?,
-        )?;
+        let (context, model, observation) = outcome(py, context, model, accuracy, &cost, &latency)?;
         let probability = as_f64(py, "probability", probability)?;
         self.with(|router| router.credit(context, model, observation, probability))
     }
